@@ -1,0 +1,59 @@
+// ntk/core/kernel.h: infinite-width NNGP (K) and NTK (Theta) kernels of a
+// fully connected network in NTK parameterization (MODEL.md section 1).
+//
+// Every function here is pure: it reads its inputs and writes its outputs.
+// Thread safety: safe to call concurrently. Functions use all cores (OpenMP
+// and the BLAS) for large inputs.
+//
+// The conventions are those of neural-tangents'
+// stax.serial(Dense(W_std, b_std, parameterization='ntk'), Relu/Erf, ...,
+// Dense(...)) with W_std^2 = weight_variance, b_std^2 = bias_variance and
+// `depth` hidden layers.
+#ifndef NTK_CORE_KERNEL_H_
+#define NTK_CORE_KERNEL_H_
+
+#include <Eigen/Dense>
+
+#include "absl/status/status.h"
+
+namespace ntk {
+
+enum class Activation { kRelu = 1, kErf = 2 };
+
+struct KernelSpec {
+  Activation activation = Activation::kRelu;
+  int depth = 1;                 // hidden layers L >= 1
+  double weight_variance = 2.0;  // sw^2 > 0
+  double bias_variance = 0.0;    // sb^2 >= 0
+};
+
+inline constexpr int kMaxDepth = 100;
+
+// OK, or INVALID_ARGUMENT naming the field ("spec.kernel.depth: ...").
+absl::Status ValidateKernelSpec(const KernelSpec& spec);
+
+// The NNGP kernel K and the NTK Theta between two sets of points.
+struct KernelMatrices {
+  Eigen::MatrixXd nngp;  // K
+  Eigen::MatrixXd ntk;   // Theta
+};
+
+// Cross kernels between the rows of x1 (N x d) and x2 (M x d): N x M each.
+// REQUIRES: ValidateKernelSpec(spec).ok(), x1.cols() == x2.cols(), finite.
+KernelMatrices CrossKernels(const KernelSpec& spec, const Eigen::MatrixXd& x1,
+                            const Eigen::MatrixXd& x2);
+
+// K(X, X) and Theta(X, X) for the rows of x (N x N, exactly symmetric, the
+// diagonal computed with rho = 1 exactly). Cheaper than CrossKernels(x, x).
+KernelMatrices TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x);
+
+// Only the diagonals K(x, x), Theta(x, x) of the rows of x: O(N d).
+struct KernelDiagonal {
+  Eigen::VectorXd nngp;
+  Eigen::VectorXd ntk;
+};
+KernelDiagonal DiagonalKernels(const KernelSpec& spec, const Eigen::MatrixXd& x);
+
+}  // namespace ntk
+
+#endif  // NTK_CORE_KERNEL_H_

@@ -1,0 +1,165 @@
+// ntk/core/model.h: a fitted NTK classification model (MODEL.md 2-4).
+//
+//   absl::StatusOr<std::unique_ptr<FittedModel>> m = FittedModel::Fit(spec, data);
+//   absl::StatusOr<Prediction> p = (*m)->Predict(queries);
+//   absl::StatusOr<std::vector<PointDistribution>> d =
+//       (*m)->PredictDistribution(queries, {DistributionMethod::kLinearized});
+//
+// Fit does all O(N^3) work that Predict needs; factors that only
+// PredictDistribution needs are built on first use and cached inside the
+// model (the cache is internally synchronized).
+//
+// Thread safety: a FittedModel is immutable after Fit/Deserialize returns;
+// all const methods may be called concurrently from any number of threads.
+// Ownership: the model owns all its data; callers share it by
+// std::shared_ptr<const FittedModel>.
+#ifndef NTK_CORE_MODEL_H_
+#define NTK_CORE_MODEL_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <Eigen/Dense>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/kernel.h"
+#include "core/spec.h"
+
+namespace ntk {
+
+// z-score with training statistics, then rows scaled to L2 norm sqrt(d)
+// (MODEL.md section 1, "Input scale"). Features with zero spread are only
+// centered; zero rows stay zero.
+struct Preprocessor {
+  PreprocessingSpec spec;
+  Eigen::RowVectorXd mean;   // d (empty when !spec.standardize)
+  Eigen::RowVectorXd scale;  // d, 1/std or 1 (empty when !spec.standardize)
+
+  static Preprocessor FitTo(const PreprocessingSpec& spec,
+                            const Eigen::MatrixXd& x);
+  Eigen::MatrixXd Apply(const Eigen::MatrixXd& x) const;
+};
+
+struct FitStats {
+  double fit_seconds = 0;
+  int solver_iterations = 0;      // Newton iterations (2a); 0 otherwise
+  double fixed_point_residual = 0;  // ||F* - F0 - Theta (Y - p(F*)) / lambda||_inf (2a)
+  double train_accuracy = 0;
+  double train_nll = 0;           // mean CE(y_i, softmax(F_i)) at the fit
+  double jitter = 0;              // added to diag(Theta_XX) before factoring (2b, 2c)
+  double condition_estimate = 0;  // of Theta_XX + jitter I (2b, 2c)
+};
+
+// Called during long work with a fraction in [0, 1] and a short phase name.
+// Returning false asks the work to stop; Fit then returns CANCELLED.
+using ProgressFn = std::function<bool(double fraction, const char* phase)>;
+
+struct FitOptions {
+  // Initial outputs F0 at the training points (N x C). Empty: zero, which is
+  // what Predict uses (MODEL.md section 3). A real network's F0 makes the
+  // model predict that network's trained outputs (validation).
+  Eigen::MatrixXd initial_train_outputs;
+  ProgressFn progress;             // may be empty
+  double tolerance = 1e-12;        // 2a: relative fixed-point residual target
+  int max_iterations = 100;        // 2a: Newton iterations
+};
+
+struct Prediction {
+  Eigen::MatrixXd probabilities;  // M x C, softmax of the logits
+  std::vector<int> labels;        // argmax per row
+  Eigen::MatrixXd logits;         // M x C, centered (row mean subtracted)
+};
+
+enum class DistributionMethod {
+  kUnspecified = 0,  // kExact where it exists (2b, 2c), else kLinearized
+  kExact = 1,
+  kLinearized = 2,
+  kMonteCarlo = 3,
+  kLaplacePosterior = 4,
+};
+
+inline constexpr int kDefaultNumSamples = 1000;       // probability moments
+inline constexpr int kDefaultMonteCarloSamples = 64;  // 2a solves for kMonteCarlo
+
+struct DistributionOptions {
+  DistributionMethod method = DistributionMethod::kUnspecified;
+  int num_samples = 0;  // 0: the method's documented default
+  uint64_t seed = 0;
+  ProgressFn progress;  // may be empty
+};
+
+struct PointDistribution {
+  Eigen::VectorXd logit_mean;              // C, centered
+  Eigen::MatrixXd logit_covariance;        // C x C
+  Eigen::VectorXd probability_mean;        // C
+  Eigen::MatrixXd probability_covariance;  // C x C
+  double predictive_entropy = 0;           // H[E p], nats
+  double expected_entropy = 0;             // E[H p]
+  double mutual_information = 0;           // predictive - expected
+  int label = 0;                           // argmax of probability_mean
+};
+
+struct DistributionResult {
+  std::vector<PointDistribution> points;
+  DistributionMethod method;  // the method actually used
+};
+
+class FittedModel {
+ public:
+  // Fits `data` under `spec` (MODEL.md section 2). Errors: INVALID_ARGUMENT
+  // naming the field (see ResolveSpec), CANCELLED when progress returns false.
+  static absl::StatusOr<std::unique_ptr<FittedModel>> Fit(
+      const ModelSpec& spec, const TrainingData& data,
+      const FitOptions& options = {});
+
+  // Restores a model written by Serialize(). DATA_LOSS when the bytes are
+  // damaged (bad magic, checksum, truncation), UNIMPLEMENTED for a newer
+  // format version.
+  static absl::StatusOr<std::unique_ptr<FittedModel>> Deserialize(
+      const std::string& bytes);
+
+  FittedModel(const FittedModel&) = delete;
+  FittedModel& operator=(const FittedModel&) = delete;
+  ~FittedModel();
+
+  // Probabilities, labels and centered logits at raw query rows (M x d).
+  // INVALID_ARGUMENT ("features: ...") for a wrong column count or NaN/Inf.
+  absl::StatusOr<Prediction> Predict(const Eigen::MatrixXd& features) const;
+
+  // Trained logits f(x) (not centered) at raw query rows with initial
+  // outputs f0 at them (M x C; empty: zero). Uses the fit's F0.
+  absl::StatusOr<Eigen::MatrixXd> PredictLogits(
+      const Eigen::MatrixXd& features,
+      const Eigen::MatrixXd& initial_query_outputs = {}) const;
+
+  // MODEL.md section 4. FAILED_PRECONDITION for a method that does not apply
+  // (kExact for 2a, kLaplacePosterior for 2b/2c), RESOURCE_EXHAUSTED when
+  // the method's cached factors would exceed the memory budget.
+  absl::StatusOr<DistributionResult> PredictDistribution(
+      const Eigen::MatrixXd& features, const DistributionOptions& options) const;
+
+  // Versioned bytes with a checksum; Deserialize(Serialize()) predicts
+  // bit-for-bit what this model predicts.
+  std::string Serialize() const;
+
+  const ResolvedSpec& resolved_spec() const;
+  const FitStats& stats() const;
+  int num_train() const;
+  int num_features() const;
+  int num_classes() const;
+
+  struct State;  // defined in core/model_state.h (internal)
+  explicit FittedModel(std::unique_ptr<State> state);
+  const State& state() const { return *state_; }
+
+ private:
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace ntk
+
+#endif  // NTK_CORE_MODEL_H_

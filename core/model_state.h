@@ -1,0 +1,52 @@
+// ntk/core/model_state.h (internal to core/): the data a FittedModel holds.
+//
+// Everything Predict needs is computed by Fit and persisted by Serialize.
+// Factors that only PredictDistribution needs live in `cache`, are rebuilt
+// deterministically from the persisted fields on first use, and are never
+// serialized (so an original and a loaded model go through the same code).
+#ifndef NTK_CORE_MODEL_STATE_H_
+#define NTK_CORE_MODEL_STATE_H_
+
+#include <cstdint>
+#include <memory>
+
+#include <Eigen/Dense>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "core/model.h"
+#include "core/spec.h"
+
+namespace ntk {
+
+struct DistributionCache;  // core/distribution.h
+
+struct FittedModel::State {
+  State();
+  ~State();  // out of line: DistributionCache is incomplete here
+
+  ResolvedSpec resolved;
+  Preprocessor preprocessor;
+  Eigen::MatrixXd x_train;  // N x d, preprocessed
+  Eigen::MatrixXd targets;  // Y, N x C
+  // F0 at the training points used by the fit (N x C), or empty for zero.
+  Eigen::MatrixXd initial_train_outputs;
+  // Trained logits at the training points (N x C, not centered):
+  // 2a: F*; 2b, 2c: F0 + Theta_XX * dual.
+  Eigen::MatrixXd train_logits;
+  // f(x) = f0(x) + Theta(x, X) * dual  (N x C):
+  //   2a: (Y - softmax(F*)) / lambda
+  //   2b: (Theta_XX + jitter I)^{-1} (log Y - F0)
+  //   2c: (Theta_XX + (lambda + jitter) I)^{-1} (Y - F0)
+  Eigen::MatrixXd dual;
+  FitStats stats;
+  int64_t created_unix_ms = 0;
+
+  // Lazily built factors for PredictDistribution.
+  mutable absl::Mutex cache_mu;
+  mutable std::unique_ptr<DistributionCache> cache ABSL_GUARDED_BY(cache_mu);
+};
+
+}  // namespace ntk
+
+#endif  // NTK_CORE_MODEL_STATE_H_

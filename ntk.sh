@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# ntk.sh: one entry point for building, serving and testing ntk-serve on
+# Debian 12. Every verb first installs the Debian packages that are missing
+# (idempotent; a no-op when all are there), then configures and builds.
+#
+#   ./ntk.sh serve [server flags]   install, build, start ntk_server on 127.0.0.1:50051
+#   ./ntk.sh test                   install, build, run the test suite (CI runs this)
+#   ./ntk.sh test-long              the long experiments left out of `test`
+#   ./ntk.sh bench                  install, build, run bench/ (see docs/performance.md)
+#   ./ntk.sh build                  install and build only
+#   ./ntk.sh deps                   install the packages only
+#
+# Environment: BUILD_DIR (default ./build), NTK_NATIVE=1 for -march=native,
+# JOBS (default: number of cores).
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+BUILD_DIR=${BUILD_DIR:-$ROOT/build}
+JOBS=${JOBS:-$(nproc)}
+
+# Build and test packages (see docs/operations.md for the runtime set).
+PKGS_BUILD=(g++ make cmake pkg-config protobuf-compiler protobuf-compiler-grpc
+  libgrpc++-dev libprotobuf-dev libeigen3-dev libopenblas-dev liblapacke-dev
+  libgtest-dev libgmock-dev libbenchmark-dev grpc-proto)
+# The README's example data (digits CSV) and the Python client example.
+PKGS_DATA=(python3 python3-numpy python3-sklearn python3-grpcio python3-protobuf)
+
+log() { printf '[ntk.sh] %s\n' "$*" >&2; }
+
+install_pkgs() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { log "need root or sudo to install: ${missing[*]}"; exit 1; }
+    sudo=(sudo)
+  fi
+  log "installing ${missing[*]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+build() {
+  local native=OFF
+  [ "${NTK_NATIVE:-0}" = 1 ] && native=ON
+  if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+    cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DNTK_NATIVE=$native
+  fi
+  cmake --build "$BUILD_DIR" -j "$JOBS"
+}
+
+verb=${1:-help}
+[ $# -gt 0 ] && shift
+case "$verb" in
+  deps)  install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}" ;;
+  build) install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build ;;
+  serve)
+    install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build
+    log "starting ntk_server (Ctrl-C stops it gracefully)"
+    exec "$BUILD_DIR/server/ntk_server" --listen=127.0.0.1:50051 --model_dir="$ROOT/models" "$@" ;;
+  test)
+    install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build
+    ctest --test-dir "$BUILD_DIR" -L unit --output-on-failure -j "$JOBS" --timeout 900 "$@" ;;
+  test-long)
+    install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build
+    ctest --test-dir "$BUILD_DIR" -L long --output-on-failure "$@" ;;
+  bench)
+    install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build
+    exec "$ROOT/bench/run.sh" "$BUILD_DIR" "$@" ;;
+  *) sed -n '2,16p' "$0"; [ "$verb" = help ] || exit 2 ;;
+esac

@@ -1,0 +1,1 @@
+// Keeps ntk_test_support non-empty.

@@ -90,6 +90,9 @@ struct DistributionOptions {
   int num_samples = 0;  // 0: the method's documented default
   uint64_t seed = 0;
   ProgressFn progress;  // may be empty
+  // Largest cache (bytes) a method may build inside the model; a method
+  // whose factors would need more is refused with RESOURCE_EXHAUSTED.
+  int64_t max_cache_bytes = 8LL << 30;
 };
 
 struct PointDistribution {

@@ -1,1 +1,257 @@
-// placeholder: being written
+// ntk/core/spec.cc: ResolveSpec (validation + documented defaults) and
+// MakeTargets (MODEL.md section 2, "Targets").
+#include "core/spec.h"
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace ntk {
+
+const char* RegimeName(Regime r) {
+  switch (r) {
+    case Regime::kRegularizedCE:
+      return "2a";
+    case Regime::kUnregularizedCE:
+      return "2b";
+    case Regime::kSquared:
+      return "2c";
+  }
+  return "?";
+}
+
+namespace {
+
+// Tolerance on sum_c targets(i, c) == 1 (the documented contract).
+constexpr double kSimplexTolerance = 1e-6;
+
+std::string NonFiniteName(double v) {
+  if (std::isnan(v)) return "NaN";
+  return v > 0 ? "+Inf" : "-Inf";
+}
+
+absl::Status CheckFeatures(const Eigen::MatrixXd& x) {
+  if (x.rows() == 0) {
+    return absl::InvalidArgumentError("features: no rows (need at least 1 training point)");
+  }
+  if (x.cols() == 0) {
+    return absl::InvalidArgumentError("features: no columns (need at least 1 feature)");
+  }
+  // Column-major storage: scan column by column, report the first bad entry
+  // in row-major order (the wire order) so messages are predictable.
+  if (!x.allFinite()) {
+    for (Eigen::Index i = 0; i < x.rows(); ++i) {
+      for (Eigen::Index j = 0; j < x.cols(); ++j) {
+        if (!std::isfinite(x(i, j))) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "features: row ", i, " column ", j, " is ", NonFiniteName(x(i, j))));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ResolvedSpec> ResolveSpec(const ModelSpec& spec,
+                                         const TrainingData& data) {
+  // ---- kernel ----
+  if (absl::Status s = ValidateKernelSpec(spec.kernel); !s.ok()) return s;
+
+  // ---- training: loss, lambda, eps ----
+  const TrainingSpec& tr = spec.training;
+  if (tr.loss != Loss::kCrossEntropy && tr.loss != Loss::kSquared) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.training.loss: unknown value ", static_cast<int>(tr.loss)));
+  }
+  if (tr.regularization.has_value()) {
+    const double l = *tr.regularization;
+    if (!std::isfinite(l) || l < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec.training.regularization: must be a finite number >= 0, got ",
+          absl::StrFormat("%g", l)));
+    }
+  }
+  if (tr.label_smoothing.has_value()) {
+    const double e = *tr.label_smoothing;
+    if (!std::isfinite(e) || e < 0 || e >= 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec.training.label_smoothing: must be in [0, 1), got ",
+          absl::StrFormat("%g", e)));
+    }
+  }
+
+  // ---- features ----
+  if (absl::Status s = CheckFeatures(data.features); !s.ok()) return s;
+  const Eigen::Index n = data.features.rows();
+
+  // ---- labels xor targets ----
+  const bool has_labels = !data.labels.empty();
+  const bool has_targets = data.targets.rows() > 0 || data.targets.cols() > 0;
+  if (has_labels && has_targets) {
+    return absl::InvalidArgumentError(
+        "labels: give either labels or targets, not both");
+  }
+  if (!has_labels && !has_targets) {
+    return absl::InvalidArgumentError(
+        "labels: neither labels nor targets given (need one of them)");
+  }
+  if (spec.num_classes < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.num_classes: must be >= 0 (0: inferred), got ", spec.num_classes));
+  }
+
+  int num_classes = spec.num_classes;
+  bool targets_all_positive = true;  // before smoothing
+  if (has_labels) {
+    if (static_cast<Eigen::Index>(data.labels.size()) != n) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "labels: expected ", n, " labels (one per features row), got ",
+          data.labels.size()));
+    }
+    int max_label = -1;
+    for (size_t i = 0; i < data.labels.size(); ++i) {
+      const int k = data.labels[i];
+      if (k < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "labels: row ", i, " has negative label ", k));
+      }
+      if (spec.num_classes > 0 && k >= spec.num_classes) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "labels: row ", i, " has label ", k, ", out of range [0, ",
+            spec.num_classes, ") for spec.num_classes = ", spec.num_classes));
+      }
+      if (k > max_label) max_label = k;
+    }
+    if (num_classes == 0) {
+      if (max_label + 1 < 2) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "spec.num_classes: inferred as 1 + the largest label = ",
+            max_label + 1, "; need at least 2 classes (set spec.num_classes)"));
+      }
+      num_classes = max_label + 1;
+    }
+    // One-hot targets always have zeros (C >= 2).
+    targets_all_positive = false;
+  } else {
+    const Eigen::MatrixXd& t = data.targets;
+    if (t.rows() != n) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "targets: expected ", n, " rows (one per features row), got ",
+          t.rows()));
+    }
+    if (spec.num_classes > 0 && t.cols() != spec.num_classes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "targets: expected ", spec.num_classes,
+          " columns (spec.num_classes), got ", t.cols()));
+    }
+    if (num_classes == 0) num_classes = static_cast<int>(t.cols());
+    if (t.cols() < 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "targets: need at least 2 columns (classes), got ", t.cols()));
+    }
+    for (Eigen::Index i = 0; i < n; ++i) {
+      double sum = 0;
+      for (Eigen::Index c = 0; c < t.cols(); ++c) {
+        const double v = t(i, c);
+        if (!std::isfinite(v)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "targets: row ", i, " column ", c, " is ", NonFiniteName(v)));
+        }
+        if (v < 0) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "targets: row ", i, " column ", c, " is negative (",
+              absl::StrFormat("%g", v), "); targets must lie on the simplex"));
+        }
+        if (v == 0) targets_all_positive = false;
+        sum += v;
+      }
+      if (std::abs(sum - 1.0) > kSimplexTolerance) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "targets: row ", i, " sums to ", absl::StrFormat("%.17g", sum),
+            ", not 1 (tolerance ", absl::StrFormat("%g", kSimplexTolerance),
+            ")"));
+      }
+    }
+  }
+  if (num_classes < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.num_classes: need at least 2 classes, got ", num_classes));
+  }
+
+  if (!spec.class_names.empty() &&
+      static_cast<int>(spec.class_names.size()) != num_classes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.class_names: expected ", num_classes,
+        " names (one per class) or none, got ", spec.class_names.size()));
+  }
+
+  // ---- defaults (brief-common.md "Decisions already made") ----
+  const bool ce = tr.loss == Loss::kCrossEntropy;
+  double eps;
+  if (tr.label_smoothing.has_value()) {
+    eps = *tr.label_smoothing;
+  } else if (has_labels && ce &&
+             (!tr.regularization.has_value() || *tr.regularization == 0)) {
+    eps = kDefaultLabelSmoothing;
+  } else {
+    eps = 0;
+  }
+  // Smoothed targets (1 - eps) y + eps / C are all > 0 iff eps > 0 or y > 0.
+  const bool smoothed_positive = eps > 0 || targets_all_positive;
+  double lambda;
+  if (tr.regularization.has_value()) {
+    lambda = *tr.regularization;
+  } else if (smoothed_positive || !ce) {
+    lambda = 0;
+  } else {
+    lambda = kDefaultRegularization;
+  }
+  if (ce && lambda == 0 && !smoothed_positive) {
+    return absl::InvalidArgumentError(
+        "spec.training.regularization: 0 with cross-entropy needs strictly "
+        "positive targets, but some target is 0 (hard labels or soft targets "
+        "with zeros, no label smoothing): the logits diverge (MODEL.md 2b); "
+        "set regularization > 0 or label_smoothing > 0");
+  }
+
+  ResolvedSpec r;
+  r.spec = spec;
+  r.spec.training.regularization = lambda;
+  r.spec.training.label_smoothing = eps;
+  r.spec.num_classes = num_classes;
+  r.lambda = lambda;
+  r.label_smoothing = eps;
+  r.num_classes = num_classes;
+  if (!ce) {
+    r.regime = Regime::kSquared;
+  } else if (lambda > 0) {
+    r.regime = Regime::kRegularizedCE;
+  } else {
+    r.regime = Regime::kUnregularizedCE;
+  }
+  return r;
+}
+
+Eigen::MatrixXd MakeTargets(const ResolvedSpec& r, const TrainingData& data) {
+  const int c = r.num_classes;
+  const double eps = r.label_smoothing;
+  if (!data.labels.empty()) {
+    const Eigen::Index n = static_cast<Eigen::Index>(data.labels.size());
+    Eigen::MatrixXd y = Eigen::MatrixXd::Constant(n, c, eps / c);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      y(i, data.labels[i]) += 1.0 - eps;
+    }
+    return y;
+  }
+  if (eps > 0) {
+    return ((1.0 - eps) * data.targets.array() + eps / c).matrix();
+  }
+  return data.targets;
+}
+
+}  // namespace ntk

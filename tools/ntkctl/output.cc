@@ -1,0 +1,151 @@
+#include "tools/ntkctl/output.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+
+namespace ntkctl {
+
+std::string JsonNumber(double v) {
+  if (!std::isfinite(v)) return "null";
+  return absl::StrFormat("%.17g", v);
+}
+
+std::string JsonString(absl::string_view s) {
+  std::string out = "\"";
+  for (const char ch : s) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += absl::StrFormat("\\u%04x", c);
+        } else {
+          out += ch;
+        }
+    }
+  }
+  out += "\"";
+  return out;
+}
+
+std::string JsonArray(const double* v, int n) {
+  std::string out = "[";
+  for (int i = 0; i < n; ++i) {
+    if (i > 0) out += ",";
+    out += JsonNumber(v[i]);
+  }
+  out += "]";
+  return out;
+}
+
+std::string LabelText(const ntk::v1::ModelInfo& info, int label) {
+  const auto& names = info.spec().class_names();
+  if (label >= 0 && label < names.size()) return names[label];
+  return absl::StrCat(label);
+}
+
+namespace {
+
+const char* ActivationText(ntk::v1::Activation a) {
+  switch (a) {
+    case ntk::v1::RELU: return "relu";
+    case ntk::v1::ERF: return "erf";
+    default: return "relu (default)";
+  }
+}
+
+const char* LossText(ntk::v1::Loss l) {
+  switch (l) {
+    case ntk::v1::CROSS_ENTROPY: return "cross_entropy";
+    case ntk::v1::SQUARED: return "squared";
+    default: return "cross_entropy (default)";
+  }
+}
+
+std::string TimeText(int64_t unix_ms) {
+  if (unix_ms <= 0) return "-";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(unix_ms),
+                          absl::UTCTimeZone());
+}
+
+}  // namespace
+
+std::string ModelSummary(const ntk::v1::ModelInfo& info) {
+  const auto& spec = info.spec();
+  const auto& st = info.stats();
+  std::string out;
+  auto line = [&out](absl::string_view k, const std::string& v) {
+    absl::StrAppend(&out, absl::StrFormat("%-22s %s\n", k, v));
+  };
+  line("model_id", info.model_id());
+  line("created", TimeText(info.created_unix_ms()));
+  line("num_train", absl::StrCat(info.num_train()));
+  line("num_features", absl::StrCat(info.num_features()));
+  line("num_classes", absl::StrCat(spec.num_classes()));
+  if (spec.class_names_size() > 0) {
+    line("class_names", absl::StrJoin(spec.class_names(), ","));
+  }
+  line("activation", ActivationText(spec.kernel().activation()));
+  line("depth", absl::StrCat(spec.kernel().depth()));
+  line("weight_variance", absl::StrCat(spec.kernel().weight_variance()));
+  line("bias_variance", absl::StrCat(spec.kernel().bias_variance()));
+  line("loss", LossText(spec.training().loss()));
+  line("regularization", spec.training().has_regularization()
+                             ? absl::StrCat(spec.training().regularization())
+                             : "-");
+  line("label_smoothing", spec.training().has_label_smoothing()
+                              ? absl::StrCat(spec.training().label_smoothing())
+                              : "-");
+  line("standardize", spec.preprocessing().standardize() ? "true" : "false");
+  line("normalize_rows",
+       spec.preprocessing().normalize_rows() ? "true" : "false");
+  line("regime", st.regime().empty() ? "-" : st.regime());
+  line("fit_seconds", absl::StrFormat("%.3f", st.fit_seconds()));
+  line("solver_iterations", absl::StrCat(st.solver_iterations()));
+  line("fixed_point_residual", absl::StrFormat("%.3g", st.fixed_point_residual()));
+  line("jitter", absl::StrFormat("%.3g", st.jitter()));
+  line("condition_estimate", absl::StrFormat("%.3g", st.condition_estimate()));
+  line("train_accuracy", absl::StrFormat("%.4f", st.train_accuracy()));
+  line("train_nll", absl::StrFormat("%.4f", st.train_nll()));
+  return out;
+}
+
+std::string ModelTableHeader() {
+  return absl::StrFormat("%-24s %9s %8s %7s %6s %9s %9s  %s\n", "MODEL_ID",
+                         "NUM_TRAIN", "FEATURES", "CLASSES", "REGIME",
+                         "TRAIN_ACC", "FIT_SEC", "CREATED");
+}
+
+std::string ModelTableRow(const ntk::v1::ModelInfo& info) {
+  return absl::StrFormat(
+      "%-24s %9d %8d %7d %6s %9.4f %9.3f  %s\n", info.model_id(),
+      info.num_train(), info.num_features(), info.spec().num_classes(),
+      info.stats().regime().empty() ? "-" : info.stats().regime(),
+      info.stats().train_accuracy(), info.stats().fit_seconds(),
+      TimeText(info.created_unix_ms()));
+}
+
+std::string ModelJson(const ntk::v1::ModelInfo& info) {
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.add_whitespace = false;
+  opts.always_print_primitive_fields = true;
+  opts.preserve_proto_field_names = true;
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(info, &out, opts).ok()) {
+    return "{}";
+  }
+  return out;
+}
+
+}  // namespace ntkctl

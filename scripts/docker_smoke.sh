@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# docker_smoke.sh: builds the container image and checks that it works end
+# to end (takes minutes; not part of ./ntk.sh test):
+#
+#   1. podman build --format docker -f docker/Dockerfile -t ntk-serve .
+#   2. checks every shared library of the binaries resolves in the image and
+#      reports the image size (and its size on top of debian:bookworm)
+#   3. starts the container (--network=host, a fresh named volume, listening
+#      on 127.0.0.1:<free port>) and waits for its HEALTHCHECK to pass
+#   4. fits a small model with ntkctl inside the container (digits rows from
+#      scikit-learn's CSV when the host has it, else a generated CSV),
+#      predicts and saves the output
+#   5. replaces the container by a new one on the same volume, waits for
+#      health, predicts again: the output must be byte-identical
+#   6. cleans up (containers, volume; the image is kept), exits non-zero on
+#      any failure
+#
+# Usage: scripts/docker_smoke.sh [--no-build]   (--no-build: reuse the image)
+# Env: IMAGE (default ntk-serve), JOBS (build parallelism, default 2),
+#      CONTAINER_ENV (default ../shared/tools/container-env.sh next to the repo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+IMAGE=${IMAGE:-ntk-serve}
+JOBS=${JOBS:-2}
+BUILD=1
+[ "${1:-}" = "--no-build" ] && BUILD=0
+
+log() { printf '[smoke %4ds] %s\n' "$SECONDS" "$*" >&2; }
+die() { log "FAIL: $*"; exit 1; }
+
+CONTAINER_ENV=${CONTAINER_ENV:-"$(dirname "$0")/../../shared/tools/container-env.sh"}
+if [ ! -f "$CONTAINER_ENV" ]; then
+  echo "docker_smoke: $CONTAINER_ENV not found; it sets up podman on these machines." >&2
+  echo "  Set CONTAINER_ENV=/path/to/container-env.sh (or make podman work and" >&2
+  echo "  point CONTAINER_ENV at an empty file)." >&2
+  exit 2
+fi
+# shellcheck disable=SC1090
+. "$CONTAINER_ENV"
+command -v podman >/dev/null || die "podman not available after sourcing $CONTAINER_ENV"
+
+TAG=ntk-smoke-$$
+WORK=$(mktemp -d /tmp/ntk-smoke.XXXXXX)
+VOLUME=$TAG-models
+NAME=$TAG
+cleanup() {
+  local rc=$?
+  podman rm -f -t 2 "$NAME" >/dev/null 2>&1 || true
+  podman volume rm -f "$VOLUME" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+  [ $rc -eq 0 ] && log "PASS" || log "exit code $rc"
+}
+trap cleanup EXIT
+
+# ---- 1. Build ------------------------------------------------------------------
+if [ $BUILD = 1 ]; then
+  log "building $IMAGE (podman build, -j$JOBS)"
+  t0=$SECONDS
+  podman build --format docker --build-arg JOBS="$JOBS" -f docker/Dockerfile \
+    -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
+    || { tail -40 "$WORK/build.log" >&2; die "podman build failed"; }
+  log "build took $((SECONDS - t0)) s"
+fi
+podman image exists "$IMAGE" || die "no image $IMAGE (run without --no-build)"
+
+# ---- 2. Libraries and size -------------------------------------------------------
+missing=$(podman run --rm --entrypoint /bin/sh "$IMAGE" -c \
+  'ldd /usr/local/bin/ntk_server /usr/local/bin/ntkctl | grep "not found" || true')
+[ -z "$missing" ] || die "missing libraries in the image: $missing"
+uid=$(podman run --rm --entrypoint /usr/bin/id "$IMAGE" -u)
+[ "$uid" != 0 ] || die "the image runs as root"
+size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
+base=$(podman image inspect --format '{{.Size}}' docker.io/library/debian:bookworm)
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
+log "image $IMAGE: $(mb "$size") total, $(mb $((size - base))) on top of debian:bookworm ($(mb "$base")); runs as uid $uid"
+podman history --format '{{.Size}}\t{{.CreatedBy}}' "$IMAGE" 2>/dev/null \
+  | head -8 | cut -c1-110 >&2 || true
+
+# ---- 3. Start ---------------------------------------------------------------------
+port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$WORK/data"
+DIGITS=/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz
+if [ -f "$DIGITS" ]; then
+  cp "$DIGITS" "$WORK/data/train.csv.gz"
+  TRAIN=(--data=/data/train.csv.gz --rows=0:500 --normalize_rows)
+  TEST=(--data=/data/train.csv.gz --rows=1500:)
+  log "data: digits (fit rows 0:500, predict rows 1500:1797)"
+else
+  # 3 classes in 4 dimensions: class k has mean 2 * e_k plus a deterministic
+  # perturbation.
+  awk 'BEGIN { for (i = 0; i < 150; i++) { k = i % 3; s = "";
+         for (j = 0; j < 4; j++) s = s sprintf("%.4f,", (j == k) * 2 + sin(i * 7 + j * 3));
+         print s k } }' >"$WORK/data/train.csv"
+  TRAIN=(--data=/data/train.csv --rows=0:120)
+  TEST=(--data=/data/train.csv --rows=120:)
+  log "data: generated 150 x 4 CSV (fit rows 0:120, predict rows 120:150)"
+fi
+chmod -R a+rX "$WORK/data"
+podman volume create "$VOLUME" >/dev/null
+
+start() {
+  podman run -d --name "$NAME" --network=host -v "$VOLUME:/models" \
+    -v "$WORK/data:/data:ro" -e NTK_LISTEN="127.0.0.1:$port" "$IMAGE" >/dev/null
+}
+ctl() { podman exec "$NAME" ntkctl --server="127.0.0.1:$port" "$@"; }
+wait_healthy() {
+  local t0=$SECONDS
+  for _ in $(seq 1 120); do
+    # Runs the image's HEALTHCHECK command (no systemd timers here).
+    if podman healthcheck run "$NAME" >/dev/null 2>&1; then
+      log "healthy after $((SECONDS - t0)) s (HEALTHCHECK: ntkctl health)"
+      return 0
+    fi
+    if [ "$(podman inspect --format '{{.State.Running}}' "$NAME")" != true ]; then
+      podman logs "$NAME" >&2 || true
+      die "container exited"
+    fi
+    sleep 0.5
+  done
+  podman logs "$NAME" >&2 || true
+  die "not healthy after 60 s"
+}
+
+log "starting $NAME on 127.0.0.1:$port, volume $VOLUME"
+start
+wait_healthy
+
+# ---- 4. Fit and predict -------------------------------------------------------------
+t0=$SECONDS
+ctl fit --model=smoke "${TRAIN[@]}" >"$WORK/fit.txt" || { cat "$WORK/fit.txt" >&2; die "fit"; }
+log "fit took $((SECONDS - t0)) s: $(grep -E '^(num_train|regime|train_accuracy)' "$WORK/fit.txt" | tr -s ' ' | paste -sd';')"
+ctl predict --model=smoke "${TEST[@]}" --format=csv >"$WORK/pred1.csv" 2>"$WORK/pred1.err" \
+  || { cat "$WORK/pred1.err" >&2; die "predict"; }
+ctl predict-dist --model=smoke "${TEST[@]}" --format=json >"$WORK/dist1.json" 2>/dev/null \
+  || die "predict-dist"
+log "predicted $(($(wc -l <"$WORK/pred1.csv") - 1)) rows, $(grep accuracy "$WORK/pred1.err")"
+
+# ---- 5. A new container on the same volume ------------------------------------------
+t0=$SECONDS
+podman stop -t 10 "$NAME" >/dev/null
+code=$(podman inspect --format '{{.State.ExitCode}}' "$NAME")
+[ "$code" = 0 ] || die "server exited with $code on SIGTERM (graceful shutdown expected)"
+podman rm "$NAME" >/dev/null
+start
+wait_healthy
+log "restart took $((SECONDS - t0)) s (stop, new container, healthy)"
+ctl list | grep -q '^smoke ' || { ctl list >&2; die "model 'smoke' not listed after restart"; }
+ctl predict --model=smoke "${TEST[@]}" --format=csv >"$WORK/pred2.csv" 2>/dev/null || die "predict after restart"
+ctl predict-dist --model=smoke "${TEST[@]}" --format=json >"$WORK/dist2.json" 2>/dev/null \
+  || die "predict-dist after restart"
+diff -q "$WORK/pred1.csv" "$WORK/pred2.csv" >/dev/null || { diff "$WORK/pred1.csv" "$WORK/pred2.csv" | head >&2; die "predictions differ after restart"; }
+diff -q "$WORK/dist1.json" "$WORK/dist2.json" >/dev/null || die "predict-dist differs after restart"
+log "predictions after restart identical ($(wc -c <"$WORK/pred1.csv") + $(wc -c <"$WORK/dist1.json") bytes)"
+ctl delete --model=smoke >/dev/null || die "delete"

@@ -1,0 +1,126 @@
+// ntk/bench/fit_bench.cc: the cost of FittedModel::Fit against what it cannot
+// avoid, measured in the same process.
+//
+//   BM_Reference/N : TrainKernels(spec, X) (K and Theta, N x N each) + one
+//                    in-place Cholesky of Theta -- the floor for regime 2b.
+//   BM_Fit2b/N     : Fit with hard labels and the defaults (lambda = 0,
+//                    label smoothing 0.1: MODEL.md 2b).   Target: <= 1.3x
+//                    BM_Reference at the same N.
+//   BM_Fit2a/N     : Fit with lambda = 1 (MODEL.md 2a, Newton solver).
+//                    Target: <= 3x BM_Fit2b at the same N.
+//
+// Data: the first N Fashion-MNIST training images (pixels / 255, d = 784,
+// C = 10; synthetic class means + noise when the files are missing), with
+// the recommended preprocessing (standardize + normalize_rows), ReLU, depth 1,
+// sw^2 = 2, sb^2 = 0. Every benchmark runs one Fit per iteration; run.sh asks
+// for repetitions with random interleaving so that machine noise hits
+// reference and Fit alike.
+//
+//   ./fit_bench --n=10000 --n_2a=5000 --benchmark_repetitions=2
+//       --benchmark_enable_random_interleaving=true   (one command line)
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <Eigen/Dense>
+#include <benchmark/benchmark.h>
+
+#include "bench/bench_support.h"
+#include "core/kernel.h"
+#include "core/model.h"
+#include "core/spec.h"
+
+namespace {
+
+ntk::bench::Dataset* g_data = nullptr;  // the largest N; benchmarks take top rows
+
+ntk::ModelSpec Spec(bool regularized) {
+  ntk::ModelSpec spec;
+  spec.kernel.activation = ntk::Activation::kRelu;
+  spec.kernel.depth = 1;
+  spec.kernel.weight_variance = 2.0;
+  spec.kernel.bias_variance = 0.0;
+  spec.preprocessing.standardize = true;
+  spec.preprocessing.normalize_rows = true;
+  if (regularized) spec.training.regularization = 1.0;
+  return spec;
+}
+
+ntk::TrainingData Data(int n) {
+  ntk::TrainingData data;
+  data.features = g_data->features.topRows(n);
+  data.labels.assign(g_data->labels.begin(), g_data->labels.begin() + n);
+  return data;
+}
+
+void BM_Reference(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  const ntk::ModelSpec spec = Spec(false);
+  const ntk::TrainingData data = Data(n);
+  const Eigen::MatrixXd x =
+      ntk::Preprocessor::FitTo(spec.preprocessing, data.features).Apply(data.features);
+  for (auto _ : state) {
+    ntk::KernelMatrices km = ntk::TrainKernels(spec.kernel, x);
+    Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(km.ntk);
+    if (llt.info() != Eigen::Success) {
+      state.SkipWithError("LLT of Theta failed");
+      break;
+    }
+    benchmark::DoNotOptimize(km.ntk.data());
+    benchmark::DoNotOptimize(km.nngp.data());
+  }
+}
+
+void RunFit(benchmark::State& state, bool regularized) {
+  const int n = static_cast<int>(state.range(0));
+  const ntk::ModelSpec spec = Spec(regularized);
+  const ntk::TrainingData data = Data(n);
+  for (auto _ : state) {
+    absl::StatusOr<std::unique_ptr<ntk::FittedModel>> m =
+        ntk::FittedModel::Fit(spec, data);
+    if (!m.ok()) {
+      state.SkipWithError(m.status().ToString().c_str());
+      break;
+    }
+    const ntk::FitStats& s = (*m)->stats();
+    state.counters["train_accuracy"] = s.train_accuracy;
+    state.counters["solver_iterations"] = s.solver_iterations;
+    state.counters["residual"] = s.fixed_point_residual;
+    state.counters["condition"] = s.condition_estimate;
+    state.counters["fit_seconds_reported"] = s.fit_seconds;
+    state.SetLabel(ntk::RegimeName((*m)->resolved_spec().regime));
+  }
+}
+
+void BM_Fit2b(benchmark::State& state) { RunFit(state, false); }
+void BM_Fit2a(benchmark::State& state) { RunFit(state, true); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int n = static_cast<int>(ntk::bench::TakeIntFlag(&argc, argv, "n", 10000));
+  const int n_2a = static_cast<int>(ntk::bench::TakeIntFlag(&argc, argv, "n_2a", 5000));
+  const bool with_2a = n_2a > 0;
+
+  ntk::bench::Dataset data = ntk::bench::TrainingSet(std::max(n, n_2a));
+  g_data = &data;
+  benchmark::AddCustomContext("data", data.source);
+  benchmark::AddCustomContext("d", std::to_string(data.features.cols()));
+  benchmark::AddCustomContext("classes", std::to_string(data.classes));
+
+  auto reg = [](const char* name, void (*fn)(benchmark::State&), int size) {
+    benchmark::RegisterBenchmark(name, fn)
+        ->Arg(size)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+  };
+  reg("BM_Reference", BM_Reference, n);
+  reg("BM_Fit2b", BM_Fit2b, n);
+  if (with_2a) {
+    if (n_2a != n) reg("BM_Fit2b", BM_Fit2b, n_2a);
+    reg("BM_Fit2a", BM_Fit2a, n_2a);
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

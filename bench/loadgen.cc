@@ -1,0 +1,494 @@
+// ntk/bench/loadgen.cc: a gRPC load generator for ntk_server, next to a
+// trivial echo service measured in the same run as the ceiling.
+//
+// What it does, all on 127.0.0.1 with ephemeral ports:
+//   1. starts the echo service (bench/echo.proto; callback API like our
+//      server; this same binary re-executed with --serve_echo) as a
+//      subprocess;
+//   2. starts ntk_server as a subprocess (--listen=127.0.0.1:<free port>,
+//      --model_dir=<temp dir>), waits for its health check, and fits one
+//      small model through ntk::Client (N = 1000, d = 64, C = 10 synthetic
+//      class means + noise, defaults: regime 2b);
+//   3. for each target (echo, Predict, PredictDistribution) and each
+//      concurrency c in --concurrency (default 1,8,64): keeps c single-row
+//      requests in flight from one completion-queue thread for --warmup_s,
+//      then counts completions for --duration_s (and at most --max_calls);
+//      reports requests/s and p50/p99 latency (from call start to its
+//      completion);
+//   4. stops both servers (SIGTERM) and removes the temp dir.
+//
+// Results: a table on stdout and, with --json_out=FILE, one JSON object per
+// cell. run.sh turns them into ratios to the echo ceiling.
+//
+//   ./ntk_loadgen --duration_s=3 --json_out=loadgen.json
+//
+// Not a test: it asserts nothing about speed. Calls that fail are counted
+// (errors) and excluded from the latencies.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "bench/bench_support.h"
+#include "bench/echo.grpc.pb.h"
+#include "client/client.h"
+#include "proto/ntk/v1/ntk.grpc.pb.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// ---- The echo service (subprocess mode) ----------------------------------------
+
+class EchoService final : public ntk::bench::Echo::CallbackService {
+  grpc::ServerUnaryReactor* Echo(grpc::CallbackServerContext* ctx,
+                                 const ntk::bench::EchoMessage* request,
+                                 ntk::bench::EchoMessage* response) override {
+    *response = *request;
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+};
+
+// Serves Echo on 127.0.0.1:0, prints the chosen port on stdout, and stops
+// on SIGTERM/SIGINT (or when the parent dies).
+int ServeEcho() {
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before gRPC starts threads
+
+  EchoService service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    fprintf(stderr, "echo: cannot start\n");
+    return 1;
+  }
+  printf("%d\n", port);
+  fflush(stdout);
+  int sig = 0;
+  sigwait(&set, &sig);
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  return 0;
+}
+
+// ---- Subprocesses -------------------------------------------------------------
+
+struct Child {
+  pid_t pid = -1;
+};
+
+// Sends SIGTERM, waits up to 15 s, then SIGKILL. Only our own child's pid.
+void Stop(Child* c) {
+  if (c->pid <= 0) return;
+  kill(c->pid, SIGTERM);
+  const auto deadline = Clock::now() + std::chrono::seconds(15);
+  while (Clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(c->pid, &status, WNOHANG) == c->pid) {
+      c->pid = -1;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(c->pid, SIGKILL);
+  waitpid(c->pid, nullptr, 0);
+  c->pid = -1;
+}
+
+// Starts `argv` with extra environment `env`; stdout to a pipe (returned in
+// *stdout_fd when non-null, else /dev/null), stderr to `log_path`.
+Child Spawn(const std::vector<std::string>& argv,
+            const std::vector<std::string>& env, const std::string& log_path,
+            int* stdout_fd) {
+  int fds[2] = {-1, -1};
+  if (stdout_fd != nullptr && pipe(fds) != 0) return {};
+  Child c;
+  c.pid = fork();
+  if (c.pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (stdout_fd != nullptr) {
+      dup2(fds[1], 1);
+      close(fds[0]);
+      close(fds[1]);
+    } else {
+      int null_fd = open("/dev/null", O_WRONLY);
+      dup2(null_fd, 1);
+    }
+    int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (log_fd >= 0) dup2(log_fd, 2);
+    for (const std::string& e : env) putenv(strdup(e.c_str()));
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    fprintf(stderr, "exec %s: %s\n", args[0], strerror(errno));
+    _exit(127);
+  }
+  if (stdout_fd != nullptr) {
+    close(fds[1]);
+    *stdout_fd = fds[0];
+  }
+  return c;
+}
+
+// Reads one line (the port) from fd, waiting at most 20 s.
+int ReadPort(int fd) {
+  std::string line;
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  while (Clock::now() < deadline) {
+    char ch;
+    const ssize_t got = read(fd, &ch, 1);
+    if (got == 1) {
+      if (ch == '\n') return std::atoi(line.c_str());
+      line.push_back(ch);
+    } else if (got == 0) {
+      return 0;  // closed
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  return 0;
+}
+
+// A port that was free a moment ago (bind to 0, read it, close).
+int FreePort() {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+    port = ntohs(addr.sin_port);
+  close(s);
+  return port;
+}
+
+// ---- The load loop --------------------------------------------------------------
+
+struct CellResult {
+  std::string target;
+  int concurrency = 0;
+  double seconds = 0;
+  long completed = 0;  // successful completions in the measured window
+  long errors = 0;
+  std::string first_error;
+  double rps = 0;
+  double p50_us = 0, p99_us = 0, mean_us = 0;
+};
+
+// Keeps `concurrency` calls in flight. `start(i, cq, tag_ctx)` must start
+// call number i and arrange for `tag` to come out of `cq` when it finishes.
+template <typename Request, typename Response>
+CellResult RunCell(
+    const std::string& target, int concurrency, double warmup_s,
+    double duration_s, long max_calls, const std::vector<Request>& requests,
+    std::function<std::unique_ptr<grpc::ClientAsyncResponseReader<Response>>(
+        grpc::ClientContext*, const Request&, grpc::CompletionQueue*)>
+        prepare) {
+  struct Call {
+    grpc::ClientContext ctx;
+    Response response;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> rpc;
+    Clock::time_point start;
+  };
+  grpc::CompletionQueue cq;
+  long issued = 0;
+  auto launch = [&]() {
+    auto* call = new Call;
+    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    call->start = Clock::now();
+    call->rpc = prepare(&call->ctx, requests[issued % requests.size()], &cq);
+    call->rpc->StartCall();
+    call->rpc->Finish(&call->response, &call->status, call);
+    ++issued;
+  };
+
+  const Clock::time_point t0 = Clock::now();
+  const Clock::time_point measure_from =
+      t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(warmup_s));
+  const Clock::time_point measure_to =
+      measure_from + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
+  CellResult r;
+  r.target = target;
+  r.concurrency = concurrency;
+  std::vector<double> latencies_us;
+  latencies_us.reserve(1 << 16);
+  int in_flight = 0;
+  for (int i = 0; i < concurrency; ++i, ++in_flight) launch();
+  Clock::time_point last_counted = measure_from;
+  bool capped = false;
+  while (in_flight > 0) {
+    void* tag = nullptr;
+    bool ok = false;
+    if (!cq.Next(&tag, &ok)) break;
+    auto* call = static_cast<Call*>(tag);
+    const Clock::time_point end = Clock::now();
+    if (call->start >= measure_from && end <= measure_to && !capped) {
+      if (ok && call->status.ok()) {
+        ++r.completed;
+        latencies_us.push_back(
+            std::chrono::duration<double, std::micro>(end - call->start).count());
+        last_counted = end;
+        if (r.completed >= max_calls) capped = true;
+      } else {
+        ++r.errors;
+      }
+    }
+    if (!(ok && call->status.ok()) && r.first_error.empty())
+      r.first_error = call->status.error_message();
+    delete call;
+    --in_flight;
+    if (end < measure_to && !capped) {
+      launch();
+      ++in_flight;
+    }
+  }
+  cq.Shutdown();
+  {
+    void* tag;
+    bool ok;
+    while (cq.Next(&tag, &ok)) {
+    }
+  }
+  // Measured window: the full duration, or up to the last counted call when
+  // --max_calls cut it short.
+  r.seconds = capped ? std::chrono::duration<double>(last_counted - measure_from).count()
+                     : duration_s;
+  r.rps = r.seconds > 0 ? r.completed / r.seconds : 0;
+  if (!latencies_us.empty()) {
+    std::sort(latencies_us.begin(), latencies_us.end());
+    auto q = [&](double p) {
+      const size_t i = std::min(latencies_us.size() - 1,
+                                static_cast<size_t>(p * (latencies_us.size() - 1) + 0.5));
+      return latencies_us[i];
+    };
+    r.p50_us = q(0.50);
+    r.p99_us = q(0.99);
+    double sum = 0;
+    for (double v : latencies_us) sum += v;
+    r.mean_us = sum / latencies_us.size();
+  }
+  return r;
+}
+
+std::string Json(const CellResult& r) {
+  return absl::StrCat("{\"target\":\"", r.target, "\",\"concurrency\":", r.concurrency,
+                      ",\"seconds\":", r.seconds, ",\"completed\":", r.completed,
+                      ",\"errors\":", r.errors, ",\"rps\":", r.rps,
+                      ",\"p50_us\":", r.p50_us, ",\"p99_us\":", r.p99_us,
+                      ",\"mean_us\":", r.mean_us, "}");
+}
+
+bool WaitHealthy(ntk::Client* client, double seconds) {
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(seconds));
+  while (Clock::now() < deadline) {
+    if (client->Health().ok()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using ntk::bench::TakeIntFlag;
+  using ntk::bench::TakeStringFlag;
+  if (argc > 1 && std::strcmp(argv[1], "--serve_echo") == 0) return ServeEcho();
+
+  const std::string server_path = TakeStringFlag(&argc, argv, "server", NTK_SERVER_PATH);
+  const double duration_s = TakeIntFlag(&argc, argv, "duration_ms", 3000) / 1000.0;
+  const double warmup_s = TakeIntFlag(&argc, argv, "warmup_ms", 500) / 1000.0;
+  const long max_calls = TakeIntFlag(&argc, argv, "max_calls", 1000000);
+  const int n = static_cast<int>(TakeIntFlag(&argc, argv, "n", 1000));
+  const int d = static_cast<int>(TakeIntFlag(&argc, argv, "d", 64));
+  const int classes = static_cast<int>(TakeIntFlag(&argc, argv, "classes", 10));
+  const std::string conc_flag = TakeStringFlag(&argc, argv, "concurrency", "1,8,64");
+  const std::string targets_flag =
+      TakeStringFlag(&argc, argv, "targets", "echo,predict,distribution");
+  const std::string json_out = TakeStringFlag(&argc, argv, "json_out", "");
+  if (argc > 1) {
+    fprintf(stderr,
+            "usage: ntk_loadgen [--server=PATH] [--duration_ms=3000] [--warmup_ms=500]\n"
+            "  [--max_calls=1000000] [--n=1000] [--d=64] [--classes=10]\n"
+            "  [--concurrency=1,8,64] [--targets=echo,predict,distribution]\n"
+            "  [--json_out=FILE]\n  unknown argument: %s\n", argv[1]);
+    return 2;
+  }
+  std::vector<int> concurrency;
+  for (absl::string_view s : absl::StrSplit(conc_flag, ',', absl::SkipEmpty()))
+    concurrency.push_back(std::atoi(std::string(s).c_str()));
+  auto wanted = [&](const char* t) { return targets_flag.find(t) != std::string::npos; };
+
+  // Temp dir for the model store and the servers' logs.
+  char tmpl[] = "/tmp/ntk-loadgen-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) {
+    perror("mkdtemp");
+    return 1;
+  }
+  const std::string tmp = tmpl;
+  signal(SIGPIPE, SIG_IGN);
+
+  // Query rows: a different draw of the same class structure as training.
+  ntk::bench::Dataset train = ntk::bench::SyntheticClasses(n, d, classes, 11);
+  ntk::bench::Dataset query = ntk::bench::SyntheticClasses(256, d, classes, 11, 1.5);
+
+  std::vector<CellResult> results;
+  int rc = 0;
+
+  // ---- echo ----
+  Child echo;
+  if (wanted("echo")) {
+    int out_fd = -1;
+    char self[4096];
+    const ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (len <= 0) {
+      perror("readlink");
+      return 1;
+    }
+    self[len] = '\0';
+    echo = Spawn({self, "--serve_echo"}, {}, tmp + "/echo.log", &out_fd);
+    const int port = ReadPort(out_fd);
+    close(out_fd);
+    if (port <= 0) {
+      fprintf(stderr, "echo server did not start (see %s/echo.log)\n", tmp.c_str());
+      rc = 1;
+    } else {
+      auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                         grpc::InsecureChannelCredentials());
+      channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      auto stub = ntk::bench::Echo::NewStub(channel);
+      std::vector<ntk::bench::EchoMessage> requests(query.features.rows());
+      for (int i = 0; i < query.features.rows(); ++i) {
+        requests[i].set_model_id("bench");
+        for (int j = 0; j < d; ++j) requests[i].add_values(query.features(i, j));
+      }
+      for (int c : concurrency) {
+        results.push_back(RunCell<ntk::bench::EchoMessage, ntk::bench::EchoMessage>(
+            "echo", c, warmup_s, duration_s, max_calls, requests,
+            [&](grpc::ClientContext* ctx, const ntk::bench::EchoMessage& req,
+                grpc::CompletionQueue* cq) { return stub->PrepareAsyncEcho(ctx, req, cq); }));
+        fprintf(stderr, "%s\n", Json(results.back()).c_str());
+      }
+    }
+    Stop(&echo);
+  }
+
+  // ---- ntk_server ----
+  if (wanted("predict") || wanted("distribution")) {
+    const int port = FreePort();
+    const std::string target = absl::StrCat("127.0.0.1:", port);
+    // Optional settings go through the environment (NTK_<FLAG>), which the
+    // server ignores if it does not know them: no per-RPC log lines.
+    Child server = Spawn({server_path, "--listen=" + target, "--model_dir=" + tmp + "/models"},
+                         {"NTK_LOG_RPCS=false", "NTK_SHUTDOWN_GRACE_SECONDS=2"},
+                         tmp + "/server.log", nullptr);
+    ntk::ClientOptions options;
+    options.target = target;
+    absl::StatusOr<std::unique_ptr<ntk::Client>> client = ntk::Client::Connect(options);
+    if (!client.ok() || !WaitHealthy(client->get(), 30)) {
+      fprintf(stderr, "ntk_server did not become healthy (see %s/server.log)\n", tmp.c_str());
+      rc = 1;
+    } else {
+      ntk::v1::ModelSpec spec;
+      spec.mutable_preprocessing()->set_standardize(true);
+      spec.mutable_preprocessing()->set_normalize_rows(true);
+      absl::StatusOr<ntk::v1::ModelInfo> info =
+          (*client)->Fit("bench", spec, train.features, train.labels);
+      if (!info.ok()) {
+        fprintf(stderr, "Fit failed: %s\n", info.status().ToString().c_str());
+        rc = 1;
+      } else {
+        fprintf(stderr, "fitted: N=%d d=%d C=%d regime %s in %.3f s\n", n, d, classes,
+                info->stats().regime().c_str(), info->stats().fit_seconds());
+        auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+        auto stub = ntk::v1::NtkService::NewStub(channel);
+        std::vector<ntk::v1::PredictRequest> preq(query.features.rows());
+        std::vector<ntk::v1::PredictDistributionRequest> dreq(query.features.rows());
+        for (int i = 0; i < query.features.rows(); ++i) {
+          preq[i].set_model_id("bench");
+          *preq[i].mutable_features() = ntk::Client::ToProto(query.features.row(i));
+          dreq[i].set_model_id("bench");
+          *dreq[i].mutable_features() = *preq[i].mutable_features();
+          dreq[i].set_method(ntk::v1::METHOD_UNSPECIFIED);
+          dreq[i].set_seed(i);
+        }
+        if (wanted("predict")) {
+          for (int c : concurrency) {
+            results.push_back(RunCell<ntk::v1::PredictRequest, ntk::v1::PredictResponse>(
+                "predict", c, warmup_s, duration_s, max_calls, preq,
+                [&](grpc::ClientContext* ctx, const ntk::v1::PredictRequest& req,
+                    grpc::CompletionQueue* cq) { return stub->PrepareAsyncPredict(ctx, req, cq); }));
+            fprintf(stderr, "%s\n", Json(results.back()).c_str());
+          }
+        }
+        if (wanted("distribution")) {
+          for (int c : concurrency) {
+            results.push_back(
+                RunCell<ntk::v1::PredictDistributionRequest, ntk::v1::PredictDistributionResponse>(
+                    "distribution", c, warmup_s, duration_s, max_calls, dreq,
+                    [&](grpc::ClientContext* ctx, const ntk::v1::PredictDistributionRequest& req,
+                        grpc::CompletionQueue* cq) {
+                      return stub->PrepareAsyncPredictDistribution(ctx, req, cq);
+                    }));
+            fprintf(stderr, "%s\n", Json(results.back()).c_str());
+          }
+        }
+      }
+    }
+    client = absl::UnknownError("released");  // close the channel before stopping
+    Stop(&server);
+  }
+
+  printf("%-13s %5s %10s %10s %10s %8s\n", "target", "conc", "req/s", "p50 us", "p99 us", "errors");
+  for (const CellResult& r : results) {
+    printf("%-13s %5d %10.0f %10.0f %10.0f %8ld%s%s\n", r.target.c_str(), r.concurrency,
+           r.rps, r.p50_us, r.p99_us, r.errors, r.first_error.empty() ? "" : "  first: ",
+           r.first_error.c_str());
+    if (r.errors > 0 || r.completed == 0) rc = 1;
+  }
+  if (!json_out.empty()) {
+    std::ofstream f(json_out);
+    f << "[\n";
+    for (size_t i = 0; i < results.size(); ++i)
+      f << "  " << Json(results[i]) << (i + 1 < results.size() ? ",\n" : "\n");
+    f << "]\n";
+  }
+  std::error_code ec;
+  if (rc == 0) std::filesystem::remove_all(tmp, ec);
+  else fprintf(stderr, "logs kept in %s\n", tmp.c_str());
+  return rc;
+}

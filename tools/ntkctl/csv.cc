@@ -241,6 +241,10 @@ absl::StatusOr<CsvData> ReadDataCsv(const std::string& path,
       double v = 0;
       if (absl::Status s = ParseCell(cells[c], path, line, c + 1, &v);
           !s.ok()) {
+        if (index == 0 && !options.header) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              s.message(), " (if this is a header line, use --header)"));
+        }
         return s;
       }
       if (c == label_at) {

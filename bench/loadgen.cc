@@ -12,15 +12,15 @@
 //   3. for each target (echo, Predict, PredictDistribution) and each
 //      concurrency c in --concurrency (default 1,8,64): keeps c single-row
 //      requests in flight from one completion-queue thread for --warmup_s,
-//      then counts completions for --duration_s (and at most --max_calls);
-//      reports requests/s and p50/p99 latency (from call start to its
-//      completion);
+//      then counts the calls that complete within the next --duration_ms
+//      (at most --max_calls); reports requests/s and p50/p99 latency (from
+//      call start to its completion);
 //   4. stops both servers (SIGTERM) and removes the temp dir.
 //
 // Results: a table on stdout and, with --json_out=FILE, one JSON object per
 // cell. run.sh turns them into ratios to the echo ceiling.
 //
-//   ./ntk_loadgen --duration_s=3 --json_out=loadgen.json
+//   ./ntk_loadgen --duration_ms=3000 --json_out=loadgen.json
 //
 // Not a test: it asserts nothing about speed. Calls that fail are counted
 // (errors) and excluded from the latencies.
@@ -208,8 +208,9 @@ struct CellResult {
   double p50_us = 0, p99_us = 0, mean_us = 0;
 };
 
-// Keeps `concurrency` calls in flight. `start(i, cq, tag_ctx)` must start
-// call number i and arrange for `tag` to come out of `cq` when it finishes.
+// Keeps `concurrency` calls in flight from this thread: `prepare` creates a
+// (not yet started) call of the request on `cq`; each completion starts the
+// next call until the measured window ends, then the rest drain.
 template <typename Request, typename Response>
 CellResult RunCell(
     const std::string& target, int concurrency, double warmup_s,
@@ -256,7 +257,8 @@ CellResult RunCell(
     if (!cq.Next(&tag, &ok)) break;
     auto* call = static_cast<Call*>(tag);
     const Clock::time_point end = Clock::now();
-    if (call->start >= measure_from && end <= measure_to && !capped) {
+    // Counted: every call that completes inside the measured window.
+    if (end >= measure_from && end <= measure_to && !capped) {
       if (ok && call->status.ok()) {
         ++r.completed;
         latencies_us.push_back(

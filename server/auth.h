@@ -1,0 +1,35 @@
+// ntk/server/auth.h: bearer-token check for every NtkService RPC.
+//
+// When a token is configured, a call must carry the metadata
+// "authorization: Bearer <token>"; a missing or wrong one is UNAUTHENTICATED.
+// The grpc.health.v1 service is a separate service and never checked.
+// The comparison takes time independent of where the strings differ.
+//
+// Thread safety: immutable after construction; Check is thread-safe.
+#ifndef NTK_SERVER_AUTH_H_
+#define NTK_SERVER_AUTH_H_
+
+#include <string>
+
+#include <grpcpp/server_context.h>
+
+#include "absl/strings/string_view.h"
+
+namespace ntk::server {
+
+class TokenAuth {
+ public:
+  explicit TokenAuth(std::string token);  // empty: no authentication
+  bool enabled() const { return !expected_.empty(); }
+  grpc::Status Check(const grpc::ServerContextBase& context) const;
+
+ private:
+  std::string expected_;  // "Bearer <token>", or empty
+};
+
+// Constant-time equality (for secrets).
+bool SecretEquals(absl::string_view a, absl::string_view b);
+
+}  // namespace ntk::server
+
+#endif  // NTK_SERVER_AUTH_H_

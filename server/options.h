@@ -1,0 +1,37 @@
+// ntk/server/options.h: everything that configures one ntk_server.
+//
+// main.cc fills a ServerOptions from absl flags (each also settable from the
+// environment as NTK_<FLAG>); tests fill one directly. Plain value.
+#ifndef NTK_SERVER_OPTIONS_H_
+#define NTK_SERVER_OPTIONS_H_
+
+#include <string>
+
+namespace ntk::server {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks one
+  std::string model_dir = "./models";      // created when missing
+  int threads = 0;          // compute threads (OpenMP + OpenBLAS); 0: library defaults
+  int worker_threads = 0;   // pool for PredictDistribution / large Predict / Delete; 0: max(2, cores)
+  int max_message_mb = 64;  // gRPC max send/receive message size
+  int max_train_rows = 10000;
+  int max_predict_rows = 100000;
+  int max_features = 65536;
+  int max_classes = 1000;
+  int max_models = 1000;
+  int max_concurrent_fits = 2;
+  int max_num_samples = 100000;  // PredictDistribution.num_samples
+  std::string tls_cert_pem;      // PEM contents (not paths); both or neither
+  std::string tls_key_pem;
+  std::string auth_token;        // non-empty: every RPC needs "authorization: Bearer <token>"
+  int shutdown_grace_seconds = 30;
+  bool log_rpcs = true;          // one stderr line per RPC
+  // Predict requests with rows * cols above this run on the worker pool,
+  // smaller ones inline on the gRPC thread (cheaper: no hand-off).
+  long inline_predict_max_values = 1 << 15;
+};
+
+}  // namespace ntk::server
+
+#endif  // NTK_SERVER_OPTIONS_H_

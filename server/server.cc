@@ -1,0 +1,136 @@
+#include "server/server.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <thread>
+#include <utility>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "server/log.h"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace ntk::server {
+
+void SetComputeThreads(int n) {
+  if (n <= 0) return;
+  omp_set_num_threads(n);
+  openblas_set_num_threads(n);
+}
+
+NtkServer::NtkServer(const ServerOptions& options) : options_(options) {}
+
+absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions& options) {
+  if (options.tls_cert_pem.empty() != options.tls_key_pem.empty()) {
+    return absl::InvalidArgumentError("tls_cert and tls_key: give both or neither");
+  }
+  std::unique_ptr<NtkServer> s(new NtkServer(options));
+  SetComputeThreads(options.threads);
+
+  // Models on disk.
+  s->store_ = std::make_unique<ModelStore>(options.model_dir);
+  if (absl::Status st = s->store_->Open(); !st.ok()) return st;
+  s->registry_ = std::make_unique<ModelRegistry>(s->store_.get(), options.max_models);
+  int loaded = 0, skipped = 0;
+  std::vector<std::string> errors;
+  for (StoredModel& m : s->store_->LoadAll(&errors)) {
+    absl::StatusOr<std::unique_ptr<FittedModel>> model = FittedModel::Deserialize(m.payload);
+    if (!model.ok()) {
+      Logf("store: skipping damaged model file %s: %s", s->store_->PathFor(m.id),
+           model.status().ToString());
+      ++skipped;
+      continue;
+    }
+    s->registry_->InsertLoaded(
+        MakeEntry(m.id, m.created_unix_ms, std::shared_ptr<const FittedModel>(std::move(*model))));
+    ++loaded;
+  }
+  skipped += static_cast<int>(errors.size());
+  Logf("store: loaded %d models from %s (%d damaged files skipped)", loaded, options.model_dir,
+       skipped);
+
+  // Worker pools.
+  const int threads = options.threads;
+  auto init = [threads] {
+    if (threads > 0) omp_set_num_threads(threads);
+  };
+  s->fit_pool_ = std::make_unique<WorkerPool>(std::max(1, options.max_concurrent_fits), init);
+  int workers = options.worker_threads;
+  if (workers <= 0) workers = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+  s->compute_pool_ = std::make_unique<WorkerPool>(workers, init);
+  s->service_ = std::make_unique<NtkServiceImpl>(options, s->registry_.get(),
+                                                 s->compute_pool_.get(), s->fit_pool_.get());
+
+  // gRPC.
+  static std::once_flag global_once;
+  std::call_once(global_once, [] {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  });
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (!options.tls_cert_pem.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({options.tls_key_pem, options.tls_cert_pem});
+    creds = grpc::SslServerCredentials(ssl);
+  } else {
+    creds = grpc::InsecureServerCredentials();
+  }
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, creds, &s->port_);
+  builder.RegisterService(s->service_.get());
+  const int max_bytes =
+      static_cast<int>(std::min<long>(2047, std::max(1, options.max_message_mb)) * 1024 * 1024);
+  builder.SetMaxReceiveMessageSize(max_bytes);
+  builder.SetMaxSendMessageSize(max_bytes);
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || s->port_ == 0) {
+    if (s->server_ != nullptr) s->server_->Shutdown();
+    return absl::UnavailableError(absl::StrFormat("listen: cannot listen on %s", options.listen));
+  }
+  if (grpc::HealthCheckServiceInterface* h = s->server_->GetHealthCheckService()) {
+    h->SetServingStatus(true);
+    h->SetServingStatus("ntk.v1.NtkService", true);
+  }
+  const size_t colon = options.listen.rfind(':');
+  s->address_ = absl::StrCat(
+      colon == std::string::npos ? options.listen : options.listen.substr(0, colon), ":",
+      s->port_);
+  Logf("server: serving ntk.v1.NtkService on %s (%s, auth %s, %d models)", s->address_,
+       options.tls_cert_pem.empty() ? "insecure" : "TLS",
+       options.auth_token.empty() ? "off" : "on", loaded);
+  return s;
+}
+
+void NtkServer::Shutdown(std::chrono::system_clock::time_point deadline) {
+  std::call_once(shutdown_once_, [&] {
+    if (server_ == nullptr) return;
+    if (grpc::HealthCheckServiceInterface* h = server_->GetHealthCheckService()) {
+      h->SetServingStatus(false);
+    }
+    server_->Shutdown(deadline);
+  });
+}
+
+void NtkServer::Wait() {
+  if (server_ != nullptr) server_->Wait();
+}
+
+NtkServer::~NtkServer() {
+  Shutdown(std::chrono::system_clock::now());
+  Wait();
+  // No RPC is in flight any more; drain and join the pools before the
+  // service and registry they point to go away.
+  compute_pool_.reset();
+  fit_pool_.reset();
+  server_.reset();
+  service_.reset();
+}
+
+}  // namespace ntk::server

@@ -1,0 +1,77 @@
+// ntk/server/server.h: one running ntk server (used by main.cc and by
+// in-process tests).
+//
+//   ServerOptions o; o.listen = "127.0.0.1:0"; o.model_dir = dir;
+//   absl::StatusOr<std::unique_ptr<NtkServer>> s = NtkServer::Start(o);
+//   ... connect to (*s)->address() ...
+//   (*s)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(30));
+//
+// Start() applies --threads, opens the model directory (removing leftover
+// temporary files), loads every model there (damaged files are logged and
+// skipped), and serves ntk.v1.NtkService plus grpc.health.v1 and server
+// reflection (grpc.reflection.v1alpha).
+//
+// Thread safety: Shutdown and Wait may be called from any thread; Shutdown
+// is idempotent. The destructor shuts down immediately if Shutdown was not
+// called, waits for in-flight RPCs and joins the worker pools.
+#ifndef NTK_SERVER_SERVER_H_
+#define NTK_SERVER_SERVER_H_
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <grpcpp/server.h>
+
+#include "absl/status/statusor.h"
+#include "server/model_registry.h"
+#include "server/model_store.h"
+#include "server/options.h"
+#include "server/service.h"
+#include "server/worker_pool.h"
+
+namespace ntk::server {
+
+// omp_set_num_threads (this thread) and openblas_set_num_threads (global).
+// n <= 0: leaves both alone.
+void SetComputeThreads(int n);
+
+class NtkServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<NtkServer>> Start(const ServerOptions& options);
+  ~NtkServer();
+  NtkServer(const NtkServer&) = delete;
+  NtkServer& operator=(const NtkServer&) = delete;
+
+  int port() const { return port_; }
+  // host:port with the selected port, e.g. "127.0.0.1:38811".
+  const std::string& address() const { return address_; }
+
+  // Stops accepting RPCs, lets in-flight ones finish until `deadline`, then
+  // cancels the rest (their fits stop at the next progress check).
+  void Shutdown(std::chrono::system_clock::time_point deadline);
+  // Blocks until the server has shut down.
+  void Wait();
+
+  ModelRegistry& registry() { return *registry_; }
+  const ServerOptions& options() const { return options_; }
+
+ private:
+  explicit NtkServer(const ServerOptions& options);
+
+  const ServerOptions options_;
+  std::unique_ptr<ModelStore> store_;
+  std::unique_ptr<ModelRegistry> registry_;
+  std::unique_ptr<WorkerPool> fit_pool_;
+  std::unique_ptr<WorkerPool> compute_pool_;
+  std::unique_ptr<NtkServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;  // declared last: destroyed first
+  int port_ = 0;
+  std::string address_;
+  std::once_flag shutdown_once_;
+};
+
+}  // namespace ntk::server
+
+#endif  // NTK_SERVER_SERVER_H_

@@ -1,1 +1,452 @@
-// placeholder: being written
+// ntk/core/kernel.cc: NNGP and NTK kernels of fully connected networks
+// (MODEL.md section 1).
+//
+// Structure of the computation (all three entry points):
+//   1. Per point, the diagonal recursion S_l(x, x), T_l(x, x) with rho = 1
+//      exactly, l = 1..L+1 (O(N L), scalar code, std::asin).
+//   2. One GEMM of the inputs, G = X1 X2^T (TrainKernels: the upper triangle
+//      by a rank-k update, i.e. dsyrk with EIGEN_USE_BLAS), written straight
+//      into the K output.
+//   3. The elementwise layer recursion, in place, tile by tile on all cores
+//      (OpenMP). Each column segment of a tile is copied to L1-resident
+//      buffers and pushed through the L layers with loops that gcc
+//      auto-vectorizes (see "vectorizable arcsine" below); the final K and
+//      Theta are written back. TrainKernels computes only tiles on or above
+//      the diagonal and mirrors each tile into the lower triangle, so the
+//      outputs are exactly symmetric and the only memory beyond the two
+//      N x N outputs is O(N L) + O(tile) per thread.
+//
+// Accuracy: entries are accurate to a few ulp of the inputs' recursion,
+// except that arccos is ill-conditioned at rho = +-1: an O(eps) error in rho
+// (e.g. from the GEMM's summation order) becomes an O(sqrt(eps)) ~ 1e-8
+// error in arccos(rho). So entries between parallel (or antiparallel)
+// points are accurate to about 1e-8 relative, and CrossKernels(x, x)'s
+// diagonal differs from TrainKernels(x)'s (computed with rho = 1 exactly)
+// by about that much. Everything else agrees to ~1e-15 relative.
+#include "core/kernel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/kernel_internal.h"
+
+namespace ntk {
+namespace {
+
+using Eigen::Index;
+
+constexpr double kPi = 3.14159265358979323846;
+constexpr double kInv2Pi = 1.0 / (2.0 * kPi);
+constexpr double kTwoOverPi = 2.0 / kPi;
+constexpr double kFourOverPi = 4.0 / kPi;
+
+// ---------------------------------------------------------------------------
+// Vectorizable arcsine / arccosine.
+//
+// fdlibm's (e_asin.c / e_acos.c) minimax rational R(z), z in [0, 1/4]:
+//   asin(s) = s + s R(s^2)   for |s| <= 1/2.
+// For |x| > 1/2 the half-angle identities
+//   asin(x) = pi/2 - 2 asin(s),  acos(x) = 2 asin(s)  (x > 1/2),
+//   acos(x) = pi - 2 asin(s)  (x < -1/2),  s = sqrt((1 - |x|)/2) <= 1/2,
+// reduce to the same form. The loops must contain no branches and no
+// selects between computed values: gcc (-O3, default -ftrapping-math)
+// refuses to if-convert those and then does not vectorize at all, and even
+// std::min/std::max get turned back into branches when their result feeds
+// further arithmetic. So the case split is done with exact 0/1 weights m
+// built from fabs only (Pos, AboveHalf below): z = m w + (1 - m) x^2 picks
+// one term exactly, since products with 0 or 1 are exact.
+// The sqrt is done in a separate pass by Eigen's packet sqrt, because gcc
+// cannot vectorize std::sqrt under the default -fmath-errno.
+// ---------------------------------------------------------------------------
+constexpr double kPio2Hi = 1.57079632679489655800e+00;
+constexpr double kPio2Lo = 6.12323399573676603587e-17;
+constexpr double kPiHi = 3.14159265358979311600e+00;
+constexpr double kPiLo = 1.22464679914735317722e-16;
+constexpr double kPS0 = 1.66666666666666657415e-01;
+constexpr double kPS1 = -3.25565818622400915405e-01;
+constexpr double kPS2 = 2.01212532134862925881e-01;
+constexpr double kPS3 = -4.00555345006794114027e-02;
+constexpr double kPS4 = 7.91534994289814532176e-04;
+constexpr double kPS5 = 3.47933107596021167570e-05;
+constexpr double kQS1 = -2.40339491173441421878e+00;
+constexpr double kQS2 = 2.02094576023350569471e+00;
+constexpr double kQS3 = -6.88283971605453293030e-01;
+constexpr double kQS4 = 7.70381505559019352791e-02;
+
+inline double AsinRational(double z) {
+  const double p =
+      z * (kPS0 + z * (kPS1 + z * (kPS2 + z * (kPS3 + z * (kPS4 + z * kPS5)))));
+  const double q = 1.0 + z * (kQS1 + z * (kQS2 + z * (kQS3 + z * kQS4)));
+  return p / q;
+}
+
+// max(y, 0), exactly: y + |y| is 2y or 0, both exact.
+inline double Pos(double y) { return 0.5 * (y + std::fabs(y)); }
+
+// Exactly 1.0 if v > 1/2, else exactly 0.0, without a comparison: doubles in
+// (1/2, 1] are at least 2^-53 above 1/2 (the subtraction is exact there), so
+// h = Pos((v - 1/2) 2^60) is 0 or >= 128, and 1 - Pos(1 - h) is 0 or 1.
+inline double AboveHalf(double v) {
+  return 1.0 - Pos(1.0 - Pos((v - 0.5) * 0x1p60));
+}
+
+// w = max(0, (1 - |x|)/2), the half-angle argument (clipped at 0 so that an
+// |x| rounded slightly above 1 acts as |x| = 1); the caller takes its sqrt.
+inline double HalfAngleArg(double x) { return Pos((1.0 - std::fabs(x)) * 0.5); }
+
+// asin(s) for the reduced s = |x| (|x| <= 1/2) or sqrt(w) (|x| > 1/2),
+// where sqrt_w = sqrt(HalfAngleArg(x)) and m = AboveHalf(|x|).
+inline double ReducedAsin(double x, double sqrt_w, double m) {
+  const double ax = std::fabs(x);
+  const double w = Pos((1.0 - ax) * 0.5);
+  const double z = w * m + (x * x) * (1.0 - m);
+  const double s = sqrt_w * m + ax * (1.0 - m);
+  return s + s * AsinRational(z);
+}
+
+// asin(x), |x| <= 1 (up to rounding), given sqrt_w = sqrt(HalfAngleArg(x)).
+inline double AsinFromParts(double x, double sqrt_w) {
+  const double m = AboveHalf(std::fabs(x));
+  const double u = ReducedAsin(x, sqrt_w, m);
+  const double big = kPio2Hi - (2.0 * u - kPio2Lo);
+  return std::copysign(u * (1.0 - m) + big * m, x);
+}
+
+// acos(x), |x| <= 1 (up to rounding), given sqrt_w = sqrt(HalfAngleArg(x)).
+inline double AcosFromParts(double x, double sqrt_w) {
+  const double m_pos = AboveHalf(x);
+  const double m_neg = AboveHalf(-x);
+  const double u = ReducedAsin(x, sqrt_w, m_pos + m_neg);
+  const double small = kPio2Hi - (std::copysign(u, x) - kPio2Lo);
+  const double big_pos = 2.0 * u;
+  const double big_neg = kPiHi - (2.0 * u - kPiLo);
+  return small * (1.0 - m_pos - m_neg) + big_pos * m_pos + big_neg * m_neg;
+}
+
+inline void SqrtInPlace(double* v, Index n) {
+  Eigen::Map<Eigen::ArrayXd> a(v, n);
+  a = a.sqrt();
+}
+
+// Length of the column segments (and tile edge). 128 doubles per buffer keep
+// all per-segment buffers (~6 KB) in L1 and a tile (128 x 128, 128 KB per
+// output) in L2 for the mirror copy.
+constexpr Index kTile = 128;
+
+// ---------------------------------------------------------------------------
+// Per-point (diagonal) data.
+// ---------------------------------------------------------------------------
+
+// For each point and each hidden layer l = 1..L, the two per-point factors
+// the off-diagonal update needs (stored layer-major: f[l * n + i]):
+//   ReLU: f1 = 1/sqrt(a) (0 if a = 0), f2 = sqrt(a)          (a = S_l(x, x))
+//   erf:  f1 = 1/sqrt(1 + 2a),         f2 = 1 + 2a
+// plus the final diagonal K(x, x), Theta(x, x).
+struct PointData {
+  Index n = 0;
+  std::vector<double> f1, f2;
+  Eigen::VectorXd nngp, ntk;
+};
+
+PointData ComputePointData(const KernelSpec& spec, const Eigen::MatrixXd& x) {
+  const Index n = x.rows();
+  const int depth = spec.depth;
+  const double sw2 = spec.weight_variance;
+  const double sb2 = spec.bias_variance;
+  const double alpha = x.cols() > 0 ? sw2 / static_cast<double>(x.cols()) : 0.0;
+  PointData p;
+  p.n = n;
+  p.f1.resize(static_cast<size_t>(n) * depth);
+  p.f2.resize(static_cast<size_t>(n) * depth);
+  p.nngp.resize(n);
+  p.ntk.resize(n);
+  const Eigen::VectorXd sq = x.rowwise().squaredNorm();
+  for (Index i = 0; i < n; ++i) {
+    double a = alpha * sq(i) + sb2;  // S_1(x, x)
+    double t = a;                    // T_1(x, x)
+    for (int l = 0; l < depth; ++l) {
+      const size_t k = static_cast<size_t>(l) * n + i;
+      double e_pp, e_dd;  // E[phi phi], E[phi' phi'] at rho = 1
+      if (spec.activation == Activation::kRelu) {
+        const double sa = std::sqrt(a);
+        p.f1[k] = a > 0.0 ? 1.0 / sa : 0.0;
+        p.f2[k] = sa;
+        e_pp = 0.5 * a;  // sqrt(a a) (sin 0 + pi cos 0) / (2 pi)
+        e_dd = 0.5;      // pi / (2 pi)
+      } else {
+        const double pa = 1.0 + 2.0 * a;
+        p.f1[k] = 1.0 / std::sqrt(pa);
+        p.f2[k] = pa;
+        e_pp = kTwoOverPi * std::asin(2.0 * a / pa);
+        e_dd = kFourOverPi / std::sqrt(1.0 + 4.0 * a);  // (1+2a)^2 - 4a^2
+      }
+      const double s_next = sw2 * e_pp + sb2;
+      t = s_next + sw2 * e_dd * t;
+      a = s_next;
+    }
+    p.nngp(i) = a;
+    p.ntk(i) = t;
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------------------
+// The elementwise recursion on one column segment.
+// ---------------------------------------------------------------------------
+
+// Per-thread scratch for one segment of at most kTile entries.
+struct Scratch {
+  alignas(64) double s[kTile];         // S_l
+  alignas(64) double t[kTile];         // T_l
+  alignas(64) double v[kTile];         // rho (ReLU) or the asin argument (erf)
+  alignas(64) double roots[2 * kTile];  // sqrt(w) | sqrt(sin^2 t) or sqrt(den)
+};
+
+struct Recursion {
+  const KernelSpec* spec;
+  double alpha;  // sw^2 / d
+  const PointData* rows;
+  const PointData* cols;
+};
+
+// Computes K and Theta for rows [i0, i0 + len) of column j, where
+// gram[0..len) holds <x_i, x'_j>. Writes k_out[0..len), theta_out[0..len);
+// gram may alias k_out.
+void ComputeSegment(const Recursion& r, const double* gram, Index i0, Index len,
+                    Index j, double* k_out, double* theta_out, Scratch& sc) {
+  const double sw2 = r.spec->weight_variance;
+  const double sb2 = r.spec->bias_variance;
+  const double alpha = r.alpha;
+  double* __restrict s = sc.s;
+  double* __restrict t = sc.t;
+  double* __restrict v = sc.v;
+  double* __restrict w = sc.roots;
+  double* __restrict q = sc.roots + kTile;
+  for (Index i = 0; i < len; ++i) {
+    s[i] = alpha * gram[i] + sb2;
+    t[i] = s[i];
+  }
+  const Index nr = r.rows->n;
+  const Index nc = r.cols->n;
+  for (int l = 0; l < r.spec->depth; ++l) {
+    const double* __restrict f1 = r.rows->f1.data() + l * nr + i0;
+    const double* __restrict f2 = r.rows->f2.data() + l * nr + i0;
+    const double g1 = r.cols->f1[l * nc + j];
+    const double g2 = r.cols->f2[l * nc + j];
+    if (r.spec->activation == Activation::kRelu) {
+      // f1 = 1/sqrt(a), f2 = sqrt(a); rho = c / sqrt(a b).
+      for (Index i = 0; i < len; ++i) {
+        // |rho| <= 1 up to rounding; the arcsine parts treat |rho| > 1 as 1.
+        const double rho = s[i] * f1[i] * g1;
+        v[i] = rho;
+        w[i] = HalfAngleArg(rho);
+        q[i] = Pos((1.0 - rho) * (1.0 + rho));  // sin^2 t
+      }
+      SqrtInPlace(w, len);
+      SqrtInPlace(q, len);
+      for (Index i = 0; i < len; ++i) {
+        const double rho = v[i];
+        // pi - t = acos(-rho), accurate also where it is small (rho -> -1).
+        const double pi_minus_t = AcosFromParts(-rho, w[i]);
+        const double e_pp = f2[i] * g2 * (q[i] + pi_minus_t * rho) * kInv2Pi;
+        const double e_dd = pi_minus_t * kInv2Pi;
+        const double s_next = sw2 * e_pp + sb2;
+        t[i] = s_next + sw2 * e_dd * t[i];
+        s[i] = s_next;
+      }
+    } else {
+      // f1 = 1/sqrt(1 + 2a), f2 = 1 + 2a.
+      for (Index i = 0; i < len; ++i) {
+        const double c = s[i];
+        // |z| < 1 in exact arithmetic; |z| > 1 would act as |z| = 1.
+        const double z = 2.0 * c * f1[i] * g1;
+        v[i] = z;
+        w[i] = HalfAngleArg(z);
+        // (1+2a)(1+2b) - 4c^2 >= 1 + 2a + 2b whenever c^2 <= ab: clip at
+        // that bound (guards against rounding; Pos is max(., 0)).
+        const double lower = f2[i] + g2 - 1.0;
+        q[i] = lower + Pos(f2[i] * g2 - 4.0 * c * c - lower);
+      }
+      SqrtInPlace(w, len);
+      SqrtInPlace(q, len);
+      for (Index i = 0; i < len; ++i) {
+        const double e_pp = kTwoOverPi * AsinFromParts(v[i], w[i]);
+        const double e_dd = kFourOverPi / q[i];
+        const double s_next = sw2 * e_pp + sb2;
+        t[i] = s_next + sw2 * e_dd * t[i];
+        s[i] = s_next;
+      }
+    }
+  }
+  for (Index i = 0; i < len; ++i) {
+    k_out[i] = s[i];
+    theta_out[i] = t[i];
+  }
+}
+
+// Number of tiles along a dimension of size n.
+inline Index NumTiles(Index n) { return (n + kTile - 1) / kTile; }
+
+}  // namespace
+
+namespace internal {
+
+void AsinArray(const double* x, double* out, std::ptrdiff_t n) {
+  alignas(64) double w[kTile];
+  for (std::ptrdiff_t b = 0; b < n; b += kTile) {
+    const Index len = std::min<std::ptrdiff_t>(kTile, n - b);
+    for (Index i = 0; i < len; ++i) w[i] = HalfAngleArg(x[b + i]);
+    SqrtInPlace(w, len);
+    for (Index i = 0; i < len; ++i) out[b + i] = AsinFromParts(x[b + i], w[i]);
+  }
+}
+
+void AcosArray(const double* x, double* out, std::ptrdiff_t n) {
+  alignas(64) double w[kTile];
+  for (std::ptrdiff_t b = 0; b < n; b += kTile) {
+    const Index len = std::min<std::ptrdiff_t>(kTile, n - b);
+    for (Index i = 0; i < len; ++i) w[i] = HalfAngleArg(x[b + i]);
+    SqrtInPlace(w, len);
+    for (Index i = 0; i < len; ++i) out[b + i] = AcosFromParts(x[b + i], w[i]);
+  }
+}
+
+}  // namespace internal
+
+absl::Status ValidateKernelSpec(const KernelSpec& spec) {
+  if (spec.activation != Activation::kRelu &&
+      spec.activation != Activation::kErf) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.kernel.activation: unknown activation ",
+                     static_cast<int>(spec.activation),
+                     " (expected RELU = 1 or ERF = 2)"));
+  }
+  if (spec.depth < 1 || spec.depth > kMaxDepth) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.kernel.depth: must be in [1, ", kMaxDepth,
+                     "], got ", spec.depth));
+  }
+  if (!std::isfinite(spec.weight_variance) || !(spec.weight_variance > 0.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.kernel.weight_variance: must be finite and > 0, got ",
+                     spec.weight_variance));
+  }
+  if (!std::isfinite(spec.bias_variance) || !(spec.bias_variance >= 0.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.kernel.bias_variance: must be finite and >= 0, got ",
+                     spec.bias_variance));
+  }
+  return absl::OkStatus();
+}
+
+KernelMatrices CrossKernels(const KernelSpec& spec, const Eigen::MatrixXd& x1,
+                            const Eigen::MatrixXd& x2) {
+  const Index n = x1.rows();
+  const Index m = x2.rows();
+  KernelMatrices out;
+  out.nngp.resize(n, m);
+  out.ntk.resize(n, m);
+  if (n == 0 || m == 0) return out;
+  const PointData rows = ComputePointData(spec, x1);
+  const PointData cols = ComputePointData(spec, x2);
+  out.nngp.noalias() = x1 * x2.transpose();  // the one GEMM
+  const Recursion rec{&spec,
+                      x1.cols() > 0 ? spec.weight_variance / x1.cols() : 0.0,
+                      &rows, &cols};
+  const Index tr = NumTiles(n);
+  const Index tc = NumTiles(m);
+  const Index ntiles = tr * tc;
+#pragma omp parallel for schedule(dynamic, 1) if (ntiles > 1)
+  for (Index tile = 0; tile < ntiles; ++tile) {
+    Scratch sc;
+    const Index i0 = (tile % tr) * kTile;
+    const Index j0 = (tile / tr) * kTile;
+    const Index len = std::min(kTile, n - i0);
+    const Index j1 = std::min(j0 + kTile, m);
+    for (Index j = j0; j < j1; ++j) {
+      double* k_col = out.nngp.data() + j * n + i0;
+      double* theta_col = out.ntk.data() + j * n + i0;
+      ComputeSegment(rec, k_col, i0, len, j, k_col, theta_col, sc);
+    }
+  }
+  return out;
+}
+
+KernelMatrices TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x) {
+  const Index n = x.rows();
+  KernelMatrices out;
+  if (n == 0) {
+    out.nngp.resize(0, 0);
+    out.ntk.resize(0, 0);
+    return out;
+  }
+  const PointData pts = ComputePointData(spec, x);
+  // The Gram matrix's upper triangle, by a rank-d update (dsyrk under
+  // EIGEN_USE_BLAS: half the flops of the full GEMM).
+  out.nngp.setZero(n, n);
+  out.nngp.selfadjointView<Eigen::Upper>().rankUpdate(x);
+  out.ntk.resize(n, n);
+  const Recursion rec{&spec, x.cols() > 0 ? spec.weight_variance / x.cols() : 0.0,
+                      &pts, &pts};
+  const Index nt = NumTiles(n);
+  const Index ntiles = nt * (nt + 1) / 2;
+  double* kd = out.nngp.data();
+  double* td = out.ntk.data();
+#pragma omp parallel for schedule(dynamic, 1) if (ntiles > 1)
+  for (Index tile = 0; tile < ntiles; ++tile) {
+    // Map the linear index to (bi, bj) with bi <= bj: column bj holds tiles
+    // bj (bj + 1) / 2 .. bj (bj + 1) / 2 + bj.
+    Index bj = static_cast<Index>((std::sqrt(8.0 * tile + 1.0) - 1.0) / 2.0);
+    while (bj * (bj + 1) / 2 > tile) --bj;
+    while ((bj + 1) * (bj + 2) / 2 <= tile) ++bj;
+    const Index bi = tile - bj * (bj + 1) / 2;
+    Scratch sc;
+    const Index i0 = bi * kTile;
+    const Index j0 = bj * kTile;
+    const Index i1 = std::min(i0 + kTile, n);
+    const Index j1 = std::min(j0 + kTile, n);
+    if (bi < bj) {
+      for (Index j = j0; j < j1; ++j) {
+        double* k_col = kd + j * n + i0;
+        ComputeSegment(rec, k_col, i0, i1 - i0, j, k_col, td + j * n + i0, sc);
+      }
+      // Mirror into the lower triangle, tile (bj, bi).
+      for (Index j = j0; j < j1; ++j) {
+        for (Index i = i0; i < i1; ++i) {
+          kd[i * n + j] = kd[j * n + i];
+          td[i * n + j] = td[j * n + i];
+        }
+      }
+    } else {  // diagonal tile
+      for (Index j = j0; j < j1; ++j) {
+        if (j > i0) {
+          double* k_col = kd + j * n + i0;
+          ComputeSegment(rec, k_col, i0, j - i0, j, k_col, td + j * n + i0, sc);
+        }
+        kd[j * n + j] = pts.nngp(j);  // rho = 1 exactly
+        td[j * n + j] = pts.ntk(j);
+      }
+      for (Index j = j0; j < j1; ++j) {
+        for (Index i = j + 1; i < j1; ++i) {
+          kd[j * n + i] = kd[i * n + j];
+          td[j * n + i] = td[i * n + j];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+KernelDiagonal DiagonalKernels(const KernelSpec& spec, const Eigen::MatrixXd& x) {
+  PointData pts = ComputePointData(spec, x);
+  KernelDiagonal out;
+  out.nngp = std::move(pts.nngp);
+  out.ntk = std::move(pts.ntk);
+  return out;
+}
+
+}  // namespace ntk

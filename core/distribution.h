@@ -11,6 +11,7 @@
 #include <Eigen/Dense>
 
 #include "absl/status/statusor.h"
+#include "core/distribution_cache.h"
 #include "core/model.h"
 #include "core/model_state.h"
 

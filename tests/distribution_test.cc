@@ -1,0 +1,623 @@
+// Tests of MODEL.md section 4 (core/distribution.cc): PredictDistribution's
+// methods against independent references built here.
+//
+// Tolerances: Monte Carlo comparisons use a bound of k standard errors with
+// the standard error computed from the quantities being estimated (stated
+// next to each); deterministic comparisons against dense references use
+// bounds from double rounding of the O(N) - O(N^3) operations involved.
+#include <cmath>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include "core/distribution.h"
+#include "core/distribution_sampling.h"
+#include "core/kernel.h"
+#include "core/solvers.h"
+#include "tests/testing/distribution_fixtures.h"
+
+namespace ntk {
+namespace {
+
+using Eigen::MatrixXd;
+using Eigen::VectorXd;
+using testing::MakeState;
+using testing::RandomFeatures;
+using testing::RandomTargets;
+
+KernelSpec Relu2() {
+  KernelSpec k;
+  k.activation = Activation::kRelu;
+  k.depth = 2;
+  k.weight_variance = 2.0;
+  k.bias_variance = 0.1;
+  return k;
+}
+
+MatrixXd Centering(int C) {
+  return MatrixXd::Identity(C, C) - MatrixXd::Constant(C, C, 1.0 / C);
+}
+
+double Sigmoid(double t) { return 1.0 / (1.0 + std::exp(-t)); }
+
+// E[g(t)], t ~ N(mu, sigma^2), by the trapezoid rule on mu +- 12 sigma with
+// 40001 nodes: the integrand is smooth and the tails beyond 12 sigma weigh
+// < 1e-30, so the quadrature error is far below the MC tolerances used.
+template <typename G>
+double GaussExpect(double mu, double sigma, G g) {
+  const int n = 40001;
+  const double a = -12, h = 24.0 / (n - 1);
+  double sum = 0;
+  for (int i = 0; i < n; ++i) {
+    const double u = a + i * h;
+    const double w = (i == 0 || i == n - 1) ? 0.5 : 1.0;
+    sum += w * std::exp(-0.5 * u * u) * g(mu + sigma * u);
+  }
+  return sum * h / std::sqrt(2 * M_PI);
+}
+
+double BinaryEntropy(double p) {
+  double h = 0;
+  if (p > 0) h -= p * std::log(p);
+  if (p < 1) h -= (1 - p) * std::log(1 - p);
+  return h;
+}
+
+// --- Gaussian logits -> probability moments -------------------------------
+
+// C = 2, centered logits (m, -m) with covariance s P: then p_1 = sigmoid(t),
+// t = z_1 - z_2 ~ N(2m, 2s). Quadrature gives the exact moments; the MC
+// estimate must lie within 4 standard errors (SE from the quadrature
+// moments: sd / sqrt(S); for the variance sqrt((mu4 - var^2) / S)).
+TEST(ProbabilityMoments, BinaryMatchesQuadrature) {
+  const int S = 200000;
+  for (double m : {0.0, 0.4, -1.3}) {
+    for (double s : {0.05, 1.0, 6.0}) {
+      VectorXd mean(2);
+      mean << m, -m;
+      const MatrixXd cov = s * Centering(2);
+      PointDistribution pd;
+      std::vector<double> scratch;
+      GaussianProbabilityMoments(mean, CovarianceSqrt(cov), S, 1234, scratch, &pd);
+      const double mu = 2 * m, sd = std::sqrt(2 * s);
+      const double e1 = GaussExpect(mu, sd, Sigmoid);
+      const double e2 = GaussExpect(mu, sd, [](double t) { return std::pow(Sigmoid(t), 2); });
+      const double var = e2 - e1 * e1;
+      const double mu4 = GaussExpect(mu, sd, [&](double t) { return std::pow(Sigmoid(t) - e1, 4); });
+      const double eh = GaussExpect(mu, sd, [](double t) { return BinaryEntropy(Sigmoid(t)); });
+      const double eh2 = GaussExpect(mu, sd, [](double t) { return std::pow(BinaryEntropy(Sigmoid(t)), 2); });
+      const double se_mean = std::sqrt(var / S);
+      const double se_var = std::sqrt((mu4 - var * var) / S);
+      const double se_h = std::sqrt((eh2 - eh * eh) / S);
+      SCOPED_TRACE(::testing::Message() << "m=" << m << " s=" << s);
+      EXPECT_NEAR(pd.probability_mean[0], e1, 4 * se_mean + 1e-14);
+      EXPECT_NEAR(pd.probability_mean[0] + pd.probability_mean[1], 1.0, 1e-12);
+      EXPECT_NEAR(pd.probability_covariance(0, 0), var, 4 * se_var + 1e-14);
+      // p_2 = 1 - p_1: covariance entries are +-var exactly up to rounding.
+      EXPECT_NEAR(pd.probability_covariance(0, 1), -pd.probability_covariance(0, 0), 1e-12);
+      EXPECT_NEAR(pd.expected_entropy, eh, 4 * se_h + 1e-14);
+      EXPECT_NEAR(pd.predictive_entropy, BinaryEntropy(pd.probability_mean[0]), 1e-12);
+      EXPECT_GE(pd.mutual_information, 0.0);
+      EXPECT_NEAR(pd.mutual_information, pd.predictive_entropy - pd.expected_entropy, 1e-12);
+      EXPECT_EQ(pd.label, pd.probability_mean[0] >= pd.probability_mean[1] ? 0 : 1);
+    }
+  }
+}
+
+TEST(ProbabilityMoments, ZeroCovarianceHasNoEpistemicPart) {
+  VectorXd mean(4);
+  mean << 0.5, -0.2, 1.0, -1.3;
+  PointDistribution pd;
+  std::vector<double> scratch;
+  GaussianProbabilityMoments(mean, CovarianceSqrt(MatrixXd::Zero(4, 4)), 100, 7, scratch, &pd);
+  const VectorXd p = (mean.array().exp() / mean.array().exp().sum()).matrix();
+  EXPECT_LT((pd.probability_mean - p).cwiseAbs().maxCoeff(), 1e-15);
+  // All S samples are the same vector: covariance and MI exactly 0.
+  EXPECT_EQ(pd.probability_covariance.cwiseAbs().maxCoeff(), 0.0);
+  EXPECT_EQ(pd.mutual_information, 0.0);
+  EXPECT_NEAR(pd.predictive_entropy, -(p.array() * p.array().log()).sum(), 1e-14);
+  EXPECT_EQ(pd.label, 2);
+}
+
+TEST(ProbabilityMoments, ZeroLogZeroIsZero) {
+  // Logits 800 apart: softmax underflows to exactly 0 for the small ones.
+  VectorXd mean(3);
+  mean << 800, 0, -800;
+  PointDistribution pd;
+  std::vector<double> scratch;
+  GaussianProbabilityMoments(mean, MatrixXd::Zero(3, 3), 10, 1, scratch, &pd);
+  EXPECT_EQ(pd.probability_mean[0], 1.0);
+  EXPECT_EQ(pd.predictive_entropy, 0.0);
+  EXPECT_EQ(pd.expected_entropy, 0.0);
+  EXPECT_FALSE(std::isnan(pd.mutual_information));
+}
+
+TEST(ProbabilityMoments, MutualInformationNonNegativeAndDeterministic) {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    const MatrixXd a = RandomFeatures(5, 5, seed);
+    const MatrixXd cov = Centering(5) * a * a.transpose() * Centering(5);
+    const VectorXd mean = RandomFeatures(5, 1, seed + 100).col(0);
+    PointDistribution p1, p2;
+    std::vector<double> scratch;
+    GaussianProbabilityMoments(mean, CovarianceSqrt(cov), 500, seed, scratch, &p1);
+    GaussianProbabilityMoments(mean, CovarianceSqrt(cov), 500, seed, scratch, &p2);
+    EXPECT_GE(p1.mutual_information, 0.0);
+    EXPECT_GT(p1.mutual_information, 0.0);  // nonzero covariance
+    EXPECT_EQ(p1.probability_mean, p2.probability_mean);
+    EXPECT_EQ(p1.expected_entropy, p2.expected_entropy);
+  }
+}
+
+// --- Fixtures --------------------------------------------------------------
+
+struct Problem {
+  MatrixXd x_train, y, x_query;
+};
+
+Problem MakeProblem(int n, int d, int C, int m, double eps, uint64_t seed) {
+  Problem p;
+  p.x_train = RandomFeatures(n, d, seed);
+  p.y = RandomTargets(p.x_train, C, eps, seed + 1);
+  p.x_query = RandomFeatures(m, d, seed + 2);
+  return p;
+}
+
+absl::StatusOr<DistributionResult> RunDist(const FittedModel::State& st,
+                                       const MatrixXd& xq,
+                                       DistributionMethod method,
+                                       int num_samples = 0, uint64_t seed = 0) {
+  DistributionOptions o;
+  o.method = method;
+  o.num_samples = num_samples;
+  o.seed = seed;
+  return ComputeDistribution(st, xq, o);
+}
+
+// Joint samples of f0 over train + query points: rows 0..N-1 train,
+// N..N+M-1 query, S * C columns (sample s, class c at s * C + c).
+MatrixXd JointPriorSamples(const KernelSpec& k, const MatrixXd& xt,
+                           const MatrixXd& xq, int S, int C, uint64_t seed) {
+  MatrixXd all(xt.rows() + xq.rows(), xt.cols());
+  all << xt, xq;
+  MatrixXd kk = TrainKernels(k, all).nngp;
+  kk.diagonal().array() += 1e-12 * kk.diagonal().mean();
+  Eigen::LLT<MatrixXd> llt(kk);
+  EXPECT_EQ(llt.info(), Eigen::Success);
+  const MatrixXd z = RandomFeatures(static_cast<int>(all.rows()), S * C, seed);
+  return llt.matrixL() * z;
+}
+
+// Sample mean and covariance (divisor S) of centered rows of `f` (S x C).
+void SampleMoments(const MatrixXd& f, VectorXd* mean, MatrixXd* cov) {
+  MatrixXd c = f;
+  for (Eigen::Index s = 0; s < c.rows(); ++s) c.row(s).array() -= c.row(s).mean();
+  *mean = c.colwise().mean().transpose();
+  const MatrixXd d = c.rowwise() - mean->transpose();
+  *cov = d.transpose() * d / static_cast<double>(c.rows());
+}
+
+// Checks estimated (mean, cov) against Gaussian truth (mu, sigma) within
+// k standard errors: SE(mean_a) = sqrt(sigma_aa / S),
+// SE(cov_ab) = sqrt((sigma_aa sigma_bb + sigma_ab^2) / S) (Gaussian
+// fourth moments), plus `abs` for deterministic differences.
+void ExpectWithinSE(const VectorXd& mean, const MatrixXd& cov, const VectorXd& mu,
+                    const MatrixXd& sigma, int S, double k, double abs) {
+  const int C = static_cast<int>(mu.size());
+  for (int a = 0; a < C; ++a) {
+    EXPECT_NEAR(mean[a], mu[a], k * std::sqrt(sigma(a, a) / S) + abs) << "mean " << a;
+    for (int b = 0; b < C; ++b) {
+      const double se = std::sqrt((sigma(a, a) * sigma(b, b) + sigma(a, b) * sigma(a, b)) / S);
+      EXPECT_NEAR(cov(a, b), sigma(a, b), k * se + abs) << "cov " << a << "," << b;
+    }
+  }
+}
+
+// --- EXACT (2b, 2c) against sampled initializations ------------------------
+
+// The training map of MODEL.md 2b / 2c written out here: with
+// A = Theta + s I and T = log Y (2b) or Y (2c),
+//   f(x) = f0(x) + Theta_xX A^{-1} (T - F0).
+// Apply it to S joint prior samples and compare the sample moments of the
+// centered logits with EXACT within 5 SE (a bound exceeded by chance with
+// probability ~6e-7 per entry; ~100 entries are checked).
+void CheckExactAgainstSampling(Regime regime, double lambda) {
+  const int N = 25, d = 4, C = 3, M = 3, S = 6000;
+  const KernelSpec k = Relu2();
+  const Problem p = MakeProblem(N, d, C, M, 0.2, 11);
+  auto st = MakeState(k, regime, lambda, p.x_train, p.y);
+  ASSERT_NE(st, nullptr);
+  auto res = RunDist(*st, p.x_query, DistributionMethod::kExact);
+  ASSERT_TRUE(res.ok()) << res.status();
+  EXPECT_EQ(res->method, DistributionMethod::kExact);
+
+  const MatrixXd f0 = JointPriorSamples(k, p.x_train, p.x_query, S, C, 99);
+  MatrixXd a = TrainKernels(k, p.x_train).ntk;
+  double shift = st->stats.jitter + (regime == Regime::kSquared ? lambda : 0.0);
+  a.diagonal().array() += shift;
+  const MatrixXd t = regime == Regime::kSquared ? p.y : MatrixXd(p.y.array().log().matrix());
+  const MatrixXd tq = CrossKernels(k, p.x_query, p.x_train).ntk;  // M x N
+  const MatrixXd r = a.ldlt().solve(tq.transpose()).transpose();  // M x N
+  for (int j = 0; j < M; ++j) {
+    MatrixXd f(S, C);
+    for (int s = 0; s < S; ++s) {
+      const MatrixXd F0 = f0.block(0, s * C, N, C);
+      f.row(s) = f0.block(N + j, s * C, 1, C) + r.row(j) * (t - F0);
+    }
+    VectorXd mean;
+    MatrixXd cov;
+    SampleMoments(f, &mean, &cov);
+    SCOPED_TRACE(::testing::Message() << "query " << j);
+    const PointDistribution& pd = res->points[j];
+    ExpectWithinSE(mean, cov, pd.logit_mean, pd.logit_covariance, S, 5.0, 1e-9);
+    // The EXACT covariance is s(x) P: rank C - 1, rows summing to 0.
+    EXPECT_LT(pd.logit_covariance.rowwise().sum().cwiseAbs().maxCoeff(), 1e-12);
+  }
+}
+
+TEST(Exact, UnregularizedMatchesSampledInitializations) {
+  CheckExactAgainstSampling(Regime::kUnregularizedCE, 0.0);
+}
+TEST(Exact, SquaredMatchesSampledInitializations) {
+  CheckExactAgainstSampling(Regime::kSquared, 0.5);
+}
+
+TEST(Exact, MeanIsPredictAndIndependentOfFitF0) {
+  // The mean is over initializations (E f0 = 0), so a model fitted with a
+  // particular F0 has the same distribution as the F0 = 0 model. Tolerance:
+  // the two duals differ by rounding of two Cholesky solves, ~1e-12 here.
+  const Problem p = MakeProblem(20, 3, 3, 4, 0.2, 5);
+  auto st0 = MakeState(Relu2(), Regime::kUnregularizedCE, 0, p.x_train, p.y);
+  auto st1 = MakeState(Relu2(), Regime::kUnregularizedCE, 0, p.x_train, p.y,
+                       RandomFeatures(20, 3, 77));
+  ASSERT_TRUE(st0 && st1);
+  auto r0 = RunDist(*st0, p.x_query, DistributionMethod::kUnspecified);
+  auto r1 = RunDist(*st1, p.x_query, DistributionMethod::kUnspecified);
+  ASSERT_TRUE(r0.ok() && r1.ok());
+  EXPECT_EQ(r0->method, DistributionMethod::kExact);
+  const MatrixXd pred = CrossKernels(Relu2(), p.x_query, p.x_train).ntk * st0->dual;
+  for (int j = 0; j < 4; ++j) {
+    VectorXd c = pred.row(j).transpose();
+    c.array() -= c.mean();
+    EXPECT_LT((r0->points[j].logit_mean - c).cwiseAbs().maxCoeff(), 1e-12);
+    EXPECT_LT((r0->points[j].logit_mean - r1->points[j].logit_mean).cwiseAbs().maxCoeff(), 1e-9);
+    EXPECT_LT((r0->points[j].logit_covariance - r1->points[j].logit_covariance).cwiseAbs().maxCoeff(), 1e-9);
+  }
+}
+
+TEST(Exact, LinearizedEqualsExactFor2b2c) {
+  const Problem p = MakeProblem(20, 3, 4, 3, 0.2, 8);
+  for (Regime r : {Regime::kUnregularizedCE, Regime::kSquared}) {
+    auto st = MakeState(Relu2(), r, r == Regime::kSquared ? 0.1 : 0.0, p.x_train, p.y);
+    ASSERT_NE(st, nullptr);
+    auto e = RunDist(*st, p.x_query, DistributionMethod::kExact, 300, 3);
+    auto l = RunDist(*st, p.x_query, DistributionMethod::kLinearized, 300, 3);
+    ASSERT_TRUE(e.ok() && l.ok());
+    EXPECT_EQ(l->method, DistributionMethod::kLinearized);
+    for (int j = 0; j < 3; ++j) {
+      EXPECT_EQ(e->points[j].logit_covariance, l->points[j].logit_covariance);
+      EXPECT_EQ(e->points[j].probability_mean, l->points[j].probability_mean);
+    }
+  }
+}
+
+// MONTE_CARLO for 2b / 2c samples the same Gaussian as EXACT: sample
+// moments within 5 SE of EXACT's (S = 4000).
+TEST(MonteCarlo, MatchesExactFor2b2c) {
+  const Problem p = MakeProblem(20, 3, 3, 3, 0.2, 9);
+  for (Regime r : {Regime::kUnregularizedCE, Regime::kSquared}) {
+    auto st = MakeState(Relu2(), r, r == Regime::kSquared ? 0.3 : 0.0, p.x_train, p.y);
+    ASSERT_NE(st, nullptr);
+    const int S = 4000;
+    auto e = RunDist(*st, p.x_query, DistributionMethod::kExact);
+    auto m = RunDist(*st, p.x_query, DistributionMethod::kMonteCarlo, S, 17);
+    ASSERT_TRUE(e.ok() && m.ok()) << m.status();
+    EXPECT_EQ(m->method, DistributionMethod::kMonteCarlo);
+    for (int j = 0; j < 3; ++j) {
+      ExpectWithinSE(m->points[j].logit_mean, m->points[j].logit_covariance,
+                     e->points[j].logit_mean, e->points[j].logit_covariance, S, 5.0, 1e-9);
+    }
+  }
+}
+
+// --- LINEARIZED / LAPLACE (2a) against dense references ---------------------
+
+// Dense NC x NC reference (class-major index c * N + i) of
+//   B = W (I + Kp W)^{-1},  Kp = Theta / lambda (x) I_C,
+// W = blockdiag_i(diag p_i - p_i p_i^T).
+struct DenseRef {
+  MatrixXd b;        // NC x NC
+  MatrixXd kxx_n, tq, kq;  // helpers
+};
+
+MatrixXd DenseB(const MatrixXd& theta, const MatrixXd& probs, double lambda) {
+  const int N = static_cast<int>(theta.rows()), C = static_cast<int>(probs.cols());
+  MatrixXd w = MatrixXd::Zero(N * C, N * C), kp = MatrixXd::Zero(N * C, N * C);
+  for (int i = 0; i < N; ++i) {
+    for (int a = 0; a < C; ++a) {
+      for (int b = 0; b < C; ++b) {
+        w(a * N + i, b * N + i) = (a == b ? probs(i, a) : 0.0) - probs(i, a) * probs(i, b);
+      }
+    }
+  }
+  for (int c = 0; c < C; ++c) kp.block(c * N, c * N, N, N) = theta / lambda;
+  const MatrixXd ikw = MatrixXd::Identity(N * C, N * C) + kp * w;
+  return w * ikw.inverse();
+}
+
+TEST(Laplace, MatchesDenseReference) {
+  const int N = 8, C = 3, M = 3;
+  const double lambda = 0.7;
+  const Problem p = MakeProblem(N, 3, C, M, 0.0, 21);  // hard labels: 2a allows
+  auto st = MakeState(Relu2(), Regime::kRegularizedCE, lambda, p.x_train, p.y);
+  ASSERT_NE(st, nullptr);
+  auto res = RunDist(*st, p.x_query, DistributionMethod::kLaplacePosterior);
+  ASSERT_TRUE(res.ok()) << res.status();
+  EXPECT_EQ(res->method, DistributionMethod::kLaplacePosterior);
+  const MatrixXd theta = TrainKernels(Relu2(), p.x_train).ntk;
+  const MatrixXd b = DenseB(theta, RowSoftmax(st->train_logits), lambda);
+  const KernelMatrices cross = CrossKernels(Relu2(), p.x_train, p.x_query);
+  const KernelDiagonal dq = DiagonalKernels(Relu2(), p.x_query);
+  for (int j = 0; j < M; ++j) {
+    // (k' (x) I): NC x C, column c = e_c (x) Theta_Xx / lambda.
+    MatrixXd kx = MatrixXd::Zero(N * C, C);
+    for (int c = 0; c < C; ++c) kx.block(c * N, c, N, 1) = cross.ntk.col(j) / lambda;
+    const MatrixXd cov = dq.ntk[j] / lambda * MatrixXd::Identity(C, C) - kx.transpose() * b * kx;
+    const MatrixXd ref = Centering(C) * cov * Centering(C);
+    // Tolerance: dense inverse of a 24 x 24 well-conditioned matrix vs
+    // Cholesky factors; entries O(1): 1e-10 is ~1e5 ulps.
+    EXPECT_LT((res->points[j].logit_covariance - ref).cwiseAbs().maxCoeff(), 1e-10);
+    VectorXd mean = (cross.ntk.col(j).transpose() * st->dual).transpose();
+    mean.array() -= mean.mean();
+    EXPECT_LT((res->points[j].logit_mean - mean).cwiseAbs().maxCoeff(), 1e-12);
+  }
+}
+
+TEST(Linearized, MatchesDenseReference) {
+  const int N = 8, C = 3, M = 3;
+  const double lambda = 0.7;
+  const Problem p = MakeProblem(N, 3, C, M, 0.0, 22);
+  auto st = MakeState(Relu2(), Regime::kRegularizedCE, lambda, p.x_train, p.y);
+  ASSERT_NE(st, nullptr);
+  auto res = RunDist(*st, p.x_query, DistributionMethod::kUnspecified);
+  ASSERT_TRUE(res.ok()) << res.status();
+  EXPECT_EQ(res->method, DistributionMethod::kLinearized);
+  const KernelMatrices tr = TrainKernels(Relu2(), p.x_train);
+  const MatrixXd b = DenseB(tr.ntk, RowSoftmax(st->train_logits), lambda);
+  const KernelMatrices cross = CrossKernels(Relu2(), p.x_train, p.x_query);
+  const KernelDiagonal dq = DiagonalKernels(Relu2(), p.x_query);
+  MatrixXd kbig = MatrixXd::Zero(N * C, N * C);
+  for (int c = 0; c < C; ++c) kbig.block(c * N, c * N, N, N) = tr.nngp;
+  for (int j = 0; j < M; ++j) {
+    // df(x) = f0(x) - G F0 with G = (k' (x) I)^T B (C x NC); joint cov of
+    // (f0(x), F0) is [[K_xx I, Kx^T], [Kx, K_XX (x) I]].
+    MatrixXd kp = MatrixXd::Zero(N * C, C), kx = MatrixXd::Zero(N * C, C);
+    for (int c = 0; c < C; ++c) {
+      kp.block(c * N, c, N, 1) = cross.ntk.col(j) / lambda;
+      kx.block(c * N, c, N, 1) = cross.nngp.col(j);
+    }
+    const MatrixXd g = kp.transpose() * b;
+    const MatrixXd cov = dq.nngp[j] * MatrixXd::Identity(C, C) - g * kx - kx.transpose() * g.transpose() +
+                         g * kbig * g.transpose();
+    const MatrixXd ref = Centering(C) * cov * Centering(C);
+    EXPECT_LT((res->points[j].logit_covariance - ref).cwiseAbs().maxCoeff(), 1e-10);
+  }
+}
+
+// LINEARIZED against a finite-difference Jacobian of the 2a solver: an
+// independent check of the linear map (no W, no B). With
+// f(x) = f0(x) + Theta_xX dual(F0), J = d(Theta_xX dual)/dF0 (C x NC) by
+// central differences, step h = 1e-4 (truncation O(h^2 |f'''|) ~ 1e-8,
+// solver noise tolerance 1e-13 / h ~ 1e-9), then
+//   Cov = K_xx I + J Kx + Kx^T J^T + J (K_XX (x) I) J^T.
+// Tolerance 1e-6 absolute on O(1) entries: 100x the estimated FD error.
+TEST(Linearized, MatchesFiniteDifferenceJacobian) {
+  const int N = 10, C = 3, M = 2;
+  const double lambda = 0.5;
+  const KernelSpec k = Relu2();
+  const Problem p = MakeProblem(N, 3, C, M, 0.0, 23);
+  auto st = MakeState(k, Regime::kRegularizedCE, lambda, p.x_train, p.y);
+  ASSERT_NE(st, nullptr);
+  auto res = RunDist(*st, p.x_query, DistributionMethod::kLinearized);
+  ASSERT_TRUE(res.ok()) << res.status();
+  const KernelMatrices tr = TrainKernels(k, p.x_train);
+  const KernelMatrices cross = CrossKernels(k, p.x_query, p.x_train);  // M x N
+  const KernelDiagonal dq = DiagonalKernels(k, p.x_query);
+  const double h = 1e-4;
+  RegularizedCEOptions opt;
+  opt.tolerance = 1e-14;
+  std::vector<MatrixXd> jac(M, MatrixXd(C, N * C));
+  for (int c = 0; c < C; ++c) {
+    for (int i = 0; i < N; ++i) {
+      MatrixXd fp = MatrixXd::Zero(N, C), fm = MatrixXd::Zero(N, C);
+      fp(i, c) = h;
+      fm(i, c) = -h;
+      auto sp = SolveRegularizedCE(tr.ntk, p.y, fp, lambda, opt);
+      auto sm = SolveRegularizedCE(tr.ntk, p.y, fm, lambda, opt);
+      ASSERT_TRUE(sp.ok() && sm.ok());
+      const MatrixXd diff = cross.ntk * (sp->dual - sm->dual) / (2 * h);  // M x C
+      for (int j = 0; j < M; ++j) jac[j].col(c * N + i) = diff.row(j).transpose();
+    }
+  }
+  MatrixXd kbig = MatrixXd::Zero(N * C, N * C);
+  for (int c = 0; c < C; ++c) kbig.block(c * N, c * N, N, N) = tr.nngp;
+  for (int j = 0; j < M; ++j) {
+    MatrixXd kx = MatrixXd::Zero(N * C, C);
+    for (int c = 0; c < C; ++c) kx.block(c * N, c, N, 1) = cross.nngp.row(j).transpose();
+    const MatrixXd& J = jac[j];
+    const MatrixXd cov = dq.nngp[j] * MatrixXd::Identity(C, C) + J * kx + kx.transpose() * J.transpose() +
+                         J * kbig * J.transpose();
+    const MatrixXd ref = Centering(C) * cov * Centering(C);
+    EXPECT_LT((res->points[j].logit_covariance - ref).cwiseAbs().maxCoeff(), 1e-6)
+        << "linearized\n" << res->points[j].logit_covariance << "\nfinite differences\n" << ref;
+  }
+}
+
+// --- LINEARIZED vs MONTE_CARLO (2a) ------------------------------------------
+
+// For large lambda the 2a map is nearly linear in F0 (its curvature enters
+// through Theta / lambda), so MONTE_CARLO's sample moments must agree with
+// LINEARIZED within 5 SE plus a small linearization bias; for small lambda
+// the map is curved and the test records how far apart they are.
+struct McVsLin {
+  double max_mean_diff, max_cov_rel_diff;
+};
+
+McVsLin CompareMcLinearized(double lambda, int S, bool check_se) {
+  const int N = 20, C = 3, M = 3;
+  const Problem p = MakeProblem(N, 3, C, M, 0.0, 31);
+  auto st = MakeState(Relu2(), Regime::kRegularizedCE, lambda, p.x_train, p.y);
+  EXPECT_NE(st, nullptr);
+  auto lin = RunDist(*st, p.x_query, DistributionMethod::kLinearized);
+  auto mc = RunDist(*st, p.x_query, DistributionMethod::kMonteCarlo, S, 5);
+  EXPECT_TRUE(lin.ok() && mc.ok()) << mc.status();
+  McVsLin out{0, 0};
+  for (int j = 0; j < M; ++j) {
+    const PointDistribution& l = lin->points[j];
+    const PointDistribution& m = mc->points[j];
+    if (check_se) ExpectWithinSE(m.logit_mean, m.logit_covariance, l.logit_mean, l.logit_covariance, S, 5.0, 0.0);
+    out.max_mean_diff = std::max(out.max_mean_diff, (l.logit_mean - m.logit_mean).cwiseAbs().maxCoeff());
+    out.max_cov_rel_diff =
+        std::max(out.max_cov_rel_diff, (l.logit_covariance - m.logit_covariance).cwiseAbs().maxCoeff() /
+                                           l.logit_covariance.cwiseAbs().maxCoeff());
+  }
+  return out;
+}
+
+TEST(Linearized, AgreesWithMonteCarloForLargeLambda) {
+  // lambda = 50 vs diag(Theta) ~ 3: within 5 SE at S = 2000.
+  const McVsLin d = CompareMcLinearized(50.0, 2000, true);
+  RecordProperty("max_mean_diff", std::to_string(d.max_mean_diff));
+}
+
+TEST(Linearized, DeviatesFromMonteCarloForSmallLambdaByBoundedAmount) {
+  // lambda = 0.05: the trained logits depend nonlinearly on F0. Measured
+  // (S = 2000, seed 5): see the printed values. The assertion states that
+  // the linearization stays within 30% of MONTE_CARLO's covariance and
+  // 0.5 logits of its mean here; it is not an identity.
+  const McVsLin d = CompareMcLinearized(0.05, 2000, false);
+  std::printf("small lambda: max |mean diff| = %.4f, max cov rel diff = %.4f\n",
+              d.max_mean_diff, d.max_cov_rel_diff);
+  EXPECT_LT(d.max_mean_diff, 0.5);
+  EXPECT_LT(d.max_cov_rel_diff, 0.3);
+}
+
+// --- Determinism, batching, errors --------------------------------------------
+
+TEST(Determinism, SameRequestBitIdenticalAndBatchIndependent) {
+  const Problem p = MakeProblem(30, 4, 3, 6, 0.0, 41);
+  auto st = MakeState(Relu2(), Regime::kRegularizedCE, 1.0, p.x_train, p.y);
+  ASSERT_NE(st, nullptr);
+  for (DistributionMethod m : {DistributionMethod::kLinearized, DistributionMethod::kMonteCarlo,
+                               DistributionMethod::kLaplacePosterior}) {
+    auto a = RunDist(*st, p.x_query, m, 200, 42);
+    auto b = RunDist(*st, p.x_query, m, 200, 42);
+    ASSERT_TRUE(a.ok() && b.ok());
+    // A single point, and the points in reverse order.
+    auto single = RunDist(*st, p.x_query.row(4), m, 200, 42);
+    MatrixXd rev = p.x_query.colwise().reverse();
+    auto reversed = RunDist(*st, rev, m, 200, 42);
+    ASSERT_TRUE(single.ok() && reversed.ok());
+    for (int j = 0; j < 6; ++j) {
+      const PointDistribution &x = a->points[j], &y = b->points[j];
+      EXPECT_EQ(x.logit_mean, y.logit_mean);
+      EXPECT_EQ(x.logit_covariance, y.logit_covariance);
+      EXPECT_EQ(x.probability_mean, y.probability_mean);
+      EXPECT_EQ(x.probability_covariance, y.probability_covariance);
+      EXPECT_EQ(x.expected_entropy, y.expected_entropy);
+      // Batch composition changes only BLAS rounding (GEMM widths): 1e-12.
+      const PointDistribution& r = reversed->points[5 - j];
+      EXPECT_LT((x.probability_mean - r.probability_mean).cwiseAbs().maxCoeff(), 1e-12);
+      EXPECT_LT((x.logit_covariance - r.logit_covariance).cwiseAbs().maxCoeff(), 1e-12);
+      EXPECT_NEAR(x.mutual_information, r.mutual_information, 1e-12);
+    }
+    EXPECT_LT((a->points[4].probability_mean - single->points[0].probability_mean).cwiseAbs().maxCoeff(), 1e-12);
+    // A different seed changes the sampled moments.
+    auto c = RunDist(*st, p.x_query, m, 200, 43);
+    ASSERT_TRUE(c.ok());
+    EXPECT_NE(a->points[0].probability_mean, c->points[0].probability_mean);
+  }
+}
+
+TEST(Determinism, ThreadCountDoesNotChangeTheAnswer) {
+  const Problem p = MakeProblem(40, 4, 3, 20, 0.0, 43);
+  auto st = MakeState(Relu2(), Regime::kRegularizedCE, 1.0, p.x_train, p.y);
+  ASSERT_NE(st, nullptr);
+  const int saved = omp_get_max_threads();
+  for (DistributionMethod m : {DistributionMethod::kLinearized, DistributionMethod::kMonteCarlo}) {
+    omp_set_num_threads(1);
+    auto a = RunDist(*st, p.x_query, m, 100, 1);
+    omp_set_num_threads(2);
+    auto b = RunDist(*st, p.x_query, m, 100, 1);
+    ASSERT_TRUE(a.ok() && b.ok());
+    for (int j = 0; j < 20; ++j) {
+      EXPECT_EQ(a->points[j].probability_mean, b->points[j].probability_mean);
+      EXPECT_EQ(a->points[j].logit_covariance, b->points[j].logit_covariance);
+    }
+  }
+  omp_set_num_threads(saved);
+}
+
+TEST(Errors, MethodApplicability) {
+  const Problem p = MakeProblem(10, 3, 3, 2, 0.2, 51);
+  auto st2a = MakeState(Relu2(), Regime::kRegularizedCE, 1.0, p.x_train, p.y);
+  auto st2b = MakeState(Relu2(), Regime::kUnregularizedCE, 0.0, p.x_train, p.y);
+  auto st2c = MakeState(Relu2(), Regime::kSquared, 0.0, p.x_train, p.y);
+  ASSERT_TRUE(st2a && st2b && st2c);
+  auto e = RunDist(*st2a, p.x_query, DistributionMethod::kExact);
+  EXPECT_EQ(e.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(e.status().message().rfind("method:", 0), 0u) << e.status();
+  for (auto* st : {st2b.get(), st2c.get()}) {
+    auto l = RunDist(*st, p.x_query, DistributionMethod::kLaplacePosterior);
+    EXPECT_EQ(l.status().code(), absl::StatusCode::kFailedPrecondition);
+  }
+  auto u = RunDist(*st2c, p.x_query, DistributionMethod::kUnspecified);
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->method, DistributionMethod::kExact);
+  auto neg = RunDist(*st2a, p.x_query, DistributionMethod::kLinearized, -1);
+  EXPECT_EQ(neg.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(neg.status().message().rfind("num_samples:", 0), 0u);
+  auto cols = RunDist(*st2a, MatrixXd::Zero(2, 4), DistributionMethod::kLinearized);
+  EXPECT_EQ(cols.status().code(), absl::StatusCode::kInvalidArgument);
+  auto empty = RunDist(*st2a, MatrixXd::Zero(0, 3), DistributionMethod::kLinearized);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->points.empty());
+}
+
+TEST(Errors, BudgetAndCancellation) {
+  const Problem p = MakeProblem(30, 3, 3, 2, 0.0, 52);
+  auto st = MakeState(Relu2(), Regime::kRegularizedCE, 1.0, p.x_train, p.y);
+  ASSERT_NE(st, nullptr);
+  DistributionOptions o;
+  o.method = DistributionMethod::kLinearized;
+  o.max_cache_bytes = 1000;
+  auto r = ComputeDistribution(*st, p.x_query, o);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  // (C + 3) N^2 + N C doubles = 6 * 900 + 90 = 5490 doubles = 43920 bytes.
+  EXPECT_NE(r.status().message().find("43920 bytes"), std::string::npos) << r.status();
+  o.max_cache_bytes = 8LL << 30;
+  int calls = 0;
+  o.progress = [&](double, const char*) { return ++calls < 2; };
+  r = ComputeDistribution(*st, p.x_query, o);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
+  // After a cancelled build the next request still works.
+  o.progress = nullptr;
+  r = ComputeDistribution(*st, p.x_query, o);
+  EXPECT_TRUE(r.ok()) << r.status();
+}
+
+TEST(MonteCarlo, SampleSetsAreCachedPerSeed) {
+  const Problem p = MakeProblem(20, 3, 3, 2, 0.0, 61);
+  auto st = MakeState(Relu2(), Regime::kRegularizedCE, 1.0, p.x_train, p.y);
+  ASSERT_NE(st, nullptr);
+  for (uint64_t seed : {1, 2, 3, 4, 5, 1}) {
+    ASSERT_TRUE(RunDist(*st, p.x_query, DistributionMethod::kMonteCarlo, 16, seed).ok());
+  }
+  absl::MutexLock lock(&st->cache_mu);
+  ASSERT_NE(st->cache, nullptr);
+  EXPECT_EQ(st->cache->samples.size(), static_cast<size_t>(DistributionCache::kMaxSampleSets));
+  EXPECT_EQ(st->cache->samples.front()->seed, 1u);
+}
+
+}  // namespace
+}  // namespace ntk

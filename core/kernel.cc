@@ -89,9 +89,13 @@ inline double Pos(double y) { return 0.5 * (y + std::fabs(y)); }
 
 // Exactly 1.0 if v > 1/2, else exactly 0.0, without a comparison: doubles in
 // (1/2, 1] are at least 2^-53 above 1/2 (the subtraction is exact there), so
-// h = Pos((v - 1/2) 2^60) is 0 or >= 128, and 1 - Pos(1 - h) is 0 or 1.
+// h = (v - 1/2) 2^60 is <= 0 or >= 128.
 inline double AboveHalf(double v) {
-  return 1.0 - Pos(1.0 - Pos((v - 0.5) * 0x1p60));
+  const double h = (v - 0.5) * 0x1p60;
+  const double h2 = h + std::fabs(h);  // 2 Pos(h): 0 or >= 256
+  // 1 - Pos(1 - h2): (1 - h2) + |1 - h2| is 2 for h2 = 0 and exactly 0 for
+  // h2 >= 256.
+  return 1.0 - 0.5 * ((1.0 - h2) + std::fabs(1.0 - h2));
 }
 
 // w = max(0, (1 - |x|)/2), the half-angle argument (clipped at 0 so that an
@@ -118,9 +122,10 @@ inline double AsinFromParts(double x, double sqrt_w) {
 
 // acos(x), |x| <= 1 (up to rounding), given sqrt_w = sqrt(HalfAngleArg(x)).
 inline double AcosFromParts(double x, double sqrt_w) {
-  const double m_pos = AboveHalf(x);
-  const double m_neg = AboveHalf(-x);
-  const double u = ReducedAsin(x, sqrt_w, m_pos + m_neg);
+  const double m = AboveHalf(std::fabs(x));          // |x| > 1/2
+  const double m_pos = m * 0.5 * (1.0 + std::copysign(1.0, x));  // x > 1/2
+  const double m_neg = m - m_pos;                            // x < -1/2
+  const double u = ReducedAsin(x, sqrt_w, m);
   const double small = kPio2Hi - (std::copysign(u, x) - kPio2Lo);
   const double big_pos = 2.0 * u;
   const double big_neg = kPiHi - (2.0 * u - kPiLo);

@@ -11,8 +11,9 @@
 //   EXPECT_EQ(r.exit_code, 0) << r.err;
 //
 // Header-only (inline) so that it adds nothing to ntk_test_support.
-// Servers bind 127.0.0.1 on a free ephemeral port and are stopped (SIGTERM,
-// then SIGKILL after a grace period) by the destructor. Every child runs
+// Servers bind 127.0.0.1 on an ephemeral port the kernel picks (--listen
+// 127.0.0.1:0; the server prints the port) and are stopped (SIGTERM, then
+// SIGKILL after a grace period) by the destructor. Every child runs
 // with a time limit and is killed when it exceeds it.
 //
 // Thread safety: not thread-safe; use from the test's main thread.
@@ -166,8 +167,7 @@ inline ProcessResult RunProcess(
 }
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and
-// closed again). Another process could take it in between; ServerProcess
-// retries with a new port when the server fails to start.
+// closed again), e.g. for a client that must find nobody listening.
 inline int PickFreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -1;
@@ -185,20 +185,6 @@ inline int PickFreePort() {
   return port;
 }
 
-// True when something accepts TCP connections on 127.0.0.1:port.
-inline bool CanConnect(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok =
-      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  return ok;
-}
-
 // An ntk_server child process on 127.0.0.1:<free port>.
 class ServerProcess {
  public:
@@ -207,41 +193,42 @@ class ServerProcess {
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
-  // Starts `server_path --listen=127.0.0.1:<port> --model_dir=<model_dir>
-  // <extra_args>` and waits until it accepts connections (up to 30 s).
-  // The server's stderr goes to log_path() (for failure messages).
+  // Starts `server_path --listen=127.0.0.1:0 --model_dir=<model_dir>
+  // <extra_args>` and waits (up to 30 s) for the line "listening on
+  // 127.0.0.1:<port>" that ntk_server prints to stdout once it serves; the
+  // kernel picks the port, so there is no race for it. The server's stderr
+  // goes to log_path() (for failure messages).
   bool Start(const std::string& server_path, const std::string& model_dir,
              const std::vector<std::string>& extra_args = {}) {
     if (log_dir_.path().empty()) return false;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      port_ = PickFreePort();
-      if (port_ <= 0) continue;
-      std::vector<std::string> argv = {
-          server_path, "--listen=127.0.0.1:" + std::to_string(port_),
-          "--model_dir=" + model_dir};
-      argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-      // The server must not pick up settings from the test's environment.
-      std::map<std::string, std::string> env = {{"NTK_LISTEN", ""},
-                                                {"NTK_MODEL_DIR", ""},
-                                                {"NTK_AUTH_TOKEN_FILE", ""},
-                                                {"NTK_TLS_CERT", ""},
-                                                {"NTK_TLS_KEY", ""}};
-      pid_ = internal::Spawn(argv, env, log_dir_.path() + "/server.out",
-                             log_path());
-      if (pid_ < 0) return false;
-      const auto end =
-          std::chrono::steady_clock::now() + std::chrono::seconds(30);
-      while (std::chrono::steady_clock::now() < end) {
-        int status = 0;
-        if (waitpid(pid_, &status, WNOHANG) == pid_) {  // exited early
-          pid_ = -1;
-          break;
-        }
-        if (CanConnect(port_)) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::vector<std::string> argv = {server_path, "--listen=127.0.0.1:0",
+                                     "--model_dir=" + model_dir};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    // The server must not pick up settings from the test's environment.
+    const std::map<std::string, std::string> env = {
+        {"NTK_LISTEN", ""},       {"NTK_MODEL_DIR", ""},
+        {"NTK_AUTH_TOKEN_FILE", ""}, {"NTK_TLS_CERT", ""},
+        {"NTK_TLS_KEY", ""},      {"NTK_SERVER", ""}};
+    const std::string out_path = log_dir_.path() + "/server.out";
+    pid_ = internal::Spawn(argv, env, out_path, log_path());
+    if (pid_ < 0) return false;
+    const std::string marker = "listening on 127.0.0.1:";
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < end) {
+      const std::string out = ReadFileOrEmpty(out_path);
+      const size_t at = out.find(marker);
+      if (at != std::string::npos && out.find('\n', at) != std::string::npos) {
+        port_ = std::atoi(out.c_str() + at + marker.size());
+        return port_ > 0;
       }
-      Stop();
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {  // exited early
+        pid_ = -1;
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    Stop();
     return false;
   }
 

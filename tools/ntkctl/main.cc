@@ -93,7 +93,8 @@ std::set<std::string>& ExplicitFlags() {
 bool IsSet(const std::string& name) { return ExplicitFlags().count(name) > 0; }
 
 int Usage(const std::string& msg) {
-  std::cerr << "ntkctl: " << msg << "\n(see ntkctl --help)\n";
+  std::cerr << "ntkctl: " << msg
+            << (absl::StrContains(msg, "--help") ? "\n" : "\n(see ntkctl --help)\n");
   return kExitUsage;
 }
 
@@ -820,6 +821,7 @@ Example:
        RunList},
       {"get", "show one model",
        R"(Usage: ntkctl get --model=ID [--format=table|json]
+       ntkctl get ID
 
 Shows the model's spec (with the server's defaults filled in) and fit stats.
 )",
@@ -827,6 +829,7 @@ Shows the model's spec (with the server's defaults filled in) and fit stats.
        RunGet},
       {"delete", "delete a model",
        R"(Usage: ntkctl delete --model=ID
+       ntkctl delete ID
 )",
        {"model"},
        RunDelete},
@@ -940,7 +943,15 @@ int main(int argc, char** argv) {
     PrintMainHelp(std::cerr);
     return kExitUsage;
   }
-  if (positional.size() > 1) {
+  // `ntkctl get ID` is short for `ntkctl get --model=ID` (every command
+  // that takes --model).
+  const bool takes_model =
+      std::count(cmd->flags.begin(), cmd->flags.end(), "model") > 0;
+  if (positional.size() == 2 && takes_model &&
+      std::none_of(given.begin(), given.end(),
+                   [](const Given& g) { return g.name == "model"; })) {
+    given.push_back({"model", positional[1], positional[1]});
+  } else if (positional.size() > 1) {
     return Usage(absl::StrCat(cmd->name, ": unexpected argument '",
                               positional[1], "'"));
   }

@@ -6,7 +6,8 @@
 //      server; this same binary re-executed with --serve_echo) as a
 //      subprocess;
 //   2. starts ntk_server as a subprocess (--listen=127.0.0.1:<free port>,
-//      --model_dir=<temp dir>), waits for its health check, and fits one
+//      --model_dir=<temp dir>, --log_rpcs as given: default true, the
+//      server's default, stderr to a file), waits for its health check, and fits one
 //      small model through ntk::Client (N = 1000, d = 64, C = 10 synthetic
 //      class means + noise, defaults: regime 2b);
 //   3. for each target (echo, Predict, PredictDistribution) and each
@@ -306,8 +307,11 @@ CellResult RunCell(
   return r;
 }
 
+bool g_log_rpcs = true;  // --log_rpcs, reported with every cell
+
 std::string Json(const CellResult& r) {
   return absl::StrCat("{\"target\":\"", r.target, "\",\"concurrency\":", r.concurrency,
+                      ",\"server_log_rpcs\":", g_log_rpcs ? "true" : "false",
                       ",\"seconds\":", r.seconds, ",\"completed\":", r.completed,
                       ",\"errors\":", r.errors, ",\"rps\":", r.rps,
                       ",\"p50_us\":", r.p50_us, ",\"p99_us\":", r.p99_us,
@@ -342,12 +346,14 @@ int main(int argc, char** argv) {
   const std::string targets_flag =
       TakeStringFlag(&argc, argv, "targets", "echo,predict,distribution");
   const std::string json_out = TakeStringFlag(&argc, argv, "json_out", "");
+  const bool log_rpcs = TakeIntFlag(&argc, argv, "log_rpcs", 1) != 0;
+  g_log_rpcs = log_rpcs;
   if (argc > 1) {
     fprintf(stderr,
             "usage: ntk_loadgen [--server=PATH] [--duration_ms=3000] [--warmup_ms=500]\n"
             "  [--max_calls=1000000] [--n=1000] [--d=64] [--classes=10]\n"
             "  [--concurrency=1,8,64] [--targets=echo,predict,distribution]\n"
-            "  [--json_out=FILE]\n  unknown argument: %s\n", argv[1]);
+            "  [--json_out=FILE] [--log_rpcs=1]\n  unknown argument: %s\n", argv[1]);
     return 2;
   }
   std::vector<int> concurrency;
@@ -413,11 +419,12 @@ int main(int argc, char** argv) {
   if (wanted("predict") || wanted("distribution")) {
     const int port = FreePort();
     const std::string target = absl::StrCat("127.0.0.1:", port);
-    // Optional settings go through the environment (NTK_<FLAG>), which the
-    // server ignores if it does not know them: no per-RPC log lines.
-    Child server = Spawn({server_path, "--listen=" + target, "--model_dir=" + tmp + "/models"},
-                         {"NTK_LOG_RPCS=false", "NTK_SHUTDOWN_GRACE_SECONDS=2"},
-                         tmp + "/server.log", nullptr);
+    // The server's stderr (one line per RPC unless --log_rpcs=0) goes to a
+    // file, as under a service manager.
+    Child server = Spawn({server_path, "--listen=" + target, "--model_dir=" + tmp + "/models",
+                          std::string("--log_rpcs=") + (log_rpcs ? "true" : "false"),
+                          "--shutdown_grace_seconds=2"},
+                         {}, tmp + "/server.log", nullptr);
     ntk::ClientOptions options;
     options.target = target;
     absl::StatusOr<std::unique_ptr<ntk::Client>> client = ntk::Client::Connect(options);

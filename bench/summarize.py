@@ -266,8 +266,12 @@ def main():
     if load_cells:
         w("## 6. gRPC load on loopback (N = 1000, d = 64, C = 10, single-row requests)")
         w("")
+        logged = [c.get("server_log_rpcs") for c in load_cells if c["target"] != "echo"]
         w("Requests/s as a ratio to the trivial echo service (callback API, same payload) at the "
-          "same concurrency, measured in the same run.")
+          "same concurrency, measured in the same run. One client thread (completion queue), "
+          "servers in their own processes; ntk_server "
+          + ("with its default per-RPC log lines (stderr to a file)." if any(logged)
+             else "with --log_rpcs=false."))
         w("")
         w("| RPC | concurrency | req/s | / echo | p50 | p99 | errors |")
         w("|---|---|---|---|---|---|---|")

@@ -87,8 +87,11 @@ struct MlpTrainOptions {
   // <= 1/2 for CE (1 for squared loss), and J J^T has top eigenvalue lmax.
   // The remaining factor 2 covers the O(1/sqrt(n)) curvature of f and the
   // drift of the NTK during training. (With ReLU the objective is only
-  // piecewise smooth; narrow ReLU networks can then stall with a gradient
-  // that no longer decreases: pick a smaller eta or a wider network.)
+  // piecewise smooth: the gradient jumps by O(1/sqrt(n)) whenever a hidden
+  // unit's pre-activation at a training point changes sign, so near a
+  // minimizer GD keeps bouncing with a gradient norm of that order (e.g.
+  // ~0.1 at width 1024, N = 48) instead of reaching a tight tolerance, for
+  // any eta. Use erf where convergence to a tight tolerance matters.)
   double learning_rate = 0;
 
   // Heavy-ball momentum beta in [0, 1): v <- beta v - eta g, theta += v.

@@ -1,0 +1,341 @@
+// ntk_evaluate: the evaluation of docs/evaluation.md, through a running
+// ntk_server and the C++ client.
+//
+//   ntk_evaluate --target=127.0.0.1:50051 --out=DIR
+//       [--phases=digits,fmnist,ood] [--sizes=1000,5000,10000,20000]
+//       [--cv_n=3000] [--ood_n=10000] [--grid=full|small]
+//       [--fmnist_config="relu,2,2,0,0,0.1"]   (skip the CV: act,L,sw2,sb2,lambda,eps)
+//
+// Writes DIR/ntk.json (settings, CV tables, metrics per run) and
+// DIR/ntk_ood_scores.csv (per test point OOD scores), read by
+// tools/evaluate/report.py. Settings are chosen by 3-fold cross-validation
+// on training data only (validation NLL of Predict): stage 1 over
+// Stage1Grid(), stage 2 over the variances (Stage2Grid) of the winner.
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "client/client.h"
+#include "tools/evaluate/datasets.h"
+#include "tools/evaluate/evaluation.h"
+#include "tools/evaluate/metrics.h"
+
+ABSL_FLAG(std::string, target, "127.0.0.1:50051", "ntk_server address");
+ABSL_FLAG(std::string, out, "eval-out", "output directory (must exist)");
+ABSL_FLAG(std::string, phases, "digits,fmnist,ood", "which parts to run");
+ABSL_FLAG(std::string, sizes, "1000,5000,10000,20000", "Fashion-MNIST training sizes");
+ABSL_FLAG(int, cv_n, 3000, "Fashion-MNIST CV subset: the first cv_n training images");
+ABSL_FLAG(int, cv_folds, 3, "folds");
+ABSL_FLAG(int, ood_n, 10000, "OOD model: the first ood_n training images of classes 0-7");
+ABSL_FLAG(std::string, grid, "full", "full: Stage1Grid + Stage2Grid; small: 4 configs (development)");
+ABSL_FLAG(std::string, fmnist_config, "", "skip the Fashion-MNIST CV: act,L,sw2,sb2,lambda,eps");
+ABSL_FLAG(std::string, digits_config, "", "skip the digits CV: act,L,sw2,sb2,lambda,eps");
+ABSL_FLAG(uint32_t, num_samples, 0, "PredictDistribution num_samples (0: server default)");
+ABSL_FLAG(int, chunk_rows, 2000, "rows per Predict / PredictDistribution call");
+ABSL_FLAG(std::string, digits_path, ntk::eval::kDigitsPath, "digits.csv.gz");
+ABSL_FLAG(std::string, fmnist_dir, ntk::eval::kFashionMnistDir, "Fashion-MNIST IDX directory");
+
+namespace ntk::eval {
+namespace {
+
+const auto kStart = std::chrono::steady_clock::now();
+
+template <typename... Args>
+void Log(const absl::FormatSpec<Args...>& fmt, const Args&... args) {
+  std::fprintf(stderr, "[evaluate %7.1fs] %s\n", SecondsSince(kStart),
+               absl::StrFormat(fmt, args...).c_str());
+  std::fflush(stderr);
+}
+
+// ---- a minimal JSON writer -----------------------------------------------------
+std::string Q(const std::string& s) {
+  std::string o = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      o += '\\';
+      o += c;
+    } else if (c == '\n') {
+      o += "\\n";
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      o += absl::StrFormat("\\u%04x", c);
+    } else {
+      o += c;
+    }
+  }
+  return o + "\"";
+}
+std::string N(double v) { return std::isfinite(v) ? absl::StrFormat("%.17g", v) : "null"; }
+
+std::string ConfigJson(const NtkConfig& c) {
+  return absl::StrCat("{\"activation\":", Q(c.activation == v1::ERF ? "erf" : "relu"),
+                      ",\"depth\":", c.depth, ",\"weight_variance\":", N(c.weight_variance),
+                      ",\"bias_variance\":", N(c.bias_variance), ",\"lambda\":", N(c.lambda),
+                      ",\"label_smoothing\":", N(c.label_smoothing), ",\"name\":", Q(c.Name()),
+                      "}");
+}
+
+std::string MetricsJson(const ClassificationMetrics& m) {
+  std::vector<std::string> bins;
+  for (const ReliabilityBin& b : m.reliability) {
+    bins.push_back(absl::StrCat("{\"count\":", b.count, ",\"confidence\":", N(b.mean_confidence),
+                                ",\"accuracy\":", N(b.accuracy), "}"));
+  }
+  return absl::StrCat("{\"n\":", m.n, ",\"accuracy\":", N(m.accuracy), ",\"nll\":", N(m.nll),
+                      ",\"brier\":", N(m.brier), ",\"ece\":", N(m.ece), ",\"reliability\":[",
+                      absl::StrJoin(bins, ","), "]}");
+}
+
+std::string CvJson(const std::vector<CvScore>& scores, const NtkConfig& chosen, int n, int folds) {
+  std::vector<std::string> rows;
+  for (const CvScore& s : scores) {
+    rows.push_back(absl::StrCat("{\"config\":", ConfigJson(s.config), ",\"val_nll\":",
+                                N(s.error.empty() ? s.val_nll : NAN), ",\"val_accuracy\":",
+                                N(s.error.empty() ? s.val_accuracy : NAN), ",\"seconds\":",
+                                N(s.seconds), ",\"error\":", Q(s.error), "}"));
+  }
+  return absl::StrCat("{\"n\":", n, ",\"folds\":", folds, ",\"chosen\":", ConfigJson(chosen),
+                      ",\"grid\":[", absl::StrJoin(rows, ",\n"), "]}");
+}
+
+std::string EvaluationJson(const std::string& dataset, const Evaluation& e) {
+  std::string s = absl::StrCat(
+      "{\"dataset\":", Q(dataset), ",\"method\":\"ntk\",\"config\":", ConfigJson(e.config),
+      ",\"n_train\":", e.n_train, ",\"n_test\":", e.n_test, ",\"num_classes\":", e.num_classes,
+      ",\"fit_seconds\":", N(e.fit_wall_seconds), ",\"fit_server_seconds\":",
+      N(e.fit_server_seconds), ",\"predict_seconds\":", N(e.predict_wall_seconds),
+      ",\"distribution_seconds\":", N(e.distribution_wall_seconds), ",\"regime\":", Q(e.regime),
+      ",\"jitter\":", N(e.jitter), ",\"condition_estimate\":", N(e.condition_estimate),
+      ",\"train_accuracy\":", N(e.train_accuracy), ",\"train_nll\":", N(e.train_nll),
+      ",\"fixed_point_residual\":", N(e.fixed_point_residual),
+      ",\"predict\":", MetricsJson(e.predict));
+  if (e.has_distribution) {
+    absl::StrAppend(&s, ",\"distribution_method\":", Q(e.distribution_method),
+                    ",\"distribution\":", MetricsJson(e.distribution));
+  } else {
+    absl::StrAppend(&s, ",\"distribution_error\":", Q(e.distribution_error));
+  }
+  if (!e.ood.empty()) {
+    std::vector<std::string> a;
+    for (const Evaluation::OodScore& o : e.ood) a.push_back(absl::StrCat(Q(o.name), ":", N(o.auroc)));
+    absl::StrAppend(&s, ",\"ood_auroc\":{", absl::StrJoin(a, ","), "}");
+  }
+  return s + "}";
+}
+
+// "relu,2,2,0,0,0.1" -> config.
+absl::StatusOr<NtkConfig> ParseConfig(const std::string& text) {
+  std::vector<std::string> f = absl::StrSplit(text, ',');
+  NtkConfig c;
+  if (f.size() != 6 || (f[0] != "relu" && f[0] != "erf") || !absl::SimpleAtoi(f[1], &c.depth) ||
+      !absl::SimpleAtod(f[2], &c.weight_variance) || !absl::SimpleAtod(f[3], &c.bias_variance) ||
+      !absl::SimpleAtod(f[4], &c.lambda) || !absl::SimpleAtod(f[5], &c.label_smoothing)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: want act,depth,sw2,sb2,lambda,eps, got ", text));
+  }
+  c.activation = f[0] == "erf" ? v1::ERF : v1::RELU;
+  return c;
+}
+
+// Two-stage CV (see the file comment). Returns the winner; fills `scores`.
+NtkConfig SelectConfig(Client& client, const Dataset& data, int num_classes,
+                       const std::string& name, std::vector<CvScore>* scores) {
+  const int folds = absl::GetFlag(FLAGS_cv_folds);
+  std::vector<NtkConfig> grid = Stage1Grid();
+  if (absl::GetFlag(FLAGS_grid) == "small") {
+    grid = {grid[2], grid[5], grid[9], grid[23]};
+  }
+  auto run = [&](const std::vector<NtkConfig>& configs, const CvScore* incumbent) {
+    const CvScore* best = incumbent;
+    for (const NtkConfig& c : configs) {
+      scores->push_back(CrossValidate(client, data, c, folds, num_classes,
+                                      absl::StrCat("eval-cv-", name, "-", scores->size())));
+      const CvScore& s = scores->back();
+      if (s.error.empty()) {
+        Log("cv %s [%s]: val NLL %.4f acc %.4f (%.1fs)", name, c.Name(), s.val_nll,
+            s.val_accuracy, s.seconds);
+      } else {
+        Log("cv %s [%s]: FAILED %s", name, c.Name(), s.error);
+      }
+    }
+    for (const CvScore& s : *scores) {
+      // Strictly better by more than 1e-9 relative, so that numerically
+      // equivalent configs (e.g. sw^2 for ReLU with sb^2 = 0 in 2b, which
+      // only scales Theta) keep the earlier one.
+      if (s.error.empty() && (best == nullptr || s.val_nll < best->val_nll * (1 - 1e-9))) {
+        best = &s;
+      }
+    }
+    return best;
+  };
+  const CvScore* best1 = run(grid, nullptr);
+  if (best1 == nullptr) {
+    Log("cv %s: every config failed; using the first", name);
+    return grid[0];
+  }
+  const NtkConfig stage1 = best1->config;
+  Log("cv %s: stage 1 winner [%s] val NLL %.4f", name, stage1.Name(), best1->val_nll);
+  std::vector<NtkConfig> g2 = Stage2Grid(stage1);
+  g2.erase(g2.begin());  // (2, 0) is the stage-1 winner itself, already scored
+  const CvScore* best = run(g2, nullptr);  // the best over both stages
+  Log("cv %s: chosen [%s] val NLL %.4f", name, best->config.Name(), best->val_nll);
+  return best->config;
+}
+
+void WriteOodCsv(const std::string& path, const Evaluation& e, const std::vector<int>& labels) {
+  std::ofstream f(path);
+  f << "label,is_out";
+  for (const Evaluation::OodScore& o : e.ood) f << "," << o.name;
+  f << "\n";
+  for (size_t i = 0; i < e.is_out.size(); ++i) {
+    f << labels[i] << "," << (e.is_out[i] ? 1 : 0);
+    for (const Evaluation::OodScore& o : e.ood) f << "," << absl::StrFormat("%.10g", o.values[i]);
+    f << "\n";
+  }
+}
+
+int Main() {
+  const std::string out_dir = absl::GetFlag(FLAGS_out);
+  const std::vector<std::string> phases = absl::StrSplit(absl::GetFlag(FLAGS_phases), ',');
+  auto has = [&](const char* p) { return std::find(phases.begin(), phases.end(), p) != phases.end(); };
+
+  ClientOptions copts;
+  copts.target = absl::GetFlag(FLAGS_target);
+  copts.default_deadline = std::chrono::minutes(60);
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(copts);
+  if (!client.ok()) {
+    std::fprintf(stderr, "connect: %s\n", client.status().ToString().c_str());
+    return 1;
+  }
+  CallOptions call;
+  call.chunk_rows = absl::GetFlag(FLAGS_chunk_rows);
+  call.num_samples = absl::GetFlag(FLAGS_num_samples);
+
+  std::vector<std::string> runs, cvs;
+  std::vector<std::string> errors;
+  auto record_error = [&](const std::string& what, const absl::Status& s) {
+    Log("%s: %s", what, s.ToString());
+    errors.push_back(absl::StrCat("{\"what\":", Q(what), ",\"status\":", Q(s.ToString()), "}"));
+  };
+  auto log_eval = [&](const std::string& what, const Evaluation& e) {
+    Log("%s [%s] N=%d: Predict acc %.4f NLL %.4f Brier %.4f ECE %.4f | %s acc %.4f NLL %.4f "
+        "ECE %.4f | fit %.1fs predict %.1fs dist %.1fs",
+        what, e.config.Name(), e.n_train, e.predict.accuracy, e.predict.nll, e.predict.brier,
+        e.predict.ece, e.has_distribution ? e.distribution_method : "no distribution",
+        e.distribution.accuracy, e.distribution.nll, e.distribution.ece, e.fit_wall_seconds,
+        e.predict_wall_seconds, e.distribution_wall_seconds);
+    if (!e.distribution_error.empty()) Log("  distribution failed: %s", e.distribution_error);
+    for (const auto& o : e.ood) Log("  OOD AUROC %s: %.4f", o.name, o.auroc);
+  };
+
+  if (has("digits")) {
+    absl::StatusOr<TrainTest> digits = LoadDigits(absl::GetFlag(FLAGS_digits_path));
+    if (!digits.ok()) {
+      record_error("digits", digits.status());
+    } else {
+      NtkConfig chosen;
+      if (!absl::GetFlag(FLAGS_digits_config).empty()) {
+        absl::StatusOr<NtkConfig> c = ParseConfig(absl::GetFlag(FLAGS_digits_config));
+        if (!c.ok()) return record_error("digits_config", c.status()), 2;
+        chosen = *c;
+      } else {
+        std::vector<CvScore> scores;
+        chosen = SelectConfig(**client, digits->train, 10, "digits", &scores);
+        cvs.push_back(absl::StrCat(Q("digits"), ":",
+                                   CvJson(scores, chosen, static_cast<int>(digits->train.y.size()),
+                                          absl::GetFlag(FLAGS_cv_folds))));
+      }
+      absl::StatusOr<Evaluation> e =
+          Evaluate(**client, "eval-digits", chosen, digits->train, digits->test, 10, call);
+      if (e.ok()) {
+        log_eval("digits", *e);
+        runs.push_back(EvaluationJson("digits", *e));
+      } else {
+        record_error("digits fit/predict", e.status());
+      }
+    }
+  }
+
+  if (has("fmnist") || has("ood")) {
+    Log("loading Fashion-MNIST");
+    absl::StatusOr<TrainTest> fm = LoadFashionMnist(absl::GetFlag(FLAGS_fmnist_dir));
+    if (!fm.ok()) {
+      record_error("fmnist", fm.status());
+    } else {
+      NtkConfig chosen;
+      if (!absl::GetFlag(FLAGS_fmnist_config).empty()) {
+        absl::StatusOr<NtkConfig> c = ParseConfig(absl::GetFlag(FLAGS_fmnist_config));
+        if (!c.ok()) return record_error("fmnist_config", c.status()), 2;
+        chosen = *c;
+      } else {
+        std::vector<CvScore> scores;
+        const int cv_n = absl::GetFlag(FLAGS_cv_n);
+        chosen = SelectConfig(**client, Head(fm->train, cv_n), 10, "fmnist", &scores);
+        cvs.push_back(absl::StrCat(Q("fmnist"), ":",
+                                   CvJson(scores, chosen, cv_n, absl::GetFlag(FLAGS_cv_folds))));
+      }
+      if (has("fmnist")) {
+        for (absl::string_view sz : absl::StrSplit(absl::GetFlag(FLAGS_sizes), ',',
+                                                   absl::SkipEmpty())) {
+          int n = 0;
+          if (!absl::SimpleAtoi(sz, &n)) continue;
+          Dataset train = Head(fm->train, n);
+          absl::StatusOr<Evaluation> e = Evaluate(
+              **client, absl::StrCat("eval-fmnist-", n), chosen, train, fm->test, 10, call);
+          if (e.ok()) {
+            log_eval("fmnist", *e);
+            runs.push_back(EvaluationJson("fmnist", *e));
+          } else {
+            record_error(absl::StrCat("fmnist N=", n), e.status());
+          }
+        }
+      }
+      if (has("ood")) {
+        Dataset train = HeadWithLabelsBelow(fm->train, absl::GetFlag(FLAGS_ood_n), 8);
+        std::vector<bool> is_out;
+        for (int y : fm->test.y) is_out.push_back(y >= 8);
+        absl::StatusOr<Evaluation> e =
+            Evaluate(**client, "eval-fmnist-ood", chosen, train, fm->test, 8, call, is_out);
+        if (e.ok()) {
+          log_eval("fmnist_ood", *e);
+          runs.push_back(EvaluationJson("fmnist_ood", *e));
+          WriteOodCsv(out_dir + "/ntk_ood_scores.csv", *e, fm->test.y);
+        } else {
+          record_error("fmnist_ood", e.status());
+        }
+      }
+    }
+  }
+
+  const std::string path = out_dir + "/ntk.json";
+  std::ofstream f(path);
+  f << "{\"total_seconds\":" << N(SecondsSince(kStart)) << ",\"cv\":{" << absl::StrJoin(cvs, ",\n")
+    << "},\n\"runs\":[" << absl::StrJoin(runs, ",\n") << "],\n\"errors\":["
+    << absl::StrJoin(errors, ",\n") << "]}\n";
+  f.close();
+  if (!f) {
+    std::fprintf(stderr, "cannot write %s\n", path.c_str());
+    return 1;
+  }
+  Log("wrote %s", path);
+  return 0;
+}
+
+}  // namespace
+}  // namespace ntk::eval
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("Evaluates NTK classifiers through ntk_server (docs/evaluation.md).");
+  absl::ParseCommandLine(argc, argv);
+  return ntk::eval::Main();
+}

@@ -138,7 +138,7 @@ TEST(DatasetsTest, ParsesIdxAndDigitsCsv) {
 }
 
 // A tiny evaluation on digits through a real ntk_server subprocess:
-// 400 training rows, the 450-row digits test set.
+// 400 training rows, the 449-row digits test set.
 class EvaluateEndToEndTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -170,7 +170,7 @@ TEST_F(EvaluateEndToEndTest, DigitsMetricsAreConsistentAndSensible) {
   absl::StatusOr<Evaluation> e = Evaluate(*client_, "t-digits", c, train, digits_.test, 10, o);
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ(e->n_train, 400);
-  EXPECT_EQ(e->n_test, 450);
+  EXPECT_EQ(e->n_test, 449);
   EXPECT_EQ(e->regime, "2b");
   // Kernel classifiers reach ~0.95 on digits with 400 points; 0.85 is a
   // floor far above what a wiring error gives (~0.1: rows/labels mixed up).
@@ -212,7 +212,7 @@ TEST_F(EvaluateEndToEndTest, OodScoresSeparateUnseenDigits) {
     ASSERT_EQ(s.values.size(), is_out.size());
     // Unseen digits 8 and 9 are less certain than seen ones for every
     // score; 0.6 is well below the ~0.8-0.9 these scores reach here and
-    // well above chance (0.5 +- ~0.03 for 90 positives vs 360 negatives).
+    // well above chance (0.5 +- ~0.03 for ~90 positives vs ~360 negatives).
     EXPECT_GT(s.auroc, 0.6) << s.name;
   }
 }

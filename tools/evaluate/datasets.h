@@ -6,7 +6,7 @@
 // Rules (shared with scripts/baselines.py; keep them in sync):
 //   digits:  scikit-learn's digits.csv.gz: 64 features (0..16) then the
 //            label per line; features / 16. Test = rows with index % 4 == 3
-//            (450 rows), train = the rest (1347).
+//            (449 rows), train = the rest (1348).
 //   fmnist:  the Fashion-MNIST IDX files (gzip), pixels / 255. A training
 //            subset of size n is the first n training images (the file is
 //            already shuffled); the test set is all 10000 test images.

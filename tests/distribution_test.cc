@@ -113,9 +113,11 @@ TEST(ProbabilityMoments, ZeroCovarianceHasNoEpistemicPart) {
   GaussianProbabilityMoments(mean, CovarianceSqrt(MatrixXd::Zero(4, 4)), 100, 7, scratch, &pd);
   const VectorXd p = (mean.array().exp() / mean.array().exp().sum()).matrix();
   EXPECT_LT((pd.probability_mean - p).cwiseAbs().maxCoeff(), 1e-15);
-  // All S samples are the same vector: covariance and MI exactly 0.
-  EXPECT_EQ(pd.probability_covariance.cwiseAbs().maxCoeff(), 0.0);
-  EXPECT_EQ(pd.mutual_information, 0.0);
+  // All S samples are the same vector p: the sample mean is p up to the
+  // rounding of summing S copies (~1e-16), so covariance entries are
+  // products of two such deviations (< 1e-28) and MI is rounding (< 1e-14).
+  EXPECT_LT(pd.probability_covariance.cwiseAbs().maxCoeff(), 1e-28);
+  EXPECT_LT(pd.mutual_information, 1e-14);
   EXPECT_NEAR(pd.predictive_entropy, -(p.array() * p.array().log()).sum(), 1e-14);
   EXPECT_EQ(pd.label, 2);
 }
@@ -404,11 +406,12 @@ TEST(Linearized, MatchesDenseReference) {
   }
 }
 
-// LINEARIZED against a finite-difference Jacobian of the 2a solver: an
-// independent check of the linear map (no W, no B). With
+// LINEARIZED against a finite-difference Jacobian of the 2a map (solved by
+// the test's own dense Newton, DenseSolve2a): an independent check of the
+// linear map (no W, no B). With
 // f(x) = f0(x) + Theta_xX dual(F0), J = d(Theta_xX dual)/dF0 (C x NC) by
 // central differences, step h = 1e-4 (truncation O(h^2 |f'''|) ~ 1e-8,
-// solver noise tolerance 1e-13 / h ~ 1e-9), then
+// solver residual 1e-13 / h ~ 1e-9), then
 //   Cov = K_xx I + J Kx + Kx^T J^T + J (K_XX (x) I) J^T.
 // Tolerance 1e-6 absolute on O(1) entries: 100x the estimated FD error.
 TEST(Linearized, MatchesFiniteDifferenceJacobian) {
@@ -424,18 +427,15 @@ TEST(Linearized, MatchesFiniteDifferenceJacobian) {
   const KernelMatrices cross = CrossKernels(k, p.x_query, p.x_train);  // M x N
   const KernelDiagonal dq = DiagonalKernels(k, p.x_query);
   const double h = 1e-4;
-  RegularizedCEOptions opt;
-  opt.tolerance = 1e-14;
   std::vector<MatrixXd> jac(M, MatrixXd(C, N * C));
   for (int c = 0; c < C; ++c) {
     for (int i = 0; i < N; ++i) {
       MatrixXd fp = MatrixXd::Zero(N, C), fm = MatrixXd::Zero(N, C);
       fp(i, c) = h;
       fm(i, c) = -h;
-      auto sp = SolveRegularizedCE(tr.ntk, p.y, fp, lambda, opt);
-      auto sm = SolveRegularizedCE(tr.ntk, p.y, fm, lambda, opt);
-      ASSERT_TRUE(sp.ok() && sm.ok());
-      const MatrixXd diff = cross.ntk * (sp->dual - sm->dual) / (2 * h);  // M x C
+      const MatrixXd dp = testing::DenseSolve2a(tr.ntk, p.y, fp, lambda);
+      const MatrixXd dm = testing::DenseSolve2a(tr.ntk, p.y, fm, lambda);
+      const MatrixXd diff = cross.ntk * (dp - dm) / (2 * h);  // M x C
       for (int j = 0; j < M; ++j) jac[j].col(c * N + i) = diff.row(j).transpose();
     }
   }
@@ -455,10 +455,16 @@ TEST(Linearized, MatchesFiniteDifferenceJacobian) {
 
 // --- LINEARIZED vs MONTE_CARLO (2a) ------------------------------------------
 
-// For large lambda the 2a map is nearly linear in F0 (its curvature enters
-// through Theta / lambda), so MONTE_CARLO's sample moments must agree with
-// LINEARIZED within 5 SE plus a small linearization bias; for small lambda
-// the map is curved and the test records how far apart they are.
+// How good is the linearization? df(x) = df0(x) - Theta_xX (p(F*) - p(0)) /
+// lambda, and LINEARIZED replaces p(F*) - p(0) by its tangent at F0 = 0.
+// F0 ~ N(0, K_XX) has O(1) spread (K_xx ~ 1-2 here), over which the softmax
+// is far from linear, so the *relative* error of the F0-dependent part does
+// not vanish as lambda grows (by Stein's lemma the exact cross term uses
+// the softmax Jacobian averaged over F0, smaller than at 0); only its size,
+// ~ Theta / lambda, does. Measured on this problem (S = 2000): covariance
+// entries differ by up to 18% at lambda = 50, 5% at lambda = 0.05, and at
+// lambda = 1000 by less than the Monte Carlo error. The tests assert those
+// regimes: statistical agreement for lambda = 1000, stated bounds otherwise.
 struct McVsLin {
   double max_mean_diff, max_cov_rel_diff;
 };
@@ -470,8 +476,11 @@ McVsLin CompareMcLinearized(double lambda, int S, bool check_se) {
   EXPECT_NE(st, nullptr);
   auto lin = RunDist(*st, p.x_query, DistributionMethod::kLinearized);
   auto mc = RunDist(*st, p.x_query, DistributionMethod::kMonteCarlo, S, 5);
-  EXPECT_TRUE(lin.ok() && mc.ok()) << mc.status();
   McVsLin out{0, 0};
+  if (!lin.ok() || !mc.ok()) {
+    ADD_FAILURE() << lin.status() << " " << mc.status();
+    return {1e300, 1e300};
+  }
   for (int j = 0; j < M; ++j) {
     const PointDistribution& l = lin->points[j];
     const PointDistribution& m = mc->points[j];
@@ -485,21 +494,23 @@ McVsLin CompareMcLinearized(double lambda, int S, bool check_se) {
 }
 
 TEST(Linearized, AgreesWithMonteCarloForLargeLambda) {
-  // lambda = 50 vs diag(Theta) ~ 3: within 5 SE at S = 2000.
-  const McVsLin d = CompareMcLinearized(50.0, 2000, true);
-  RecordProperty("max_mean_diff", std::to_string(d.max_mean_diff));
+  // lambda = 1000 vs diag(Theta) ~ 3: linearization bias ~ 1e-3 absolute,
+  // below the MC standard error; every entry within 5 SE at S = 2000.
+  CompareMcLinearized(1000.0, 2000, true);
 }
 
-TEST(Linearized, DeviatesFromMonteCarloForSmallLambdaByBoundedAmount) {
-  // lambda = 0.05: the trained logits depend nonlinearly on F0. Measured
-  // (S = 2000, seed 5): see the printed values. The assertion states that
-  // the linearization stays within 30% of MONTE_CARLO's covariance and
-  // 0.5 logits of its mean here; it is not an identity.
-  const McVsLin d = CompareMcLinearized(0.05, 2000, false);
-  std::printf("small lambda: max |mean diff| = %.4f, max cov rel diff = %.4f\n",
-              d.max_mean_diff, d.max_cov_rel_diff);
-  EXPECT_LT(d.max_mean_diff, 0.5);
-  EXPECT_LT(d.max_cov_rel_diff, 0.3);
+TEST(Linearized, DeviatesFromMonteCarloByBoundedAmount) {
+  // Not identities: measured differences (S = 2000, seed 5) at the time of
+  // writing were mean 0.048 / cov 4.8% (lambda = 0.05) and mean ~0.03 /
+  // cov ~18% (lambda = 50); the bounds below are ~2x those, so they catch a
+  // broken method (errors of order 1) but not the linearization itself.
+  for (double lambda : {0.05, 50.0}) {
+    const McVsLin d = CompareMcLinearized(lambda, 2000, false);
+    std::printf("lambda %g: max |mean diff| = %.4f, max cov rel diff = %.4f\n",
+                lambda, d.max_mean_diff, d.max_cov_rel_diff);
+    EXPECT_LT(d.max_mean_diff, 0.1);
+    EXPECT_LT(d.max_cov_rel_diff, lambda < 1 ? 0.1 : 0.35);
+  }
 }
 
 // --- Determinism, batching, errors --------------------------------------------

@@ -1,5 +1,7 @@
 #include "tests/testing/distribution_fixtures.h"
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "core/distribution_sampling.h"
@@ -31,6 +33,50 @@ Eigen::MatrixXd RandomTargets(const Eigen::MatrixXd& x, int num_classes,
   return y;
 }
 
+Eigen::MatrixXd DenseSolve2a(const Eigen::MatrixXd& theta, const Eigen::MatrixXd& y,
+                             const Eigen::MatrixXd& f0_in, double lambda,
+                             Eigen::MatrixXd* logits) {
+  const Eigen::Index N = y.rows(), C = y.cols();
+  const Eigen::MatrixXd f0 = f0_in.size() ? f0_in : Eigen::MatrixXd::Zero(N, C);
+  auto residual = [&](const Eigen::MatrixXd& f) {
+    return Eigen::MatrixXd(f - f0 - theta * (y - RowSoftmax(f)) / lambda);
+  };
+  Eigen::MatrixXd f = f0;
+  Eigen::MatrixXd g = residual(f);
+  for (int it = 0; it < 200; ++it) {
+    if (g.cwiseAbs().maxCoeff() <= 1e-13 * std::max(1.0, f.cwiseAbs().maxCoeff())) break;
+    const Eigen::MatrixXd p = RowSoftmax(f);
+    // Class-major index c * N + i.
+    Eigen::MatrixXd jac = Eigen::MatrixXd::Identity(N * C, N * C);
+    for (Eigen::Index a = 0; a < C; ++a) {
+      for (Eigen::Index b = 0; b < C; ++b) {
+        // d(theta (Y - p))_a / dF_b = -theta diag(dp_a / dF_b).
+        for (Eigen::Index k = 0; k < N; ++k) {
+          const double w = (a == b ? p(k, a) : 0.0) - p(k, a) * p(k, b);
+          jac.block(a * N, b * N + k, N, 1) += theta.col(k) * w / lambda;
+        }
+      }
+    }
+    Eigen::VectorXd gv = Eigen::Map<const Eigen::VectorXd>(g.data(), N * C);
+    Eigen::VectorXd step = jac.partialPivLu().solve(gv);
+    Eigen::MatrixXd dir = Eigen::Map<Eigen::MatrixXd>(step.data(), N, C);
+    double t = 1;
+    const double g0 = g.norm();
+    for (int ls = 0; ls < 40; ++ls, t *= 0.5) {
+      Eigen::MatrixXd gt = residual(f - t * dir);
+      if (gt.norm() < g0 || ls == 39) {
+        f -= t * dir;
+        g = gt;
+        break;
+      }
+    }
+  }
+  EXPECT_LE(g.cwiseAbs().maxCoeff(), 1e-13 * std::max(1.0, f.cwiseAbs().maxCoeff()))
+      << "DenseSolve2a did not converge";
+  if (logits) *logits = f;
+  return (y - RowSoftmax(f)) / lambda;
+}
+
 std::unique_ptr<FittedModel::State> MakeState(const KernelSpec& kernel,
                                               Regime regime, double lambda,
                                               const Eigen::MatrixXd& x,
@@ -55,7 +101,13 @@ std::unique_ptr<FittedModel::State> MakeState(const KernelSpec& kernel,
   absl::StatusOr<SolverSolution> sol;
   switch (regime) {
     case Regime::kRegularizedCE:
-      sol = SolveRegularizedCE(theta, y, f0, lambda);
+      if (x.rows() * y.cols() <= 600) {
+        SolverSolution s;
+        s.dual = DenseSolve2a(theta, y, f0, lambda, &s.logits);
+        sol = std::move(s);
+      } else {
+        sol = SolveRegularizedCE(theta, y, f0, lambda);
+      }
       break;
     case Regime::kUnregularizedCE:
       sol = SolveUnregularizedCE(theta, y, f0);

@@ -22,8 +22,18 @@ Eigen::MatrixXd RandomFeatures(int n, int d, uint64_t seed);
 Eigen::MatrixXd RandomTargets(const Eigen::MatrixXd& x, int num_classes,
                               double eps, uint64_t seed);
 
+// Reference 2a solver for tiny N * C, independent of core/solvers.h:
+// Newton's method on G(F) = F - F0 - Theta (Y - softmax(F)) / lambda with
+// the dense NC x NC Jacobian I + (Theta (x) I) W / lambda and backtracking
+// on ||G||. Returns the dual (Y - softmax(F*)) / lambda; *logits = F*.
+// Fails the test if ||G||_inf does not reach 1e-13 * max(1, ||F||_inf).
+Eigen::MatrixXd DenseSolve2a(const Eigen::MatrixXd& theta, const Eigen::MatrixXd& y,
+                             const Eigen::MatrixXd& f0, double lambda,
+                             Eigen::MatrixXd* logits = nullptr);
+
 // A State fitted on (x, y) in `regime` with `lambda`, kernel `kernel`
 // (preprocessing off: x is taken as preprocessed). f0 may be empty.
+// 2a uses DenseSolve2a when N * C <= 600, else SolveRegularizedCE.
 // Aborts the test (ADD_FAILURE + nullptr) if the solver fails.
 std::unique_ptr<FittedModel::State> MakeState(const KernelSpec& kernel,
                                               Regime regime, double lambda,

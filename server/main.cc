@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -78,6 +79,19 @@ bool ApplyEnvironment() {
   return true;
 }
 
+// Threads that libraries start before main() (OpenBLAS starts its pool in a
+// library constructor) do not have SIGTERM/SIGINT blocked, so the kernel may
+// deliver the process-directed signal to one of them. This handler (only
+// ever run on such a thread) forwards it to the sigwait thread, where it is
+// blocked and therefore picked up by sigwait(). pthread_kill is
+// async-signal-safe.
+pthread_t g_signal_thread;
+std::atomic<bool> g_signal_thread_ready{false};
+
+extern "C" void ForwardShutdownSignal(int sig) {
+  if (g_signal_thread_ready.load()) pthread_kill(g_signal_thread, sig);
+}
+
 bool ReadFile(const std::string& path, std::string* out) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
@@ -97,6 +111,11 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  struct sigaction forward = {};
+  forward.sa_handler = ForwardShutdownSignal;
+  sigemptyset(&forward.sa_mask);
+  sigaction(SIGTERM, &forward, nullptr);
+  sigaction(SIGINT, &forward, nullptr);
 
   absl::SetProgramUsageMessage(
       "ntk_server: fits infinite-width NTK classifiers and serves predictions over gRPC "
@@ -155,12 +174,14 @@ int main(int argc, char** argv) {
 
   std::thread signal_thread([&] {
     int sig = 0;
-    sigwait(&signals, &sig);
+    sigwait(&signals, &sig);  // blocked in this thread: sigwait receives it
     ntk::server::Logf("server: signal %d, shutting down (grace %d s)", sig,
                       o.shutdown_grace_seconds);
     (*server)->Shutdown(std::chrono::system_clock::now() +
                         std::chrono::seconds(o.shutdown_grace_seconds));
   });
+  g_signal_thread = signal_thread.native_handle();
+  g_signal_thread_ready.store(true);
   (*server)->Wait();
   signal_thread.join();
   server->reset();

@@ -123,6 +123,10 @@ grpc::Status NtkServiceImpl::RunFit(grpc::CallbackServerContext* ctx, const FitI
     }
   } guard{registry_, id, &committed};
 
+  if (options_.log_rpcs) {
+    Logf("fit model=%s phase=start rows=%d cols=%d", id, data->features.rows(),
+         data->features.cols());
+  }
   const auto deadline = ctx->deadline();
   const auto start = std::chrono::steady_clock::now();
   auto last_log = start;

@@ -1,0 +1,197 @@
+// Every RPC end to end through the client library against an in-process
+// server (127.0.0.1, ephemeral port, temporary model directory).
+#include "client/client.h"
+
+#include <cmath>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/convert.h"
+#include "tests/testing/server_fixture.h"
+
+namespace ntk {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::InProcessServer;
+using testing::TempDir;
+
+TEST(ClientWireTest, ToProtoIsRowMajorAndFromProtoInverts) {
+  Eigen::MatrixXd m(2, 3);
+  m << 1, 2, 3, 4, 5, 6;
+  v1::Matrix p = Client::ToProto(m);
+  EXPECT_EQ(p.rows(), 2u);
+  EXPECT_EQ(p.cols(), 3u);
+  ASSERT_EQ(p.values_size(), 6);
+  for (int k = 0; k < 6; ++k) EXPECT_EQ(p.values(k), k + 1);
+  absl::StatusOr<Eigen::MatrixXd> back = Client::FromProto(p);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, m);
+  p.mutable_values()->RemoveLast();
+  EXPECT_EQ(Client::FromProto(p).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ClientTest, ConnectRejectsBadOptions) {
+  ClientOptions o;
+  o.max_message_mb = 0;
+  EXPECT_EQ(Client::Connect(o).status().code(), absl::StatusCode::kInvalidArgument);
+  o = ClientOptions();
+  o.target = "";
+  EXPECT_EQ(Client::Connect(o).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ClientTest, EveryRpcEndToEnd) {
+  TempDir dir;
+  auto server = InProcessServer::Start(testing::TestServerOptions(dir.path()));
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Client> c = server->Connect();
+  ASSERT_NE(c, nullptr);
+
+  EXPECT_TRUE(c->Health().ok());
+  EXPECT_TRUE(c->Health("ntk.v1.NtkService").ok());
+
+  const testing::Blobs data = testing::MakeBlobs(60, 4, 3, 1);
+  absl::StatusOr<v1::ModelInfo> info = c->Fit("blobs", testing::SmallSpec(0.5), data.x, data.y);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->model_id(), "blobs");
+  EXPECT_EQ(info->num_train(), 60u);
+  EXPECT_EQ(info->num_features(), 4u);
+  EXPECT_EQ(info->spec().num_classes(), 3u);
+  EXPECT_EQ(info->spec().kernel().depth(), 2u);
+  EXPECT_EQ(info->spec().training().regularization(), 0.5);
+  EXPECT_EQ(info->stats().regime(), "2a");
+  EXPECT_GT(info->created_unix_ms(), 0);
+
+  absl::StatusOr<v1::ModelInfo> got = c->GetModel("blobs");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->SerializeAsString(), info->SerializeAsString());
+
+  absl::StatusOr<std::vector<v1::ModelInfo>> list = c->ListModels();
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].model_id(), "blobs");
+
+  absl::StatusOr<Client::PredictResult> p = c->Predict("blobs", data.x);
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ(p->probabilities.rows(), 60);
+  ASSERT_EQ(p->probabilities.cols(), 3);
+  ASSERT_EQ(p->logits.rows(), 60);
+  ASSERT_EQ(p->labels.size(), 60u);
+  int correct = 0;
+  for (int i = 0; i < 60; ++i) {
+    // Probabilities are a softmax: they sum to 1 up to a few ulps of the
+    // three summands (1e-12 is far above that and far below any real error).
+    EXPECT_NEAR(p->probabilities.row(i).sum(), 1.0, 1e-12);
+    // Centered logits: the row mean is 0 up to rounding of 3 terms of size
+    // |logit| (relative 1e-12).
+    EXPECT_NEAR(p->logits.row(i).sum(), 0.0, 1e-12 * (1 + p->logits.row(i).cwiseAbs().sum()));
+    Eigen::Index arg;
+    p->probabilities.row(i).maxCoeff(&arg);
+    EXPECT_EQ(p->labels[i], arg);
+    correct += p->labels[i] == data.y[i] ? 1 : 0;
+  }
+  // Well separated blobs (center spread 2 per coordinate, unit noise): a
+  // fitted classifier gets its own training points right.
+  EXPECT_GE(correct, 54);
+
+  absl::StatusOr<v1::PredictDistributionResponse> d =
+      c->PredictDistribution("blobs", data.x.topRows(5));
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->method(), v1::LINEARIZED);  // unspecified -> LINEARIZED for 2a
+  ASSERT_EQ(d->points_size(), 5);
+  for (const v1::PointDistribution& pt : d->points()) {
+    EXPECT_EQ(pt.logit_mean_size(), 3);
+    EXPECT_EQ(pt.logit_covariance_size(), 9);
+    EXPECT_EQ(pt.probability_mean_size(), 3);
+    EXPECT_EQ(pt.probability_covariance_size(), 9);
+  }
+  // Seeded Monte Carlo: the same request gives the same answer bit for bit.
+  absl::StatusOr<v1::PredictDistributionResponse> mc1 =
+      c->PredictDistribution("blobs", data.x.topRows(3), v1::MONTE_CARLO, 200, 7);
+  absl::StatusOr<v1::PredictDistributionResponse> mc2 =
+      c->PredictDistribution("blobs", data.x.topRows(3), v1::MONTE_CARLO, 200, 7);
+  ASSERT_TRUE(mc1.ok()) << mc1.status();
+  ASSERT_TRUE(mc2.ok()) << mc2.status();
+  EXPECT_EQ(mc1->method(), v1::MONTE_CARLO);
+  EXPECT_EQ(mc1->SerializeAsString(), mc2->SerializeAsString());
+
+  // Server-assigned id.
+  absl::StatusOr<v1::ModelInfo> anon = c->Fit("", testing::SmallSpec(0.5), data.x, data.y);
+  ASSERT_TRUE(anon.ok()) << anon.status();
+  EXPECT_THAT(anon->model_id(), ::testing::StartsWith("m-"));
+  EXPECT_TRUE(server::ValidateModelId(anon->model_id()).ok());
+  EXPECT_TRUE(c->GetModel(anon->model_id()).ok());
+
+  // Soft targets instead of labels.
+  absl::StatusOr<v1::ModelInfo> soft =
+      c->Fit("soft", testing::SmallSpec(), data.x, {}, testing::SoftTargets(data.y, 3, 0.2));
+  ASSERT_TRUE(soft.ok()) << soft.status();
+  EXPECT_EQ(soft->stats().regime(), "2b");  // targets all > 0: lambda defaults to 0
+
+  // Delete.
+  EXPECT_TRUE(c->DeleteModel("blobs").ok());
+  EXPECT_EQ(c->GetModel("blobs").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(c->DeleteModel("blobs").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(c->Predict("blobs", data.x).status().code(), absl::StatusCode::kNotFound);
+  list = c->ListModels();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 2u);
+}
+
+TEST(ClientTest, LargeFitSwitchesToFitStreamWithSameResult) {
+  TempDir dir;
+  auto server = InProcessServer::Start(testing::TestServerOptions(dir.path()));
+  ASSERT_NE(server, nullptr);
+  // 400 x 300 doubles = 960 KB > 3/4 of 1 MiB: this client must stream.
+  ClientOptions small;
+  small.max_message_mb = 1;
+  std::unique_ptr<Client> streaming = server->Connect(small);
+  std::unique_ptr<Client> unary = server->Connect();
+  const testing::Blobs data = testing::MakeBlobs(400, 300, 2, 5);
+  auto a = streaming->Fit("streamed", testing::SmallSpec(1.0), data.x, data.y);
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = unary->Fit("unary", testing::SmallSpec(1.0), data.x, data.y);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(a->num_train(), 400u);
+  // Same rows in the same order through the same code: identical models.
+  auto pa = unary->Predict("streamed", data.x.topRows(20));
+  auto pb = unary->Predict("unary", data.x.topRows(20));
+  ASSERT_TRUE(pa.ok() && pb.ok());
+  EXPECT_EQ(pa->logits, pb->logits);
+}
+
+TEST(ClientTest, RetriesUnavailableForReadOnlyCallsOnly) {
+  // Take a free port, then serve nothing on it for a while.
+  TempDir dir;
+  server::ServerOptions options = testing::TestServerOptions(dir.path());
+  int port;
+  {
+    auto s = InProcessServer::Start(options);
+    ASSERT_NE(s, nullptr);
+    port = s->server().port();
+  }
+  ClientOptions o;
+  o.target = "127.0.0.1:" + std::to_string(port);
+  o.max_retries = 7;  // backoff 100, 200, ..., 6400 ms: about 12 s in all
+  o.initial_backoff = std::chrono::milliseconds(100);
+  o.default_deadline = std::chrono::seconds(30);
+  auto c = Client::Connect(o);
+  ASSERT_TRUE(c.ok());
+  // Not retried: fails while nothing listens.
+  EXPECT_EQ((*c)->DeleteModel("x").code(), absl::StatusCode::kUnavailable);
+  // Retried: succeeds once a server comes up on the port mid-way.
+  options.listen = o.target;
+  std::unique_ptr<InProcessServer> late;
+  std::thread starter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    late = InProcessServer::Start(options);
+  });
+  absl::StatusOr<std::vector<v1::ModelInfo>> list = (*c)->ListModels();
+  starter.join();
+  ASSERT_NE(late, nullptr) << "could not listen on the same port again";
+  EXPECT_TRUE(list.ok()) << list.status();
+}
+
+}  // namespace
+}  // namespace ntk

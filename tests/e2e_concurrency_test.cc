@@ -1,0 +1,208 @@
+// Concurrency end to end: readers while a model is replaced and deleted,
+// deadlines and cancellation of fits, --max_concurrent_fits, and FitStream
+// with more than 4 MiB of data.
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/model_store.h"
+#include "tests/testing/server_fixture.h"
+
+namespace ntk {
+namespace {
+
+using testing::InProcessServer;
+using testing::TempDir;
+
+TEST(ConcurrencyTest, ReadersSeeTheOldOrTheNewModelNeverAMix) {
+  TempDir dir;
+  auto server = InProcessServer::Start(testing::TestServerOptions(dir.path()));
+  ASSERT_NE(server, nullptr);
+  auto c = server->Connect();
+  const testing::Blobs a = testing::MakeBlobs(120, 6, 3, 21);
+  const testing::Blobs b = testing::MakeBlobs(150, 6, 3, 22);
+  const Eigen::MatrixXd q = testing::MakeBlobs(5, 6, 3, 23).x;
+  ASSERT_TRUE(c->Fit("m", testing::SmallSpec(1.0), a.x, a.y).ok());
+  auto answer_a = c->Predict("m", q);
+  ASSERT_TRUE(answer_a.ok());
+
+  struct Seen {
+    absl::StatusCode code;
+    Eigen::MatrixXd logits;
+  };
+  constexpr int kReaders = 4;
+  constexpr int kMaxCallsPerReader = 400;  // bounded in count ...
+  std::atomic<bool> stop{false};
+  std::vector<std::vector<Seen>> seen(kReaders);
+  std::vector<std::thread> readers;
+  for (int r = 0; r < kReaders; ++r) {
+    readers.emplace_back([&, r] {
+      auto rc = server->Connect();
+      for (int k = 0; k < kMaxCallsPerReader && !stop; ++k) {
+        auto p = rc->Predict("m", q);
+        seen[r].push_back({p.status().code(), p.ok() ? p->logits : Eigen::MatrixXd()});
+      }
+    });
+  }
+  // ... and in time: the writer does a fixed sequence and then stops them.
+  auto replaced = c->Fit("m", testing::SmallSpec(1.0), b.x, b.y, {}, /*replace=*/true);
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  EXPECT_EQ(replaced->num_train(), 150u);
+  auto answer_b = c->Predict("m", q);
+  ASSERT_TRUE(answer_b.ok());
+  ASSERT_NE(answer_a->logits, answer_b->logits);
+  ASSERT_TRUE(c->DeleteModel("m").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(c->Fit("m", testing::SmallSpec(1.0), a.x, a.y).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  stop = true;
+  for (auto& t : readers) t.join();
+
+  int old_count = 0, new_count = 0, missing = 0;
+  for (const auto& per_reader : seen) {
+    for (const Seen& s : per_reader) {
+      if (s.code == absl::StatusCode::kNotFound) {
+        ++missing;
+        continue;
+      }
+      ASSERT_EQ(s.code, absl::StatusCode::kOk);
+      // Bit-for-bit one of the two models' answers (the refit of `a` after
+      // the delete gives `a`'s answer: same data, same code).
+      const bool is_a = s.logits == answer_a->logits;
+      const bool is_b = s.logits == answer_b->logits;
+      ASSERT_TRUE(is_a || is_b) << "a reader saw an answer of neither model";
+      old_count += is_a;
+      new_count += is_b;
+    }
+  }
+  std::printf("readers saw: %d old, %d new, %d not found\n", old_count, new_count, missing);
+  EXPECT_GT(old_count + new_count, 0);
+  EXPECT_THAT(dir.List(), ::testing::ElementsAre("m.ntkm"));
+}
+
+// A fit that takes long on this machine (seconds): N = 3000, C = 5, 2a.
+struct SlowFit {
+  testing::Blobs data = testing::MakeBlobs(3000, 40, 5, 31);
+  v1::ModelSpec spec = testing::SmallSpec(1.0);
+};
+
+TEST(ConcurrencyTest, DeadlineShorterThanTheFitLeavesNoModelAndNoFile) {
+  TempDir dir;
+  server::ServerOptions o = testing::TestServerOptions(dir.path());
+  o.max_concurrent_fits = 1;
+  auto server = InProcessServer::Start(o);
+  ASSERT_NE(server, nullptr);
+  ClientOptions co;
+  co.default_deadline = std::chrono::milliseconds(200);
+  auto hurried = server->Connect(co);
+  SlowFit slow;
+  absl::Status s = hurried->Fit("slow", slow.spec, slow.data.x, slow.data.y).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+
+  // The cancelled fit stops within a bounded time: its slot frees up, so a
+  // small fit gets through (--max_concurrent_fits = 1). Bounded: 60 s.
+  auto c = server->Connect();
+  const testing::Blobs small = testing::MakeBlobs(20, 3, 2, 32);
+  absl::Status small_status;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  do {
+    small_status = c->Fit("small", testing::SmallSpec(1.0), small.x, small.y).status();
+    if (small_status.code() != absl::StatusCode::kResourceExhausted) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (std::chrono::steady_clock::now() < until);
+  EXPECT_TRUE(small_status.ok()) << small_status;
+  EXPECT_EQ(c->GetModel("slow").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(dir.List(), ::testing::ElementsAre("small.ntkm"));
+}
+
+TEST(ConcurrencyTest, MaxConcurrentFitsIsResourceExhausted) {
+  TempDir dir;
+  server::ServerOptions o = testing::TestServerOptions(dir.path());
+  o.max_concurrent_fits = 1;
+  auto server = InProcessServer::Start(o);
+  ASSERT_NE(server, nullptr);
+  // An open FitStream holds its fit slot from its start until it ends, so
+  // the slot is taken for as long as we keep the stream open.
+  auto raw = server->RawStub();
+  const testing::Blobs data = testing::MakeBlobs(20, 3, 2, 33);
+  grpc::ClientContext stream_ctx;
+  v1::FitResponse stream_resp;
+  auto writer = raw->FitStream(&stream_ctx, &stream_resp);
+  v1::FitRequest first;
+  first.set_model_id("streamed");
+  *first.mutable_spec() = testing::SmallSpec(1.0);
+  *first.mutable_features() = Client::ToProto(data.x.topRows(10));
+  first.mutable_labels()->Add(data.y.begin(), data.y.begin() + 10);
+  ASSERT_TRUE(writer->Write(first));
+
+  auto c = server->Connect();
+  absl::Status refused;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {  // the server may not have started the stream's call yet
+    refused = c->Fit("other", testing::SmallSpec(1.0), data.x, data.y).status();
+  } while (refused.ok() && std::chrono::steady_clock::now() < until &&
+           c->DeleteModel("other").ok());
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("--max_concurrent_fits = 1"));
+
+  // Finishing the stream fits the model and frees the slot.
+  v1::FitRequest second;
+  *second.mutable_features() = Client::ToProto(data.x.bottomRows(10));
+  second.mutable_labels()->Add(data.y.begin() + 10, data.y.end());
+  ASSERT_TRUE(writer->Write(second));
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(stream_resp.model().num_train(), 20u);
+  EXPECT_TRUE(c->Fit("other", testing::SmallSpec(1.0), data.x, data.y).ok());
+  // Both halves were used in order: the streamed model equals a one-shot fit.
+  auto a = c->Predict("streamed", data.x);
+  auto b = c->Predict("other", data.x);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->logits, b->logits);
+}
+
+TEST(ConcurrencyTest, FitStreamOverFourMiB) {
+  TempDir dir1, dir2;
+  // Server 1 accepts messages of at most 4 MiB: 5.6 MB of features must stream.
+  server::ServerOptions o1 = testing::TestServerOptions(dir1.path());
+  o1.max_message_mb = 4;
+  auto streamed_server = InProcessServer::Start(o1);
+  auto unary_server = InProcessServer::Start(testing::TestServerOptions(dir2.path()));
+  ASSERT_NE(streamed_server, nullptr);
+  ASSERT_NE(unary_server, nullptr);
+  ClientOptions small;
+  small.max_message_mb = 4;
+  auto cs = streamed_server->Connect(small);
+  auto cu = unary_server->Connect();
+  const testing::Blobs data = testing::MakeBlobs(1000, 700, 2, 41);  // 5.6 MB
+  auto a = cs->Fit("big", testing::SmallSpec(1.0), data.x, data.y);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->num_train(), 1000u);
+  EXPECT_EQ(a->num_features(), 700u);
+  auto b = cu->Fit("big", testing::SmallSpec(1.0), data.x, data.y);
+  ASSERT_TRUE(b.ok()) << b.status();
+  // Same rows, same order, same code: the same model bit for bit.
+  const Eigen::MatrixXd q = data.x.topRows(10);
+  auto pa = cs->Predict("big", q);
+  auto pb = cu->Predict("big", q);
+  ASSERT_TRUE(pa.ok() && pb.ok());
+  EXPECT_EQ(pa->logits, pb->logits);
+  // And the one-message Fit of that size is refused by server 1.
+  auto raw = streamed_server->RawStub();
+  v1::FitRequest r;
+  r.set_model_id("unary");
+  *r.mutable_spec() = testing::SmallSpec(1.0);
+  *r.mutable_features() = Client::ToProto(data.x);
+  r.mutable_labels()->Add(data.y.begin(), data.y.end());
+  grpc::ClientContext ctx;
+  v1::FitResponse resp;
+  EXPECT_EQ(raw->Fit(&ctx, r, &resp).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+}  // namespace
+}  // namespace ntk

@@ -1,0 +1,176 @@
+// Unit tests of the model directory (server/model_store.h), model id
+// validation and wire conversion (server/convert.h).
+#include <fstream>
+#include <sstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/convert.h"
+#include "server/model_store.h"
+#include "tests/testing/server_fixture.h"
+
+namespace ntk::server {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ntk::testing::TempDir;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+StoredModel Sample(const std::string& id) {
+  StoredModel m;
+  m.id = id;
+  m.created_unix_ms = 1764370000123;
+  m.payload = std::string("payload\0with\0zeros", 18) + std::string(1000, 'x');
+  return m;
+}
+
+TEST(ModelStoreTest, EncodeDecodeRoundTrip) {
+  StoredModel m = Sample("abc");
+  absl::StatusOr<StoredModel> back = ModelStore::Decode(ModelStore::Encode(m));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->id, m.id);
+  EXPECT_EQ(back->created_unix_ms, m.created_unix_ms);
+  EXPECT_EQ(back->payload, m.payload);
+}
+
+TEST(ModelStoreTest, EveryTruncationAndEveryByteFlipIsDetected) {
+  const std::string bytes = ModelStore::Encode(Sample("abc"));
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_FALSE(ModelStore::Decode(bytes.substr(0, n)).ok()) << "truncated to " << n;
+  }
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    std::string b = bytes;
+    b[i] ^= 0x01;
+    EXPECT_FALSE(ModelStore::Decode(b).ok()) << "flipped byte " << i;
+  }
+  EXPECT_FALSE(ModelStore::Decode(bytes + "x").ok());
+}
+
+TEST(ModelStoreTest, SaveLoadRemove) {
+  TempDir dir;
+  ModelStore store(dir.path() + "/models");  // created by Open
+  ASSERT_TRUE(store.Open().ok());
+  ASSERT_TRUE(store.Save(Sample("a")).ok());
+  ASSERT_TRUE(store.Save(Sample("b")).ok());
+  StoredModel a2 = Sample("a");
+  a2.payload = "replaced";
+  ASSERT_TRUE(store.Save(a2).ok());
+  std::vector<std::string> errors;
+  std::vector<StoredModel> all = store.LoadAll(&errors);
+  EXPECT_TRUE(errors.empty());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].id, "a");
+  EXPECT_EQ(all[0].payload, "replaced");
+  EXPECT_EQ(all[1].id, "b");
+  ASSERT_TRUE(store.Remove("b").ok());
+  ASSERT_TRUE(store.Remove("b").ok());  // absent: OK
+  EXPECT_EQ(store.LoadAll(nullptr).size(), 1u);
+}
+
+TEST(ModelStoreTest, OpenRemovesTemporariesAndLoadSkipsDamagedFiles) {
+  TempDir dir;
+  ModelStore store(dir.path());
+  ASSERT_TRUE(store.Open().ok());
+  ASSERT_TRUE(store.Save(Sample("good")).ok());
+  const std::string good = ReadFile(dir.File("good.ntkm"));
+  std::ofstream(dir.File(".good.ntkm.tmp-1234")) << "half";
+  std::ofstream(dir.File("bad.ntkm")) << "garbage";
+  std::ofstream(dir.File("other.ntkm"), std::ios::binary) << good;  // id mismatch
+  std::ofstream(dir.File("cut.ntkm"), std::ios::binary) << good.substr(0, good.size() - 1);
+  ASSERT_TRUE(store.Open().ok());
+  EXPECT_THAT(dir.List(), ElementsAre("bad.ntkm", "cut.ntkm", "good.ntkm", "other.ntkm"));
+  std::vector<std::string> errors;
+  std::vector<StoredModel> all = store.LoadAll(&errors);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].id, "good");
+  EXPECT_EQ(errors.size(), 3u);
+}
+
+TEST(ModelIdTest, Validation) {
+  for (const char* ok : {"a", "model-1", "A.b_c-9", "x..y"}) {
+    EXPECT_TRUE(ValidateModelId(ok).ok()) << ok;
+  }
+  EXPECT_TRUE(ValidateModelId(std::string(128, 'z')).ok());
+  for (const std::string& bad : {std::string(""), std::string("../x"), std::string("a/b"),
+                                std::string("."), std::string(".."), std::string(".hidden"),
+                                std::string("a b"), std::string("a\\b"), std::string("é"),
+                                std::string(129, 'z'), std::string("a\0b", 3)}) {
+    absl::Status s = ValidateModelId(bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(s.message()), ::testing::StartsWith("model_id: "));
+  }
+  for (int i = 0; i < 100; ++i) {
+    const std::string id = GenerateModelId();
+    EXPECT_TRUE(ValidateModelId(id).ok()) << id;
+  }
+  EXPECT_NE(GenerateModelId(), GenerateModelId());
+}
+
+TEST(ConvertTest, MatrixFromViewChecksSizeAndFiniteness) {
+  v1::Matrix m;
+  m.set_rows(2);
+  m.set_cols(3);
+  for (int k = 0; k < 6; ++k) m.add_values(k);
+  absl::StatusOr<Eigen::MatrixXd> x = MatrixFromView(ViewOf(m), "features");
+  ASSERT_TRUE(x.ok());
+  EXPECT_EQ((*x)(1, 0), 3.0);  // row-major on the wire
+  EXPECT_EQ((*x)(0, 2), 2.0);
+  v1::Matrix back;
+  MatrixToProto(*x, &back);
+  EXPECT_EQ(back.SerializeAsString(), m.SerializeAsString());
+
+  m.add_values(6);
+  EXPECT_EQ(MatrixFromView(ViewOf(m), "features").status().message(),
+            "features.values: size 7 != rows*cols = 6 (rows 2, cols 3)");
+  m.mutable_values()->RemoveLast();
+  m.set_values(5, std::numeric_limits<double>::infinity());
+  EXPECT_EQ(MatrixFromView(ViewOf(m), "features").status().message(),
+            "features: row 1 column 2 is infinite");
+}
+
+TEST(ConvertTest, SpecDefaultsAndUnknownEnums) {
+  ServerOptions limits;
+  v1::ModelSpec p;
+  absl::StatusOr<ModelSpec> s = ModelSpecFromProto(p, limits);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->kernel.activation, Activation::kRelu);
+  EXPECT_EQ(s->kernel.depth, 1);
+  EXPECT_EQ(s->kernel.weight_variance, 2.0);
+  EXPECT_EQ(s->training.loss, Loss::kCrossEntropy);
+  EXPECT_FALSE(s->training.regularization.has_value());
+  EXPECT_FALSE(s->training.label_smoothing.has_value());
+  p.mutable_training()->set_regularization(0.0);  // explicit 0 stays set
+  EXPECT_TRUE(ModelSpecFromProto(p, limits)->training.regularization.has_value());
+
+  p.mutable_kernel()->set_activation(static_cast<v1::Activation>(3));
+  EXPECT_EQ(ModelSpecFromProto(p, limits).status().message(),
+            "spec.kernel.activation: unknown value 3");
+  p.mutable_kernel()->set_activation(v1::ERF);
+  p.mutable_training()->set_loss(static_cast<v1::Loss>(-1));
+  EXPECT_EQ(ModelSpecFromProto(p, limits).status().message(),
+            "spec.training.loss: unknown value -1");
+  p.mutable_training()->set_loss(v1::SQUARED);
+  p.set_num_classes(limits.max_classes + 1);
+  EXPECT_EQ(ModelSpecFromProto(p, limits).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST(ConvertTest, StatusCodesTranslateOneToOne) {
+  for (int code = 1; code <= 16; ++code) {
+    absl::Status s(static_cast<absl::StatusCode>(code), "m");
+    grpc::Status g = ToGrpcStatus(s);
+    EXPECT_EQ(static_cast<int>(g.error_code()), code);
+    EXPECT_EQ(g.error_message(), "m");
+  }
+  EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
+}
+
+}  // namespace
+}  // namespace ntk::server

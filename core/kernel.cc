@@ -112,14 +112,6 @@ inline double ReducedAsin(double x, double sqrt_w, double m) {
   return s + s * AsinRational(z);
 }
 
-// asin(x), |x| <= 1 (up to rounding), given sqrt_w = sqrt(HalfAngleArg(x)).
-inline double AsinFromParts(double x, double sqrt_w) {
-  const double m = AboveHalf(std::fabs(x));
-  const double u = ReducedAsin(x, sqrt_w, m);
-  const double big = kPio2Hi - (2.0 * u - kPio2Lo);
-  return std::copysign(u * (1.0 - m) + big * m, x);
-}
-
 // acos(x), |x| <= 1 (up to rounding), given sqrt_w = sqrt(HalfAngleArg(x)).
 inline double AcosFromParts(double x, double sqrt_w) {
   const double m = AboveHalf(std::fabs(x));          // |x| > 1/2
@@ -130,6 +122,26 @@ inline double AcosFromParts(double x, double sqrt_w) {
   const double big_pos = 2.0 * u;
   const double big_neg = kPiHi - (2.0 * u - kPiLo);
   return small * (1.0 - m_pos - m_neg) + big_pos * m_pos + big_neg * m_neg;
+}
+
+// The same arcsine split into the part before the sqrt pass and the part
+// after it, so that nothing is computed twice: AsinPrep gives the case
+// weight m = [|x| > 1/2], the rational's argument z, and w = (1 - |x|)/2
+// (whose sqrt the caller takes); AsinFinish assembles asin(x).
+struct AsinPrepared {
+  double m, z, w;
+};
+inline AsinPrepared AsinPrep(double x) {
+  const double ax = std::fabs(x);
+  const double w = Pos((1.0 - ax) * 0.5);
+  const double m = AboveHalf(ax);
+  return {m, w * m + (x * x) * (1.0 - m), w};
+}
+inline double AsinFinish(double x, double m, double z, double sqrt_w) {
+  const double s = sqrt_w * m + std::fabs(x) * (1.0 - m);
+  const double u = s + s * AsinRational(z);
+  const double big = kPio2Hi - (2.0 * u - kPio2Lo);
+  return std::copysign(u * (1.0 - m) + big * m, x);
 }
 
 inline void SqrtInPlace(double* v, Index n) {
@@ -205,9 +217,11 @@ PointData ComputePointData(const KernelSpec& spec, const Eigen::MatrixXd& x) {
 
 // Per-thread scratch for one segment of at most kTile entries.
 struct Scratch {
-  alignas(64) double s[kTile];         // S_l
-  alignas(64) double t[kTile];         // T_l
-  alignas(64) double v[kTile];         // rho (ReLU) or the asin argument (erf)
+  alignas(64) double s[kTile];          // S_l
+  alignas(64) double t[kTile];          // T_l
+  alignas(64) double v[kTile];          // rho (ReLU) or the asin argument (erf)
+  alignas(64) double m[kTile];          // AsinPrep's case weight
+  alignas(64) double z[kTile];          // AsinPrep's rational argument
   alignas(64) double roots[2 * kTile];  // sqrt(w) | sqrt(sin^2 t) or sqrt(den)
 };
 
@@ -229,8 +243,10 @@ void ComputeSegment(const Recursion& r, const double* gram, Index i0, Index len,
   double* __restrict s = sc.s;
   double* __restrict t = sc.t;
   double* __restrict v = sc.v;
+  double* __restrict mm = sc.m;
+  double* __restrict zz = sc.z;
   double* __restrict w = sc.roots;
-  double* __restrict q = sc.roots + kTile;
+  double* __restrict q = sc.roots + len;  // contiguous with w: one sqrt pass
   for (Index i = 0; i < len; ++i) {
     s[i] = alpha * gram[i] + sb2;
     t[i] = s[i];
@@ -247,16 +263,21 @@ void ComputeSegment(const Recursion& r, const double* gram, Index i0, Index len,
       for (Index i = 0; i < len; ++i) {
         // |rho| <= 1 up to rounding; the arcsine parts treat |rho| > 1 as 1.
         const double rho = s[i] * f1[i] * g1;
+        const AsinPrepared ap = AsinPrep(rho);
         v[i] = rho;
-        w[i] = HalfAngleArg(rho);
+        mm[i] = ap.m;
+        zz[i] = ap.z;
+        w[i] = ap.w;
         q[i] = Pos((1.0 - rho) * (1.0 + rho));  // sin^2 t
       }
-      SqrtInPlace(w, len);
-      SqrtInPlace(q, len);
+      SqrtInPlace(w, 2 * len);  // w and q
       for (Index i = 0; i < len; ++i) {
         const double rho = v[i];
-        // pi - t = acos(-rho), accurate also where it is small (rho -> -1).
-        const double pi_minus_t = AcosFromParts(-rho, w[i]);
+        // pi - t = pi/2 + asin(rho). (Near rho = -1 this has an absolute, not
+        // relative, error of ~1e-16; so do the entries, whose scale is set by
+        // the diagonal: E[phi phi] -> 0 there.)
+        const double pi_minus_t =
+            kPio2Hi + (AsinFinish(rho, mm[i], zz[i], w[i]) + kPio2Lo);
         const double e_pp = f2[i] * g2 * (q[i] + pi_minus_t * rho) * kInv2Pi;
         const double e_dd = pi_minus_t * kInv2Pi;
         const double s_next = sw2 * e_pp + sb2;
@@ -269,17 +290,19 @@ void ComputeSegment(const Recursion& r, const double* gram, Index i0, Index len,
         const double c = s[i];
         // |z| < 1 in exact arithmetic; |z| > 1 would act as |z| = 1.
         const double z = 2.0 * c * f1[i] * g1;
+        const AsinPrepared ap = AsinPrep(z);
         v[i] = z;
-        w[i] = HalfAngleArg(z);
+        mm[i] = ap.m;
+        zz[i] = ap.z;
+        w[i] = ap.w;
         // (1+2a)(1+2b) - 4c^2 >= 1 + 2a + 2b whenever c^2 <= ab: clip at
         // that bound (guards against rounding; Pos is max(., 0)).
         const double lower = f2[i] + g2 - 1.0;
         q[i] = lower + Pos(f2[i] * g2 - 4.0 * c * c - lower);
       }
-      SqrtInPlace(w, len);
-      SqrtInPlace(q, len);
+      SqrtInPlace(w, 2 * len);  // w and q
       for (Index i = 0; i < len; ++i) {
-        const double e_pp = kTwoOverPi * AsinFromParts(v[i], w[i]);
+        const double e_pp = kTwoOverPi * AsinFinish(v[i], mm[i], zz[i], w[i]);
         const double e_dd = kFourOverPi / q[i];
         const double s_next = sw2 * e_pp + sb2;
         t[i] = s_next + sw2 * e_dd * t[i];
@@ -301,12 +324,20 @@ inline Index NumTiles(Index n) { return (n + kTile - 1) / kTile; }
 namespace internal {
 
 void AsinArray(const double* x, double* out, std::ptrdiff_t n) {
-  alignas(64) double w[kTile];
+  // The same code path as the kernels' recursion (AsinPrep / AsinFinish).
+  alignas(64) double m[kTile], z[kTile], w[kTile];
   for (std::ptrdiff_t b = 0; b < n; b += kTile) {
     const Index len = std::min<std::ptrdiff_t>(kTile, n - b);
-    for (Index i = 0; i < len; ++i) w[i] = HalfAngleArg(x[b + i]);
+    for (Index i = 0; i < len; ++i) {
+      const AsinPrepared ap = AsinPrep(x[b + i]);
+      m[i] = ap.m;
+      z[i] = ap.z;
+      w[i] = ap.w;
+    }
     SqrtInPlace(w, len);
-    for (Index i = 0; i < len; ++i) out[b + i] = AsinFromParts(x[b + i], w[i]);
+    for (Index i = 0; i < len; ++i) {
+      out[b + i] = AsinFinish(x[b + i], m[i], z[i], w[i]);
+    }
   }
 }
 

@@ -1,0 +1,117 @@
+// ntk/core/solvers.h (internal to core/): the linear algebra of MODEL.md
+// section 2, separate from the model. Each solver takes the training NTK
+// Theta_XX (N x N), the targets Y (N x C) and the initial outputs F0 (N x C,
+// or 0 x 0 for zero) and returns the trained logits at the training points
+// together with the "dual" matrix that makes predictions at new points:
+//
+//     f(x) = f0(x) + Theta(x, X) * dual.
+//
+//   2a SolveRegularizedCE   (cross-entropy, lambda > 0)
+//        F* = F0 + Theta (Y - softmax(F*)) / lambda,  dual = (Y - softmax(F*)) / lambda
+//   2b SolveUnregularizedCE (cross-entropy, lambda = 0, Y > 0)
+//        dual = (Theta + jitter I)^{-1} (log Y - F0)
+//   2c SolveSquared         (squared loss, lambda >= 0)
+//        dual = (Theta + (lambda + jitter) I)^{-1} (Y - F0)
+//
+// Thread safety: pure functions of their arguments; safe to call
+// concurrently. They use all cores through the BLAS (and OpenMP).
+// Memory: 2a needs Theta plus O(N C^2) doubles; 2b/2c need Theta plus one
+// N x N factor (Theta itself is kept intact, it gives the train logits).
+#ifndef NTK_CORE_SOLVERS_H_
+#define NTK_CORE_SOLVERS_H_
+
+#include <Eigen/Dense>
+
+#include "absl/status/statusor.h"
+#include "core/model.h"  // ProgressFn
+
+namespace ntk {
+
+struct SolverInfo {
+  int newton_iterations = 0;  // 2a
+  int cg_iterations = 0;      // 2a: total over all Newton steps
+  // 2a: ||logits - F0 - Theta * dual||_inf for the returned logits and
+  // dual, computed afresh from them. 2b, 2c: the linear-system residual
+  // ||(Theta + s I) dual - rhs||_inf (s = lambda + jitter, rhs = log Y - F0
+  // or Y - F0).
+  double fixed_point_residual = 0;
+  // fixed_point_residual / max(1, ||logits||_inf).
+  double relative_residual = 0;
+  double jitter = 0;              // 2b, 2c: added to the diagonal
+  double condition_estimate = 0;  // 2b, 2c: of Theta + (lambda + jitter) I
+};
+
+struct SolverSolution {
+  Eigen::MatrixXd logits;  // N x C trained logits at the training points
+  Eigen::MatrixXd dual;    // N x C, see the header comment
+  SolverInfo info;
+};
+
+struct RegularizedCEOptions {
+  // Stop when ||F - F0 - Theta (Y - softmax(F)) / lambda||_inf
+  //   <= tolerance * max(1, ||F||_inf).
+  double tolerance = 1e-12;
+  int max_newton_iterations = 100;
+  int max_cg_iterations = 2000;  // per Newton step
+  // Rank k of the CG preconditioner's low-rank part (top-k eigenpairs of
+  // Theta); 0: block-Jacobi only.
+  int preconditioner_rank = 32;
+  // Optional warm start: an initial dual beta (N x C), e.g. the dual of a
+  // nearby problem; the solver starts at F = F0 + Theta * beta. Not owned;
+  // must outlive the call. nullptr: start at beta = 0 (F = F0).
+  const Eigen::MatrixXd* warm_start_dual = nullptr;
+  ProgressFn progress;  // may be empty; false -> CANCELLED
+};
+
+// 2a. Newton's method on the convex objective in beta (F = F0 + Theta beta)
+//   Psi(beta) = sum_i CE(y_i, softmax(F_i)) + (lambda / 2) tr(beta^T Theta beta)
+// whose stationarity condition is the fixed point above. Each Newton step
+// uses Rasmussen & Williams' algorithm 3.1 structure with the per-point
+// C x C Hessian blocks W_i = diag(p_i) - p_i p_i^T: the step solves the SPD
+// system (I + S (Theta / lambda (x) I_C) S) z = S Theta b / lambda,
+// S = blockdiag(W_i^{1/2}), by conjugate gradients preconditioned with its
+// block diagonal (blocks I + Theta_ii / lambda W_i); each CG iteration is one
+// GEMM of Theta with an N x C matrix; the NC x NC matrix is never formed.
+// A backtracking (Armijo) line search on Psi makes it converge from any
+// start; the CG tolerance is loose far from the solution and tight near it.
+// Errors: INVALID_ARGUMENT for bad shapes / lambda <= 0, CANCELLED,
+// INTERNAL if the residual target is not reached in max_newton_iterations
+// and the iteration stopped making progress far above it.
+// REQUIRES: theta symmetric PSD, y rows on the simplex.
+absl::StatusOr<SolverSolution> SolveRegularizedCE(
+    const Eigen::MatrixXd& theta, const Eigen::MatrixXd& y,
+    const Eigen::MatrixXd& f0, double lambda,
+    const RegularizedCEOptions& options = {});
+
+// Relative jitter for 2b (and 2c with lambda = 0): jitter = this * mean(diag Theta).
+inline constexpr double kRelativeJitter = 1e-10;
+// Largest relative jitter tried (x10 per failed Cholesky) before giving up.
+inline constexpr double kMaxRelativeJitter = 1e-4;
+
+// 2b. REQUIRES: y > 0 everywhere. Cholesky (Eigen LLT -> LAPACK dpotrf) of
+// Theta + jitter I, jitter = kRelativeJitter * mean(diag Theta), times 10
+// per failed factorization up to kMaxRelativeJitter (then FAILED_PRECONDITION).
+// condition_estimate: lambda_max / lambda_min of the factored matrix from 16
+// Lanczos steps on it (lambda_max) and 16 on its inverse through the
+// Cholesky factor (lambda_min). Ritz values lie inside the spectrum, so this
+// is a lower bound on the true 2-norm condition number (usually close).
+absl::StatusOr<SolverSolution> SolveUnregularizedCE(
+    const Eigen::MatrixXd& theta, const Eigen::MatrixXd& y,
+    const Eigen::MatrixXd& f0, const ProgressFn& progress = {});
+
+// 2c. Like 2b with (Theta + (lambda + jitter) I) and (Y - F0); the jitter is
+// 0 when lambda >= kRelativeJitter * mean(diag Theta), else the 2b jitter.
+absl::StatusOr<SolverSolution> SolveSquared(const Eigen::MatrixXd& theta,
+                                            const Eigen::MatrixXd& y,
+                                            const Eigen::MatrixXd& f0,
+                                            double lambda,
+                                            const ProgressFn& progress = {});
+
+// Row-wise softmax (numerically stable) and mean cross-entropy helpers.
+Eigen::MatrixXd RowSoftmax(const Eigen::MatrixXd& logits);
+// sum_i CE(y_i, softmax(F_i)) = sum_i [ (sum_c y_ic) lse(F_i) - y_i . F_i ].
+double SumCrossEntropy(const Eigen::MatrixXd& y, const Eigen::MatrixXd& logits);
+
+}  // namespace ntk
+
+#endif  // NTK_CORE_SOLVERS_H_

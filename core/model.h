@@ -47,7 +47,10 @@ struct Preprocessor {
 struct FitStats {
   double fit_seconds = 0;
   int solver_iterations = 0;      // Newton iterations (2a); 0 otherwise
-  double fixed_point_residual = 0;  // ||F* - F0 - Theta (Y - p(F*)) / lambda||_inf (2a)
+  int cg_iterations = 0;          // conjugate-gradient iterations, all Newton steps (2a)
+  // 2a: ||F* - F0 - Theta (Y - p(F*)) / lambda||_inf. 2b, 2c: the residual
+  // of the factored linear system, ||(Theta + s I) dual - rhs||_inf.
+  double fixed_point_residual = 0;
   double train_accuracy = 0;
   double train_nll = 0;           // mean CE(y_i, softmax(F_i)) at the fit
   double jitter = 0;              // added to diag(Theta_XX) before factoring (2b, 2c)

@@ -19,10 +19,10 @@ extern "C" void openblas_set_num_threads(int);
 
 namespace ntk::server {
 
-void SetComputeThreads(int n) {
-  if (n <= 0) return;
-  omp_set_num_threads(n);
-  openblas_set_num_threads(n);
+void SetComputeThreads(int threads, int blas_threads) {
+  if (threads > 0) omp_set_num_threads(threads);
+  const int blas = blas_threads == 0 ? threads : blas_threads;
+  if (blas > 0) openblas_set_num_threads(blas);
 }
 
 NtkServer::NtkServer(const ServerOptions& options) : options_(options) {}
@@ -32,7 +32,7 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
     return absl::InvalidArgumentError("tls_cert and tls_key: give both or neither");
   }
   std::unique_ptr<NtkServer> s(new NtkServer(options));
-  SetComputeThreads(options.threads);
+  SetComputeThreads(options.threads, options.blas_threads);
 
   // Models on disk.
   s->store_ = std::make_unique<ModelStore>(options.model_dir);
@@ -102,9 +102,11 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
   s->address_ = absl::StrCat(
       colon == std::string::npos ? options.listen : options.listen.substr(0, colon), ":",
       s->port_);
-  Logf("server: serving ntk.v1.NtkService on %s (%s, auth %s, %d models)", s->address_,
-       options.tls_cert_pem.empty() ? "insecure" : "TLS",
-       options.auth_token.empty() ? "off" : "on", loaded);
+  Logf("server: serving ntk.v1.NtkService on %s (%s, auth %s, %d models, threads %d, "
+       "blas_threads %d)",
+       s->address_, options.tls_cert_pem.empty() ? "insecure" : "TLS",
+       options.auth_token.empty() ? "off" : "on", loaded, options.threads,
+       options.blas_threads);
   return s;
 }
 

@@ -33,9 +33,10 @@
 
 namespace ntk::server {
 
-// omp_set_num_threads (this thread) and openblas_set_num_threads (global).
-// n <= 0: leaves both alone.
-void SetComputeThreads(int n);
+// omp_set_num_threads(threads) (this thread) and
+// openblas_set_num_threads(blas_threads == 0 ? threads : blas_threads)
+// (global). A count <= 0 leaves that library alone.
+void SetComputeThreads(int threads, int blas_threads);
 
 class NtkServer {
  public:

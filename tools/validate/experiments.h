@@ -308,9 +308,10 @@ inline absl::StatusOr<std::vector<Eigen::MatrixXd>> TrainEnsemble(
     double* max_gradient_norm) {
   absl::StatusOr<Eigen::MatrixXd> y = TargetsFor(s, data);
   if (!y.ok()) return y.status();
-  std::vector<Eigen::MatrixXd> out;
-  *not_converged = 0;
-  *max_gradient_norm = 0;
+  std::vector<Eigen::MatrixXd> out(num_seeds);
+  std::vector<MlpTrainResult> results(num_seeds);
+  // One network per thread (OpenMP); results do not depend on the order.
+#pragma omp parallel for schedule(dynamic)
   for (int k = 0; k < num_seeds; ++k) {
     FiniteMlp net(s.kernel, static_cast<int>(data.x_train.cols()), width,
                   data.num_classes, first_seed + k);
@@ -319,10 +320,14 @@ inline absl::StatusOr<std::vector<Eigen::MatrixXd>> TrainEnsemble(
     opt.max_steps = cfg.max_steps;
     opt.gradient_tolerance = cfg.gradient_tolerance;
     opt.momentum = cfg.momentum;
-    const MlpTrainResult tr = net.Train(data.x_train, *y, opt);
+    results[k] = net.Train(data.x_train, *y, opt);
+    out[k] = CenterRows(net.Forward(data.x_test));
+  }
+  *not_converged = 0;
+  *max_gradient_norm = 0;
+  for (const MlpTrainResult& tr : results) {
     if (!tr.converged) ++*not_converged;
     *max_gradient_norm = std::max(*max_gradient_norm, tr.final_gradient_norm);
-    out.push_back(CenterRows(net.Forward(data.x_test)));
   }
   return out;
 }

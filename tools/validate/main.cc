@@ -126,8 +126,13 @@ void RunWidthSweep(const Setting& s, const Dataset& data, const std::vector<int>
   for (int width : widths) {
     double l_rms = 0, l_max = 0, p_rms = 0, p_max = 0, gmax = 0, sec = 0, steps = 0;
     int conv = 0;
+    // Seeds in parallel (one network per thread; run with
+    // OPENBLAS_NUM_THREADS=1 so the BLAS does not oversubscribe).
+    std::vector<absl::StatusOr<WidthResult>> results(seeds, absl::UnknownError("not run"));
+#pragma omp parallel for schedule(dynamic)
+    for (int k = 0; k < seeds; ++k) results[k] = RunWidth(s, data, width, 1000 + k, cfg);
     for (int k = 0; k < seeds; ++k) {
-      absl::StatusOr<WidthResult> r = RunWidth(s, data, width, 1000 + k, cfg);
+      const absl::StatusOr<WidthResult>& r = results[k];
       if (!r.ok()) Die(r.status());
       l_rms += r->logit_rms / seeds;
       l_max += r->logit_max / seeds;
@@ -177,10 +182,19 @@ void RunE3(const std::vector<Setting>& settings, const Dataset& data) {
               width, steps);
   std::printf("%-28s %10s %10s %10s %10s %12s\n", "setting", "time", "logit_rms", "logit_max",
               "ntk_change", "|grad|");
-  for (const Setting& s : settings) {
+  const int n = static_cast<int>(settings.size());
+  std::vector<absl::StatusOr<std::vector<TrajectoryPoint>>> runs(n, absl::UnknownError("not run"));
+  std::vector<double> seconds(n);
+  const int records = absl::GetFlag(FLAGS_e3_records);
+#pragma omp parallel for schedule(dynamic)
+  for (int k = 0; k < n; ++k) {
     const auto start = std::chrono::steady_clock::now();
-    absl::StatusOr<std::vector<TrajectoryPoint>> tr =
-        RunTrajectory(s, data, width, 1000, steps, absl::GetFlag(FLAGS_e3_records));
+    runs[k] = RunTrajectory(settings[k], data, width, 1000, steps, records);
+    seconds[k] = Seconds(start);
+  }
+  for (int k = 0; k < n; ++k) {
+    const Setting& s = settings[k];
+    const absl::StatusOr<std::vector<TrajectoryPoint>>& tr = runs[k];
     if (!tr.ok()) Die(tr.status());
     for (const TrajectoryPoint& p : *tr) {
       csv << absl::StrFormat("%s,%d,%.9g,%.9g,%.6g,%.9g,%.9g,%.9g\n", s.name, p.step, p.time,
@@ -196,7 +210,7 @@ void RunE3(const std::vector<Setting>& settings, const Dataset& data) {
         next_print = p.time > 0 ? p.time * 10 : 1;
       }
     }
-    std::printf("%-28s (%.1f s)\n", "", Seconds(start));
+    std::printf("%-28s (%.1f s)\n", "", seconds[k]);
   }
 }
 

@@ -1,1 +1,237 @@
-// placeholder: being written
+// ntk/core/model.cc: FittedModel::Fit / Predict / PredictLogits /
+// PredictDistribution (MODEL.md sections 2-4). Serialization lives in
+// core/serialize.cc, the solvers in core/solvers.cc.
+#include "core/model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/distribution.h"
+#include "core/distribution_cache.h"
+#include "core/kernel.h"
+#include "core/model_state.h"
+#include "core/solvers.h"
+
+namespace ntk {
+
+using Eigen::Index;
+using Eigen::MatrixXd;
+
+// Out of line: DistributionCache is complete here (core/distribution_cache.h).
+FittedModel::State::State() = default;
+FittedModel::State::~State() = default;
+
+FittedModel::FittedModel(std::unique_ptr<State> state) : state_(std::move(state)) {}
+FittedModel::~FittedModel() = default;
+
+const ResolvedSpec& FittedModel::resolved_spec() const { return state_->resolved; }
+const FitStats& FittedModel::stats() const { return state_->stats; }
+int FittedModel::num_train() const { return static_cast<int>(state_->x_train.rows()); }
+int FittedModel::num_features() const { return static_cast<int>(state_->x_train.cols()); }
+int FittedModel::num_classes() const { return state_->resolved.num_classes; }
+
+namespace {
+
+absl::Status CheckFinite(const MatrixXd& m, const char* field) {
+  if (m.allFinite()) return absl::OkStatus();
+  for (Index i = 0; i < m.rows(); ++i) {
+    for (Index j = 0; j < m.cols(); ++j) {
+      const double v = m(i, j);
+      if (!std::isfinite(v)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            field, ": row ", i, " column ", j, " is ",
+            std::isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf")));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Query features: the training column count, finite.
+absl::Status CheckQueries(const MatrixXd& features, Index d) {
+  if (features.cols() != d && !(features.rows() == 0 && features.cols() == 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "features: expected ", d, " columns, got ", features.cols()));
+  }
+  return CheckFinite(features, "features");
+}
+
+// Argmax per row (first maximum on ties).
+std::vector<int> RowArgmax(const MatrixXd& m) {
+  std::vector<int> out(m.rows());
+  for (Index i = 0; i < m.rows(); ++i) {
+    Index k = 0;
+    m.row(i).maxCoeff(&k);
+    out[i] = static_cast<int>(k);
+  }
+  return out;
+}
+
+// Rows of queries per cross-kernel block, so that the M x N cross kernels
+// (NNGP and NTK) stay under about 2 x 256 MiB at any M.
+Index QueryBlockRows(Index n_train) {
+  const Index budget = Index{32} << 20;  // doubles per kernel block
+  return std::max<Index>(1, budget / std::max<Index>(1, n_train));
+}
+
+// Theta(x, X_train) * dual for preprocessed x, blockwise over query rows.
+MatrixXd ThetaQueryTimesDual(const FittedModel::State& s, const MatrixXd& x) {
+  const Index m = x.rows();
+  MatrixXd out(m, s.dual.cols());
+  const Index block = QueryBlockRows(s.x_train.rows());
+  for (Index r0 = 0; r0 < m; r0 += block) {
+    const Index rows = std::min(block, m - r0);
+    const KernelMatrices k =
+        CrossKernels(s.resolved.spec.kernel, x.middleRows(r0, rows), s.x_train);
+    out.middleRows(r0, rows).noalias() = k.ntk * s.dual;
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
+    const ModelSpec& spec, const TrainingData& data, const FitOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<ResolvedSpec> resolved = ResolveSpec(spec, data);
+  if (!resolved.ok()) return resolved.status();
+  const Index n = data.features.rows();
+  const int c = resolved->num_classes;
+  const MatrixXd& f0 = options.initial_train_outputs;
+  if (f0.size() != 0) {
+    if (f0.rows() != n || f0.cols() != c) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "initial_train_outputs: expected ", n, " x ", c, ", got ", f0.rows(),
+          " x ", f0.cols()));
+    }
+    if (absl::Status s = CheckFinite(f0, "initial_train_outputs"); !s.ok()) return s;
+  }
+  auto report = [&](double fraction, const char* phase) {
+    return !options.progress || options.progress(fraction, phase);
+  };
+  // Progress: kernel 0 - 0.2, solve 0.2 - 1.
+  ProgressFn solve_progress;
+  if (options.progress) {
+    solve_progress = [&options](double fraction, const char* phase) {
+      return options.progress(0.2 + 0.8 * fraction, phase);
+    };
+  }
+  if (!report(0.0, "kernel")) return absl::CancelledError("fit cancelled");
+
+  auto state = std::make_unique<State>();
+  state->resolved = *resolved;
+  state->preprocessor = Preprocessor::FitTo(spec.preprocessing, data.features);
+  state->x_train = state->preprocessor.Apply(data.features);
+  state->targets = MakeTargets(*resolved, data);
+  state->initial_train_outputs = f0;
+
+  // Only the NTK is needed to fit and predict; drop the NNGP right away.
+  MatrixXd theta;
+  {
+    KernelMatrices k = TrainKernels(resolved->spec.kernel, state->x_train);
+    theta = std::move(k.ntk);
+  }
+  if (!theta.allFinite()) {
+    return absl::InvalidArgumentError(
+        "features: the training NTK has non-finite entries (features too "
+        "large in magnitude for the kernel?)");
+  }
+  if (!report(0.2, "solve")) return absl::CancelledError("fit cancelled");
+
+  absl::StatusOr<SolverSolution> sol;
+  switch (resolved->regime) {
+    case Regime::kRegularizedCE: {
+      RegularizedCEOptions opt;
+      opt.tolerance = options.tolerance;
+      opt.max_newton_iterations = options.max_iterations;
+      opt.progress = solve_progress;
+      sol = SolveRegularizedCE(theta, state->targets, f0, resolved->lambda, opt);
+      break;
+    }
+    case Regime::kUnregularizedCE:
+      sol = SolveUnregularizedCE(theta, state->targets, f0, solve_progress);
+      break;
+    case Regime::kSquared:
+      sol = SolveSquared(theta, state->targets, f0, resolved->lambda, solve_progress);
+      break;
+  }
+  if (!sol.ok()) return sol.status();
+  theta.resize(0, 0);
+
+  state->train_logits = std::move(sol->logits);
+  state->dual = std::move(sol->dual);
+  FitStats& st = state->stats;
+  st.solver_iterations = sol->info.newton_iterations;
+  st.cg_iterations = sol->info.cg_iterations;
+  st.fixed_point_residual = sol->info.fixed_point_residual;
+  st.jitter = sol->info.jitter;
+  st.condition_estimate = sol->info.condition_estimate;
+  const std::vector<int> pred = RowArgmax(state->train_logits);
+  const std::vector<int> truth = RowArgmax(state->targets);
+  int correct = 0;
+  for (Index i = 0; i < n; ++i) correct += pred[i] == truth[i];
+  st.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
+  st.train_nll = SumCrossEntropy(state->targets, state->train_logits) /
+                 static_cast<double>(n);
+  state->created_unix_ms = absl::ToUnixMillis(absl::Now());
+  st.fit_seconds = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - start)
+                       .count();
+  report(1.0, "done");
+  return std::make_unique<FittedModel>(std::move(state));
+}
+
+absl::StatusOr<Prediction> FittedModel::Predict(const Eigen::MatrixXd& features) const {
+  absl::StatusOr<MatrixXd> logits = PredictLogits(features);
+  if (!logits.ok()) return logits.status();
+  Prediction p;
+  p.logits = std::move(*logits);
+  p.logits.colwise() -= p.logits.rowwise().mean();
+  p.probabilities = RowSoftmax(p.logits);
+  p.labels = RowArgmax(p.probabilities);
+  return p;
+}
+
+absl::StatusOr<Eigen::MatrixXd> FittedModel::PredictLogits(
+    const Eigen::MatrixXd& features, const Eigen::MatrixXd& initial_query_outputs) const {
+  const State& s = *state_;
+  if (absl::Status st = CheckQueries(features, s.x_train.cols()); !st.ok()) return st;
+  const Index m = features.rows();
+  const int c = s.resolved.num_classes;
+  if (initial_query_outputs.size() != 0) {
+    if (initial_query_outputs.rows() != m || initial_query_outputs.cols() != c) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "initial_query_outputs: expected ", m, " x ", c, ", got ",
+          initial_query_outputs.rows(), " x ", initial_query_outputs.cols()));
+    }
+    if (absl::Status st = CheckFinite(initial_query_outputs, "initial_query_outputs");
+        !st.ok()) {
+      return st;
+    }
+  }
+  if (m == 0) return MatrixXd(0, c);
+  MatrixXd logits = ThetaQueryTimesDual(s, s.preprocessor.Apply(features));
+  if (initial_query_outputs.size() != 0) logits += initial_query_outputs;
+  return logits;
+}
+
+absl::StatusOr<DistributionResult> FittedModel::PredictDistribution(
+    const Eigen::MatrixXd& features, const DistributionOptions& options) const {
+  const State& s = *state_;
+  if (absl::Status st = CheckQueries(features, s.x_train.cols()); !st.ok()) return st;
+  if (options.num_samples < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "num_samples: must be >= 0, got ", options.num_samples));
+  }
+  const MatrixXd x = features.rows() == 0
+                         ? MatrixXd(0, s.x_train.cols())
+                         : s.preprocessor.Apply(features);
+  return ComputeDistribution(s, x, options);
+}
+
+}  // namespace ntk

@@ -1,0 +1,329 @@
+// ntk/core/serialize.cc: FittedModel::Serialize / Deserialize in the format
+// documented in core/serialize.h.
+#include "core/serialize.h"
+
+#include <array>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "core/model.h"
+#include "core/model_state.h"
+
+namespace ntk {
+
+namespace {
+
+std::array<uint32_t, 256> MakeCrcTable() {
+  std::array<uint32_t, 256> t{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    t[i] = c;
+  }
+  return t;
+}
+
+}  // namespace
+
+uint32_t Crc32c(const void* data, size_t n, uint32_t crc) {
+  static const std::array<uint32_t, 256> table = MakeCrcTable();
+  const auto* p = static_cast<const unsigned char*>(data);
+  crc = ~crc;
+  for (size_t i = 0; i < n; ++i) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+namespace {
+
+using Eigen::Index;
+using Eigen::MatrixXd;
+
+class Writer {
+ public:
+  void U8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void U32(uint32_t v) {
+    for (int i = 0; i < 4; ++i) U8(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  void U64(uint64_t v) {
+    for (int i = 0; i < 8; ++i) U8(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  void I32(int32_t v) { U32(static_cast<uint32_t>(v)); }
+  void I64(int64_t v) { U64(static_cast<uint64_t>(v)); }
+  void F64(double v) {
+    uint64_t bits;
+    std::memcpy(&bits, &v, 8);
+    U64(bits);
+  }
+  void Str(const std::string& s) {
+    U32(static_cast<uint32_t>(s.size()));
+    out_.append(s);
+  }
+  void Vec(const Eigen::RowVectorXd& v) {
+    U64(static_cast<uint64_t>(v.size()));
+    for (Index i = 0; i < v.size(); ++i) F64(v(i));
+  }
+  void Mat(const MatrixXd& m) {
+    U64(static_cast<uint64_t>(m.rows()));
+    U64(static_cast<uint64_t>(m.cols()));
+    for (Index i = 0; i < m.rows(); ++i)
+      for (Index j = 0; j < m.cols(); ++j) F64(m(i, j));
+  }
+  std::string& bytes() { return out_; }
+
+ private:
+  std::string out_;
+};
+
+class Reader {
+ public:
+  Reader(const char* p, size_t n) : p_(p), end_(p + n) {}
+  bool ok() const { return ok_; }
+  size_t remaining() const { return static_cast<size_t>(end_ - p_); }
+  uint8_t U8() {
+    if (!Need(1)) return 0;
+    return static_cast<uint8_t>(*p_++);
+  }
+  uint32_t U32() {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(U8()) << (8 * i);
+    return v;
+  }
+  uint64_t U64() {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(U8()) << (8 * i);
+    return v;
+  }
+  int32_t I32() { return static_cast<int32_t>(U32()); }
+  int64_t I64() { return static_cast<int64_t>(U64()); }
+  double F64() {
+    const uint64_t bits = U64();
+    double v;
+    std::memcpy(&v, &bits, 8);
+    return v;
+  }
+  std::string Str() {
+    const uint32_t n = U32();
+    if (!Need(n)) return {};
+    std::string s(p_, n);
+    p_ += n;
+    return s;
+  }
+  Eigen::RowVectorXd Vec() {
+    const uint64_t n = U64();
+    if (!ok_ || n > remaining() / 8) {
+      ok_ = false;
+      return {};
+    }
+    Eigen::RowVectorXd v(static_cast<Index>(n));
+    for (Index i = 0; i < v.size(); ++i) v(i) = F64();
+    return v;
+  }
+  MatrixXd Mat() {
+    const uint64_t rows = U64();
+    const uint64_t cols = U64();
+    if (!ok_ || (cols != 0 && rows > remaining() / 8 / cols)) {
+      ok_ = false;
+      return {};
+    }
+    MatrixXd m(static_cast<Index>(rows), static_cast<Index>(cols));
+    for (Index i = 0; i < m.rows(); ++i)
+      for (Index j = 0; j < m.cols(); ++j) m(i, j) = F64();
+    return m;
+  }
+
+ private:
+  bool Need(size_t n) {
+    if (!ok_ || remaining() < n) {
+      ok_ = false;
+      return false;
+    }
+    return true;
+  }
+  const char* p_;
+  const char* end_;
+  bool ok_ = true;
+};
+
+uint32_t RegimeCode(Regime r) {
+  switch (r) {
+    case Regime::kRegularizedCE:
+      return 0;
+    case Regime::kUnregularizedCE:
+      return 1;
+    case Regime::kSquared:
+      return 2;
+  }
+  return 0;
+}
+
+absl::Status Corrupt(const std::string& what) {
+  return absl::DataLossError(absl::StrCat("model bytes: ", what));
+}
+
+}  // namespace
+
+std::string FittedModel::Serialize() const {
+  const State& s = *state_;
+  Writer w;
+  const ModelSpec& spec = s.resolved.spec;
+  w.U32(static_cast<uint32_t>(spec.kernel.activation));
+  w.I32(spec.kernel.depth);
+  w.F64(spec.kernel.weight_variance);
+  w.F64(spec.kernel.bias_variance);
+  w.U32(static_cast<uint32_t>(spec.training.loss));
+  w.F64(spec.training.regularization.value_or(s.resolved.lambda));
+  w.F64(spec.training.label_smoothing.value_or(s.resolved.label_smoothing));
+  w.U8(spec.preprocessing.standardize ? 1 : 0);
+  w.U8(spec.preprocessing.normalize_rows ? 1 : 0);
+  w.I32(spec.num_classes);
+  w.U32(static_cast<uint32_t>(spec.class_names.size()));
+  for (const std::string& name : spec.class_names) w.Str(name);
+  w.U32(RegimeCode(s.resolved.regime));
+  w.F64(s.resolved.lambda);
+  w.F64(s.resolved.label_smoothing);
+  w.U8(s.preprocessor.spec.standardize ? 1 : 0);
+  w.U8(s.preprocessor.spec.normalize_rows ? 1 : 0);
+  w.Vec(s.preprocessor.mean);
+  w.Vec(s.preprocessor.scale);
+  w.Mat(s.x_train);
+  w.Mat(s.targets);
+  w.Mat(s.initial_train_outputs);
+  w.Mat(s.train_logits);
+  w.Mat(s.dual);
+  w.F64(s.stats.fit_seconds);
+  w.I32(s.stats.solver_iterations);
+  w.I32(s.stats.cg_iterations);
+  w.F64(s.stats.fixed_point_residual);
+  w.F64(s.stats.train_accuracy);
+  w.F64(s.stats.train_nll);
+  w.F64(s.stats.jitter);
+  w.F64(s.stats.condition_estimate);
+  w.I64(s.created_unix_ms);
+  const std::string payload = std::move(w.bytes());
+
+  Writer out;
+  std::string& bytes = out.bytes();
+  bytes.reserve(kModelHeaderBytes + payload.size() + 4);
+  bytes.append(kModelMagic, 8);
+  out.U32(kModelFormatVersion);
+  out.U64(payload.size());
+  bytes.append(payload);
+  out.U32(Crc32c(bytes.data(), bytes.size()));
+  return bytes;
+}
+
+absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
+    const std::string& bytes) {
+  if (bytes.size() < 8 || std::memcmp(bytes.data(), kModelMagic, 8) != 0) {
+    return Corrupt(bytes.size() < 8 ? "truncated (shorter than the magic)"
+                                    : "bad magic (not an NTKMODEL file)");
+  }
+  if (bytes.size() < kModelHeaderBytes + 4) return Corrupt("truncated header");
+  Reader header(bytes.data() + 8, kModelHeaderBytes - 8);
+  const uint32_t version = header.U32();
+  const uint64_t length = header.U64();
+  if (length != bytes.size() - kModelHeaderBytes - 4) {
+    return Corrupt(absl::StrCat("length mismatch: header says ", length,
+                                " payload bytes, file has ",
+                                bytes.size() - kModelHeaderBytes - 4,
+                                " (truncated or trailing bytes)"));
+  }
+  Reader trailer(bytes.data() + bytes.size() - 4, 4);
+  const uint32_t stored_crc = trailer.U32();
+  const uint32_t crc = Crc32c(bytes.data(), bytes.size() - 4);
+  if (crc != stored_crc) {
+    return Corrupt(absl::StrCat("checksum mismatch (CRC-32C stored ", stored_crc,
+                                ", computed ", crc, ")"));
+  }
+  if (version > kModelFormatVersion) {
+    return absl::UnimplementedError(absl::StrCat(
+        "model bytes: format version ", version, " is newer than this build (",
+        kModelFormatVersion, "); upgrade the server"));
+  }
+  if (version == 0) return Corrupt("format version 0 is invalid");
+
+  Reader r(bytes.data() + kModelHeaderBytes, length);
+  auto state = std::make_unique<State>();
+  ResolvedSpec& rs = state->resolved;
+  ModelSpec& spec = rs.spec;
+  const uint32_t activation = r.U32();
+  spec.kernel.depth = r.I32();
+  spec.kernel.weight_variance = r.F64();
+  spec.kernel.bias_variance = r.F64();
+  const uint32_t loss = r.U32();
+  spec.training.regularization = r.F64();
+  spec.training.label_smoothing = r.F64();
+  spec.preprocessing.standardize = r.U8() != 0;
+  spec.preprocessing.normalize_rows = r.U8() != 0;
+  spec.num_classes = r.I32();
+  const uint32_t names = r.U32();
+  if (!r.ok() || names > r.remaining() / 4) return Corrupt("bad class name count");
+  for (uint32_t i = 0; i < names; ++i) spec.class_names.push_back(r.Str());
+  const uint32_t regime = r.U32();
+  rs.lambda = r.F64();
+  rs.label_smoothing = r.F64();
+  rs.num_classes = spec.num_classes;
+  state->preprocessor.spec.standardize = r.U8() != 0;
+  state->preprocessor.spec.normalize_rows = r.U8() != 0;
+  state->preprocessor.mean = r.Vec();
+  state->preprocessor.scale = r.Vec();
+  state->x_train = r.Mat();
+  state->targets = r.Mat();
+  state->initial_train_outputs = r.Mat();
+  state->train_logits = r.Mat();
+  state->dual = r.Mat();
+  FitStats& st = state->stats;
+  st.fit_seconds = r.F64();
+  st.solver_iterations = r.I32();
+  st.cg_iterations = r.I32();
+  st.fixed_point_residual = r.F64();
+  st.train_accuracy = r.F64();
+  st.train_nll = r.F64();
+  st.jitter = r.F64();
+  st.condition_estimate = r.F64();
+  state->created_unix_ms = r.I64();
+  if (!r.ok()) return Corrupt("payload truncated");
+  if (r.remaining() != 0) return Corrupt("trailing bytes in the payload");
+
+  // Enums and shapes (a CRC-valid file written by something else).
+  if (activation != static_cast<uint32_t>(Activation::kRelu) &&
+      activation != static_cast<uint32_t>(Activation::kErf)) {
+    return Corrupt(absl::StrCat("unknown activation ", activation));
+  }
+  spec.kernel.activation = static_cast<Activation>(activation);
+  if (loss != static_cast<uint32_t>(Loss::kCrossEntropy) &&
+      loss != static_cast<uint32_t>(Loss::kSquared)) {
+    return Corrupt(absl::StrCat("unknown loss ", loss));
+  }
+  spec.training.loss = static_cast<Loss>(loss);
+  if (regime > 2) return Corrupt(absl::StrCat("unknown regime ", regime));
+  rs.regime = regime == 0   ? Regime::kRegularizedCE
+              : regime == 1 ? Regime::kUnregularizedCE
+                            : Regime::kSquared;
+  if (!ValidateKernelSpec(spec.kernel).ok()) return Corrupt("invalid kernel spec");
+  const Index n = state->x_train.rows();
+  const Index d = state->x_train.cols();
+  const Index c = spec.num_classes;
+  auto is = [](const MatrixXd& m, Index rows, Index cols) {
+    return m.rows() == rows && m.cols() == cols;
+  };
+  if (n < 1 || d < 1 || c < 2 || !is(state->targets, n, c) ||
+      !is(state->train_logits, n, c) || !is(state->dual, n, c) ||
+      !(state->initial_train_outputs.size() == 0 ||
+        is(state->initial_train_outputs, n, c)) ||
+      !(spec.class_names.empty() || static_cast<Index>(spec.class_names.size()) == c)) {
+    return Corrupt("inconsistent shapes");
+  }
+  if (state->preprocessor.spec.standardize &&
+      (state->preprocessor.mean.size() != d || state->preprocessor.scale.size() != d)) {
+    return Corrupt("inconsistent preprocessor");
+  }
+  return std::make_unique<FittedModel>(std::move(state));
+}
+
+}  // namespace ntk

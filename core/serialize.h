@@ -1,0 +1,57 @@
+// ntk/core/serialize.h (internal to core/): the on-disk / in-memory byte
+// format of a FittedModel (FittedModel::Serialize / Deserialize).
+//
+// Layout, all integers little-endian, doubles as IEEE-754 binary64 bit
+// patterns (little-endian), so a round trip is bit-exact:
+//
+//   offset  size  field
+//   0       8     magic "NTKMODEL"
+//   8       4     u32 format version (kModelFormatVersion)
+//   12      8     u64 payload length P
+//   20      P     payload (below)
+//   20+P    4     u32 CRC-32C (Castagnoli, reflected poly 0x82F63B78,
+//                 init/xorout 0xFFFFFFFF) of bytes [0, 20 + P)
+//
+// Every future version keeps this 20-byte header and the trailing CRC, so
+// a reader checks length and CRC first (damage -> DATA_LOSS) and only then
+// the version (newer -> UNIMPLEMENTED).
+//
+// Payload of version 1, in order (str = u32 length + bytes,
+// mat = u64 rows + u64 cols + rows*cols f64 in row-major order,
+// vec = u64 length + f64s):
+//   kernel:        u32 activation, i32 depth, f64 weight_variance, f64 bias_variance
+//   training:      u32 loss, f64 regularization, f64 label_smoothing
+//   preprocessing: u8 standardize, u8 normalize_rows
+//   i32 num_classes, u32 number of class names, that many str
+//   u32 regime (0 = 2a, 1 = 2b, 2 = 2c), f64 lambda, f64 label_smoothing
+//   preprocessor:  u8 standardize, u8 normalize_rows, vec mean, vec scale
+//   mat x_train (N x d, preprocessed), mat targets (N x C),
+//   mat initial_train_outputs (N x C or 0 x 0), mat train_logits (N x C),
+//   mat dual (N x C)
+//   stats: f64 fit_seconds, i32 solver_iterations, i32 cg_iterations,
+//          f64 fixed_point_residual, f64 train_accuracy, f64 train_nll,
+//          f64 jitter, f64 condition_estimate
+//   i64 created_unix_ms
+// The reader also checks that the shapes agree with each other and that
+// the enums are known (DATA_LOSS otherwise).
+//
+// Thread safety: pure functions.
+#ifndef NTK_CORE_SERIALIZE_H_
+#define NTK_CORE_SERIALIZE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace ntk {
+
+inline constexpr char kModelMagic[8] = {'N', 'T', 'K', 'M', 'O', 'D', 'E', 'L'};
+inline constexpr uint32_t kModelFormatVersion = 1;
+inline constexpr size_t kModelHeaderBytes = 20;
+
+// CRC-32C of `n` bytes; `crc` continues a previous value (0 to start).
+uint32_t Crc32c(const void* data, size_t n, uint32_t crc = 0);
+
+}  // namespace ntk
+
+#endif  // NTK_CORE_SERIALIZE_H_

@@ -364,10 +364,11 @@ TEST_F(NtkctlTest, FitPredictDigitsFromGzip) {
   int correct = 0, total = 0;
   const double acc = ParseAccuracy(pred.out, &correct, &total);
   EXPECT_EQ(total, 297);  // rows 1500..1796 of 1797
-  // Bound: a kernel classifier on 400 digits is far from chance (0.1). Even
-  // 1-nearest-neighbour on 400 training digits scores about 0.9 on this
-  // split; 0.8 leaves room for a different but correct kernel/solver while
-  // still catching misaligned rows, labels or classes.
+  // Bound: trained on rows 0:400 and scored on rows 1500:1797, scikit-learn's
+  // 1-nearest-neighbour gets 0.919 and an RBF SVM (gamma 0.001) 0.929; this
+  // NTK model measured 0.906. 0.8 leaves room for a different but correct
+  // kernel/solver and still fails for misaligned rows, labels or classes
+  // (chance is 0.1).
   EXPECT_GT(acc, 0.8) << pred.out;
   // One table row per test point, plus header and accuracy lines.
   EXPECT_EQ(Lines(pred.out).size(), 297u + 2u);

@@ -63,10 +63,10 @@ TEST(PythonExampleTest, DigitsClientFitsAndRanksUncertainPoints) {
       "test accuracy ([0-9.]+) \\(([0-9]+)/([0-9]+)\\)");
   ASSERT_TRUE(std::regex_search(r.out, m, acc_re)) << r.out;
   EXPECT_EQ(std::stoi(m[3]), 297);  // rows 1500..1796
-  // Bound: trained on 1500 digits, kernel classifiers (an RBF SVM in
-  // scikit-learn's classic example of this split, 1-NN) reach about 0.95 on
-  // these 297 rows; 0.9 allows another correct kernel/solver and still fails
-  // for misaligned rows or labels (chance is 0.1).
+  // Bound: trained on rows 0:1500, scikit-learn's 1-nearest-neighbour gets
+  // 0.946 on these 297 rows and an RBF SVM (gamma 0.001) 0.953; the NTK
+  // model measured 0.956. 0.9 allows another correct kernel/solver and still
+  // fails for misaligned rows or labels (chance is 0.1).
   EXPECT_GT(std::stod(m[1]), 0.9) << r.out;
 
   // Five uncertain points follow the header, largest MI first, each with 10

@@ -85,6 +85,7 @@ void RunFit(benchmark::State& state, bool regularized) {
     const ntk::FitStats& s = (*m)->stats();
     state.counters["train_accuracy"] = s.train_accuracy;
     state.counters["solver_iterations"] = s.solver_iterations;
+    state.counters["cg_iterations"] = s.cg_iterations;
     state.counters["residual"] = s.fixed_point_residual;
     state.counters["condition"] = s.condition_estimate;
     state.counters["fit_seconds_reported"] = s.fit_seconds;

@@ -182,7 +182,8 @@ def main():
             c = v["counters"]
             if k[0].startswith("BM_Fit"):
                 w(f"- {k[0]}/{k[1]} ({v['label']}): train accuracy {c.get('train_accuracy', 0):.4f}, "
-                  f"solver iterations {c.get('solver_iterations', 0):.0f}, "
+                  f"solver iterations {c.get('solver_iterations', 0):.0f} "
+                  f"(CG {c.get('cg_iterations', 0):.0f}), "
                   f"residual {c.get('residual', 0):.2e}, condition {c.get('condition', 0):.2e}")
         w("")
     for e in bench_errors(fit):
@@ -221,11 +222,12 @@ def main():
         w(f"## 4. PredictDistribution per query point (N = {ctx.get('n_train', '?')}, "
           f"{pts} points per call, MONTE_CARLO with {ctx.get('mc_samples', '?')} solves)")
         w("")
-        w("First call = builds the method's cache; warm = cache built. Ratios are to Predict "
-          "on the same points and model in the same run.")
+        w("First call = builds the method's cache; warm = cache built, same seed (MONTE_CARLO "
+          "caches its training solves per seed); new seed = warm model, a seed not seen before. "
+          "Ratios are to Predict on the same points and model in the same run.")
         w("")
-        w("| method | model | first call / point | warm / point | warm / Predict | first / warm |")
-        w("|---|---|---|---|---|---|")
+        w("| method | model | first call / point | warm / point | warm / Predict | first / warm | new seed / point |")
+        w("|---|---|---|---|---|---|---|")
         for m, model in (("EXACT", "2b"), ("LINEARIZED", "2a"), ("MONTE_CARLO", "2a"),
                          ("LAPLACE_POSTERIOR", "2a")):
             f = rd.get(("BM_First", m, str(pts)), {}).get("seconds")
@@ -233,12 +235,14 @@ def main():
             p = rd.get(("BM_Predict", model, str(pts)), {}).get("seconds")
             if f is None and wm is None:
                 continue
+            ns = rd.get(("BM_NewSeed", m, str(pts)), {}).get("seconds")
             w(f"| {m} | {model} | {fmt_s(f / pts if f else None)} | {fmt_s(wm / pts if wm else None)} | "
-              f"{fmt_x(wm / p if wm and p else None)} | {fmt_x(f / wm if f and wm else None)} |")
+              f"{fmt_x(wm / p if wm and p else None)} | {fmt_x(f / wm if f and wm else None)} | "
+              f"{fmt_s(ns / pts if ns else None)} |")
         for model in ("2b", "2a"):
             p = rd.get(("BM_Predict", model, str(pts)), {}).get("seconds")
             if p:
-                w(f"| (Predict, reference) | {model} | | {fmt_s(p / pts)} | 1.00x | |")
+                w(f"| (Predict, reference) | {model} | | {fmt_s(p / pts)} | 1.00x | | |")
         w("")
     for e in bench_errors(dist):
         w(f"- ERROR {e}")

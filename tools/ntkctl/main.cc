@@ -450,12 +450,12 @@ int RunPredict() {
   std::ostream& out = std::cout;
   if (format == "table") {
     out << absl::StrFormat("%6s %-12s %8s", "ROW", "LABEL", "P_MAX");
-    if (has_truth) out << absl::StrFormat(" %-12s", "TRUE");
     if (verbose) {
       for (int k = 0; k < c; ++k) {
         out << absl::StrFormat(" %8s", "p_" + ntkctl::LabelText(info, k));
       }
     }
+    if (has_truth) out << " TRUE";
     out << "\n";
   } else if (format == "csv") {
     out << "row,label";
@@ -468,13 +468,13 @@ int RunPredict() {
     if (format == "table") {
       out << absl::StrFormat("%6d %-12s %8.4f", data.row_index[i],
                              ntkctl::LabelText(info, label), p.row(i).maxCoeff());
-      if (has_truth) {
-        out << absl::StrFormat(" %-12s%s",
-                               ntkctl::LabelText(info, data.labels[i]),
-                               data.labels[i] == label ? "" : " *");
-      }
       if (verbose) {
         for (int k = 0; k < c; ++k) out << absl::StrFormat(" %8.4f", p(i, k));
+      }
+      if (has_truth) {
+        out << absl::StrFormat(" %s%s",
+                               ntkctl::LabelText(info, data.labels[i]),
+                               data.labels[i] == label ? "" : " *");
       }
       out << "\n";
     } else if (format == "csv") {
@@ -589,14 +589,15 @@ int RunPredictDist() {
     return m;
   };
   if (format == "table") {
-    out << "# method " << used << ", " << r->points_size() << " points"
+    out << "# method " << used << ", " << r->points_size()
+        << (r->points_size() == 1 ? " point" : " points")
         << (top > 0 ? absl::StrCat(", the ", order.size(),
                                    " of largest mutual information")
                     : "")
         << "\n";
     out << absl::StrFormat("%6s %-12s %8s %9s %9s %9s", "ROW", "LABEL",
                            "P_MAX", "H[E p]", "E[H p]", "MI");
-    if (has_truth) out << absl::StrFormat(" %-12s", "TRUE");
+    if (has_truth) out << " TRUE";
     out << "\n";
   } else if (format == "csv") {
     out << "row,label,max_probability,predictive_entropy,expected_entropy,"
@@ -617,7 +618,7 @@ int RunPredictDist() {
                              pt.predictive_entropy(), pt.expected_entropy(),
                              pt.mutual_information());
       if (has_truth) {
-        out << absl::StrFormat(" %-12s%s",
+        out << absl::StrFormat(" %s%s",
                                ntkctl::LabelText(info, data.labels[i]),
                                data.labels[i] == pt.label() ? "" : " *");
       }

@@ -15,8 +15,11 @@
 #   6. cleans up (containers, volume; the image is kept), exits non-zero on
 #      any failure
 #
-# Usage: scripts/docker_smoke.sh [--no-build]   (--no-build: reuse the image)
+# Usage: scripts/docker_smoke.sh [--no-build | --from-git]
+#   --no-build: reuse the image; --from-git: build from `git archive HEAD`
+#   (the committed tree) instead of the working tree.
 # Env: IMAGE (default ntk-serve), JOBS (build parallelism, default 2),
+#      CMAKE_ARGS (extra CMake arguments for the image's build),
 #      CONTAINER_ENV (default ../shared/tools/container-env.sh next to the repo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +27,13 @@ ROOT=$(pwd)
 IMAGE=${IMAGE:-ntk-serve}
 JOBS=${JOBS:-2}
 BUILD=1
-[ "${1:-}" = "--no-build" ] && BUILD=0
+FROM_GIT=0
+case "${1:-}" in
+  --no-build) BUILD=0 ;;
+  --from-git) FROM_GIT=1 ;;
+  "") ;;
+  *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+esac
 
 log() { printf '[smoke %4ds] %s\n' "$SECONDS" "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
@@ -55,10 +64,18 @@ trap cleanup EXIT
 
 # ---- 1. Build ------------------------------------------------------------------
 if [ $BUILD = 1 ]; then
+  context=.
+  if [ $FROM_GIT = 1 ]; then
+    context="$WORK/src"
+    mkdir -p "$context"
+    git archive --format=tar HEAD | tar -x -C "$context"
+    log "context: git HEAD $(git rev-parse --short HEAD)"
+  fi
   log "building $IMAGE (podman build, -j$JOBS)"
   t0=$SECONDS
-  podman build --format docker --build-arg JOBS="$JOBS" -f docker/Dockerfile \
-    -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
+  podman build --format docker --build-arg JOBS="$JOBS" \
+    --build-arg CMAKE_ARGS="${CMAKE_ARGS:-}" -f "$context/docker/Dockerfile" \
+    -t "$IMAGE" "$context" >"$WORK/build.log" 2>&1 \
     || { tail -40 "$WORK/build.log" >&2; die "podman build failed"; }
   log "build took $((SECONDS - t0)) s"
 fi

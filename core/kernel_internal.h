@@ -26,6 +26,14 @@ namespace internal {
 void AsinArray(const double* x, double* out, std::ptrdiff_t n);
 void AcosArray(const double* x, double* out, std::ptrdiff_t n);
 
+// Which compiled copy of the kernels' elementwise recursion to use. kAuto
+// (the default) picks AVX2 when the CPU has it, else the build's baseline.
+// Both give bit-identical results; this switch exists so that tests can
+// check that. Returns false (and changes nothing) if the CPU lacks the ISA.
+// Thread safety: affects later calls in all threads; tests only.
+enum class VectorIsa { kAuto = 0, kBaseline = 1, kAvx2 = 2 };
+bool ForceVectorIsaForTesting(VectorIsa isa);
+
 }  // namespace internal
 }  // namespace ntk
 

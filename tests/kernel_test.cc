@@ -279,6 +279,9 @@ TEST(ClosedForm, ErfDepth1WithBias) {
 TEST(ClosedForm, AllEntriesMatchScalarReference) {
   const MatrixXd x1 = RandomMatrix(150, 7, 1);
   const MatrixXd x2 = RandomMatrix(131, 7, 2);
+  // The baseline-ISA copy of the recursion (the AVX2 copy, used by default
+  // where available, is checked bit for bit against it below).
+  ASSERT_TRUE(internal::ForceVectorIsaForTesting(internal::VectorIsa::kBaseline));
   for (Activation act : {Activation::kRelu, Activation::kErf}) {
     for (int depth : {1, 2, 3}) {
       const KernelSpec spec = Spec(act, depth, 1.7, 0.3);
@@ -314,6 +317,7 @@ TEST(ClosedForm, AllEntriesMatchScalarReference) {
                               << " depth " << depth;
     }
   }
+  internal::ForceVectorIsaForTesting(internal::VectorIsa::kAuto);
 }
 
 // ---------------------------------------------------------------------------
@@ -385,6 +389,31 @@ TEST(Structure, DiagonalMatchesTrainDiagonal) {
       EXPECT_EQ(dg.ntk(i), tr.ntk(i, i));
     }
   }
+}
+
+// The recursion exists in two compiled copies (baseline ISA and AVX2, see
+// core/kernel.cc); both use only elementwise IEEE operations without FMA, so
+// they must agree bit for bit. Skipped on CPUs without AVX2.
+TEST(Structure, BaselineAndAvx2PathsAreBitIdentical) {
+  const MatrixXd x = RandomMatrix(170, 9, 9);
+  const MatrixXd q = RandomMatrix(37, 9, 10);
+  if (!internal::ForceVectorIsaForTesting(internal::VectorIsa::kAvx2)) {
+    GTEST_SKIP() << "no AVX2 on this CPU";
+  }
+  for (Activation act : {Activation::kRelu, Activation::kErf}) {
+    const KernelSpec spec = Spec(act, 3, 2.0, 0.1);
+    ASSERT_TRUE(internal::ForceVectorIsaForTesting(internal::VectorIsa::kAvx2));
+    const KernelMatrices tr_avx = TrainKernels(spec, x);
+    const KernelMatrices cr_avx = CrossKernels(spec, q, x);
+    ASSERT_TRUE(internal::ForceVectorIsaForTesting(internal::VectorIsa::kBaseline));
+    const KernelMatrices tr_base = TrainKernels(spec, x);
+    const KernelMatrices cr_base = CrossKernels(spec, q, x);
+    EXPECT_TRUE(tr_avx.nngp == tr_base.nngp);
+    EXPECT_TRUE(tr_avx.ntk == tr_base.ntk);
+    EXPECT_TRUE(cr_avx.nngp == cr_base.nngp);
+    EXPECT_TRUE(cr_avx.ntk == cr_base.ntk);
+  }
+  internal::ForceVectorIsaForTesting(internal::VectorIsa::kAuto);
 }
 
 TEST(Structure, EmptyInputs) {

@@ -376,6 +376,9 @@ struct DistributionComparison {
   std::string setting;
   std::string method;
   Agreement logit_mean, logit_cov, prob_mean, prob_cov;
+  // sum over test points of trace(ensemble cov) / the same for predicted:
+  // a direct read of a systematic bias in the spread (1 when they agree).
+  double logit_var_ratio = 0, prob_var_ratio = 0;
 };
 
 // Accumulates z-scores; `pred_se` is the predicted value's own Monte Carlo
@@ -430,6 +433,7 @@ inline absl::StatusOr<DistributionComparison> CompareDistribution(
   const bool logits_sampled =
       method == DistributionMethod::kMonteCarlo;  // logit moments are MC too
   AgreementAccumulator lm, lc, pm, pc;
+  double ens_lvar = 0, pred_lvar = 0, ens_pvar = 0, pred_pvar = 0;
   for (int i = 0; i < M; ++i) {
     std::vector<Eigen::VectorXd> logits, probs;
     for (const auto& e : ensemble) {
@@ -440,6 +444,10 @@ inline absl::StatusOr<DistributionComparison> CompareDistribution(
     const Moments ml = SampleMoments(logits);
     const Moments mp = SampleMoments(probs);
     const PointDistribution& pd = pred->points[i];
+    ens_lvar += ml.cov.trace();
+    pred_lvar += pd.logit_covariance.trace();
+    ens_pvar += mp.cov.trace();
+    pred_pvar += pd.probability_covariance.trace();
     // The predicted side's se, from its own moments and sample count.
     const double ps = static_cast<double>(pred_samples);
     for (int c = 0; c < C; ++c) {
@@ -467,6 +475,8 @@ inline absl::StatusOr<DistributionComparison> CompareDistribution(
   out.logit_cov = lc.Result();
   out.prob_mean = pm.Result();
   out.prob_cov = pc.Result();
+  out.logit_var_ratio = pred_lvar > 0 ? ens_lvar / pred_lvar : 0;
+  out.prob_var_ratio = pred_pvar > 0 ? ens_pvar / pred_pvar : 0;
   return out;
 }
 

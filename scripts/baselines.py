@@ -216,11 +216,11 @@ def full_proba(model, x, num_classes):
 
 METHODS = {
     # name: (factory(param) , grid of the CV-selected parameter, parameter name)
-    "logistic_regression": (make_logreg, [0.1, 1.0, 10.0], "C"),
+    "logistic_regression": (make_logreg, [0.01, 0.1, 1.0], "C"),
     "rbf_svc": (make_svc, [1.0, 10.0], "C"),
     "mlp_ensemble": (lambda a: MLPEnsemble(a), [1e-4, 1e-2], "alpha"),
     # (amplitude, length scale / sqrt(d)); d is bound in cross_validate/run_all.
-    "gp_classification": (None, [(10.0, 1.0), (10.0, 2.0), (100.0, 2.0)], "amplitude,length_scale"),
+    "gp_classification": (None, [(10.0, 1.0), (10.0, 2.0)], "amplitude,length_scale"),
 }
 
 
@@ -280,7 +280,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--sizes", default="1000,5000,10000,20000")
-    ap.add_argument("--ood_n", type=int, default=10000)
+    ap.add_argument("--ood_n", type=int, default=2000)
     ap.add_argument("--cv_n", type=int, default=3000)
     ap.add_argument("--methods", default="logistic_regression,rbf_svc,gp_classification,mlp_ensemble")
     ap.add_argument("--skip_digits", action="store_true")

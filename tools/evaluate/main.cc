@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,8 +38,20 @@ ABSL_FLAG(std::string, phases, "digits,fmnist,ood", "which parts to run");
 ABSL_FLAG(std::string, sizes, "1000,5000,10000,20000", "Fashion-MNIST training sizes");
 ABSL_FLAG(int, cv_n, 3000, "Fashion-MNIST CV subset: the first cv_n training images");
 ABSL_FLAG(int, cv_folds, 3, "folds");
-ABSL_FLAG(int, ood_n, 10000, "OOD model: the first ood_n training images of classes 0-7");
-ABSL_FLAG(std::string, grid, "full", "full: Stage1Grid + Stage2Grid; small: 4 configs (development)");
+ABSL_FLAG(int, ood_n, 2000, "OOD model: the first ood_n training images of classes 0-7");
+ABSL_FLAG(int, dist_rows, 2000,
+          "Fashion-MNIST size runs: PredictDistribution on the first dist_rows test images "
+          "(0: all); the OOD and digits runs always use all");
+ABSL_FLAG(int, dist_max_train_2a, 5000,
+          "skip PredictDistribution for lambda > 0 models above this N (LINEARIZED needs "
+          "13 N^2 doubles of factors, C Cholesky factorizations and 13 C N^2 flops per point)");
+ABSL_FLAG(bool, also_lambda0, true,
+          "when the CV picks lambda > 0, also evaluate the best lambda = 0 configuration "
+          "(regime 2b, EXACT distribution)");
+ABSL_FLAG(std::string, grid, "full",
+          "full: Stage1Grid + Stage2Grid; small: 4 configs (development); "
+          "or a ';'-separated list of act,L,sw2,sb2,lambda,eps configs (stage 1; stage 2 still runs)");
+ABSL_FLAG(bool, stage2, true, "run stage 2 of the CV (the variances of the stage-1 winner)");
 ABSL_FLAG(std::string, fmnist_config, "", "skip the Fashion-MNIST CV: act,L,sw2,sb2,lambda,eps");
 ABSL_FLAG(std::string, digits_config, "", "skip the digits CV: act,L,sw2,sb2,lambda,eps");
 ABSL_FLAG(uint32_t, num_samples, 0, "PredictDistribution num_samples (0: server default)");
@@ -96,7 +109,8 @@ std::string MetricsJson(const ClassificationMetrics& m) {
                       absl::StrJoin(bins, ","), "]}");
 }
 
-std::string CvJson(const std::vector<CvScore>& scores, const NtkConfig& chosen, int n, int folds) {
+std::string CvJson(const std::vector<CvScore>& scores, const NtkConfig& chosen,
+                   const std::optional<NtkConfig>& best_lambda0, int n, int folds) {
   std::vector<std::string> rows;
   for (const CvScore& s : scores) {
     rows.push_back(absl::StrCat("{\"config\":", ConfigJson(s.config), ",\"val_nll\":",
@@ -105,12 +119,15 @@ std::string CvJson(const std::vector<CvScore>& scores, const NtkConfig& chosen, 
                                 N(s.seconds), ",\"error\":", Q(s.error), "}"));
   }
   return absl::StrCat("{\"n\":", n, ",\"folds\":", folds, ",\"chosen\":", ConfigJson(chosen),
+                      ",\"best_lambda0\":", best_lambda0 ? ConfigJson(*best_lambda0) : "null",
                       ",\"grid\":[", absl::StrJoin(rows, ",\n"), "]}");
 }
 
-std::string EvaluationJson(const std::string& dataset, const Evaluation& e) {
+std::string EvaluationJson(const std::string& dataset, const std::string& variant,
+                           const Evaluation& e) {
   std::string s = absl::StrCat(
-      "{\"dataset\":", Q(dataset), ",\"method\":\"ntk\",\"config\":", ConfigJson(e.config),
+      "{\"dataset\":", Q(dataset), ",\"method\":\"ntk\",\"variant\":", Q(variant),
+      ",\"config\":", ConfigJson(e.config),
       ",\"n_train\":", e.n_train, ",\"n_test\":", e.n_test, ",\"num_classes\":", e.num_classes,
       ",\"fit_seconds\":", N(e.fit_wall_seconds), ",\"fit_server_seconds\":",
       N(e.fit_server_seconds), ",\"predict_seconds\":", N(e.predict_wall_seconds),
@@ -121,7 +138,10 @@ std::string EvaluationJson(const std::string& dataset, const Evaluation& e) {
       ",\"predict\":", MetricsJson(e.predict));
   if (e.has_distribution) {
     absl::StrAppend(&s, ",\"distribution_method\":", Q(e.distribution_method),
-                    ",\"distribution\":", MetricsJson(e.distribution));
+                    ",\"distribution_rows\":", e.distribution_rows,
+                    ",\"distribution\":", MetricsJson(e.distribution),
+                    ",\"predict_on_distribution_rows\":",
+                    MetricsJson(e.predict_on_distribution_rows));
   } else {
     absl::StrAppend(&s, ",\"distribution_error\":", Q(e.distribution_error));
   }
@@ -147,13 +167,27 @@ absl::StatusOr<NtkConfig> ParseConfig(const std::string& text) {
   return c;
 }
 
-// Two-stage CV (see the file comment). Returns the winner; fills `scores`.
+// Two-stage CV (see the file comment). Returns the winner; fills `scores`
+// and, when given, `best_lambda0` with the best lambda = 0 configuration.
 NtkConfig SelectConfig(Client& client, const Dataset& data, int num_classes,
-                       const std::string& name, std::vector<CvScore>* scores) {
+                       const std::string& name, std::vector<CvScore>* scores,
+                       std::optional<NtkConfig>* best_lambda0) {
   const int folds = absl::GetFlag(FLAGS_cv_folds);
   std::vector<NtkConfig> grid = Stage1Grid();
-  if (absl::GetFlag(FLAGS_grid) == "small") {
-    grid = {grid[2], grid[5], grid[9], grid[23]};
+  const std::string grid_flag = absl::GetFlag(FLAGS_grid);
+  if (grid_flag == "small") {
+    grid = {grid[0], grid[4], grid[7], grid[21]};
+  } else if (grid_flag != "full") {
+    grid.clear();
+    for (absl::string_view part : absl::StrSplit(grid_flag, ';', absl::SkipEmpty())) {
+      absl::StatusOr<NtkConfig> c = ParseConfig(std::string(part));
+      if (c.ok()) {
+        grid.push_back(*c);
+      } else {
+        Log("--grid: %s", c.status().ToString());
+      }
+    }
+    if (grid.empty()) grid = {NtkConfig{}};
   }
   auto run = [&](const std::vector<NtkConfig>& configs, const CvScore* incumbent) {
     const CvScore* best = incumbent;
@@ -185,11 +219,26 @@ NtkConfig SelectConfig(Client& client, const Dataset& data, int num_classes,
   }
   const NtkConfig stage1 = best1->config;
   Log("cv %s: stage 1 winner [%s] val NLL %.4f", name, stage1.Name(), best1->val_nll);
-  std::vector<NtkConfig> g2 = Stage2Grid(stage1);
-  g2.erase(g2.begin());  // (2, 0) is the stage-1 winner itself, already scored
-  const CvScore* best = run(g2, nullptr);  // the best over both stages
-  Log("cv %s: chosen [%s] val NLL %.4f", name, best->config.Name(), best->val_nll);
-  return best->config;
+  NtkConfig chosen = stage1;
+  if (absl::GetFlag(FLAGS_stage2)) {
+    std::vector<NtkConfig> g2 = Stage2Grid(stage1);
+    g2.erase(g2.begin());  // (2, 0) is the stage-1 winner itself, already scored
+    chosen = run(g2, nullptr)->config;  // the best over both stages
+  }
+  const CvScore* best0 = nullptr;
+  for (const CvScore& s : *scores) {
+    if (s.error.empty() && s.config.lambda == 0 &&
+        (best0 == nullptr || s.val_nll < best0->val_nll * (1 - 1e-9))) {
+      best0 = &s;
+    }
+  }
+  if (best_lambda0 != nullptr && best0 != nullptr) *best_lambda0 = best0->config;
+  for (const CvScore& s : *scores) {
+    if (s.config.Name() == chosen.Name()) {
+      Log("cv %s: chosen [%s] val NLL %.4f", name, chosen.Name(), s.val_nll);
+    }
+  }
+  return chosen;
 }
 
 void WriteOodCsv(const std::string& path, const Evaluation& e, const std::vector<int>& labels) {
@@ -238,30 +287,50 @@ int Main() {
     for (const auto& o : e.ood) Log("  OOD AUROC %s: %.4f", o.name, o.auroc);
   };
 
+  // The configurations to evaluate: the CV choice, and (when it has
+  // lambda > 0) the best lambda = 0 one.
+  auto variants = [&](const NtkConfig& chosen, const std::optional<NtkConfig>& best0) {
+    std::vector<std::pair<std::string, NtkConfig>> v = {{"cv_choice", chosen}};
+    if (absl::GetFlag(FLAGS_also_lambda0) && chosen.lambda > 0 && best0.has_value()) {
+      v.push_back({"best_lambda0", *best0});
+    }
+    return v;
+  };
+  auto choose = [&](const std::string& name, const Dataset& cv_data, const std::string& fixed,
+                    NtkConfig* chosen, std::optional<NtkConfig>* best0) -> bool {
+    if (!fixed.empty()) {
+      absl::StatusOr<NtkConfig> c = ParseConfig(fixed);
+      if (!c.ok()) return record_error(name + "_config", c.status()), false;
+      *chosen = *c;
+      return true;
+    }
+    std::vector<CvScore> scores;
+    *chosen = SelectConfig(**client, cv_data, 10, name, &scores, best0);
+    cvs.push_back(absl::StrCat(Q(name), ":",
+                               CvJson(scores, *chosen, *best0, static_cast<int>(cv_data.y.size()),
+                                      absl::GetFlag(FLAGS_cv_folds))));
+    return true;
+  };
+
   if (has("digits")) {
     absl::StatusOr<TrainTest> digits = LoadDigits(absl::GetFlag(FLAGS_digits_path));
     if (!digits.ok()) {
       record_error("digits", digits.status());
     } else {
       NtkConfig chosen;
-      if (!absl::GetFlag(FLAGS_digits_config).empty()) {
-        absl::StatusOr<NtkConfig> c = ParseConfig(absl::GetFlag(FLAGS_digits_config));
-        if (!c.ok()) return record_error("digits_config", c.status()), 2;
-        chosen = *c;
-      } else {
-        std::vector<CvScore> scores;
-        chosen = SelectConfig(**client, digits->train, 10, "digits", &scores);
-        cvs.push_back(absl::StrCat(Q("digits"), ":",
-                                   CvJson(scores, chosen, static_cast<int>(digits->train.y.size()),
-                                          absl::GetFlag(FLAGS_cv_folds))));
+      std::optional<NtkConfig> best0;
+      if (!choose("digits", digits->train, absl::GetFlag(FLAGS_digits_config), &chosen, &best0)) {
+        return 2;
       }
-      absl::StatusOr<Evaluation> e =
-          Evaluate(**client, "eval-digits", chosen, digits->train, digits->test, 10, call);
-      if (e.ok()) {
-        log_eval("digits", *e);
-        runs.push_back(EvaluationJson("digits", *e));
-      } else {
-        record_error("digits fit/predict", e.status());
+      for (const auto& [variant, config] : variants(chosen, best0)) {
+        absl::StatusOr<Evaluation> e = Evaluate(**client, "eval-digits", config, digits->train,
+                                                digits->test, 10, call);
+        if (e.ok()) {
+          log_eval("digits " + variant, *e);
+          runs.push_back(EvaluationJson("digits", variant, *e));
+        } else {
+          record_error("digits " + variant, e.status());
+        }
       }
     }
   }
@@ -273,16 +342,27 @@ int Main() {
       record_error("fmnist", fm.status());
     } else {
       NtkConfig chosen;
-      if (!absl::GetFlag(FLAGS_fmnist_config).empty()) {
-        absl::StatusOr<NtkConfig> c = ParseConfig(absl::GetFlag(FLAGS_fmnist_config));
-        if (!c.ok()) return record_error("fmnist_config", c.status()), 2;
-        chosen = *c;
-      } else {
-        std::vector<CvScore> scores;
-        const int cv_n = absl::GetFlag(FLAGS_cv_n);
-        chosen = SelectConfig(**client, Head(fm->train, cv_n), 10, "fmnist", &scores);
-        cvs.push_back(absl::StrCat(Q("fmnist"), ":",
-                                   CvJson(scores, chosen, cv_n, absl::GetFlag(FLAGS_cv_folds))));
+      std::optional<NtkConfig> best0;
+      if (!choose("fmnist", Head(fm->train, absl::GetFlag(FLAGS_cv_n)),
+                  absl::GetFlag(FLAGS_fmnist_config), &chosen, &best0)) {
+        return 2;
+      }
+      if (has("ood")) {
+        // First, while the machine is fresh: the OOD runs (small N).
+        Dataset train = HeadWithLabelsBelow(fm->train, absl::GetFlag(FLAGS_ood_n), 8);
+        std::vector<bool> is_out;
+        for (int y : fm->test.y) is_out.push_back(y >= 8);
+        for (const auto& [variant, config] : variants(chosen, best0)) {
+          absl::StatusOr<Evaluation> e = Evaluate(**client, "eval-fmnist-ood", config, train,
+                                                  fm->test, 8, call, is_out);
+          if (e.ok()) {
+            log_eval("fmnist_ood " + variant, *e);
+            runs.push_back(EvaluationJson("fmnist_ood", variant, *e));
+            WriteOodCsv(out_dir + "/ntk_ood_scores_" + variant + ".csv", *e, fm->test.y);
+          } else {
+            record_error("fmnist_ood " + variant, e.status());
+          }
+        }
       }
       if (has("fmnist")) {
         for (absl::string_view sz : absl::StrSplit(absl::GetFlag(FLAGS_sizes), ',',
@@ -290,28 +370,29 @@ int Main() {
           int n = 0;
           if (!absl::SimpleAtoi(sz, &n)) continue;
           Dataset train = Head(fm->train, n);
-          absl::StatusOr<Evaluation> e = Evaluate(
-              **client, absl::StrCat("eval-fmnist-", n), chosen, train, fm->test, 10, call);
-          if (e.ok()) {
-            log_eval("fmnist", *e);
-            runs.push_back(EvaluationJson("fmnist", *e));
-          } else {
-            record_error(absl::StrCat("fmnist N=", n), e.status());
+          for (const auto& [variant, config] : variants(chosen, best0)) {
+            CallOptions c = call;
+            c.distribution_rows = absl::GetFlag(FLAGS_dist_rows);
+            if (config.lambda > 0 && n > absl::GetFlag(FLAGS_dist_max_train_2a)) {
+              c.distribution = false;
+              Log("fmnist %s N=%d: PredictDistribution (LINEARIZED) not run: N > "
+                  "--dist_max_train_2a=%d", variant, n, absl::GetFlag(FLAGS_dist_max_train_2a));
+            }
+            absl::StatusOr<Evaluation> e = Evaluate(
+                **client, absl::StrCat("eval-fmnist-", n), config, train, fm->test, 10, c);
+            if (e.ok()) {
+              if (!c.distribution) {
+                e->distribution_error = absl::StrCat(
+                    "not run: LINEARIZED at N > ", absl::GetFlag(FLAGS_dist_max_train_2a),
+                    " exceeds the time budget (C Cholesky factorizations and 13 C N^2 flops "
+                    "per point; 13 N^2 doubles of factors)");
+              }
+              log_eval("fmnist " + variant, *e);
+              runs.push_back(EvaluationJson("fmnist", variant, *e));
+            } else {
+              record_error(absl::StrCat("fmnist ", variant, " N=", n), e.status());
+            }
           }
-        }
-      }
-      if (has("ood")) {
-        Dataset train = HeadWithLabelsBelow(fm->train, absl::GetFlag(FLAGS_ood_n), 8);
-        std::vector<bool> is_out;
-        for (int y : fm->test.y) is_out.push_back(y >= 8);
-        absl::StatusOr<Evaluation> e =
-            Evaluate(**client, "eval-fmnist-ood", chosen, train, fm->test, 8, call, is_out);
-        if (e.ok()) {
-          log_eval("fmnist_ood", *e);
-          runs.push_back(EvaluationJson("fmnist_ood", *e));
-          WriteOodCsv(out_dir + "/ntk_ood_scores.csv", *e, fm->test.y);
-        } else {
-          record_error("fmnist_ood", e.status());
         }
       }
     }

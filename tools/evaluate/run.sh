@@ -10,7 +10,7 @@
 #   QUICK=1 tools/evaluate/run.sh    # small development run (a few minutes)
 #
 # Environment: BUILD_DIR (default ./build), OUT (default $BUILD_DIR/eval),
-# SIZES (default 1000,5000,10000,20000), OOD_N (default 10000),
+# SIZES (default 1000,5000,10000,20000), OOD_N (default 2000),
 # CV_N (default 3000), SKIP_NTK=1 / SKIP_BASELINES=1 (reuse the previous
 # output in $OUT), NO_REPORT=1.
 # Needs Debian's python3-sklearn, python3-matplotlib and the Fashion-MNIST
@@ -22,9 +22,9 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 OUT=${OUT:-$BUILD_DIR/eval}
 PY=/usr/bin/python3
 if [ "${QUICK:-0}" = 1 ]; then
-  SIZES=${SIZES:-1000}; OOD_N=${OOD_N:-2000}; CV_N=${CV_N:-1500}; GRID=small
+  SIZES=${SIZES:-1000}; OOD_N=${OOD_N:-1000}; CV_N=${CV_N:-1500}; GRID=small
 else
-  SIZES=${SIZES:-1000,5000,10000,20000}; OOD_N=${OOD_N:-10000}; CV_N=${CV_N:-3000}; GRID=full
+  SIZES=${SIZES:-1000,5000,10000,20000}; OOD_N=${OOD_N:-2000}; CV_N=${CV_N:-3000}; GRID=full
 fi
 MAX_N=$(echo "$SIZES,$OOD_N" | tr ',' '\n' | sort -n | tail -1)
 mkdir -p "$OUT"
@@ -38,7 +38,7 @@ if [ "${SKIP_NTK:-0}" != 1 ]; then
   MODEL_DIR=$(mktemp -d)
   SERVER_OUT="$OUT/server.stdout"
   "$BUILD_DIR/server/ntk_server" --listen=127.0.0.1:0 --model_dir="$MODEL_DIR" \
-      --max_train_rows="$MAX_N" --log_rpcs=false >"$SERVER_OUT" 2>"$OUT/server.stderr" &
+      --max_train_rows="$MAX_N" --blas_threads=0 --log_rpcs=false >"$SERVER_OUT" 2>"$OUT/server.stderr" &
   SERVER_PID=$!
   cleanup() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; rm -rf "$MODEL_DIR"; }
   trap cleanup EXIT

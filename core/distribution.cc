@@ -43,9 +43,12 @@ int64_t ExactFactors::Bytes() const {
   return 8 * (nngp_train.size() + chol_a.size() + mean_dual.size());
 }
 int64_t LinearizedFactors::Bytes() const {
-  int64_t n = nngp_train.size() + chol_m.size() + h.size() + mean_dual.size();
+  int64_t n = chol_m.size() + mean_dual.size();
   for (const MatrixXd& m : e) n += m.size();
   return 8 * n;
+}
+int64_t LinearizedCovarianceFactors::Bytes() const {
+  return 8 * (nngp_train.size() + h.size());
 }
 int64_t PriorFactor::Bytes() const { return 8 * chol_k.size(); }
 int64_t MonteCarloSamples::Bytes() const { return 8 * z_and_dual.size(); }
@@ -53,6 +56,7 @@ int64_t DistributionCache::Bytes() const {
   int64_t b = 0;
   if (exact) b += exact->Bytes();
   if (linearized) b += linearized->Bytes();
+  if (linearized_covariance) b += linearized_covariance->Bytes();
   if (prior) b += prior->Bytes();
   if (ntk_train) b += 8 * ntk_train->size();
   if (zero_f0_dual) b += 8 * zero_f0_dual->size();
@@ -218,71 +222,91 @@ absl::StatusOr<std::shared_ptr<const ExactFactors>> GetExactFactors(
   return cache->exact;
 }
 
+// The factors E_c, L_M (both methods) and, when need_covariance
+// (LINEARIZED), K_XX and H = sum_c E_c K_XX E_c, built on first use.
 absl::StatusOr<std::shared_ptr<const LinearizedFactors>> GetLinearizedFactors(
     const FittedModel::State& state, DistributionCache* cache,
-    int64_t budget, const Progress& progress) {
-  if (cache->linearized) return cache->linearized;
+    bool need_covariance, int64_t budget, const Progress& progress) {
+  if (cache->linearized && (!need_covariance || cache->linearized_covariance)) {
+    return cache->linearized;
+  }
   const Index N = state.x_train.rows();
   const Index C = state.targets.cols();
   const double lambda = state.resolved.lambda;
-  if (absl::Status s = BudgetCheck("LINEARIZED/LAPLACE_POSTERIOR",
-                                   8 * ((C + 3) * N * N + N * C), budget);
+  if (absl::Status s = BudgetCheck(need_covariance ? "LINEARIZED" : "LAPLACE_POSTERIOR",
+                                   8 * ((C + (need_covariance ? 3 : 1)) * N * N + N * C),
+                                   budget);
       !s.ok()) {
     return s;
   }
   if (absl::Status s = progress.Report(0, "distribution: kernels"); !s.ok()) return s;
   KernelMatrices km = TrainKernels(state.resolved.spec.kernel, state.x_train);
-  absl::StatusOr<std::shared_ptr<const MatrixXd>> dual0 =
-      ZeroF0Dual(state, cache, km.ntk);
-  if (!dual0.ok()) return dual0.status();
-  // F* at F0 = 0 is Theta dual0; the fit's own logits when it used F0 = 0.
-  const MatrixXd fstar = HasInitialOutputs(state)
-                             ? MatrixXd(km.ntk * (**dual0))
-                             : state.train_logits;
-  const MatrixXd p = RowSoftmax(fstar);
+  if (!cache->linearized) {
+    absl::StatusOr<std::shared_ptr<const MatrixXd>> dual0 =
+        ZeroF0Dual(state, cache, km.ntk);
+    if (!dual0.ok()) return dual0.status();
+    // F* at F0 = 0 is Theta dual0; the fit's own logits when it used F0 = 0.
+    const MatrixXd fstar = HasInitialOutputs(state)
+                               ? MatrixXd(km.ntk * (**dual0))
+                               : state.train_logits;
+    const MatrixXd p = RowSoftmax(fstar);
 
-  auto f = std::make_shared<LinearizedFactors>();
-  f->mean_dual = **dual0;
-  f->e.resize(C);
-  MatrixXd m = MatrixXd::Zero(N, N);
-  f->h = MatrixXd::Zero(N, N);
-  MatrixXd work(N, N);
-  for (Index c = 0; c < C; ++c) {
-    if (absl::Status s = progress.Report(static_cast<double>(c) / C,
-                                         "distribution: factor");
-        !s.ok()) {
-      return s;
+    auto f = std::make_shared<LinearizedFactors>();
+    f->mean_dual = **dual0;
+    f->e.resize(C);
+    MatrixXd m = MatrixXd::Zero(N, N);
+    MatrixXd work(N, N);
+    for (Index c = 0; c < C; ++c) {
+      if (absl::Status s = progress.Report(static_cast<double>(c) / C,
+                                           "distribution: factor");
+          !s.ok()) {
+        return s;
+      }
+      const VectorXd sqrt_d = p.col(c).array().sqrt();
+      // S_c = I + D^{1/2} (Theta / lambda) D^{1/2} = L_c L_c^T.
+      work = (sqrt_d.asDiagonal() * km.ntk * sqrt_d.asDiagonal()) / lambda;
+      work.diagonal().array() += 1.0;
+      MatrixXd l;
+      if (!CholeskyLower(work, &l)) {
+        return absl::InternalError(
+            "distribution: I + D^1/2 Theta D^1/2 / lambda is not positive "
+            "definite (Theta_XX not PSD?)");
+      }
+      // V = L_c^{-1} D^{1/2}; E_c = V^T V = D^{1/2} S_c^{-1} D^{1/2} (dsyrk).
+      work = sqrt_d.asDiagonal();
+      SolveLower(l, &work);
+      l.resize(0, 0);
+      MatrixXd e = MatrixXd::Zero(N, N);
+      e.selfadjointView<Eigen::Lower>().rankUpdate(work.transpose());
+      e.triangularView<Eigen::StrictlyUpper>() = e.transpose();
+      m += e;
+      f->e[c] = std::move(e);
     }
-    const VectorXd sqrt_d = p.col(c).array().sqrt();
-    // S_c = I + D^{1/2} (Theta / lambda) D^{1/2} = L_c L_c^T.
-    work = (sqrt_d.asDiagonal() * km.ntk * sqrt_d.asDiagonal()) / lambda;
-    work.diagonal().array() += 1.0;
-    MatrixXd l;
-    if (!CholeskyLower(work, &l)) {
+    if (!CholeskyLower(m, &f->chol_m)) {
       return absl::InternalError(
-          "distribution: I + D^1/2 Theta D^1/2 / lambda is not positive "
-          "definite (Theta_XX not PSD?)");
+          "distribution: M = sum_c E_c is not positive definite");
     }
-    // V = L_c^{-1} D^{1/2}; E_c = V^T V = D^{1/2} S_c^{-1} D^{1/2}.
-    work = sqrt_d.asDiagonal();
-    SolveLower(l, &work);
-    l.resize(0, 0);
-    MatrixXd e = MatrixXd::Zero(N, N);
-    e.selfadjointView<Eigen::Lower>().rankUpdate(work.transpose());
-    e.triangularView<Eigen::StrictlyUpper>() = e.transpose();
-    m += e;
-    // H += E_c K E_c.
-    work.noalias() = e * km.nngp;
-    f->h.noalias() += work * e;
-    f->e[c] = std::move(e);
+    cache->linearized = f;
   }
-  Symmetrize(&f->h);
-  if (!CholeskyLower(m, &f->chol_m)) {
-    return absl::InternalError(
-        "distribution: M = sum_c E_c is not positive definite");
+  if (need_covariance && !cache->linearized_covariance) {
+    auto cov = std::make_shared<LinearizedCovarianceFactors>();
+    cov->h = MatrixXd::Zero(N, N);
+    MatrixXd work(N, N);
+    for (Index c = 0; c < C; ++c) {
+      if (absl::Status s = progress.Report(static_cast<double>(c) / C,
+                                           "distribution: factor H");
+          !s.ok()) {
+        return s;
+      }
+      // H += E_c K E_c (two dgemm).
+      const MatrixXd& e = cache->linearized->e[c];
+      work.noalias() = e * km.nngp;
+      cov->h.noalias() += work * e;
+    }
+    Symmetrize(&cov->h);
+    cov->nngp_train = std::move(km.nngp);
+    cache->linearized_covariance = cov;
   }
-  f->nngp_train = std::move(km.nngp);
-  cache->linearized = f;
   return cache->linearized;
 }
 
@@ -477,10 +501,11 @@ void ExactBatch(const ExactFactors& f, const Batch& b, int C,
 //           = delta (Theta_xx / lambda - k'.a_c) + alpha_c.alpha_c'.
 // Both means are Predict's logits at F0 = 0: Theta_xX mean_dual.
 // Costs per point: LINEARIZED ~13 C N^2 flops, LAPLACE ~3 C N^2.
-void LinearizedBatch(const LinearizedFactors& f, const Batch& b, int C,
-                     double lambda, bool laplace,
-                     std::vector<PointDistribution>* out) {
-  const Index N = f.nngp_train.rows();
+void LinearizedBatch(const LinearizedFactors& f,
+                     const LinearizedCovarianceFactors* fc, const Batch& b,
+                     int C, double lambda, std::vector<PointDistribution>* out) {
+  const bool laplace = fc == nullptr;
+  const Index N = f.chol_m.rows();
   const Index nb = b.size;
   const MatrixXd mean = b.cross.ntk.transpose() * f.mean_dual;  // nb x C
   const MatrixXd kp = b.cross.ntk / lambda;                     // k', N x nb
@@ -499,12 +524,12 @@ void LinearizedBatch(const LinearizedFactors& f, const Batch& b, int C,
     SolveLower(f.chol_m, &beta);
     g = alpha;
     SolveLowerT(f.chol_m, &g);
-    ka.noalias() = f.nngp_train * a;
+    ka.noalias() = fc->nngp_train * a;
     h.resize(N, C * nb);
     for (Index c = 0; c < C; ++c) {
       h.middleCols(c * nb, nb).noalias() = f.e[c] * ka.middleCols(c * nb, nb);
     }
-    hg.noalias() = f.h * g;
+    hg.noalias() = fc->h * g;
   }
   auto dot = [](const MatrixXd& u, Index i, const MatrixXd& v, Index k) {
     return u.col(i).dot(v.col(k));
@@ -683,6 +708,7 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
   // Factors, built on first use under the lock and then used without it.
   std::shared_ptr<const ExactFactors> exact;
   std::shared_ptr<const LinearizedFactors> lin;
+  std::shared_ptr<const LinearizedCovarianceFactors> lin_cov;  // LINEARIZED only
   std::shared_ptr<const PriorFactor> prior;
   std::shared_ptr<const MonteCarloSamples> samples;
   {
@@ -696,10 +722,13 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
       samples = *s;
       prior = cache->prior;
     } else if (is_2a) {
+      const bool need_covariance = method == DistributionMethod::kLinearized;
       absl::StatusOr<std::shared_ptr<const LinearizedFactors>> f =
-          GetLinearizedFactors(state, cache, options.max_cache_bytes, progress);
+          GetLinearizedFactors(state, cache, need_covariance,
+                               options.max_cache_bytes, progress);
       if (!f.ok()) return f.status();
       lin = *f;
+      if (need_covariance) lin_cov = cache->linearized_covariance;
     } else {
       absl::StatusOr<std::shared_ptr<const ExactFactors>> f =
           GetExactFactors(state, cache, options.max_cache_bytes, progress);
@@ -736,8 +765,7 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
     if (exact) {
       ExactBatch(*exact, b, C, &result.points);
     } else {
-      LinearizedBatch(*lin, b, C, state.resolved.lambda,
-                      method == DistributionMethod::kLaplacePosterior,
+      LinearizedBatch(*lin, lin_cov.get(), b, C, state.resolved.lambda,
                       &result.points);
     }
     // Probability moments of the Gaussian logits. The square roots may

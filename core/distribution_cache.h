@@ -41,14 +41,19 @@ struct ExactFactors {
 //   E_c = D_c^{1/2} (I + D_c^{1/2} (Theta/lambda) D_c^{1/2})^{-1} D_c^{1/2},
 //   M = sum_c E_c = L_M L_M^T,
 //   B := W (I + (Theta/lambda (x) I) W)^{-1} = E - E R M^{-1} R^T E
-// (R = the C stacked N x N identities), and for the LINEARIZED covariance
-//   H = sum_c E_c K_XX E_c.
+// (R = the C stacked N x N identities).
 struct LinearizedFactors {
-  Eigen::MatrixXd nngp_train;      // K_XX
   std::vector<Eigen::MatrixXd> e;  // E_c, C of N x N, symmetric
   Eigen::MatrixXd chol_m;          // L_M, lower
-  Eigen::MatrixXd h;               // H, symmetric
   Eigen::MatrixXd mean_dual;       // (Y - softmax(F*)) / lambda at F0 = 0
+  int64_t Bytes() const;
+};
+
+// LINEARIZED only (LAPLACE_POSTERIOR does not need them):
+// K_XX and H = sum_c E_c K_XX E_c.
+struct LinearizedCovarianceFactors {
+  Eigen::MatrixXd nngp_train;  // K_XX
+  Eigen::MatrixXd h;           // H, symmetric
   int64_t Bytes() const;
 };
 
@@ -74,6 +79,7 @@ struct MonteCarloSamples {
 struct DistributionCache {
   std::shared_ptr<const ExactFactors> exact;             // 2b, 2c
   std::shared_ptr<const LinearizedFactors> linearized;   // 2a
+  std::shared_ptr<const LinearizedCovarianceFactors> linearized_covariance;
   std::shared_ptr<const PriorFactor> prior;              // MONTE_CARLO
   std::shared_ptr<const Eigen::MatrixXd> ntk_train;      // 2a MONTE_CARLO: Theta_XX
   std::shared_ptr<const Eigen::MatrixXd> zero_f0_dual;   // 2a: dual at F0 = 0

@@ -630,5 +630,49 @@ TEST(MonteCarlo, SampleSetsAreCachedPerSeed) {
   EXPECT_EQ(st->cache->samples.front()->seed, 1u);
 }
 
+// --- End to end through FittedModel -----------------------------------------
+
+TEST(EndToEnd, FitThenDistributionAndSerializedCopyAgree) {
+  const Problem p = MakeProblem(40, 5, 3, 5, 0.0, 71);
+  ModelSpec spec;
+  spec.kernel = Relu2();
+  spec.training.regularization = 0.5;
+  TrainingData data;
+  data.features = p.x_train;
+  data.labels.resize(40);
+  for (int i = 0; i < 40; ++i) p.y.row(i).maxCoeff(&data.labels[i]);
+  auto model = FittedModel::Fit(spec, data);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto copy = FittedModel::Deserialize((*model)->Serialize());
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  auto pred = (*model)->Predict(p.x_query);
+  ASSERT_TRUE(pred.ok());
+  for (DistributionMethod m : {DistributionMethod::kUnspecified, DistributionMethod::kMonteCarlo,
+                               DistributionMethod::kLaplacePosterior}) {
+    DistributionOptions o;
+    o.method = m;
+    o.num_samples = 64;
+    o.seed = 3;
+    auto a = (*model)->PredictDistribution(p.x_query, o);
+    auto b = (*copy)->PredictDistribution(p.x_query, o);
+    ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+    EXPECT_EQ(a->method, m == DistributionMethod::kUnspecified ? DistributionMethod::kLinearized : m);
+    for (int j = 0; j < 5; ++j) {
+      // The loaded model rebuilds its cache from the persisted fields:
+      // same code, same inputs, bit-identical.
+      EXPECT_EQ(a->points[j].logit_covariance, b->points[j].logit_covariance);
+      EXPECT_EQ(a->points[j].probability_mean, b->points[j].probability_mean);
+      if (m != DistributionMethod::kMonteCarlo) {
+        // Gaussian methods are centered on Predict's logits.
+        EXPECT_LT((a->points[j].logit_mean - pred->logits.row(j).transpose()).cwiseAbs().maxCoeff(), 1e-12);
+      }
+    }
+  }
+  DistributionOptions o;
+  o.method = DistributionMethod::kExact;
+  EXPECT_EQ((*model)->PredictDistribution(p.x_query, o).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace ntk

@@ -1,10 +1,53 @@
 // ntk/core/distribution.h (internal to core/): MODEL.md section 4, the
-// distribution of trained predictors over random initializations.
+// distribution of trained predictors over random initializations
+// f0 ~ GP(0, K (x) I_C), and the Laplace posterior.
 //
 // FittedModel::PredictDistribution validates and preprocesses the queries
-// and then calls ComputeDistribution. Thread safety: safe to call
-// concurrently on one State; the State's cache is built once under
-// state.cache_mu.
+// and then calls ComputeDistribution.
+//
+// Methods (regimes: 2a = CE with lambda > 0, 2b = CE with lambda = 0,
+// 2c = squared loss):
+//   EXACT (2b, 2c; FAILED_PRECONDITION for 2a): centered logits are
+//     Gaussian, mean center(Theta_xX A^{-1} T), covariance s(x) (I - 11^T/C),
+//     s(x) = K_xx - 2 r^T K_Xx + r^T K_XX r, r = A^{-1} Theta_Xx,
+//     A = Theta_XX + (lambda_2c + jitter) I (the fit's matrix), T = log Y or Y.
+//   LINEARIZED (all): for 2b/2c the map is linear and the EXACT formula is
+//     used (the result reports LINEARIZED); for 2a the map F0 -> f(x) is
+//     linearized at F0 = 0 (R&W algorithm 3.3 factors, see
+//     distribution_cache.h and the derivation in distribution.cc).
+//   MONTE_CARLO (all): S samples F0_s ~ N(0, K_XX (x) I) from the seed alone,
+//     each trained (2a: one Newton solve, core/solvers.h; 2b/2c: the linear
+//     map), f0_s(x) | F0_s drawn per point; sample moments (divisor S).
+//     Default S: kDefaultMonteCarloSamples (64) for 2a, kDefaultNumSamples
+//     (1000) for 2b/2c. Sample sets are cached per (seed, S), 4 at most.
+//   LAPLACE_POSTERIOR (2a; FAILED_PRECONDITION otherwise): GP classification
+//     with prior GP(0, Theta / lambda (x) I) at the MAP (Predict's logits),
+//     R&W algorithm 3.4 covariance. Logit covariances are reported for the
+//     centered logits, P Sigma P.
+// For the Gaussian methods, num_samples (default 1000) is the number of
+// logit samples used for the probability moments and entropies.
+//
+// Cost (N training points, C classes, per query point, besides the kernel
+// row O(N d)): EXACT ~4 N^2 flops, LAPLACE ~3 C N^2, LINEARIZED ~13 C N^2,
+// MONTE_CARLO ~N^2 + 4 N S C; plus S C^2 for the probability moments.
+// Cache built on first use: EXACT 2 N^2 doubles (~2 N^3/3 flops + kernels);
+// LAPLACE (C + 1) N^2 (~2.3 C N^3 flops); LINEARIZED (C + 3) N^2
+// (~6.3 C N^3 flops); MONTE_CARLO 2 N^2 (+ EXACT's for 2b/2c) plus
+// 2 N S C per sample set (2a: S Newton solves). Refused with
+// RESOURCE_EXHAUSTED when the method's cache exceeds
+// DistributionOptions::max_cache_bytes.
+//
+// Determinism: the same request on the same model (or its serialized copy)
+// gives bit-identical results, whatever the OpenMP thread count. Each
+// point's randomness depends only on (seed, its preprocessed row), so a
+// point's answer does not depend on the rest of the batch except through
+// BLAS rounding (~1e-15 relative).
+//
+// Thread safety: safe to call concurrently on one State. Factors are built
+// under state.cache_mu (a long first build -- minutes for LINEARIZED at
+// N = 5000 or 2a MONTE_CARLO -- blocks other PredictDistribution calls on
+// the same model until it finishes; Predict is not affected). Built factors
+// are immutable and used without the lock.
 #ifndef NTK_CORE_DISTRIBUTION_H_
 #define NTK_CORE_DISTRIBUTION_H_
 
@@ -17,6 +60,10 @@
 
 namespace ntk {
 
+// Errors: FAILED_PRECONDITION (method not applicable), INVALID_ARGUMENT
+// ("num_samples: ..." outside [0, 2^20], "features: ..." wrong column
+// count), RESOURCE_EXHAUSTED (cache budget), CANCELLED (progress returned
+// false), INTERNAL (a factorization the fit succeeded with failed).
 // REQUIRES: x is preprocessed, x.cols() == state.x_train.cols(), finite.
 absl::StatusOr<DistributionResult> ComputeDistribution(
     const FittedModel::State& state, const Eigen::MatrixXd& x,

@@ -4,7 +4,8 @@
 //   NTK_DIST_N=1000 ./distribution_long_test --gtest_filter=Timing.*
 //
 // Environment: NTK_DIST_N (training points, default 1000), NTK_DIST_M
-// (query points, default 64). C = 10, d = 784, ReLU depth 2.
+// (query points, default 64), NTK_DIST_CASES (run only the cases whose
+// name contains this string, e.g. "EXACT"). C = 10, d = 784, ReLU depth 2.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -116,7 +117,9 @@ TEST(Timing, PerPointCost) {
       {"2a MONTE_CARLO S=64", Regime::kRegularizedCE, 1.0, DistributionMethod::kMonteCarlo, 0},
   };
   std::unique_ptr<FittedModel::State> st2a, st2b;
+  const char* only = std::getenv("NTK_DIST_CASES");
   for (const Case& c : cases) {
+    if (only && std::string(c.name).find(only) == std::string::npos) continue;
     auto& st = c.regime == Regime::kRegularizedCE ? st2a : st2b;
     if (!st) {
       auto t0 = std::chrono::steady_clock::now();

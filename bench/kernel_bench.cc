@@ -9,7 +9,8 @@
 //                          TrainKernels on the same inputs; counter
 //                          `ratio` = total TrainKernels time / total GEMM
 //                          time (the target is <= 1.5), so both are measured
-//                          under the same machine load.
+//                          under the same machine load; `cpu_ratio` the same
+//                          with process CPU time (all threads).
 //   BM_CrossKernels/N/a  : CrossKernels of N/4 queries against N points.
 //   BM_AcosArray, BM_StdAcos : per-element cost of the vectorized arccos
 //                          against glibc's.
@@ -21,6 +22,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <ctime>
 #include <random>
 #include <vector>
 
@@ -30,6 +32,12 @@
 namespace {
 
 constexpr int kDim = 784;
+
+double ProcessCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
 
 Eigen::MatrixXd Inputs(int n) {
   std::mt19937_64 gen(42);
@@ -81,23 +89,31 @@ void BM_TrainOverGemm(benchmark::State& state) {
   const Eigen::MatrixXd x = Inputs(static_cast<int>(state.range(0)));
   const ntk::KernelSpec spec = Spec(static_cast<int>(state.range(1)));
   Eigen::MatrixXd g(x.rows(), x.rows());
-  double gemm_s = 0, train_s = 0;
+  double gemm_s = 0, train_s = 0, gemm_cpu = 0, train_cpu = 0;
   using Clock = std::chrono::steady_clock;
   for (auto _ : state) {
+    const double c0 = ProcessCpuSeconds();
     const auto t0 = Clock::now();
     g.noalias() = x * x.transpose();
     benchmark::DoNotOptimize(g.data());
     const auto t1 = Clock::now();
+    const double c1 = ProcessCpuSeconds();
     ntk::KernelMatrices k = ntk::TrainKernels(spec, x);
     benchmark::DoNotOptimize(k.ntk.data());
     const auto t2 = Clock::now();
+    const double c2 = ProcessCpuSeconds();
     gemm_s += std::chrono::duration<double>(t1 - t0).count();
     train_s += std::chrono::duration<double>(t2 - t1).count();
+    gemm_cpu += c1 - c0;
+    train_cpu += c2 - c1;
   }
   const double iters = static_cast<double>(state.iterations());
   state.counters["gemm_s"] = gemm_s / iters;
   state.counters["train_s"] = train_s / iters;
   state.counters["ratio"] = train_s / gemm_s;
+  // CPU seconds of all threads: less sensitive than wall time to other
+  // processes on a shared machine (but counts BLAS/OpenMP spin-waiting).
+  state.counters["cpu_ratio"] = train_cpu / gemm_cpu;
 }
 
 void BM_CrossKernels(benchmark::State& state) {

@@ -35,7 +35,7 @@ TEST(ConcurrencyTest, ReadersSeeTheOldOrTheNewModelNeverAMix) {
     Eigen::MatrixXd logits;
   };
   constexpr int kReaders = 4;
-  constexpr int kMaxCallsPerReader = 400;  // bounded in count ...
+  constexpr int kMaxCallsPerReader = 20000;  // bounded in count ...
   std::atomic<bool> stop{false};
   std::vector<std::vector<Seen>> seen(kReaders);
   std::vector<std::thread> readers;

@@ -577,4 +577,61 @@ TEST_F(NtkctlTest, ListGetDelete) {
   EXPECT_EQ(Ctl({"delete", "--model=digits-crud"}).exit_code, 1);
 }
 
+// A server that wants TLS and a bearer token: ntkctl's --tls_ca and
+// --token_file, and the exit codes when either is missing or wrong.
+TEST(NtkctlSecurityTest, TlsCaAndTokenFile) {
+  if (access("/usr/bin/openssl", X_OK) != 0) {
+    GTEST_SKIP() << "/usr/bin/openssl missing: cannot make a test certificate";
+  }
+  ntk::testing::TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string cert = dir.path() + "/cert.pem", key = dir.path() + "/key.pem";
+  ProcessResult gen = RunProcess(
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+       "-days", "2", "-subj", "/CN=localhost", "-addext",
+       "subjectAltName=DNS:localhost,IP:127.0.0.1"});
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  const std::string token = dir.path() + "/token";
+  ASSERT_TRUE(ntk::testing::WriteFile(token, "s3cret-token\n"));
+  const std::string wrong = dir.path() + "/wrong";
+  ASSERT_TRUE(ntk::testing::WriteFile(wrong, "not-the-token\n"));
+
+  ntk::testing::ServerProcess server;
+  ASSERT_TRUE(server.Start(NTK_SERVER_PATH, dir.path() + "/models",
+                           {"--tls_cert=" + cert, "--tls_key=" + key,
+                            "--auth_token_file=" + token}))
+      << server.log();
+  auto ctl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {NTKCTL_PATH, "--server=" + server.address(),
+                                     "--deadline_seconds=5"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunProcess(argv, {{"NTK_SERVER", ""}});
+  };
+
+  ProcessResult ok = ctl({"--tls_ca=" + cert, "--token_file=" + token, "list"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err << "\nserver log:\n" << server.log();
+  EXPECT_THAT(ok.out, HasSubstr("MODEL_ID"));
+
+  ProcessResult no_token = ctl({"--tls_ca=" + cert, "list"});
+  EXPECT_EQ(no_token.exit_code, 1);
+  EXPECT_THAT(no_token.err, HasSubstr("UNAUTHENTICATED"));
+
+  ProcessResult bad_token = ctl({"--tls_ca=" + cert, "--token_file=" + wrong, "list"});
+  EXPECT_EQ(bad_token.exit_code, 1);
+  EXPECT_THAT(bad_token.err, HasSubstr("UNAUTHENTICATED"));
+
+  // Plaintext to a TLS server fails to connect: an RPC error, exit 1.
+  ProcessResult plain = ctl({"--token_file=" + token, "list"});
+  EXPECT_EQ(plain.exit_code, 1);
+
+  // Unreadable credential files are usage errors naming the flag.
+  ProcessResult missing = ctl({"--tls_ca=" + dir.path() + "/nope.pem", "list"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_THAT(missing.err, HasSubstr("--tls_ca"));
+  ProcessResult empty_token = ctl({"--tls_ca=" + cert, "--token_file=" + dir.path() + "/nope", "list"});
+  EXPECT_EQ(empty_token.exit_code, 2);
+  EXPECT_THAT(empty_token.err, HasSubstr("--token_file"));
+}
+
 }  // namespace

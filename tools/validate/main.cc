@@ -40,17 +40,17 @@ ABSL_FLAG(double, lambda, 1.0, "regularization of the 2a setting (E1, E4)");
 ABSL_FLAG(double, label_smoothing, 0.1, "label smoothing of the 2b setting (E2, E4)");
 // E1/E2.
 ABSL_FLAG(std::string, widths, "64,128,256,512,1024,2048,4096,8192", "widths of E1/E2");
-ABSL_FLAG(int, seeds, 4, "network seeds per width (E1/E2)");
+ABSL_FLAG(int, seeds, 3, "network seeds per width (E1/E2)");
 ABSL_FLAG(int, max_steps, 20000, "GD step cap per training run (E1, E2, E4)");
 ABSL_FLAG(double, gradient_tolerance, 1e-6, "stop when ||dL/dtheta|| <= this (E1, E2, E4)");
 ABSL_FLAG(double, momentum, 0.9, "heavy-ball momentum for the to-convergence runs (E1, E2, E4); same limit as plain GD");
 // E3.
 ABSL_FLAG(int, e3_width, 1024, "width of E3");
-ABSL_FLAG(int, e3_steps, 20000, "plain GD steps of E3");
+ABSL_FLAG(int, e3_steps, 10000, "plain GD steps of E3");
 ABSL_FLAG(int, e3_records, 30, "log-spaced records of E3");
 // E4.
 ABSL_FLAG(int, e4_width, 1024, "width of the E4 ensemble");
-ABSL_FLAG(int, e4_seeds, 200, "networks in the E4 ensemble");
+ABSL_FLAG(int, e4_seeds, 100, "networks in the E4 ensemble");
 ABSL_FLAG(int, e4_samples, 20000, "PredictDistribution num_samples for EXACT/LINEARIZED");
 ABSL_FLAG(int, e4_mc_samples, 4000, "PredictDistribution num_samples for MONTE_CARLO");
 ABSL_FLAG(double, e4_gradient_tolerance, 1e-5,

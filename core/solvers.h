@@ -65,18 +65,28 @@ struct RegularizedCEOptions {
 
 // 2a. Newton's method on the convex objective in beta (F = F0 + Theta beta)
 //   Psi(beta) = sum_i CE(y_i, softmax(F_i)) + (lambda / 2) tr(beta^T Theta beta)
-// whose stationarity condition is the fixed point above. Each Newton step
-// uses Rasmussen & Williams' algorithm 3.1 structure with the per-point
-// C x C Hessian blocks W_i = diag(p_i) - p_i p_i^T: the step solves the SPD
-// system (I + S (Theta / lambda (x) I_C) S) z = S Theta b / lambda,
-// S = blockdiag(W_i^{1/2}), by conjugate gradients preconditioned with its
-// block diagonal (blocks I + Theta_ii / lambda W_i); each CG iteration is one
-// GEMM of Theta with an N x C matrix; the NC x NC matrix is never formed.
-// A backtracking (Armijo) line search on Psi makes it converge from any
-// start; the CG tolerance is loose far from the solution and tight near it.
+// whose stationarity condition is the fixed point above. With the per-point
+// C x C Hessian blocks W_i = diag(p_i) - p_i p_i^T = S_i^2, the Newton step
+// solves (lambda I + W Theta) dbeta = lambda (dual - beta), rewritten as the
+// SPD system (Rasmussen & Williams alg. 3.1's B = I + S K S, K = Theta/lambda)
+//   (I + S (Theta / lambda (x) I_C) S) z = -S residual,
+//   dbeta = (lambda (dual - beta) - S z) / lambda,
+// solved by preconditioned conjugate gradients; the NC x NC matrix is never
+// formed and each CG iteration is one GEMM of Theta with an N x C matrix.
+// Preconditioner: Theta ~= U diag(s) U^T + diag(rest) with the top
+// `preconditioner_rank` eigenpairs of Theta (randomized subspace iteration,
+// seeded, once per solve), applied exactly with the current W by Woodbury
+// (a (rank C) x (rank C) Cholesky per Newton step) on top of the block
+// diagonal I + rest_i / lambda W_i. The CG tolerance (forcing term) is
+// min(1e-4, relative residual): loose far from the solution, tight near it.
+// A backtracking (Armijo) line search on Psi makes the method converge from
+// any start. Stops when the relative fixed-point residual reaches
+// `tolerance`, or when it stops improving within 100x of it (the rounding
+// floor of Theta * dual, ~sqrt(N) eps max_i sum_j |Theta_ij| |dual_j|,
+// which exceeds 1e-12 relative for small lambda).
 // Errors: INVALID_ARGUMENT for bad shapes / lambda <= 0, CANCELLED,
-// INTERNAL if the residual target is not reached in max_newton_iterations
-// and the iteration stopped making progress far above it.
+// INTERNAL if max_newton_iterations pass without reaching 1e3 x tolerance.
+// A warm start of the wrong shape is ignored.
 // REQUIRES: theta symmetric PSD, y rows on the simplex.
 absl::StatusOr<SolverSolution> SolveRegularizedCE(
     const Eigen::MatrixXd& theta, const Eigen::MatrixXd& y,

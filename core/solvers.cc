@@ -173,15 +173,12 @@ void TopEigenpairs(const MatrixXd& theta, int k, MatrixXd* u, VectorXd* vals) {
 // k = 0 is plain block-Jacobi.
 class LowRankPreconditioner {
  public:
-  LowRankPreconditioner(const MatrixXd& theta, double lambda, int rank) {
+  LowRankPreconditioner(const MatrixXd& theta, double lambda,
+                        const ThetaEigenbasis& basis) {
     const Index n = theta.rows();
-    rank = static_cast<int>(std::min<Index>(rank, n / 2));
     resid_scale_ = theta.diagonal() / lambda;
-    if (rank > 0) {
-      MatrixXd u;
-      VectorXd s;
-      TopEigenpairs(theta, rank, &u, &s);
-      g_ = u * (s / lambda).cwiseSqrt().asDiagonal();
+    if (basis.vectors.cols() > 0 && basis.vectors.rows() == n) {
+      g_ = basis.vectors * (basis.values / lambda).cwiseSqrt().asDiagonal();
       resid_scale_ -= g_.rowwise().squaredNorm();
       resid_scale_ = resid_scale_.cwiseMax(0.0);
       k_ = static_cast<int>(g_.cols());
@@ -259,6 +256,13 @@ double Dot(const MatrixXd& a, const MatrixXd& b) {
 
 }  // namespace
 
+ThetaEigenbasis ComputeThetaEigenbasis(const Eigen::MatrixXd& theta, int rank) {
+  ThetaEigenbasis b;
+  rank = static_cast<int>(std::min<Index>(rank, theta.rows() / 2));
+  if (rank > 0) TopEigenpairs(theta, rank, &b.vectors, &b.values);
+  return b;
+}
+
 absl::StatusOr<SolverSolution> SolveRegularizedCE(
     const Eigen::MatrixXd& theta, const Eigen::MatrixXd& y,
     const Eigen::MatrixXd& f0_in, double lambda,
@@ -286,7 +290,12 @@ absl::StatusOr<SolverSolution> SolveRegularizedCE(
     beta = MatrixXd::Zero(n, c);
     t = MatrixXd::Zero(n, c);
   }
-  LowRankPreconditioner precond(theta, lambda, options.preconditioner_rank);
+  ThetaEigenbasis own_basis;
+  if (options.eigenbasis == nullptr) {
+    own_basis = ComputeThetaEigenbasis(theta, options.preconditioner_rank);
+  }
+  LowRankPreconditioner precond(
+      theta, lambda, options.eigenbasis ? *options.eigenbasis : own_basis);
 
   MatrixXd f = f0 + t;
   MatrixXd p = RowSoftmax(f);

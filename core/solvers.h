@@ -47,6 +47,17 @@ struct SolverSolution {
   SolverInfo info;
 };
 
+// Top eigenpairs of Theta used by the 2a preconditioner. Computing them
+// costs three GEMMs of Theta with N x (rank + 16) blocks; callers solving
+// many 2a problems with the same Theta (e.g. Monte Carlo over F0) can
+// compute them once and pass them in RegularizedCEOptions.eigenbasis.
+struct ThetaEigenbasis {
+  Eigen::MatrixXd vectors;  // N x k, orthonormal columns
+  Eigen::VectorXd values;   // k, >= 0
+};
+// Deterministic (fixed seed). rank is capped at N / 2.
+ThetaEigenbasis ComputeThetaEigenbasis(const Eigen::MatrixXd& theta, int rank);
+
 struct RegularizedCEOptions {
   // Stop when ||F - F0 - Theta (Y - softmax(F)) / lambda||_inf
   //   <= tolerance * max(1, ||F||_inf).
@@ -56,6 +67,9 @@ struct RegularizedCEOptions {
   // Rank k of the CG preconditioner's low-rank part (top-k eigenpairs of
   // Theta); 0: block-Jacobi only.
   int preconditioner_rank = 32;
+  // Optional precomputed ComputeThetaEigenbasis(theta, k) for this theta
+  // (not owned; must outlive the call); overrides preconditioner_rank.
+  const ThetaEigenbasis* eigenbasis = nullptr;
   // Optional warm start: an initial dual beta (N x C), e.g. the dual of a
   // nearby problem; the solver starts at F = F0 + Theta * beta. Not owned;
   // must outlive the call. nullptr: start at beta = 0 (F = F0).

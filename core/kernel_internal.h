@@ -13,8 +13,10 @@ namespace ntk {
 namespace internal {
 
 // Branch-free, auto-vectorizable arcsine and arccosine of n values (the
-// loops use only +,-,*,/, sqrt, min/max and copysign, so gcc -O3 vectorizes
-// them with baseline SSE2 and with AVX2/AVX-512 under -march=native).
+// loops use only +, -, *, /, fabs and copysign, and Eigen's packet sqrt, so
+// gcc -O3 vectorizes them with baseline SSE2 and with AVX2/AVX-512 under
+// -march=native). AsinArray runs the same code as the kernels' recursion;
+// AcosArray keeps full relative accuracy near x = -1 as well.
 // fdlibm's rational approximation R(z) of (asin(sqrt z) - sqrt z)/sqrt z on
 // z in [0, 1/4] with the half-angle reduction
 //   asin(x) = pi/2 - 2 asin(sqrt((1 - x)/2)),  acos(x) = 2 asin(sqrt((1 - x)/2))

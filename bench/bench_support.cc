@@ -2,6 +2,7 @@
 #include "bench/bench_support.h"
 
 #include <sys/resource.h>
+#include <time.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -196,6 +197,12 @@ int64_t PeakRssBytes() {
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<int64_t>(ru.ru_maxrss) * 1024;  // Linux: kilobytes
+}
+
+double ProcessCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 }  // namespace ntk::bench

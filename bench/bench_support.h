@@ -63,6 +63,11 @@ std::string TakeStringFlag(int* argc, char** argv, const std::string& name,
 // Peak resident set size of this process so far, in bytes (getrusage).
 int64_t PeakRssBytes();
 
+// CPU time of this process, all threads, in seconds (CLOCK_PROCESS_CPUTIME_ID).
+// Less sensitive than wall time to other load on a shared machine (but it
+// counts the spinning of idle OpenMP/OpenBLAS threads).
+double ProcessCpuSeconds();
+
 }  // namespace ntk::bench
 
 #endif  // NTK_BENCH_BENCH_SUPPORT_H_

@@ -59,7 +59,9 @@ void BM_Reference(benchmark::State& state) {
   const ntk::TrainingData data = Data(n);
   const Eigen::MatrixXd x =
       ntk::Preprocessor::FitTo(spec.preprocessing, data.features).Apply(data.features);
+  double cpu = 0;
   for (auto _ : state) {
+    const double cpu0 = ntk::bench::ProcessCpuSeconds();
     ntk::KernelMatrices km = ntk::TrainKernels(spec.kernel, x);
     Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(km.ntk);
     if (llt.info() != Eigen::Success) {
@@ -68,16 +70,21 @@ void BM_Reference(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(km.ntk.data());
     benchmark::DoNotOptimize(km.nngp.data());
+    cpu += ntk::bench::ProcessCpuSeconds() - cpu0;
   }
+  state.counters["cpu_s_per_iter"] = cpu / static_cast<double>(state.iterations());
 }
 
 void RunFit(benchmark::State& state, bool regularized) {
   const int n = static_cast<int>(state.range(0));
   const ntk::ModelSpec spec = Spec(regularized);
   const ntk::TrainingData data = Data(n);
+  double cpu = 0;
   for (auto _ : state) {
+    const double cpu0 = ntk::bench::ProcessCpuSeconds();
     absl::StatusOr<std::unique_ptr<ntk::FittedModel>> m =
         ntk::FittedModel::Fit(spec, data);
+    cpu += ntk::bench::ProcessCpuSeconds() - cpu0;
     if (!m.ok()) {
       state.SkipWithError(m.status().ToString().c_str());
       break;
@@ -91,6 +98,7 @@ void RunFit(benchmark::State& state, bool regularized) {
     state.counters["fit_seconds_reported"] = s.fit_seconds;
     state.SetLabel(ntk::RegimeName((*m)->resolved_spec().regime));
   }
+  state.counters["cpu_s_per_iter"] = cpu / static_cast<double>(state.iterations());
 }
 
 void BM_Fit2b(benchmark::State& state) { RunFit(state, false); }

@@ -52,11 +52,15 @@ void BM_Gemm(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   const Eigen::MatrixXd a = Uniform(n, 1), b = Uniform(n, 2);
   Eigen::MatrixXd c(n, n);
+  double cpu = 0;
   for (auto _ : state) {
+    const double cpu0 = ntk::bench::ProcessCpuSeconds();
     c.noalias() = a * b;
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
+    cpu += ntk::bench::ProcessCpuSeconds() - cpu0;
   }
+  state.counters["cpu_s_per_iter"] = cpu / static_cast<double>(state.iterations());
   const double flops = 2.0 * n * static_cast<double>(n) * n;
   state.counters["flops_per_iter"] = flops;
   state.counters["GFLOPS"] = benchmark::Counter(
@@ -68,11 +72,14 @@ void BM_Llt(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   const Eigen::MatrixXd spd = Spd(n, 3);
   Eigen::MatrixXd work(n, n);
+  double cpu = 0;
   for (auto _ : state) {
     state.PauseTiming();
     work = spd;  // the factorization below is in place
     state.ResumeTiming();
+    const double cpu0 = ntk::bench::ProcessCpuSeconds();
     Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(work);
+    cpu += ntk::bench::ProcessCpuSeconds() - cpu0;
     if (llt.info() != Eigen::Success) {
       state.SkipWithError("LLT failed");
       break;
@@ -80,6 +87,7 @@ void BM_Llt(benchmark::State& state) {
     benchmark::DoNotOptimize(work.data());
     benchmark::ClobberMemory();
   }
+  state.counters["cpu_s_per_iter"] = cpu / static_cast<double>(state.iterations());
   const double flops = n * static_cast<double>(n) * n / 3.0;
   state.counters["flops_per_iter"] = flops;
   state.counters["GFLOPS"] = benchmark::Counter(

@@ -32,9 +32,10 @@ struct ServerOptions {
   std::string auth_token;        // non-empty: every RPC needs "authorization: Bearer <token>"
   int shutdown_grace_seconds = 30;
   bool log_rpcs = true;          // one stderr line per RPC
-  // Predict requests with rows * cols above this run on the worker pool,
-  // smaller ones inline on the gRPC thread (cheaper: no hand-off).
-  long inline_predict_max_values = 1 << 15;
+  // Predicts whose work, rows * num_train * (cols + classes) multiply-adds,
+  // is at most this run inline on the gRPC thread (no hand-off: cheaper);
+  // larger ones on the worker pool. 4e6 is about 1-2 ms on one core here.
+  double inline_predict_max_work = 4e6;
 };
 
 }  // namespace ntk::server

@@ -450,8 +450,10 @@ grpc::ServerUnaryReactor* NtkServiceImpl::Predict(grpc::CallbackServerContext* c
     reactor->Finish(s);
     return reactor;
   }
-  const long values = static_cast<long>(request->features().values_size());
-  if (values <= options_.inline_predict_max_values) {
+  const double work = static_cast<double>(request->features().rows()) *
+                      entry->model->num_train() *
+                      (static_cast<double>(request->features().cols()) + entry->model->num_classes());
+  if (work <= options_.inline_predict_max_work) {
     SingleThreadedComputeOnThisThread();
     s = NoThrow([&] { return DoPredict(*entry, *request, response, options_); });
     log.Done(s);

@@ -17,8 +17,8 @@ Data rules (shared with tools/evaluate/datasets.h; keep them in sync):
   fmnist:  Fashion-MNIST IDX files, pixels / 255. Training subset of size n =
            the first n training images (the file is already shuffled); test =
            all 10000 test images.
-  ood:     train = the first N_OOD training images with label < 8; test = all
-           10000 test images, positives (OOD) = labels 8 and 9.
+  ood:     train = the first N_OOD training images with label < 8; test = the
+           first 3000 test images, positives (OOD) = labels 8 and 9.
   cv:      digits: the whole digits training set; fmnist: the first 3000
            training images. 3 folds, fold k = positions i with i % 3 == k.
 Preprocessing, as the NTK model's own: z-score each feature with training
@@ -282,6 +282,8 @@ def main():
     ap.add_argument("--sizes", default="1000,5000,10000,20000")
     ap.add_argument("--ood_n", type=int, default=2000)
     ap.add_argument("--cv_n", type=int, default=3000)
+    ap.add_argument("--ood_test_rows", type=int, default=3000,
+                    help="OOD: the first ood_test_rows test images (0: all), as ntk_evaluate")
     ap.add_argument("--methods", default="logistic_regression,rbf_svc,gp_classification,mlp_ensemble")
     ap.add_argument("--skip_digits", action="store_true")
     ap.add_argument("--skip_ood", action="store_true")
@@ -344,8 +346,9 @@ def main():
             run_all("fmnist", fxtr[:n], fytr[:n], fxte, fyte, 10, chosen)
         if not args.skip_ood:
             inside = np.flatnonzero(fytr < 8)[:args.ood_n]
-            run_all("fmnist_ood", fxtr[inside], fytr[inside], fxte, fyte, 8, chosen,
-                    ood=fyte >= 8)
+            rows = args.ood_test_rows if args.ood_test_rows > 0 else len(fyte)
+            run_all("fmnist_ood", fxtr[inside], fytr[inside], fxte[:rows], fyte[:rows], 8, chosen,
+                    ood=fyte[:rows] >= 8)
     out["total_seconds"] = time.perf_counter() - t_start
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:

@@ -11,7 +11,7 @@
 //            subset of size n is the first n training images (the file is
 //            already shuffled); the test set is all 10000 test images.
 //   ood:     train on the first n training images with label < 8; test on
-//            all test images, out-of-distribution = labels 8 and 9.
+//            the first 3000 test images, out-of-distribution = labels 8 and 9.
 //   cv:      fold k of a subset = positions i with i % folds == k.
 //
 // .gz files are read through `gzip -dc` (a popen), which keeps the tool and

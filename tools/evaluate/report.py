@@ -327,7 +327,7 @@ def main():
     md.append(metric_table(rows_for(ntk, base, "fmnist"), with_n=True))
     md.append("\n### Fashion-MNIST: PredictDistribution mean vs Predict on the same test rows\n")
     md.append(distribution_table(ntk))
-    md.append("\n### Out-of-distribution: Fashion-MNIST classes 0-7 vs 8-9 (all 10000 test images)\n")
+    md.append("\n### Out-of-distribution: Fashion-MNIST classes 0-7 vs 8-9 (first 3000 test images)\n")
     md.append(ood_table(ntk, base))
     md.append("\n### Targets\n")
     md.append(targets(ntk, base))

@@ -37,8 +37,8 @@ ABSL_FLAG(int, threads, 0,
           "--blas_threads=0 (0: the libraries' defaults, all cores)");
 ABSL_FLAG(int, blas_threads, 1,
           "OpenBLAS threads (0: --threads). 1 keeps concurrent small Predicts from queueing for "
-          "OpenBLAS's shared thread pool (about 28x more Predict/s at concurrency 64 here); "
-          "fits then use OpenMP for the kernels and one core for Cholesky/GEMM");
+          "OpenBLAS's shared thread pool (about 2x more Predict/s at concurrency 64 here, see "
+          "server/README.md); fits then use OpenMP for the kernels and one core for BLAS");
 ABSL_FLAG(int, worker_threads, 0,
           "threads running PredictDistribution, large Predict and DeleteModel (0: max(2, cores))");
 ABSL_FLAG(int, max_message_mb, 64, "largest gRPC message in either direction, MiB");

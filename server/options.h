@@ -15,8 +15,8 @@ struct ServerOptions {
   int threads = 0;          // compute threads (OpenMP; OpenBLAS too when blas_threads == 0); 0: library defaults
   // OpenBLAS threads. 1 (default): OpenBLAS's shared thread pool is not used,
   // so concurrent small Predicts do not queue for it (measured with
-  // bench/ntk_loadgen at concurrency 64: ~130 Predict/s with the pool vs ~3700
-  // without). 0: the same as `threads`.
+  // bench/ntk_loadgen at concurrency 64: ~2900 vs ~1300 Predict/s, see
+  // server/README.md). 0: the same as `threads`.
   int blas_threads = 1;
   int worker_threads = 0;   // pool for PredictDistribution / large Predict / Delete; 0: max(2, cores)
   int max_message_mb = 64;  // gRPC max send/receive message size

@@ -104,6 +104,8 @@ def plot_dynamics(csv_dir, img_dir):
 
 def plot_distribution(csv_dir, img_dir):
     rows = read_csv(os.path.join(csv_dir, "e4_points.csv"))
+    if not rows:
+        return False
     settings = []
     for r in rows:
         if r["setting"] not in settings:
@@ -138,6 +140,7 @@ def plot_distribution(csv_dir, img_dir):
     fig.tight_layout()
     fig.savefig(os.path.join(img_dir, "e4_distribution.png"), dpi=110)
     plt.close(fig)
+    return True
 
 
 def main():
@@ -154,8 +157,8 @@ def main():
         plot_dynamics(a.csv_dir, a.img_dir)
         drawn.append("e3_dynamics.png")
     if os.path.exists(os.path.join(a.csv_dir, "e4_points.csv")):
-        plot_distribution(a.csv_dir, a.img_dir)
-        drawn.append("e4_distribution.png")
+        if plot_distribution(a.csv_dir, a.img_dir):
+            drawn.append("e4_distribution.png")
     print("plot.py: wrote %s to %s" % (", ".join(drawn) or "nothing", a.img_dir))
 
 

@@ -12,7 +12,8 @@
 # Environment: BUILD_DIR (default ./build), OUT (default $BUILD_DIR/eval),
 # SIZES (default 1000,5000,10000,20000), OOD_N (default 2000),
 # CV_N (default 3000), SKIP_NTK=1 / SKIP_BASELINES=1 (reuse the previous
-# output in $OUT), NO_REPORT=1.
+# output in $OUT), NO_REPORT=1, SKIP_BUILD=1 (use the binaries in $BUILD_DIR
+# as they are), NTK_ARGS / BASELINE_ARGS (extra flags).
 # Needs Debian's python3-sklearn, python3-matplotlib and the Fashion-MNIST
 # IDX files in /usr/share/datasets/fashion-mnist.
 set -euo pipefail
@@ -31,10 +32,12 @@ mkdir -p "$OUT"
 log() { printf '[run.sh %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 if [ "${SKIP_NTK:-0}" != 1 ]; then
-  if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-    cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+      cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    fi
+    cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target ntk_server ntk_evaluate >/dev/null
   fi
-  cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target ntk_server ntk_evaluate >/dev/null
   MODEL_DIR=$(mktemp -d)
   SERVER_OUT="$OUT/server.stdout"
   "$BUILD_DIR/server/ntk_server" --listen=127.0.0.1:0 --model_dir="$MODEL_DIR" \

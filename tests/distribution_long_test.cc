@@ -1,7 +1,7 @@
 // Longer PredictDistribution checks (label "long"): larger problems and a
 // timing printout of every method (printed, never asserted).
 //
-//   NTK_DIST_N=1000 ./distribution_long_test --gtest_filter=Timing.*
+//   NTK_DIST_N=1000 ./distribution_long_test --gtest_filter=DistributionTiming.*
 //
 // Environment: NTK_DIST_N (training points, default 1000), NTK_DIST_M
 // (query points, default 64), NTK_DIST_CASES (run only the cases whose
@@ -72,7 +72,7 @@ void ExpectWithinSE(const PointDistribution& est, const PointDistribution& ref, 
 // an O(1) factor, below the MC error; see distribution_test.cc for why
 // lambda = 50 is not enough): MONTE_CARLO with S = 400 2a solves within
 // 5 SE of LINEARIZED for every entry.
-TEST(LinearizedVsMonteCarlo, LargeLambdaTenClasses) {
+TEST(DistributionLinearizedVsMonteCarlo, LargeLambdaTenClasses) {
   const int N = 300, d = 20, C = 10, M = 4, S = 400;
   const MatrixXd x = RandomFeatures(N, d, 1);
   const MatrixXd y = RandomTargets(x, C, 0.0, 2);
@@ -91,7 +91,7 @@ TEST(LinearizedVsMonteCarlo, LargeLambdaTenClasses) {
 }
 
 // MONTE_CARLO for 2b at N = 300, C = 10 (a linear map): within 5 SE of EXACT.
-TEST(ExactVsMonteCarlo, UnregularizedTenClasses) {
+TEST(DistributionExactVsMonteCarlo, UnregularizedTenClasses) {
   const int N = 300, d = 20, C = 10, M = 4, S = 4000;
   const MatrixXd x = RandomFeatures(N, d, 4);
   const MatrixXd y = RandomTargets(x, C, 0.1, 5);
@@ -109,7 +109,7 @@ TEST(ExactVsMonteCarlo, UnregularizedTenClasses) {
 
 // Prints, per method: the first call (cache build + points) and the
 // per-point cost of a second call on fresh queries (cache warm).
-TEST(Timing, PerPointCost) {
+TEST(DistributionTiming, PerPointCost) {
   const int N = EnvInt("NTK_DIST_N", 1000), M = EnvInt("NTK_DIST_M", 64);
   const int d = 784, C = 10;
   const MatrixXd x = RandomFeatures(N, d, 11);

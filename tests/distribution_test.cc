@@ -70,7 +70,7 @@ double BinaryEntropy(double p) {
 // t = z_1 - z_2 ~ N(2m, 2s). Quadrature gives the exact moments; the MC
 // estimate must lie within 4 standard errors (SE from the quadrature
 // moments: sd / sqrt(S); for the variance sqrt((mu4 - var^2) / S)).
-TEST(ProbabilityMoments, BinaryMatchesQuadrature) {
+TEST(DistributionProbabilityMoments, BinaryMatchesQuadrature) {
   const int S = 200000;
   for (double m : {0.0, 0.4, -1.3}) {
     for (double s : {0.05, 1.0, 6.0}) {
@@ -105,7 +105,7 @@ TEST(ProbabilityMoments, BinaryMatchesQuadrature) {
   }
 }
 
-TEST(ProbabilityMoments, ZeroCovarianceHasNoEpistemicPart) {
+TEST(DistributionProbabilityMoments, ZeroCovarianceHasNoEpistemicPart) {
   VectorXd mean(4);
   mean << 0.5, -0.2, 1.0, -1.3;
   PointDistribution pd;
@@ -122,7 +122,7 @@ TEST(ProbabilityMoments, ZeroCovarianceHasNoEpistemicPart) {
   EXPECT_EQ(pd.label, 2);
 }
 
-TEST(ProbabilityMoments, ZeroLogZeroIsZero) {
+TEST(DistributionProbabilityMoments, ZeroLogZeroIsZero) {
   // Logits 800 apart: softmax underflows to exactly 0 for the small ones.
   VectorXd mean(3);
   mean << 800, 0, -800;
@@ -135,7 +135,7 @@ TEST(ProbabilityMoments, ZeroLogZeroIsZero) {
   EXPECT_FALSE(std::isnan(pd.mutual_information));
 }
 
-TEST(ProbabilityMoments, MutualInformationNonNegativeAndDeterministic) {
+TEST(DistributionProbabilityMoments, MutualInformationNonNegativeAndDeterministic) {
   for (uint64_t seed = 1; seed <= 20; ++seed) {
     const MatrixXd a = RandomFeatures(5, 5, seed);
     const MatrixXd cov = Centering(5) * a * a.transpose() * Centering(5);
@@ -257,14 +257,14 @@ void CheckExactAgainstSampling(Regime regime, double lambda) {
   }
 }
 
-TEST(Exact, UnregularizedMatchesSampledInitializations) {
+TEST(DistributionExact, UnregularizedMatchesSampledInitializations) {
   CheckExactAgainstSampling(Regime::kUnregularizedCE, 0.0);
 }
-TEST(Exact, SquaredMatchesSampledInitializations) {
+TEST(DistributionExact, SquaredMatchesSampledInitializations) {
   CheckExactAgainstSampling(Regime::kSquared, 0.5);
 }
 
-TEST(Exact, MeanIsPredictAndIndependentOfFitF0) {
+TEST(DistributionExact, MeanIsPredictAndIndependentOfFitF0) {
   // The mean is over initializations (E f0 = 0), so a model fitted with a
   // particular F0 has the same distribution as the F0 = 0 model. Tolerance:
   // the two duals differ by rounding of two Cholesky solves, ~1e-12 here.
@@ -287,7 +287,7 @@ TEST(Exact, MeanIsPredictAndIndependentOfFitF0) {
   }
 }
 
-TEST(Exact, LinearizedEqualsExactFor2b2c) {
+TEST(DistributionExact, LinearizedEqualsExactFor2b2c) {
   const Problem p = MakeProblem(20, 3, 4, 3, 0.2, 8);
   for (Regime r : {Regime::kUnregularizedCE, Regime::kSquared}) {
     auto st = MakeState(Relu2(), r, r == Regime::kSquared ? 0.1 : 0.0, p.x_train, p.y);
@@ -305,7 +305,7 @@ TEST(Exact, LinearizedEqualsExactFor2b2c) {
 
 // MONTE_CARLO for 2b / 2c samples the same Gaussian as EXACT: sample
 // moments within 5 SE of EXACT's (S = 4000).
-TEST(MonteCarlo, MatchesExactFor2b2c) {
+TEST(DistributionMonteCarlo, MatchesExactFor2b2c) {
   const Problem p = MakeProblem(20, 3, 3, 3, 0.2, 9);
   for (Regime r : {Regime::kUnregularizedCE, Regime::kSquared}) {
     auto st = MakeState(Relu2(), r, r == Regime::kSquared ? 0.3 : 0.0, p.x_train, p.y);
@@ -347,7 +347,7 @@ MatrixXd DenseB(const MatrixXd& theta, const MatrixXd& probs, double lambda) {
   return w * ikw.inverse();
 }
 
-TEST(Laplace, MatchesDenseReference) {
+TEST(DistributionLaplace, MatchesDenseReference) {
   const int N = 8, C = 3, M = 3;
   const double lambda = 0.7;
   const Problem p = MakeProblem(N, 3, C, M, 0.0, 21);  // hard labels: 2a allows
@@ -375,7 +375,7 @@ TEST(Laplace, MatchesDenseReference) {
   }
 }
 
-TEST(Linearized, MatchesDenseReference) {
+TEST(DistributionLinearized, MatchesDenseReference) {
   const int N = 8, C = 3, M = 3;
   const double lambda = 0.7;
   const Problem p = MakeProblem(N, 3, C, M, 0.0, 22);
@@ -414,7 +414,7 @@ TEST(Linearized, MatchesDenseReference) {
 // solver residual 1e-13 / h ~ 1e-9), then
 //   Cov = K_xx I + J Kx + Kx^T J^T + J (K_XX (x) I) J^T.
 // Tolerance 1e-6 absolute on O(1) entries: 100x the estimated FD error.
-TEST(Linearized, MatchesFiniteDifferenceJacobian) {
+TEST(DistributionLinearized, MatchesFiniteDifferenceJacobian) {
   const int N = 10, C = 3, M = 2;
   const double lambda = 0.5;
   const KernelSpec k = Relu2();
@@ -493,13 +493,13 @@ McVsLin CompareMcLinearized(double lambda, int S, bool check_se) {
   return out;
 }
 
-TEST(Linearized, AgreesWithMonteCarloForLargeLambda) {
+TEST(DistributionLinearized, AgreesWithMonteCarloForLargeLambda) {
   // lambda = 1000 vs diag(Theta) ~ 3: linearization bias ~ 1e-3 absolute,
   // below the MC standard error; every entry within 5 SE at S = 2000.
   CompareMcLinearized(1000.0, 2000, true);
 }
 
-TEST(Linearized, DeviatesFromMonteCarloByBoundedAmount) {
+TEST(DistributionLinearized, DeviatesFromMonteCarloByBoundedAmount) {
   // Not identities: measured differences (S = 2000, seed 5) at the time of
   // writing were mean 0.048 / cov 4.8% (lambda = 0.05) and mean ~0.03 /
   // cov ~18% (lambda = 50); the bounds below are ~2x those, so they catch a
@@ -515,7 +515,7 @@ TEST(Linearized, DeviatesFromMonteCarloByBoundedAmount) {
 
 // --- Determinism, batching, errors --------------------------------------------
 
-TEST(Determinism, SameRequestBitIdenticalAndBatchIndependent) {
+TEST(DistributionDeterminism, SameRequestBitIdenticalAndBatchIndependent) {
   const Problem p = MakeProblem(30, 4, 3, 6, 0.0, 41);
   auto st = MakeState(Relu2(), Regime::kRegularizedCE, 1.0, p.x_train, p.y);
   ASSERT_NE(st, nullptr);
@@ -550,7 +550,7 @@ TEST(Determinism, SameRequestBitIdenticalAndBatchIndependent) {
   }
 }
 
-TEST(Determinism, ThreadCountDoesNotChangeTheAnswer) {
+TEST(DistributionDeterminism, ThreadCountDoesNotChangeTheAnswer) {
   const Problem p = MakeProblem(40, 4, 3, 20, 0.0, 43);
   auto st = MakeState(Relu2(), Regime::kRegularizedCE, 1.0, p.x_train, p.y);
   ASSERT_NE(st, nullptr);
@@ -569,7 +569,7 @@ TEST(Determinism, ThreadCountDoesNotChangeTheAnswer) {
   omp_set_num_threads(saved);
 }
 
-TEST(Errors, MethodApplicability) {
+TEST(DistributionErrors, MethodApplicability) {
   const Problem p = MakeProblem(10, 3, 3, 2, 0.2, 51);
   auto st2a = MakeState(Relu2(), Regime::kRegularizedCE, 1.0, p.x_train, p.y);
   auto st2b = MakeState(Relu2(), Regime::kUnregularizedCE, 0.0, p.x_train, p.y);
@@ -595,7 +595,7 @@ TEST(Errors, MethodApplicability) {
   EXPECT_TRUE(empty->points.empty());
 }
 
-TEST(Errors, BudgetAndCancellation) {
+TEST(DistributionErrors, BudgetAndCancellation) {
   const Problem p = MakeProblem(30, 3, 3, 2, 0.0, 52);
   auto st = MakeState(Relu2(), Regime::kRegularizedCE, 1.0, p.x_train, p.y);
   ASSERT_NE(st, nullptr);
@@ -617,7 +617,7 @@ TEST(Errors, BudgetAndCancellation) {
   EXPECT_TRUE(r.ok()) << r.status();
 }
 
-TEST(MonteCarlo, SampleSetsAreCachedPerSeed) {
+TEST(DistributionMonteCarlo, SampleSetsAreCachedPerSeed) {
   const Problem p = MakeProblem(20, 3, 3, 2, 0.0, 61);
   auto st = MakeState(Relu2(), Regime::kRegularizedCE, 1.0, p.x_train, p.y);
   ASSERT_NE(st, nullptr);
@@ -632,7 +632,7 @@ TEST(MonteCarlo, SampleSetsAreCachedPerSeed) {
 
 // --- End to end through FittedModel -----------------------------------------
 
-TEST(EndToEnd, FitThenDistributionAndSerializedCopyAgree) {
+TEST(DistributionEndToEnd, FitThenDistributionAndSerializedCopyAgree) {
   const Problem p = MakeProblem(40, 5, 3, 5, 0.0, 71);
   ModelSpec spec;
   spec.kernel = Relu2();

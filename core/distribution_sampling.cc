@@ -133,7 +133,12 @@ Eigen::MatrixXd CovarianceSqrt(const Eigen::MatrixXd& covariance) {
     const double ev = es.eigenvalues()[k];
     a.col(k) = es.eigenvectors().col(k) * std::sqrt(std::max(ev, 0.0));
   }
-  return a;
+  // The symmetric (principal) root V sqrt(L) V^T, not V sqrt(L): it is unique
+  // and continuous in the covariance. V alone is not: EXACT covariances
+  // s (I - 11^T/C) have a (C-1)-fold eigenvalue, so a 1e-16 change (GEMM
+  // rounding for another batch shape) rotates V arbitrarily and with it every
+  // sample, which made a point's answer depend on its batch.
+  return a * es.eigenvectors().transpose();
 }
 
 void GaussianProbabilityMoments(const Eigen::VectorXd& mean,

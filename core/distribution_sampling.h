@@ -65,7 +65,8 @@ void ProbabilityMomentsFromLogitSamples(const double* logits, int S, int C,
                                         std::vector<double>& scratch,
                                         PointDistribution* out);
 
-// A square root A (C x C, A A^T = covariance) from the symmetric
+// The symmetric square root A = V sqrt(L) V^T (C x C, A A^T = covariance;
+// unique and continuous in the covariance) from the symmetric
 // eigendecomposition, negative eigenvalues (rounding of a PSD matrix)
 // clamped to 0. REQUIRES: covariance symmetric.
 Eigen::MatrixXd CovarianceSqrt(const Eigen::MatrixXd& covariance);

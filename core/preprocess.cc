@@ -37,16 +37,26 @@ Preprocessor Preprocessor::FitTo(const PreprocessingSpec& spec,
 }
 
 Eigen::MatrixXd Preprocessor::Apply(const Eigen::MatrixXd& x) const {
+  // Plain loops with a fixed order per row: a row's preprocessed bits must not
+  // depend on how many other rows share its batch (Eigen picks different
+  // reduction paths for different shapes), because PredictDistribution seeds
+  // each point's randomness by those bits.
   Eigen::MatrixXd z = x;
-  if (spec.standardize && mean.size() == x.cols()) {
-    z.rowwise() -= mean;
-    z.array().rowwise() *= scale.array();
-  }
-  if (spec.normalize_rows && z.cols() > 0) {
-    const double target = std::sqrt(static_cast<double>(z.cols()));
-    for (Eigen::Index i = 0; i < z.rows(); ++i) {
-      const double norm = z.row(i).norm();
-      if (norm > 0) z.row(i) *= target / norm;
+  const Eigen::Index n = z.rows(), d = z.cols();
+  const bool standardize = spec.standardize && mean.size() == d;
+  const double target = std::sqrt(static_cast<double>(d));
+  for (Eigen::Index i = 0; i < n; ++i) {
+    if (standardize) {
+      for (Eigen::Index j = 0; j < d; ++j) z(i, j) = (z(i, j) - mean(j)) * scale(j);
+    }
+    if (spec.normalize_rows && d > 0) {
+      double sum_sq = 0;
+      for (Eigen::Index j = 0; j < d; ++j) sum_sq += z(i, j) * z(i, j);
+      const double norm = std::sqrt(sum_sq);
+      if (norm > 0) {
+        const double factor = target / norm;
+        for (Eigen::Index j = 0; j < d; ++j) z(i, j) *= factor;
+      }
     }
   }
   return z;

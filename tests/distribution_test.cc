@@ -550,6 +550,26 @@ TEST(DistributionDeterminism, SameRequestBitIdenticalAndBatchIndependent) {
   }
 }
 
+// EXACT covariances s (I - 11^T / C) have a (C-1)-fold eigenvalue: the
+// sampling must use a square root that is continuous in the covariance
+// (the symmetric root), or a 1e-16 change from another batch shape rotates
+// every sample. The same point alone and inside a batch: within 1e-12.
+TEST(DistributionDeterminism, ExactPointIndependentOfBatch) {
+  const Problem p = MakeProblem(30, 4, 4, 7, 0.2, 44);
+  auto st = MakeState(Relu2(), Regime::kSquared, 0.1, p.x_train, p.y);
+  ASSERT_NE(st, nullptr);
+  auto all = RunDist(*st, p.x_query, DistributionMethod::kExact, 500, 9);
+  ASSERT_TRUE(all.ok());
+  for (int j = 0; j < 7; ++j) {
+    auto one = RunDist(*st, p.x_query.row(j), DistributionMethod::kExact, 500, 9);
+    ASSERT_TRUE(one.ok());
+    EXPECT_LT((all->points[j].probability_mean - one->points[0].probability_mean).cwiseAbs().maxCoeff(), 1e-12);
+    EXPECT_LT((all->points[j].probability_covariance - one->points[0].probability_covariance).cwiseAbs().maxCoeff(),
+              1e-12);
+    EXPECT_NEAR(all->points[j].expected_entropy, one->points[0].expected_entropy, 1e-12);
+  }
+}
+
 TEST(DistributionDeterminism, ThreadCountDoesNotChangeTheAnswer) {
   const Problem p = MakeProblem(40, 4, 3, 20, 0.0, 43);
   auto st = MakeState(Relu2(), Regime::kRegularizedCE, 1.0, p.x_train, p.y);

@@ -3,12 +3,13 @@
 # summary of RATIOS against references measured in the same run.
 # `./ntk.sh bench [options]` builds first and then runs this.
 #
-#   --quick          small sizes, about 3 minutes: checks that everything runs
+#   --quick          small sizes, about 5 minutes: checks that everything runs
 #   --big            adds N = 10000 to GEMM/Cholesky and 2 repetitions of Fit
 #   --only=LIST      comma list of: linalg,fit,predict,distribution,memory,load,other
 #   --out=FILE       summary file (default BUILD_DIR/bench-results.md)
 #
-# Default sizes (about 10-15 minutes on 2 cores), each overridable by env:
+# Default sizes (about 15-20 minutes on an idle 2-core machine, several times
+# that when the machine is shared), each overridable by env:
 #   NTK_BENCH_LINALG_MAX_N=8000   GEMM/LLT at 2000, 4000, 8000 (--big: 10000)
 #   NTK_BENCH_LINALG_ROUNDS=2     alternating runs of the Eigen and OpenBLAS builds
 #   NTK_BENCH_FIT_N=10000         Fit 2b vs TrainKernels + LLT
@@ -17,7 +18,7 @@
 #   NTK_BENCH_PREDICT_N=10000     training rows of the Predict model
 #   NTK_BENCH_DIST_N=5000         training rows of the PredictDistribution models
 #   NTK_BENCH_DIST_POINTS=16      query points per PredictDistribution call
-#   NTK_BENCH_MC_SAMPLES=8        MONTE_CARLO 2a solves per call (the API default is 64;
+#   NTK_BENCH_MC_SAMPLES=2        MONTE_CARLO 2a solves per call (the API default is 64;
 #                                 the cost grows linearly in it)
 #   NTK_BENCH_MEMORY_N=20000      Fit peak RSS (lowered, and said so, when RAM is short)
 #   NTK_BENCH_LOAD_MS=3000        measured milliseconds per load cell (plus 500 warm-up)
@@ -28,7 +29,7 @@
 # step) and the Markdown summary, also printed at the end.
 set -uo pipefail
 
-usage() { sed -n '2,29p' "$0"; }
+usage() { sed -n '2,30p' "$0"; }
 [ $# -ge 1 ] || { usage; exit 2; }
 BUILD=$(cd "$1" && pwd) || exit 2
 shift
@@ -50,11 +51,11 @@ for a in "$@"; do
 done
 
 if [ "$MODE" = quick ]; then
-  D_LINALG=4000 D_ROUNDS=1 D_FIT=3000 D_FIT2A=2000 D_REPS=1 D_PRED=3000 D_DIST=2000 D_PTS=8 D_MC=16 D_MEM=5000 D_LOAD=1000
+  D_LINALG=4000 D_ROUNDS=1 D_FIT=3000 D_FIT2A=2000 D_REPS=1 D_PRED=3000 D_DIST=2000 D_PTS=8 D_MC=2 D_MEM=5000 D_LOAD=1000
 elif [ "$MODE" = big ]; then
-  D_LINALG=10000 D_ROUNDS=2 D_FIT=10000 D_FIT2A=5000 D_REPS=2 D_PRED=10000 D_DIST=5000 D_PTS=16 D_MC=8 D_MEM=20000 D_LOAD=3000
+  D_LINALG=10000 D_ROUNDS=2 D_FIT=10000 D_FIT2A=5000 D_REPS=2 D_PRED=10000 D_DIST=5000 D_PTS=16 D_MC=2 D_MEM=20000 D_LOAD=3000
 else
-  D_LINALG=8000 D_ROUNDS=2 D_FIT=10000 D_FIT2A=5000 D_REPS=1 D_PRED=10000 D_DIST=5000 D_PTS=16 D_MC=8 D_MEM=20000 D_LOAD=3000
+  D_LINALG=8000 D_ROUNDS=2 D_FIT=10000 D_FIT2A=5000 D_REPS=1 D_PRED=10000 D_DIST=5000 D_PTS=16 D_MC=2 D_MEM=20000 D_LOAD=3000
 fi
 LINALG_MAX_N=${NTK_BENCH_LINALG_MAX_N:-$D_LINALG}
 LINALG_ROUNDS=${NTK_BENCH_LINALG_ROUNDS:-$D_ROUNDS}

@@ -286,6 +286,8 @@ def main():
                     help="OOD: the first ood_test_rows test images (0: all), as ntk_evaluate")
     ap.add_argument("--methods", default="logistic_regression,rbf_svc,gp_classification,mlp_ensemble")
     ap.add_argument("--skip_digits", action="store_true")
+    ap.add_argument("--deadline_unix", type=float, default=0,
+                    help="skip (and report as not run) every fit that would start after this time")
     ap.add_argument("--skip_ood", action="store_true")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -299,9 +301,23 @@ def main():
         "ece_bins": ECE_BINS, "gp_max_n": GP_MAX_N, "svc_max_n": SVC_MAX_N,
         "ensemble_size": ENSEMBLE_SIZE, "cv_n": args.cv_n, "ood_n": args.ood_n}}
 
+    def save():
+        # Written after every run, so that an interrupted run keeps its results.
+        out["total_seconds"] = time.perf_counter() - t_start
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out + ".tmp", "w") as f:
+            json.dump(out, f)
+        os.replace(args.out + ".tmp", args.out)
+
     def run_all(dataset, xtr, ytr, xte, yte, num_classes, chosen, ood=None):
         n, d = xtr.shape
         for name in methods:
+            if args.deadline_unix and time.time() > args.deadline_unix:
+                out["skipped"].append({"dataset": dataset, "n_train": n, "method": name,
+                                       "reason": "time budget of the evaluation run exhausted"})
+                log(f"{dataset} N={n} {name}: skipped (time budget)")
+                save()
+                continue
             if name == "gp_classification" and n > GP_MAX_N:
                 out["skipped"].append({"dataset": dataset, "n_train": n, "method": name,
                                        "reason": f"N > {GP_MAX_N}: O(N^3) Laplace fits per class "
@@ -319,6 +335,7 @@ def main():
             r.update({"dataset": dataset, "n_train": n, "n_test": len(yte), "method": name,
                       "params": param})
             out["runs"].append(r)
+            save()
             extra = ""
             if "ood_auroc" in r:
                 extra = " OOD AUROC " + ", ".join(f"{k} {v:.3f}" for k, v in r["ood_auroc"].items())
@@ -342,17 +359,15 @@ def main():
     if sizes or not args.skip_ood:
         fxtr, fytr, fxte, fyte = load_fmnist()
         chosen = choose("fmnist", fxtr[:args.cv_n], fytr[:args.cv_n], 10)
-        for n in sizes:
-            run_all("fmnist", fxtr[:n], fytr[:n], fxte, fyte, 10, chosen)
+        save()
         if not args.skip_ood:
             inside = np.flatnonzero(fytr < 8)[:args.ood_n]
             rows = args.ood_test_rows if args.ood_test_rows > 0 else len(fyte)
             run_all("fmnist_ood", fxtr[inside], fytr[inside], fxte[:rows], fyte[:rows], 8, chosen,
                     ood=fyte[:rows] >= 8)
-    out["total_seconds"] = time.perf_counter() - t_start
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(out, f)
+        for n in sizes:
+            run_all("fmnist", fxtr[:n], fytr[:n], fxte, fyte, 10, chosen)
+    save()
     log(f"wrote {args.out}")
 
 

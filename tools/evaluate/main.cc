@@ -23,6 +23,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -57,6 +59,12 @@ ABSL_FLAG(std::string, grid, "full",
 ABSL_FLAG(bool, stage2, true, "run stage 2 of the CV (the variances of the stage-1 winner)");
 ABSL_FLAG(std::string, fmnist_config, "", "skip the Fashion-MNIST CV: act,L,sw2,sb2,lambda,eps");
 ABSL_FLAG(std::string, digits_config, "", "skip the digits CV: act,L,sw2,sb2,lambda,eps");
+ABSL_FLAG(std::string, fmnist_best_lambda0, "",
+          "with --fmnist_config: the lambda = 0 configuration to evaluate beside it");
+ABSL_FLAG(std::string, digits_best_lambda0, "",
+          "with --digits_config: the lambda = 0 configuration to evaluate beside it");
+ABSL_FLAG(double, deadline_unix, 0,
+          "report every evaluation that would start after this time (Unix seconds) as not run");
 ABSL_FLAG(uint32_t, num_samples, 0, "PredictDistribution num_samples (0: server default)");
 ABSL_FLAG(int, chunk_rows, 2000, "rows per Predict / PredictDistribution call");
 ABSL_FLAG(std::string, digits_path, ntk::eval::kDigitsPath, "digits.csv.gz");
@@ -275,6 +283,31 @@ int Main() {
 
   std::vector<std::string> runs, cvs;
   std::vector<std::string> errors;
+  // ntk.json is rewritten after every run, so that an interrupted run keeps
+  // what it has.
+  auto write_json = [&]() {
+    const std::string file = out_dir + "/ntk.json";
+    std::ofstream f(file + ".tmp");
+    f << "{\"total_seconds\":" << N(SecondsSince(kStart)) << ",\"cv\":{"
+      << absl::StrJoin(cvs, ",\n") << "},\n\"runs\":[" << absl::StrJoin(runs, ",\n")
+      << "],\n\"errors\":[" << absl::StrJoin(errors, ",\n") << "]}\n";
+    f.close();
+    if (!f || std::rename((file + ".tmp").c_str(), file.c_str()) != 0) {
+      std::fprintf(stderr, "cannot write %s\n", file.c_str());
+      return false;
+    }
+    return true;
+  };
+  auto past_deadline = [&](const std::string& what) {
+    const double deadline = absl::GetFlag(FLAGS_deadline_unix);
+    if (deadline <= 0 || absl::ToUnixSeconds(absl::Now()) < deadline) return false;
+    Log("%s: not run (time budget)", what);
+    errors.push_back(absl::StrCat("{\"what\":", Q(what), ",\"status\":",
+                                  Q("not run: the time budget of the evaluation run was exhausted"),
+                                  "}"));
+    write_json();
+    return true;
+  };
   auto record_error = [&](const std::string& what, const absl::Status& s) {
     Log("%s: %s", what, s.ToString());
     errors.push_back(absl::StrCat("{\"what\":", Q(what), ",\"status\":", Q(s.ToString()), "}"));
@@ -305,6 +338,13 @@ int Main() {
       absl::StatusOr<NtkConfig> c = ParseConfig(fixed);
       if (!c.ok()) return record_error(name + "_config", c.status()), false;
       *chosen = *c;
+      const std::string b0 = name == "digits" ? absl::GetFlag(FLAGS_digits_best_lambda0)
+                                              : absl::GetFlag(FLAGS_fmnist_best_lambda0);
+      if (!b0.empty()) {
+        absl::StatusOr<NtkConfig> c0 = ParseConfig(b0);
+        if (!c0.ok()) return record_error(name + "_best_lambda0", c0.status()), false;
+        *best0 = *c0;
+      }
       return true;
     }
     std::vector<CvScore> scores;
@@ -312,6 +352,7 @@ int Main() {
     cvs.push_back(absl::StrCat(Q(name), ":",
                                CvJson(scores, *chosen, *best0, static_cast<int>(cv_data.y.size()),
                                       absl::GetFlag(FLAGS_cv_folds))));
+    write_json();
     return true;
   };
 
@@ -326,11 +367,13 @@ int Main() {
         return 2;
       }
       for (const auto& [variant, config] : variants(chosen, best0)) {
+        if (past_deadline("digits " + variant)) continue;
         absl::StatusOr<Evaluation> e = Evaluate(**client, "eval-digits", config, digits->train,
                                                 digits->test, 10, call);
         if (e.ok()) {
           log_eval("digits " + variant, *e);
           runs.push_back(EvaluationJson("digits", variant, *e));
+          write_json();
         } else {
           record_error("digits " + variant, e.status());
         }
@@ -358,11 +401,13 @@ int Main() {
         std::vector<bool> is_out;
         for (int y : ood_test.y) is_out.push_back(y >= 8);
         for (const auto& [variant, config] : variants(chosen, best0)) {
+          if (past_deadline("fmnist_ood " + variant)) continue;
           absl::StatusOr<Evaluation> e = Evaluate(**client, "eval-fmnist-ood", config, train,
                                                   ood_test, 8, call, is_out);
           if (e.ok()) {
             log_eval("fmnist_ood " + variant, *e);
             runs.push_back(EvaluationJson("fmnist_ood", variant, *e));
+            write_json();
             WriteOodCsv(out_dir + "/ntk_ood_scores_" + variant + ".csv", *e, ood_test.y);
           } else {
             record_error("fmnist_ood " + variant, e.status());
@@ -376,6 +421,7 @@ int Main() {
           if (!absl::SimpleAtoi(sz, &n)) continue;
           Dataset train = Head(fm->train, n);
           for (const auto& [variant, config] : variants(chosen, best0)) {
+            if (past_deadline(absl::StrCat("fmnist ", variant, " N=", n))) continue;
             CallOptions c = call;
             c.distribution_rows = absl::GetFlag(FLAGS_dist_rows);
             if (config.lambda > 0 && n > absl::GetFlag(FLAGS_dist_max_train_2a)) {
@@ -394,6 +440,7 @@ int Main() {
               }
               log_eval("fmnist " + variant, *e);
               runs.push_back(EvaluationJson("fmnist", variant, *e));
+              write_json();
             } else {
               record_error(absl::StrCat("fmnist ", variant, " N=", n), e.status());
             }
@@ -403,16 +450,8 @@ int Main() {
     }
   }
 
+  if (!write_json()) return 1;
   const std::string path = out_dir + "/ntk.json";
-  std::ofstream f(path);
-  f << "{\"total_seconds\":" << N(SecondsSince(kStart)) << ",\"cv\":{" << absl::StrJoin(cvs, ",\n")
-    << "},\n\"runs\":[" << absl::StrJoin(runs, ",\n") << "],\n\"errors\":["
-    << absl::StrJoin(errors, ",\n") << "]}\n";
-  f.close();
-  if (!f) {
-    std::fprintf(stderr, "cannot write %s\n", path.c_str());
-    return 1;
-  }
   Log("wrote %s", path);
   return 0;
 }

@@ -150,6 +150,30 @@ def ood_table(ntk, base):
     return "\n".join(lines)
 
 
+def cv_from_log(path, ntk):
+    """CV tables from an ntk_evaluate log (for a run whose CV and fits were
+    done by separate invocations): lines 'cv DS [config]: val NLL x acc y (zs)'."""
+    import re
+    cv = {}
+    pat = re.compile(r"cv (\w+) \[(.*)\]: (?:val NLL ([0-9.]+) acc ([0-9.]+) \(([0-9.]+)s\)|FAILED (.*))$")
+    for line in open(path):
+        m = pat.search(line.strip())
+        if not m:
+            continue
+        ds, name, nll, acc, sec, err = m.groups()
+        cv.setdefault(ds, {"n": None, "folds": 3, "grid": [], "from_log": True})
+        cv[ds]["grid"].append({"config": {"name": name}, "val_nll": float(nll) if nll else None,
+                               "val_accuracy": float(acc) if acc else None,
+                               "seconds": float(sec) if sec else 0.0, "error": err or ""})
+    for ds, c in cv.items():
+        run = [r for r in (ntk or {}).get("runs", []) if r["dataset"] == ds and r.get("variant") == "cv_choice"]
+        run0 = [r for r in (ntk or {}).get("runs", []) if r["dataset"] == ds and r.get("variant") == "best_lambda0"]
+        c["chosen"] = run[0]["config"] if run else {"name": "?"}
+        c["best_lambda0"] = run0[0]["config"] if run0 else None
+        c["n"] = {"digits": 1348, "fmnist": 3000}.get(ds, "?")
+    return cv
+
+
 def cv_section(ntk, base):
     out = []
     for ds, cv in (ntk or {}).get("cv", {}).items():
@@ -316,6 +340,9 @@ def main():
     ap.add_argument("--repo", default=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     args = ap.parse_args()
     ntk = load(os.path.join(args.out, "ntk.json"))
+    cv_log = os.path.join(args.out, "cv_run.log")
+    if ntk is not None and not ntk.get("cv") and os.path.exists(cv_log):
+        ntk["cv"] = cv_from_log(cv_log, ntk)
     base = load(os.path.join(args.out, "baselines.json"))
     if ntk is None and base is None:
         sys.exit("report.py: neither ntk.json nor baselines.json in " + args.out)

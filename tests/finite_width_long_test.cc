@@ -42,7 +42,7 @@ struct WidthError {
   double train_rms;
 };
 
-TEST(FiniteWidth, TrainedNetworkApproachesKernelModel) {
+TEST(FiniteWidthLong, TrainedNetworkApproachesKernelModel) {
   const int n_train = 20, n_query = 10, d = 4, c = 3;
   const double lambda = 0.5;
   const MatrixXd x = UnitScaleRows(n_train, d, 1);

@@ -428,6 +428,19 @@ grpc::Status DoPredict(const ModelEntry& entry, const v1::PredictRequest& reques
 
 }  // namespace
 
+grpc::Status NtkServiceImpl::FindModel(const grpc::CallbackServerContext& ctx,
+                                       const std::string& model_id,
+                                       std::shared_ptr<const ModelEntry>* entry) const {
+  grpc::Status s = auth_.Check(ctx);
+  if (s.ok()) s = ToGrpcStatus(ValidateModelId(model_id));
+  if (!s.ok()) return s;
+  *entry = registry_->Get(model_id);
+  if (*entry == nullptr) {
+    return Err(grpc::StatusCode::NOT_FOUND, absl::StrFormat("model_id: no model \"%s\"", model_id));
+  }
+  return grpc::Status::OK;
+}
+
 grpc::ServerUnaryReactor* NtkServiceImpl::Predict(grpc::CallbackServerContext* ctx,
                                                   const v1::PredictRequest* request,
                                                   v1::PredictResponse* response) {
@@ -436,15 +449,7 @@ grpc::ServerUnaryReactor* NtkServiceImpl::Predict(grpc::CallbackServerContext* c
   log.model_id = request->model_id();
   log.rows = request->features().rows();
   std::shared_ptr<const ModelEntry> entry;
-  grpc::Status s = auth_.Check(*ctx);
-  if (s.ok()) s = ToGrpcStatus(ValidateModelId(request->model_id()));
-  if (s.ok()) {
-    entry = registry_->Get(request->model_id());
-    if (entry == nullptr) {
-      s = Err(grpc::StatusCode::NOT_FOUND,
-              absl::StrFormat("model_id: no model \"%s\"", request->model_id()));
-    }
-  }
+  grpc::Status s = FindModel(*ctx, request->model_id(), &entry);
   if (!s.ok()) {
     log.Done(s);
     reactor->Finish(s);
@@ -476,15 +481,7 @@ grpc::ServerUnaryReactor* NtkServiceImpl::PredictDistribution(
   log.model_id = request->model_id();
   log.rows = request->features().rows();
   std::shared_ptr<const ModelEntry> entry;
-  grpc::Status s = auth_.Check(*ctx);
-  if (s.ok()) s = ToGrpcStatus(ValidateModelId(request->model_id()));
-  if (s.ok()) {
-    entry = registry_->Get(request->model_id());
-    if (entry == nullptr) {
-      s = Err(grpc::StatusCode::NOT_FOUND,
-              absl::StrFormat("model_id: no model \"%s\"", request->model_id()));
-    }
-  }
+  grpc::Status s = FindModel(*ctx, request->model_id(), &entry);
   if (!s.ok()) {
     log.Done(s);
     reactor->Finish(s);
@@ -526,17 +523,11 @@ grpc::ServerUnaryReactor* NtkServiceImpl::GetModel(grpc::CallbackServerContext* 
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   CallLog log("GetModel", options_.log_rpcs);
   log.model_id = request->model_id();
-  grpc::Status s = auth_.Check(*ctx);
-  if (s.ok()) s = ToGrpcStatus(ValidateModelId(request->model_id()));
+  std::shared_ptr<const ModelEntry> entry;
+  grpc::Status s = FindModel(*ctx, request->model_id(), &entry);
   if (s.ok()) {
-    std::shared_ptr<const ModelEntry> entry = registry_->Get(request->model_id());
-    if (entry == nullptr) {
-      s = Err(grpc::StatusCode::NOT_FOUND,
-              absl::StrFormat("model_id: no model \"%s\"", request->model_id()));
-    } else {
-      *response = entry->info;
-      log.rows = entry->info.num_train();
-    }
+    *response = entry->info;
+    log.rows = entry->info.num_train();
   }
   log.Done(s);
   reactor->Finish(s);

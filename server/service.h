@@ -84,6 +84,11 @@ class NtkServiceImpl final : public v1::NtkService::CallbackService {
   grpc::Status RunFit(grpc::CallbackServerContext* context, const FitInput& input,
                       v1::FitResponse* response, CallLog* log);
 
+  // Auth, model-id validation and registry lookup shared by the handlers
+  // that read one model: OK and *entry set, or the status to answer with.
+  grpc::Status FindModel(const grpc::CallbackServerContext& ctx, const std::string& model_id,
+                         std::shared_ptr<const ModelEntry>* entry) const;
+
   bool TryAcquireFitSlot();
   void ReleaseFitSlot();
   const ServerOptions& options() const { return options_; }

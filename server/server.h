@@ -9,7 +9,16 @@
 // Start() applies --threads, opens the model directory (removing leftover
 // temporary files), loads every model there (damaged files are logged and
 // skipped), and serves ntk.v1.NtkService plus grpc.health.v1 and server
-// reflection (grpc.reflection.v1alpha).
+// reflection (grpc.reflection.v1alpha, server/reflection.h; behind the
+// bearer token like NtkService).
+//
+// Shutdown: the server stops accepting calls and sends every connection a
+// GOAWAY; calls in flight (counted by server/inflight.h) get until the
+// deadline. As soon as none is left, connections that are still open are
+// closed from this side: an idle client reads the GOAWAY only when it next
+// polls its socket (a gRPC client without calls does that every 5 s, its
+// backup poller), and gRPC's own Shutdown waits for every connection to
+// close, so without this an idle channel held every shutdown for up to 5 s.
 //
 // Thread safety: Shutdown and Wait may be called from any thread; Shutdown
 // is idempotent. The destructor shuts down immediately if Shutdown was not
@@ -27,7 +36,9 @@
 #include "absl/status/statusor.h"
 #include "server/model_registry.h"
 #include "server/model_store.h"
+#include "server/inflight.h"
 #include "server/options.h"
+#include "server/reflection.h"
 #include "server/service.h"
 #include "server/worker_pool.h"
 
@@ -50,7 +61,9 @@ class NtkServer {
   const std::string& address() const { return address_; }
 
   // Stops accepting RPCs, lets in-flight ones finish until `deadline`, then
-  // cancels the rest (their fits stop at the next progress check).
+  // cancels the rest (their fits stop at the next progress check). Returns
+  // when the server has shut down: promptly (about 0.2 s) when nothing is in
+  // flight, however many idle connections are open.
   void Shutdown(std::chrono::system_clock::time_point deadline);
   // Blocks until the server has shut down.
   void Wait();
@@ -66,7 +79,9 @@ class NtkServer {
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<WorkerPool> fit_pool_;
   std::unique_ptr<WorkerPool> compute_pool_;
+  InflightCalls inflight_;  // outlives the services and the grpc::Server
   std::unique_ptr<NtkServiceImpl> service_;
+  std::unique_ptr<ReflectionService> reflection_;
   std::unique_ptr<grpc::Server> server_;  // declared last: destroyed first
   int port_ = 0;
   std::string address_;

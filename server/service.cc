@@ -71,12 +71,14 @@ void CallLog::Done(const grpc::Status& status) const {
 }
 
 NtkServiceImpl::NtkServiceImpl(const ServerOptions& options, ModelRegistry* registry,
-                               WorkerPool* compute_pool, WorkerPool* fit_pool)
+                               WorkerPool* compute_pool, WorkerPool* fit_pool,
+                               InflightCalls* inflight)
     : options_(options),
       auth_(options.auth_token),
       registry_(registry),
       compute_pool_(compute_pool),
-      fit_pool_(fit_pool) {}
+      fit_pool_(fit_pool),
+      inflight_(inflight) {}
 
 bool NtkServiceImpl::TryAcquireFitSlot() {
   int n = fits_running_.load();
@@ -183,7 +185,7 @@ grpc::Status NtkServiceImpl::RunFit(grpc::CallbackServerContext* ctx, const FitI
 grpc::ServerUnaryReactor* NtkServiceImpl::Fit(grpc::CallbackServerContext* ctx,
                                               const v1::FitRequest* request,
                                               v1::FitResponse* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::ServerUnaryReactor* reactor = new CountedUnaryReactor(inflight_);
   CallLog log("Fit", options_.log_rpcs);
   log.model_id = request->model_id();
   log.rows = request->features().rows();
@@ -222,6 +224,7 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
                    v1::FitResponse* response)
       : service_(service), ctx_(ctx), response_(response),
         log_("FitStream", service->options().log_rpcs) {
+    service_->inflight()->Enter();  // left in OnDone
     grpc::Status s = service_->auth().Check(*ctx_);
     if (s.ok()) {
       if (service_->TryAcquireFitSlot()) {
@@ -255,7 +258,11 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
     StartRead(&message_);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    InflightCalls* const inflight = service_->inflight();
+    delete this;
+    inflight->Exit();
+  }
 
  private:
   void Done(const grpc::Status& s) {
@@ -443,7 +450,7 @@ grpc::Status NtkServiceImpl::FindModel(const grpc::CallbackServerContext& ctx,
 grpc::ServerUnaryReactor* NtkServiceImpl::Predict(grpc::CallbackServerContext* ctx,
                                                   const v1::PredictRequest* request,
                                                   v1::PredictResponse* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::ServerUnaryReactor* reactor = new CountedUnaryReactor(inflight_);
   CallLog log("Predict", options_.log_rpcs);
   log.model_id = request->model_id();
   log.rows = request->features().rows();
@@ -475,7 +482,7 @@ grpc::ServerUnaryReactor* NtkServiceImpl::Predict(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* NtkServiceImpl::PredictDistribution(
     grpc::CallbackServerContext* ctx, const v1::PredictDistributionRequest* request,
     v1::PredictDistributionResponse* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::ServerUnaryReactor* reactor = new CountedUnaryReactor(inflight_);
   CallLog log("PredictDistribution", options_.log_rpcs);
   log.model_id = request->model_id();
   log.rows = request->features().rows();
@@ -519,7 +526,7 @@ grpc::ServerUnaryReactor* NtkServiceImpl::PredictDistribution(
 grpc::ServerUnaryReactor* NtkServiceImpl::GetModel(grpc::CallbackServerContext* ctx,
                                                    const v1::GetModelRequest* request,
                                                    v1::ModelInfo* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::ServerUnaryReactor* reactor = new CountedUnaryReactor(inflight_);
   CallLog log("GetModel", options_.log_rpcs);
   log.model_id = request->model_id();
   std::shared_ptr<const ModelEntry> entry;
@@ -536,7 +543,7 @@ grpc::ServerUnaryReactor* NtkServiceImpl::GetModel(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* NtkServiceImpl::ListModels(grpc::CallbackServerContext* ctx,
                                                      const v1::ListModelsRequest*,
                                                      v1::ListModelsResponse* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::ServerUnaryReactor* reactor = new CountedUnaryReactor(inflight_);
   CallLog log("ListModels", options_.log_rpcs);
   grpc::Status s = auth_.Check(*ctx);
   if (s.ok()) {
@@ -551,7 +558,7 @@ grpc::ServerUnaryReactor* NtkServiceImpl::ListModels(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* NtkServiceImpl::DeleteModel(grpc::CallbackServerContext* ctx,
                                                       const v1::DeleteModelRequest* request,
                                                       v1::DeleteModelResponse*) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::ServerUnaryReactor* reactor = new CountedUnaryReactor(inflight_);
   CallLog log("DeleteModel", options_.log_rpcs);
   log.model_id = request->model_id();
   grpc::Status s = auth_.Check(*ctx);

@@ -15,8 +15,12 @@
 // false once the call is cancelled or past its deadline; the Fit then ends
 // with DEADLINE_EXCEEDED or CANCELLED and leaves no model and no file.
 //
+// Every call is counted in `inflight` (server/inflight.h) from the handler's
+// entry until gRPC is done with it, so shutdown knows when nothing is left.
+//
 // Thread safety: all methods are called by gRPC from any thread. The
-// registry and pools are not owned and must outlive the grpc::Server.
+// registry, pools and `inflight` are not owned and must outlive the
+// grpc::Server.
 #ifndef NTK_SERVER_SERVICE_H_
 #define NTK_SERVER_SERVICE_H_
 
@@ -27,6 +31,7 @@
 #include "proto/ntk/v1/ntk.grpc.pb.h"
 #include "server/auth.h"
 #include "server/convert.h"
+#include "server/inflight.h"
 #include "server/model_registry.h"
 #include "server/options.h"
 #include "server/worker_pool.h"
@@ -46,8 +51,9 @@ struct CallLog {
 
 class NtkServiceImpl final : public v1::NtkService::CallbackService {
  public:
+  // REQUIRES: every pointer non-null.
   NtkServiceImpl(const ServerOptions& options, ModelRegistry* registry,
-                 WorkerPool* compute_pool, WorkerPool* fit_pool);
+                 WorkerPool* compute_pool, WorkerPool* fit_pool, InflightCalls* inflight);
 
   grpc::ServerUnaryReactor* Fit(grpc::CallbackServerContext* context,
                                 const v1::FitRequest* request,
@@ -94,6 +100,7 @@ class NtkServiceImpl final : public v1::NtkService::CallbackService {
   const ServerOptions& options() const { return options_; }
   const TokenAuth& auth() const { return auth_; }
   WorkerPool* fit_pool() const { return fit_pool_; }
+  InflightCalls* inflight() const { return inflight_; }
 
  private:
   const ServerOptions options_;
@@ -101,6 +108,7 @@ class NtkServiceImpl final : public v1::NtkService::CallbackService {
   ModelRegistry* const registry_;
   WorkerPool* const compute_pool_;
   WorkerPool* const fit_pool_;
+  InflightCalls* const inflight_;
   std::atomic<int> fits_running_{0};
 };
 

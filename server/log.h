@@ -3,9 +3,14 @@
 // Each line is "<UTC time ISO-8601 with ms> <message>\n" written with a single
 // write(2), so lines from concurrent threads never interleave.
 // Thread safety: all functions may be called from any thread.
+//
+// The server writes one line per RPC, so the common case allocates nothing:
+// lines up to kLogLineBytes are formatted on the stack, and the date part
+// of the timestamp is cached per thread and second.
 #ifndef NTK_SERVER_LOG_H_
 #define NTK_SERVER_LOG_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -20,9 +25,18 @@ int64_t NowUnixMs();
 
 void LogLine(absl::string_view message);
 
+// Messages up to this size are formatted without allocating.
+inline constexpr size_t kLogLineBytes = 512;
+
 template <typename... Args>
 void Logf(const absl::FormatSpec<Args...>& format, const Args&... args) {
-  LogLine(absl::StrFormat(format, args...));
+  char buf[kLogLineBytes];
+  const int n = absl::SNPrintF(buf, sizeof(buf), format, args...);
+  if (n >= 0 && static_cast<size_t>(n) < sizeof(buf)) {
+    LogLine(absl::string_view(buf, static_cast<size_t>(n)));
+  } else {
+    LogLine(absl::StrFormat(format, args...));  // longer (or failed): on the heap
+  }
 }
 
 }  // namespace ntk::server

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
 
 namespace ntk {
 namespace {
@@ -113,6 +114,30 @@ void TransposeTimesNarrow(const Eigen::MatrixXd& a, const Eigen::MatrixXd& v,
   }
   out->resize(a.cols(), c);
   out->noalias() = a.transpose() * v;
+}
+
+namespace {
+std::mutex g_blas_scope_mu;
+int g_blas_scopes = 0;        // guarded by g_blas_scope_mu
+int g_blas_saved_threads = 0;  // guarded by g_blas_scope_mu
+}  // namespace
+
+extern "C" void openblas_set_num_threads(int);
+extern "C" int openblas_get_num_threads(void);
+
+ScopedSingleThreadedBlas::ScopedSingleThreadedBlas() {
+  std::lock_guard<std::mutex> lock(g_blas_scope_mu);
+  if (g_blas_scopes++ == 0) {
+    g_blas_saved_threads = openblas_get_num_threads();
+    if (g_blas_saved_threads != 1) openblas_set_num_threads(1);
+  }
+}
+
+ScopedSingleThreadedBlas::~ScopedSingleThreadedBlas() {
+  std::lock_guard<std::mutex> lock(g_blas_scope_mu);
+  if (--g_blas_scopes == 0 && g_blas_saved_threads != 1) {
+    openblas_set_num_threads(g_blas_saved_threads);
+  }
 }
 
 namespace internal {

@@ -96,7 +96,8 @@ struct BlockHessian {
   void ApplySpectral(const MatrixXd& in, MatrixXd* out, G g) const {
     const Index n = in.rows();
     out->resize(n, c);
-#pragma omp parallel for schedule(static) if (n > 1024)
+    // About 2 C^2 flops per row: threads only pay off for large N.
+#pragma omp parallel for schedule(static) if (n > 4096)
     for (Index i = 0; i < n; ++i) {
       const MatrixXd& v = vecs[i];
       double t[64];
@@ -186,10 +187,13 @@ class LowRankPreconditioner {
       resid_scale_ -= g_.rowwise().squaredNorm();
       resid_scale_ = resid_scale_.cwiseMax(0.0);
       k_ = static_cast<int>(g_.cols());
-      gg_.resize(n, k_ * k_);
-      for (Index i = 0; i < n; ++i)
+      // Only pairs a <= b: g_i g_i^T is symmetric.
+      gg_.resize(n, k_ * (k_ + 1) / 2);
+      for (Index i = 0; i < n; ++i) {
+        Index col = 0;
         for (int a = 0; a < k_; ++a)
-          for (int b = 0; b < k_; ++b) gg_(i, a * k_ + b) = g_(i, a) * g_(i, b);
+          for (int b = a; b < k_; ++b) gg_(i, col++) = g_(i, a) * g_(i, b);
+      }
     }
   }
 
@@ -199,30 +203,47 @@ class LowRankPreconditioner {
     if (k_ == 0) return;
     const Index n = g_.rows();
     const int c = hess.c;
-    MatrixXd qmat(n, c * c);
+    // Only pairs e <= f: each Q_i is symmetric. With the a <= b symmetry of
+    // gg_ this is a quarter of the flops of the full (k^2 x N) (N x C^2)
+    // product, which dominated small-N solves.
+    const int cp = c * (c + 1) / 2;
+    MatrixXd qmat(n, cp);
 #pragma omp parallel for schedule(static) if (n > 1024)
     for (Index i = 0; i < n; ++i) {
       const MatrixXd& v = hess.vecs[i];
+      int col = 0;
       for (int e = 0; e < c; ++e) {
-        for (int f = 0; f < c; ++f) {
+        for (int f = e; f < c; ++f) {
           double acc = 0;
           for (int j = 0; j < c; ++j) {
             const double w = hess.vals(i, j);
             acc += v(e, j) * v(f, j) * w / (1.0 + resid_scale_(i) * w);
           }
-          qmat(i, e * c + f) = acc;
+          qmat(i, col++) = acc;
         }
       }
     }
-    MatrixXd hsum(k_ * k_, c * c);
+    MatrixXd hsum(gg_.cols(), cp);
     hsum.noalias() = gg_.transpose() * qmat;
-    // H[(a, e), (b, f)] = delta + hsum[(a, b), (e, f)]; index (a, e) = a * c + e.
+    // H[(a, e), (b, f)] = delta + sum_i g_ia g_ib Q_i(e, f); index (a, e) = a * c + e.
     MatrixXd h = MatrixXd::Identity(k_ * c, k_ * c);
-    for (int a = 0; a < k_; ++a)
-      for (int b = 0; b < k_; ++b)
-        for (int e = 0; e < c; ++e)
-          for (int f = 0; f < c; ++f)
-            h(a * c + e, b * c + f) += hsum(a * k_ + b, e * c + f);
+    int ab = 0;
+    for (int a = 0; a < k_; ++a) {
+      for (int b = a; b < k_; ++b, ++ab) {
+        int ef = 0;
+        for (int e = 0; e < c; ++e) {
+          for (int f = e; f < c; ++f, ++ef) {
+            const double v = hsum(ab, ef);
+            h(a * c + e, b * c + f) += v;
+            if (e != f) h(a * c + f, b * c + e) += v;
+            if (a != b) {
+              h(b * c + e, a * c + f) += v;
+              if (e != f) h(b * c + f, a * c + e) += v;
+            }
+          }
+        }
+      }
+    }
     llt_.compute(h);
   }
 
@@ -249,7 +270,7 @@ class LowRankPreconditioner {
   int k_ = 0;
   VectorXd resid_scale_;  // r_i / lambda
   MatrixXd g_;            // N x k
-  MatrixXd gg_;           // N x k^2, rows vec(g_i g_i^T)
+  MatrixXd gg_;           // N x k(k+1)/2, rows: g_ia g_ib for a <= b
   Eigen::LLT<MatrixXd> llt_;
   const BlockHessian* hess_ = nullptr;
   MatrixXd sx_, gz_;

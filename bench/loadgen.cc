@@ -14,12 +14,16 @@
 //      concurrency c in --concurrency (default 1,8,64): keeps c single-row
 //      requests in flight from one completion-queue thread for --warmup_s,
 //      then counts the calls that complete within the next --duration_ms
-//      (at most --max_calls); reports requests/s and p50/p99 latency (from
-//      call start to its completion);
+//      (at most --max_calls); reports requests/s, p50/p99 latency (from
+//      call start to its completion) and the server process's CPU time
+//      (user + system, /proc/<pid>/stat) per completed call in that window;
 //   4. stops both servers (SIGTERM) and removes the temp dir.
 //
 // Results: a table on stdout and, with --json_out=FILE, one JSON object per
-// cell. run.sh turns them into ratios to the echo ceiling.
+// cell. run.sh turns them into ratios to the echo ceiling. On a machine
+// shared with other work, req/s moves with the others' load; the server's
+// CPU per call ("server_cpu_us") moves much less, so compare that between
+// two builds of the server.
 //
 //   ./ntk_loadgen --duration_ms=3000 --json_out=loadgen.json
 //
@@ -41,6 +45,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
@@ -196,6 +201,20 @@ int FreePort() {
   return port;
 }
 
+// CPU time (user + system) process `pid` has used so far, microseconds;
+// -1 when /proc/<pid>/stat cannot be read.
+double ProcessCpuUs(pid_t pid) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const size_t comm_end = stat.rfind(')');  // the command name may hold spaces
+  if (comm_end == std::string::npos) return -1;
+  // Fields after "pid (comm) ": 3 state ... 14 utime, 15 stime (clock ticks).
+  std::vector<std::string> fields = absl::StrSplit(stat.substr(comm_end + 1), ' ', absl::SkipEmpty());
+  if (fields.size() < 13) return -1;
+  const double ticks = std::atof(fields[11].c_str()) + std::atof(fields[12].c_str());
+  return ticks * 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 // ---- The load loop --------------------------------------------------------------
 
 struct CellResult {
@@ -207,14 +226,16 @@ struct CellResult {
   std::string first_error;
   double rps = 0;
   double p50_us = 0, p99_us = 0, mean_us = 0;
+  double server_cpu_us = -1;  // server CPU per completed call in the window (-1: unknown)
 };
 
 // Keeps `concurrency` calls in flight from this thread: `prepare` creates a
 // (not yet started) call of the request on `cq`; each completion starts the
-// next call until the measured window ends, then the rest drain.
+// next call until the measured window ends, then the rest drain. The CPU
+// time of `server_pid` is read when the window opens and closes.
 template <typename Request, typename Response>
 CellResult RunCell(
-    const std::string& target, int concurrency, double warmup_s,
+    const std::string& target, pid_t server_pid, int concurrency, double warmup_s,
     double duration_s, long max_calls, const std::vector<Request>& requests,
     std::function<std::unique_ptr<grpc::ClientAsyncResponseReader<Response>>(
         grpc::ClientContext*, const Request&, grpc::CompletionQueue*)>
@@ -252,12 +273,17 @@ CellResult RunCell(
   for (int i = 0; i < concurrency; ++i, ++in_flight) launch();
   Clock::time_point last_counted = measure_from;
   bool capped = false;
+  double cpu_from = -1, cpu_to = -1;
   while (in_flight > 0) {
     void* tag = nullptr;
     bool ok = false;
     if (!cq.Next(&tag, &ok)) break;
     auto* call = static_cast<Call*>(tag);
     const Clock::time_point end = Clock::now();
+    if (cpu_from < 0 && end >= measure_from) cpu_from = ProcessCpuUs(server_pid);
+    if (cpu_to < 0 && cpu_from >= 0 && (end > measure_to || capped)) {
+      cpu_to = ProcessCpuUs(server_pid);
+    }
     // Counted: every call that completes inside the measured window.
     if (end >= measure_from && end <= measure_to && !capped) {
       if (ok && call->status.ok()) {
@@ -291,6 +317,10 @@ CellResult RunCell(
   r.seconds = capped ? std::chrono::duration<double>(last_counted - measure_from).count()
                      : duration_s;
   r.rps = r.seconds > 0 ? r.completed / r.seconds : 0;
+  if (cpu_to < 0 && cpu_from >= 0) cpu_to = ProcessCpuUs(server_pid);  // window ended last
+  if (cpu_from >= 0 && cpu_to >= cpu_from && r.completed > 0) {
+    r.server_cpu_us = (cpu_to - cpu_from) / static_cast<double>(r.completed);
+  }
   if (!latencies_us.empty()) {
     std::sort(latencies_us.begin(), latencies_us.end());
     auto q = [&](double p) {
@@ -315,7 +345,7 @@ std::string Json(const CellResult& r) {
                       ",\"seconds\":", r.seconds, ",\"completed\":", r.completed,
                       ",\"errors\":", r.errors, ",\"rps\":", r.rps,
                       ",\"p50_us\":", r.p50_us, ",\"p99_us\":", r.p99_us,
-                      ",\"mean_us\":", r.mean_us, "}");
+                      ",\"mean_us\":", r.mean_us, ",\"server_cpu_us\":", r.server_cpu_us, "}");
 }
 
 bool WaitHealthy(ntk::Client* client, double seconds) {
@@ -406,7 +436,7 @@ int main(int argc, char** argv) {
       }
       for (int c : concurrency) {
         results.push_back(RunCell<ntk::bench::EchoMessage, ntk::bench::EchoMessage>(
-            "echo", c, warmup_s, duration_s, max_calls, requests,
+            "echo", echo.pid, c, warmup_s, duration_s, max_calls, requests,
             [&](grpc::ClientContext* ctx, const ntk::bench::EchoMessage& req,
                 grpc::CompletionQueue* cq) { return stub->PrepareAsyncEcho(ctx, req, cq); }));
         fprintf(stderr, "%s\n", Json(results.back()).c_str());
@@ -458,7 +488,7 @@ int main(int argc, char** argv) {
         if (wanted("predict")) {
           for (int c : concurrency) {
             results.push_back(RunCell<ntk::v1::PredictRequest, ntk::v1::PredictResponse>(
-                "predict", c, warmup_s, duration_s, max_calls, preq,
+                "predict", server.pid, c, warmup_s, duration_s, max_calls, preq,
                 [&](grpc::ClientContext* ctx, const ntk::v1::PredictRequest& req,
                     grpc::CompletionQueue* cq) { return stub->PrepareAsyncPredict(ctx, req, cq); }));
             fprintf(stderr, "%s\n", Json(results.back()).c_str());
@@ -468,7 +498,7 @@ int main(int argc, char** argv) {
           for (int c : concurrency) {
             results.push_back(
                 RunCell<ntk::v1::PredictDistributionRequest, ntk::v1::PredictDistributionResponse>(
-                    "distribution", c, warmup_s, duration_s, max_calls, dreq,
+                    "distribution", server.pid, c, warmup_s, duration_s, max_calls, dreq,
                     [&](grpc::ClientContext* ctx, const ntk::v1::PredictDistributionRequest& req,
                         grpc::CompletionQueue* cq) {
                       return stub->PrepareAsyncPredictDistribution(ctx, req, cq);
@@ -482,11 +512,12 @@ int main(int argc, char** argv) {
     Stop(&server);
   }
 
-  printf("%-13s %5s %10s %10s %10s %8s\n", "target", "conc", "req/s", "p50 us", "p99 us", "errors");
+  printf("%-13s %5s %10s %10s %10s %12s %8s\n", "target", "conc", "req/s", "p50 us", "p99 us",
+         "srv CPU us", "errors");
   for (const CellResult& r : results) {
-    printf("%-13s %5d %10.0f %10.0f %10.0f %8ld%s%s\n", r.target.c_str(), r.concurrency,
-           r.rps, r.p50_us, r.p99_us, r.errors, r.first_error.empty() ? "" : "  first: ",
-           r.first_error.c_str());
+    printf("%-13s %5d %10.0f %10.0f %10.0f %12.1f %8ld%s%s\n", r.target.c_str(), r.concurrency,
+           r.rps, r.p50_us, r.p99_us, r.server_cpu_us, r.errors,
+           r.first_error.empty() ? "" : "  first: ", r.first_error.c_str());
     if (r.errors > 0 || r.completed == 0) rc = 1;
   }
   if (!json_out.empty()) {

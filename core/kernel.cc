@@ -181,7 +181,8 @@ struct PointData {
   Eigen::VectorXd nngp, ntk;
 };
 
-PointData ComputePointData(const KernelSpec& spec, const Eigen::MatrixXd& x) {
+PointData ComputePointData(const KernelSpec& spec, const Eigen::MatrixXd& x,
+                           const Eigen::VectorXd& sq) {
   const Index n = x.rows();
   const int depth = spec.depth;
   const double sw2 = spec.weight_variance;
@@ -193,7 +194,6 @@ PointData ComputePointData(const KernelSpec& spec, const Eigen::MatrixXd& x) {
   p.f2.resize(static_cast<size_t>(n) * depth);
   p.nngp.resize(n);
   p.ntk.resize(n);
-  const Eigen::VectorXd sq = x.rowwise().squaredNorm();
   for (Index i = 0; i < n; ++i) {
     double a = alpha * sq(i) + sb2;  // S_1(x, x)
     double t = a;                    // T_1(x, x)
@@ -221,6 +221,10 @@ PointData ComputePointData(const KernelSpec& spec, const Eigen::MatrixXd& x) {
     p.ntk(i) = t;
   }
   return p;
+}
+
+PointData ComputePointData(const KernelSpec& spec, const Eigen::MatrixXd& x) {
+  return ComputePointData(spec, x, x.rowwise().squaredNorm());
 }
 
 // ---------------------------------------------------------------------------
@@ -445,8 +449,11 @@ absl::Status ValidateKernelSpec(const KernelSpec& spec) {
   return absl::OkStatus();
 }
 
-KernelMatrices CrossKernels(const KernelSpec& spec, const Eigen::MatrixXd& x1,
-                            const Eigen::MatrixXd& x2) {
+namespace {
+
+KernelMatrices CrossKernelsImpl(const KernelSpec& spec, const Eigen::MatrixXd& x1,
+                                const Eigen::MatrixXd& x2,
+                                const Eigen::VectorXd* x2_squared_norms) {
   const Index n = x1.rows();
   const Index m = x2.rows();
   KernelMatrices out;
@@ -454,7 +461,9 @@ KernelMatrices CrossKernels(const KernelSpec& spec, const Eigen::MatrixXd& x1,
   out.ntk.resize(n, m);
   if (n == 0 || m == 0) return out;
   const PointData rows = ComputePointData(spec, x1);
-  const PointData cols = ComputePointData(spec, x2);
+  const PointData cols = x2_squared_norms != nullptr
+                             ? ComputePointData(spec, x2, *x2_squared_norms)
+                             : ComputePointData(spec, x2);
   out.nngp.noalias() = x1 * x2.transpose();  // the one GEMM
   const Recursion rec{&spec,
                       x1.cols() > 0 ? spec.weight_variance / x1.cols() : 0.0,
@@ -477,6 +486,19 @@ KernelMatrices CrossKernels(const KernelSpec& spec, const Eigen::MatrixXd& x1,
     }
   }
   return out;
+}
+
+}  // namespace
+
+KernelMatrices CrossKernels(const KernelSpec& spec, const Eigen::MatrixXd& x1,
+                            const Eigen::MatrixXd& x2) {
+  return CrossKernelsImpl(spec, x1, x2, nullptr);
+}
+
+KernelMatrices CrossKernels(const KernelSpec& spec, const Eigen::MatrixXd& x1,
+                            const Eigen::MatrixXd& x2,
+                            const Eigen::VectorXd& x2_squared_norms) {
+  return CrossKernelsImpl(spec, x1, x2, &x2_squared_norms);
 }
 
 KernelMatrices TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x) {

@@ -87,7 +87,10 @@ MatrixXd ThetaQueryTimesDual(const FittedModel::State& s, const MatrixXd& x) {
   for (Index r0 = 0; r0 < m; r0 += block) {
     const Index rows = std::min(block, m - r0);
     const KernelMatrices k =
-        CrossKernels(s.resolved.spec.kernel, x.middleRows(r0, rows), s.x_train);
+        s.x_train_sq_norms.size() == s.x_train.rows()
+            ? CrossKernels(s.resolved.spec.kernel, x.middleRows(r0, rows), s.x_train,
+                           s.x_train_sq_norms)
+            : CrossKernels(s.resolved.spec.kernel, x.middleRows(r0, rows), s.x_train);
     out.middleRows(r0, rows).noalias() = k.ntk * s.dual;
   }
   return out;
@@ -127,6 +130,7 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
   state->resolved = *resolved;
   state->preprocessor = Preprocessor::FitTo(spec.preprocessing, data.features);
   state->x_train = state->preprocessor.Apply(data.features);
+  state->x_train_sq_norms = state->x_train.rowwise().squaredNorm();
   state->targets = MakeTargets(*resolved, data);
   state->initial_train_outputs = f0;
 

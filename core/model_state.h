@@ -28,6 +28,9 @@ struct FittedModel::State {
   ResolvedSpec resolved;
   Preprocessor preprocessor;
   Eigen::MatrixXd x_train;  // N x d, preprocessed
+  // x_train.rowwise().squaredNorm(): derived (set by Fit and Deserialize,
+  // not serialized); saves a pass over x_train per Predict.
+  Eigen::VectorXd x_train_sq_norms;
   Eigen::MatrixXd targets;  // Y, N x C
   // F0 at the training points used by the fit (N x C), or empty for zero.
   Eigen::MatrixXd initial_train_outputs;

@@ -273,6 +273,7 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
   state->preprocessor.mean = r.Vec();
   state->preprocessor.scale = r.Vec();
   state->x_train = r.Mat();
+  state->x_train_sq_norms = state->x_train.rowwise().squaredNorm();
   state->targets = r.Mat();
   state->initial_train_outputs = r.Mat();
   state->train_logits = r.Mat();

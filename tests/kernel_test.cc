@@ -374,6 +374,21 @@ TEST(Structure, CrossOfSelfMatchesTrain) {
   }
 }
 
+// The overload with precomputed squared norms (what a model caches for its
+// training set) runs the same arithmetic, so it gives identical bits.
+TEST(Structure, CachedSquaredNormsGiveIdenticalBits) {
+  const MatrixXd x1 = RandomMatrix(7, 11, 21);
+  const MatrixXd x2 = RandomMatrix(300, 11, 22);
+  const Eigen::VectorXd sq = x2.rowwise().squaredNorm();
+  for (Activation act : {Activation::kRelu, Activation::kErf}) {
+    const KernelSpec spec = Spec(act, 2, 1.5, 0.2);
+    const KernelMatrices plain = CrossKernels(spec, x1, x2);
+    const KernelMatrices cached = CrossKernels(spec, x1, x2, sq);
+    EXPECT_TRUE((plain.nngp.array() == cached.nngp.array()).all());
+    EXPECT_TRUE((plain.ntk.array() == cached.ntk.array()).all());
+  }
+}
+
 // DiagonalKernels is the same per-point computation as TrainKernels'
 // diagonal, so they agree exactly.
 TEST(Structure, DiagonalMatchesTrainDiagonal) {

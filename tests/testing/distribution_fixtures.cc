@@ -95,6 +95,7 @@ std::unique_ptr<FittedModel::State> MakeState(const KernelSpec& kernel,
   state->resolved.num_classes = static_cast<int>(y.cols());
   state->preprocessor.spec = state->resolved.spec.preprocessing;
   state->x_train = x;
+  state->x_train_sq_norms = x.rowwise().squaredNorm();
   state->targets = y;
   state->initial_train_outputs = f0;
   const Eigen::MatrixXd theta = TrainKernels(kernel, x).ntk;

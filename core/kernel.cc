@@ -453,17 +453,17 @@ namespace {
 
 KernelMatrices CrossKernelsImpl(const KernelSpec& spec, const Eigen::MatrixXd& x1,
                                 const Eigen::MatrixXd& x2,
-                                const Eigen::VectorXd* x2_squared_norms) {
+                                const Eigen::VectorXd* x1_squared_norms) {
   const Index n = x1.rows();
   const Index m = x2.rows();
   KernelMatrices out;
   out.nngp.resize(n, m);
   out.ntk.resize(n, m);
   if (n == 0 || m == 0) return out;
-  const PointData rows = ComputePointData(spec, x1);
-  const PointData cols = x2_squared_norms != nullptr
-                             ? ComputePointData(spec, x2, *x2_squared_norms)
-                             : ComputePointData(spec, x2);
+  const PointData rows = x1_squared_norms != nullptr
+                             ? ComputePointData(spec, x1, *x1_squared_norms)
+                             : ComputePointData(spec, x1);
+  const PointData cols = ComputePointData(spec, x2);
   out.nngp.noalias() = x1 * x2.transpose();  // the one GEMM
   const Recursion rec{&spec,
                       x1.cols() > 0 ? spec.weight_variance / x1.cols() : 0.0,
@@ -497,8 +497,8 @@ KernelMatrices CrossKernels(const KernelSpec& spec, const Eigen::MatrixXd& x1,
 
 KernelMatrices CrossKernels(const KernelSpec& spec, const Eigen::MatrixXd& x1,
                             const Eigen::MatrixXd& x2,
-                            const Eigen::VectorXd& x2_squared_norms) {
-  return CrossKernelsImpl(spec, x1, x2, &x2_squared_norms);
+                            const Eigen::VectorXd& x1_squared_norms) {
+  return CrossKernelsImpl(spec, x1, x2, &x1_squared_norms);
 }
 
 KernelMatrices TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x) {

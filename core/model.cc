@@ -80,6 +80,10 @@ Index QueryBlockRows(Index n_train) {
 }
 
 // Theta(x, X_train) * dual for preprocessed x, blockwise over query rows.
+// The cross kernels are computed as Theta(X_train, x) (N x rows), the same
+// orientation as PredictDistribution's, so both compute identical kernel
+// values, and the recursion is vectorized along the N training points
+// rather than along the (often single) query rows.
 MatrixXd ThetaQueryTimesDual(const FittedModel::State& s, const MatrixXd& x) {
   const Index m = x.rows();
   MatrixXd out(m, s.dual.cols());
@@ -88,10 +92,10 @@ MatrixXd ThetaQueryTimesDual(const FittedModel::State& s, const MatrixXd& x) {
     const Index rows = std::min(block, m - r0);
     const KernelMatrices k =
         s.x_train_sq_norms.size() == s.x_train.rows()
-            ? CrossKernels(s.resolved.spec.kernel, x.middleRows(r0, rows), s.x_train,
+            ? CrossKernels(s.resolved.spec.kernel, s.x_train, x.middleRows(r0, rows),
                            s.x_train_sq_norms)
-            : CrossKernels(s.resolved.spec.kernel, x.middleRows(r0, rows), s.x_train);
-    out.middleRows(r0, rows).noalias() = k.ntk * s.dual;
+            : CrossKernels(s.resolved.spec.kernel, s.x_train, x.middleRows(r0, rows));
+    out.middleRows(r0, rows).noalias() = k.ntk.transpose() * s.dual;
   }
   return out;
 }

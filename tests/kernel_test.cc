@@ -377,9 +377,9 @@ TEST(Structure, CrossOfSelfMatchesTrain) {
 // The overload with precomputed squared norms (what a model caches for its
 // training set) runs the same arithmetic, so it gives identical bits.
 TEST(Structure, CachedSquaredNormsGiveIdenticalBits) {
-  const MatrixXd x1 = RandomMatrix(7, 11, 21);
-  const MatrixXd x2 = RandomMatrix(300, 11, 22);
-  const Eigen::VectorXd sq = x2.rowwise().squaredNorm();
+  const MatrixXd x1 = RandomMatrix(300, 11, 21);
+  const MatrixXd x2 = RandomMatrix(7, 11, 22);
+  const Eigen::VectorXd sq = x1.rowwise().squaredNorm();
   for (Activation act : {Activation::kRelu, Activation::kErf}) {
     const KernelSpec spec = Spec(act, 2, 1.5, 0.2);
     const KernelMatrices plain = CrossKernels(spec, x1, x2);

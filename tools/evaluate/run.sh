@@ -6,7 +6,7 @@
 # baselines (scripts/baselines.py), and writes the tables into
 # docs/evaluation.md and the plots into docs/img/eval_*.png.
 #
-#   tools/evaluate/run.sh            # full run (~30-40 min on 2 cores)
+#   tools/evaluate/run.sh            # full run (~40 min on 2 cores)
 #   QUICK=1 tools/evaluate/run.sh    # small development run (a few minutes)
 #
 # Environment: BUILD_DIR (default ./build), OUT (default $BUILD_DIR/eval),

@@ -14,7 +14,9 @@
 //        dual = (Theta + (lambda + jitter) I)^{-1} (Y - F0)
 //
 // Thread safety: pure functions of their arguments; safe to call
-// concurrently. They use all cores through the BLAS (and OpenMP).
+// concurrently. They use all cores: 2b/2c through the BLAS, 2a through
+// OpenMP (core/linalg.h), with OpenBLAS set single-threaded process-wide
+// for the duration of its Newton-CG loop (ScopedSingleThreadedBlas).
 // Memory: 2a needs Theta plus O(N C^2) doubles; 2b/2c need Theta plus one
 // N x N factor (Theta itself is kept intact, it gives the train logits).
 #ifndef NTK_CORE_SOLVERS_H_
@@ -86,13 +88,15 @@ struct RegularizedCEOptions {
 //   (I + S (Theta / lambda (x) I_C) S) z = -S residual,
 //   dbeta = (lambda (dual - beta) - S z) / lambda,
 // solved by preconditioned conjugate gradients; the NC x NC matrix is never
-// formed and each CG iteration is one GEMM of Theta with an N x C matrix.
+// formed and each CG iteration is one product of Theta with an N x C
+// matrix (TransposeTimesNarrow, core/linalg.h).
 // Preconditioner: Theta ~= U diag(s) U^T + diag(rest) with the top
 // `preconditioner_rank` eigenpairs of Theta (randomized subspace iteration,
 // seeded, once per solve), applied exactly with the current W by Woodbury
 // (a (rank C) x (rank C) Cholesky per Newton step) on top of the block
 // diagonal I + rest_i / lambda W_i. The CG tolerance (forcing term) is
-// min(1e-4, relative residual): loose far from the solution, tight near it.
+// min(1e-4, relative residual): loose far from the solution, tight near it,
+// but never tighter than 0.1 * tolerance / residual (enough to finish).
 // A backtracking (Armijo) line search on Psi makes the method converge from
 // any start. Stops when the relative fixed-point residual reaches
 // `tolerance`, or when it stops improving within 100x of it (the rounding

@@ -60,37 +60,13 @@ TEST(AuthTest, NoTokenConfiguredMeansNoCheck) {
   EXPECT_TRUE(server->Connect()->ListModels().ok());
 }
 
-// Generates a self-signed certificate for 127.0.0.1 with openssl.
-bool MakeCertificate(const TempDir& dir, std::string* why) {
-  if (access("/usr/bin/openssl", X_OK) != 0) {
-    *why = "/usr/bin/openssl not found";
-    return false;
-  }
-  const std::string cmd =
-      "/usr/bin/openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-      "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " + dir.File("key.pem") +
-      " -out " + dir.File("cert.pem") + " > " + dir.File("openssl.log") + " 2>&1";
-  if (std::system(cmd.c_str()) != 0) {
-    *why = "openssl req failed";
-    return false;
-  }
-  return true;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 TEST(TlsTest, InProcessTlsServer) {
   TempDir dir, certs;
   std::string why;
-  if (!MakeCertificate(certs, &why)) GTEST_SKIP() << why;
+  if (!testing::MakeSelfSignedCertificate(certs, &why)) GTEST_SKIP() << why;
   server::ServerOptions o = testing::TestServerOptions(dir.path());
-  o.tls_cert_pem = Slurp(certs.File("cert.pem"));
-  o.tls_key_pem = Slurp(certs.File("key.pem"));
+  o.tls_cert_pem = testing::ReadFileOrEmpty(certs.File("cert.pem"));
+  o.tls_key_pem = testing::ReadFileOrEmpty(certs.File("key.pem"));
   auto server = InProcessServer::Start(o);
   ASSERT_NE(server, nullptr);
   ClientOptions tls;
@@ -110,7 +86,7 @@ TEST(TlsTest, InProcessTlsServer) {
 TEST(TlsTest, SubprocessWithCertificateAndTokenFiles) {
   TempDir dir, certs;
   std::string why;
-  if (!MakeCertificate(certs, &why)) GTEST_SKIP() << why;
+  if (!testing::MakeSelfSignedCertificate(certs, &why)) GTEST_SKIP() << why;
   {
     std::ofstream token(certs.File("token"));
     token << "file-token\n";  // trailing newline is stripped
@@ -121,7 +97,7 @@ TEST(TlsTest, SubprocessWithCertificateAndTokenFiles) {
                                    {"NTK_AUTH_TOKEN_FILE=" + certs.File("token")});
   ASSERT_TRUE(p.ok()) << p.status();
   ClientOptions o;
-  o.root_cert_pem = Slurp(certs.File("cert.pem"));
+  o.root_cert_pem = testing::ReadFileOrEmpty(certs.File("cert.pem"));
   auto anonymous = (*p)->Connect(o);
   EXPECT_TRUE(anonymous->Health().ok());
   EXPECT_EQ(anonymous->ListModels().status().code(), absl::StatusCode::kUnauthenticated);

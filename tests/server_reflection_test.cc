@@ -159,37 +159,13 @@ TEST(ReflectionAuthTest, SubprocessEveryListedServiceIsDescribed) {
   }
 }
 
-// Generates a self-signed certificate for 127.0.0.1 with openssl.
-bool MakeCertificate(const TempDir& dir, std::string* why) {
-  if (access("/usr/bin/openssl", X_OK) != 0) {
-    *why = "/usr/bin/openssl not found";
-    return false;
-  }
-  const std::string cmd =
-      "/usr/bin/openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-      "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " + dir.File("key.pem") +
-      " -out " + dir.File("cert.pem") + " > " + dir.File("openssl.log") + " 2>&1";
-  if (std::system(cmd.c_str()) != 0) {
-    *why = "openssl req failed";
-    return false;
-  }
-  return true;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 TEST(ReflectionAuthTest, TokenRequiredOverTlsToo) {
   TempDir dir, certs;
   std::string why;
-  if (!MakeCertificate(certs, &why)) GTEST_SKIP() << why;
+  if (!testing::MakeSelfSignedCertificate(certs, &why)) GTEST_SKIP() << why;
   server::ServerOptions o = testing::TestServerOptions(dir.path());
-  o.tls_cert_pem = Slurp(certs.File("cert.pem"));
-  o.tls_key_pem = Slurp(certs.File("key.pem"));
+  o.tls_cert_pem = testing::ReadFileOrEmpty(certs.File("cert.pem"));
+  o.tls_key_pem = testing::ReadFileOrEmpty(certs.File("key.pem"));
   o.auth_token = kToken;
   auto server = InProcessServer::Start(o);
   ASSERT_NE(server, nullptr);

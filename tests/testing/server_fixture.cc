@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -51,6 +52,29 @@ std::vector<std::string> TempDir::List() const {
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+bool MakeSelfSignedCertificate(const TempDir& dir, std::string* why) {
+  if (access("/usr/bin/openssl", X_OK) != 0) {
+    *why = "/usr/bin/openssl not found";
+    return false;
+  }
+  const std::string cmd =
+      "/usr/bin/openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+      "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " + dir.File("key.pem") +
+      " -out " + dir.File("cert.pem") + " > " + dir.File("openssl.log") + " 2>&1";
+  if (std::system(cmd.c_str()) != 0) {
+    *why = "openssl req failed";
+    return false;
+  }
+  return true;
+}
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 server::ServerOptions TestServerOptions(const std::string& model_dir) {

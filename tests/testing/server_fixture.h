@@ -49,6 +49,14 @@ class TempDir {
   std::string path_;
 };
 
+// Writes a self-signed certificate for 127.0.0.1/localhost to
+// dir/cert.pem and its key to dir/key.pem with /usr/bin/openssl. Returns
+// false and says why (for GTEST_SKIP) when openssl is missing or fails.
+bool MakeSelfSignedCertificate(const TempDir& dir, std::string* why);
+
+// The contents of a file ("" if it cannot be read).
+std::string ReadFileOrEmpty(const std::string& path);
+
 // Options for a test server: 127.0.0.1:0, `model_dir`, few threads, RPC
 // logging off (tests read stderr only for subprocess servers).
 server::ServerOptions TestServerOptions(const std::string& model_dir);

@@ -571,22 +571,31 @@ TEST(DistributionDeterminism, ExactPointIndependentOfBatch) {
 }
 
 TEST(DistributionDeterminism, ThreadCountDoesNotChangeTheAnswer) {
-  const Problem p = MakeProblem(40, 4, 3, 20, 0.0, 43);
-  auto st = MakeState(Relu2(), Regime::kRegularizedCE, 1.0, p.x_train, p.y);
-  ASSERT_NE(st, nullptr);
+  // A fresh model per thread count (MONTE_CARLO caches its solves per seed,
+  // so reusing one model would compare the cache with itself). N = 300 makes
+  // the 2a fit's Theta products take the parallel path of core/linalg.h
+  // (N^2 > 65536), and MONTE_CARLO's 2a solves run one per thread.
+  const Problem p = MakeProblem(300, 4, 3, 20, 0.0, 43);
   const int saved = omp_get_max_threads();
-  for (DistributionMethod m : {DistributionMethod::kLinearized, DistributionMethod::kMonteCarlo}) {
-    omp_set_num_threads(1);
-    auto a = RunDist(*st, p.x_query, m, 100, 1);
-    omp_set_num_threads(2);
-    auto b = RunDist(*st, p.x_query, m, 100, 1);
-    ASSERT_TRUE(a.ok() && b.ok());
-    for (int j = 0; j < 20; ++j) {
-      EXPECT_EQ(a->points[j].probability_mean, b->points[j].probability_mean);
-      EXPECT_EQ(a->points[j].logit_covariance, b->points[j].logit_covariance);
+  std::vector<std::vector<PointDistribution>> runs;
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    auto st = MakeState(Relu2(), Regime::kRegularizedCE, 1.0, p.x_train, p.y);
+    ASSERT_NE(st, nullptr);
+    for (DistributionMethod m : {DistributionMethod::kLinearized, DistributionMethod::kMonteCarlo}) {
+      auto r = RunDist(*st, p.x_query, m, m == DistributionMethod::kMonteCarlo ? 8 : 100, 1);
+      ASSERT_TRUE(r.ok()) << r.status();
+      runs.push_back(r->points);
     }
   }
   omp_set_num_threads(saved);
+  ASSERT_EQ(runs.size(), 4u);
+  for (int k = 0; k < 2; ++k) {
+    for (int j = 0; j < 20; ++j) {
+      EXPECT_EQ(runs[k][j].probability_mean, runs[k + 2][j].probability_mean) << k << " " << j;
+      EXPECT_EQ(runs[k][j].logit_covariance, runs[k + 2][j].logit_covariance) << k << " " << j;
+    }
+  }
 }
 
 TEST(DistributionErrors, MethodApplicability) {

@@ -5,7 +5,9 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <random>
+#include <thread>
 
 #include <Eigen/Dense>
 #include <gtest/gtest.h>
@@ -91,6 +93,38 @@ TEST(TransposeTimesNarrow, SameBitsEveryCall) {
     TransposeTimesNarrow(a, v, &again);
     ASSERT_TRUE((first.array() == again.array()).all());
   }
+}
+
+}  // namespace
+}  // namespace ntk
+
+extern "C" int openblas_get_num_threads(void);
+extern "C" void openblas_set_num_threads(int);
+
+namespace ntk {
+namespace {
+
+TEST(ScopedSingleThreadedBlas, OneThreadWhileAnyScopeLivesThenRestored) {
+  const int saved = openblas_get_num_threads();
+  openblas_set_num_threads(2);
+  if (openblas_get_num_threads() != 2) {
+    openblas_set_num_threads(saved);
+    GTEST_SKIP() << "OpenBLAS was built for fewer than 2 threads";
+  }
+  {
+    auto outer = std::make_unique<ScopedSingleThreadedBlas>();
+    EXPECT_EQ(openblas_get_num_threads(), 1);
+    // A second scope on another thread outlives the first: the count stays
+    // 1 until the last scope ends, then the original 2 comes back.
+    std::unique_ptr<ScopedSingleThreadedBlas> inner;
+    std::thread t([&] { inner = std::make_unique<ScopedSingleThreadedBlas>(); });
+    t.join();
+    outer.reset();
+    EXPECT_EQ(openblas_get_num_threads(), 1);
+    inner.reset();
+  }
+  EXPECT_EQ(openblas_get_num_threads(), 2);
+  openblas_set_num_threads(saved);
 }
 
 }  // namespace

@@ -790,9 +790,7 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
     b.begin = begin;
     b.size = std::min(batch, M - begin);
     const MatrixXd xb = x.middleRows(begin, b.size);
-    b.cross = state.x_train_sq_norms.size() == state.x_train.rows()
-                  ? CrossKernels(kspec, state.x_train, xb, state.x_train_sq_norms)
-                  : CrossKernels(kspec, state.x_train, xb);
+    b.cross = TrainingCrossKernels(state, xb);
     b.diag = DiagonalKernels(kspec, xb);
     if (samples) {
       MonteCarloBatch(*prior, *samples, b, C, options.seed, &result.points);

@@ -90,17 +90,22 @@ MatrixXd ThetaQueryTimesDual(const FittedModel::State& s, const MatrixXd& x) {
   const Index block = QueryBlockRows(s.x_train.rows());
   for (Index r0 = 0; r0 < m; r0 += block) {
     const Index rows = std::min(block, m - r0);
-    const KernelMatrices k =
-        s.x_train_sq_norms.size() == s.x_train.rows()
-            ? CrossKernels(s.resolved.spec.kernel, s.x_train, x.middleRows(r0, rows),
-                           s.x_train_sq_norms)
-            : CrossKernels(s.resolved.spec.kernel, s.x_train, x.middleRows(r0, rows));
+    const KernelMatrices k = TrainingCrossKernels(s, x.middleRows(r0, rows));
     out.middleRows(r0, rows).noalias() = k.ntk.transpose() * s.dual;
   }
   return out;
 }
 
 }  // namespace
+
+KernelMatrices TrainingCrossKernels(const FittedModel::State& s, const MatrixXd& x) {
+  // Every State built by Fit or Deserialize has the norms; without them
+  // (a hand-built State) the kernels compute them.
+  if (s.x_train_sq_norms.size() == s.x_train.rows()) {
+    return CrossKernels(s.resolved.spec.kernel, s.x_train, x, s.x_train_sq_norms);
+  }
+  return CrossKernels(s.resolved.spec.kernel, s.x_train, x);
+}
 
 absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
     const ModelSpec& spec, const TrainingData& data, const FitOptions& options) {

@@ -14,6 +14,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "core/kernel.h"
 #include "core/model.h"
 #include "core/spec.h"
 
@@ -49,6 +50,12 @@ struct FittedModel::State {
   mutable absl::Mutex cache_mu;
   mutable std::unique_ptr<DistributionCache> cache ABSL_GUARDED_BY(cache_mu);
 };
+
+// K and Theta between the training rows and preprocessed query rows x:
+// N x M, with the training set first (the orientation Predict and
+// PredictDistribution share, so both compute identical kernel values) and
+// its cached squared norms. REQUIRES: x.cols() == s.x_train.cols().
+KernelMatrices TrainingCrossKernels(const FittedModel::State& s, const Eigen::MatrixXd& x);
 
 }  // namespace ntk
 

@@ -63,10 +63,8 @@ TEST(AuthTest, NoTokenConfiguredMeansNoCheck) {
 TEST(TlsTest, InProcessTlsServer) {
   TempDir dir, certs;
   std::string why;
-  if (!testing::MakeSelfSignedCertificate(certs, &why)) GTEST_SKIP() << why;
-  server::ServerOptions o = testing::TestServerOptions(dir.path());
-  o.tls_cert_pem = testing::ReadFileOrEmpty(certs.File("cert.pem"));
-  o.tls_key_pem = testing::ReadFileOrEmpty(certs.File("key.pem"));
+  server::ServerOptions o;
+  if (!testing::TlsTestServerOptions(dir, certs, &o, &why)) GTEST_SKIP() << why;
   auto server = InProcessServer::Start(o);
   ASSERT_NE(server, nullptr);
   ClientOptions tls;

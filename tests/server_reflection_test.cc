@@ -162,10 +162,8 @@ TEST(ReflectionAuthTest, SubprocessEveryListedServiceIsDescribed) {
 TEST(ReflectionAuthTest, TokenRequiredOverTlsToo) {
   TempDir dir, certs;
   std::string why;
-  if (!testing::MakeSelfSignedCertificate(certs, &why)) GTEST_SKIP() << why;
-  server::ServerOptions o = testing::TestServerOptions(dir.path());
-  o.tls_cert_pem = testing::ReadFileOrEmpty(certs.File("cert.pem"));
-  o.tls_key_pem = testing::ReadFileOrEmpty(certs.File("key.pem"));
+  server::ServerOptions o;
+  if (!testing::TlsTestServerOptions(dir, certs, &o, &why)) GTEST_SKIP() << why;
   o.auth_token = kToken;
   auto server = InProcessServer::Start(o);
   ASSERT_NE(server, nullptr);

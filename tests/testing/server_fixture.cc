@@ -70,6 +70,15 @@ bool MakeSelfSignedCertificate(const TempDir& dir, std::string* why) {
   return true;
 }
 
+bool TlsTestServerOptions(const TempDir& model_dir, const TempDir& certs,
+                          server::ServerOptions* options, std::string* why) {
+  if (!MakeSelfSignedCertificate(certs, why)) return false;
+  *options = TestServerOptions(model_dir.path());
+  options->tls_cert_pem = ReadFileOrEmpty(certs.File("cert.pem"));
+  options->tls_key_pem = ReadFileOrEmpty(certs.File("key.pem"));
+  return true;
+}
+
 std::string ReadFileOrEmpty(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;

@@ -61,6 +61,12 @@ std::string ReadFileOrEmpty(const std::string& path);
 // logging off (tests read stderr only for subprocess servers).
 server::ServerOptions TestServerOptions(const std::string& model_dir);
 
+// TestServerOptions(model_dir.path()) with TLS: a self-signed certificate
+// made in `certs` (MakeSelfSignedCertificate) as tls_cert_pem/tls_key_pem.
+// Returns false and says why (for GTEST_SKIP) when no certificate could be made.
+bool TlsTestServerOptions(const TempDir& model_dir, const TempDir& certs,
+                          server::ServerOptions* options, std::string* why);
+
 class InProcessServer {
  public:
   // ASSERTs in the caller are not possible here: returns null and adds a

@@ -1,5 +1,5 @@
 // ntk/bench/distribution_bench.cc: PredictDistribution's cost per query point
-// for each method (MODEL.md section 4), on two models fitted once per
+// for each method (docs/model-contract.md "4. PredictDistribution"), on two models fitted once per
 // process to the first N = 5000 Fashion-MNIST rows (d = 784, C = 10):
 //   a 2b model (defaults: lambda = 0, smoothing 0.1) for EXACT, and
 //   a 2a model (lambda = 1) for LINEARIZED, MONTE_CARLO, LAPLACE_POSTERIOR.
@@ -28,8 +28,8 @@
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_support.h"
-#include "core/model.h"
-#include "core/spec.h"
+#include "core/model/model.h"
+#include "core/training/spec.h"
 
 namespace {
 

@@ -4,9 +4,9 @@
 //   BM_Reference/N : TrainKernels(spec, X) (K and Theta, N x N each) + one
 //                    in-place Cholesky of Theta -- the floor for regime 2b.
 //   BM_Fit2b/N     : Fit with hard labels and the defaults (lambda = 0,
-//                    label smoothing 0.1: MODEL.md 2b).   Target: <= 1.3x
+//                    label smoothing 0.1: docs/model-contract.md "2b. Unregularized").   Target: <= 1.3x
 //                    BM_Reference at the same N.
-//   BM_Fit2a/N     : Fit with lambda = 1 (MODEL.md 2a, Newton solver).
+//   BM_Fit2a/N     : Fit with lambda = 1 (docs/model-contract.md "2a. Regularized", Newton solver).
 //                    Target: <= 3x BM_Fit2b at the same N.
 //
 // Data: the first N Fashion-MNIST training images (pixels / 255, d = 784,
@@ -26,9 +26,9 @@
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_support.h"
-#include "core/kernel.h"
-#include "core/model.h"
-#include "core/spec.h"
+#include "core/kernels/kernel.h"
+#include "core/model/model.h"
+#include "core/training/spec.h"
 
 namespace {
 

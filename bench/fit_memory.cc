@@ -17,8 +17,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/bench_support.h"
-#include "core/model.h"
-#include "core/spec.h"
+#include "core/model/model.h"
+#include "core/training/spec.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// kernel_bench: speed of core/kernel.h against the plain GEMM of the inputs.
+// kernel_bench: speed of core/kernels/kernel.h against the plain GEMM of the inputs.
 //
 //   BM_Gemm/N            : G = X X^T (N x 784), Eigen -> OpenBLAS dgemm. The
 //                          baseline the kernels are measured against.
@@ -26,8 +26,8 @@
 #include <random>
 #include <vector>
 
-#include "core/kernel.h"
-#include "core/kernel_internal.h"
+#include "core/kernels/kernel.h"
+#include "core/kernels/kernel_internal.h"
 
 namespace {
 

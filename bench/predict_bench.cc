@@ -19,9 +19,9 @@
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_support.h"
-#include "core/kernel.h"
-#include "core/model.h"
-#include "core/spec.h"
+#include "core/kernels/kernel.h"
+#include "core/model/model.h"
+#include "core/training/spec.h"
 
 namespace {
 

@@ -7,7 +7,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
-#include "core/kernel.h"
+#include "core/kernels/kernel.h"
 #include "server/log.h"
 
 namespace ntk::server {

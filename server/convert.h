@@ -21,8 +21,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "core/model.h"
-#include "core/spec.h"
+#include "core/model/model.h"
+#include "core/training/spec.h"
 #include "proto/ntk/v1/ntk.pb.h"
 #include "server/options.h"
 

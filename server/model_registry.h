@@ -32,7 +32,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
-#include "core/model.h"
+#include "core/model/model.h"
 #include "proto/ntk/v1/ntk.pb.h"
 #include "server/model_store.h"
 

@@ -5,7 +5,7 @@
 // got a different probability mean alone than with one neighbour.)
 #include <random>
 
-#include "core/model.h"
+#include "core/model/model.h"
 #include "gtest/gtest.h"
 
 namespace ntk {

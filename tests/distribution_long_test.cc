@@ -15,8 +15,8 @@
 
 #include <gtest/gtest.h>
 
-#include "core/distribution.h"
-#include "core/kernel.h"
+#include "core/distribution/distribution.h"
+#include "core/kernels/kernel.h"
 #include "tests/testing/distribution_fixtures.h"
 
 namespace ntk {

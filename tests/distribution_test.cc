@@ -1,4 +1,4 @@
-// Tests of MODEL.md section 4 (core/distribution.cc): PredictDistribution's
+// Tests of docs/model-contract.md "4. PredictDistribution" (core/distribution/distribution.cc): PredictDistribution's
 // methods against independent references built here.
 //
 // Tolerances: Monte Carlo comparisons use a bound of k standard errors with
@@ -11,10 +11,10 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
-#include "core/distribution.h"
-#include "core/distribution_sampling.h"
-#include "core/kernel.h"
-#include "core/solvers.h"
+#include "core/distribution/distribution.h"
+#include "core/distribution/sampling.h"
+#include "core/kernels/kernel.h"
+#include "core/training/solvers.h"
 #include "tests/testing/distribution_fixtures.h"
 
 namespace ntk {
@@ -217,7 +217,7 @@ void ExpectWithinSE(const VectorXd& mean, const MatrixXd& cov, const VectorXd& m
 
 // --- EXACT (2b, 2c) against sampled initializations ------------------------
 
-// The training map of MODEL.md 2b / 2c written out here: with
+// The training map of docs/model-contract.md "2b. Unregularized" / "2c. Squared loss" written out here: with
 // A = Theta + s I and T = log Y (2b) or Y (2c),
 //   f(x) = f0(x) + Theta_xX A^{-1} (T - F0).
 // Apply it to S joint prior samples and compare the sample moments of the
@@ -573,7 +573,7 @@ TEST(DistributionDeterminism, ExactPointIndependentOfBatch) {
 TEST(DistributionDeterminism, ThreadCountDoesNotChangeTheAnswer) {
   // A fresh model per thread count (MONTE_CARLO caches its solves per seed,
   // so reusing one model would compare the cache with itself). N = 300 makes
-  // the 2a fit's Theta products take the parallel path of core/linalg.h
+  // the 2a fit's Theta products take the parallel path of core/numerics/linalg.h
   // (N^2 > 65536), and MONTE_CARLO's 2a solves run one per thread.
   const Problem p = MakeProblem(300, 4, 3, 20, 0.0, 43);
   const int saved = omp_get_max_threads();
@@ -655,7 +655,7 @@ TEST(DistributionMonteCarlo, SampleSetsAreCachedPerSeed) {
   }
   absl::MutexLock lock(&st->cache_mu);
   ASSERT_NE(st->cache, nullptr);
-  EXPECT_EQ(st->cache->samples.size(), static_cast<size_t>(DistributionCache::kMaxSampleSets));
+  EXPECT_EQ(st->cache->samples.size(), static_cast<size_t>(ModelFactorSet::kMaxSampleSets));
   EXPECT_EQ(st->cache->samples.front()->seed, 1u);
 }
 

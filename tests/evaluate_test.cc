@@ -225,7 +225,7 @@ TEST_F(EvaluateEndToEndTest, CrossValidationScoresAndReportsFailures) {
   EXPECT_GT(s.val_accuracy, 0.8);
   EXPECT_GT(s.val_nll, 0.0);
   EXPECT_LT(s.val_nll, 1.5);
-  // lambda = 0 with hard labels is refused by the server (MODEL.md 2b): the
+  // lambda = 0 with hard labels is refused by the server (docs/model-contract.md "2b. Unregularized"): the
   // config is reported as failed, not scored.
   NtkConfig bad;
   bad.label_smoothing = 0;

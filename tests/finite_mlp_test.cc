@@ -1,8 +1,8 @@
-// Tests of the finite-width network core/finite_mlp.h: parameters,
+// Tests of the finite-width network core/kernels/finite_mlp.h: parameters,
 // backpropagation against finite differences, the empirical NTK against the
 // explicit Jacobian and against the infinite-width closed form, and
 // gradient descent.
-#include "core/finite_mlp.h"
+#include "core/kernels/finite_mlp.h"
 
 #include <cmath>
 #include <random>
@@ -165,8 +165,8 @@ TEST(FiniteMlpTest, EmpiricalNtkEqualsExplicitJacobianProduct) {
   }
 }
 
-// Theta of a one-hidden-layer ReLU network by MODEL.md section 1's closed
-// form, written out here independently of core/kernel.cc.
+// Theta of a one-hidden-layer ReLU network by docs/model-contract.md "1. The network and its two kernels"'s closed
+// form, written out here independently of core/kernels/kernel.cc.
 double ReluNtkDepth1(const Eigen::RowVectorXd& x, const Eigen::RowVectorXd& y,
                      double sw2, double sb2) {
   const double d = x.size();

@@ -1,4 +1,4 @@
-// Finite width -> infinite width (MODEL.md section 5), long version: widths
+// Finite width -> infinite width (docs/model-contract.md "5. Checks that tie the code to the theory"), long version: widths
 // up to 16384, 4 seeds. See tests/testing/finite_width_check.h.
 #include "tests/testing/finite_width_check.h"
 

@@ -1,4 +1,4 @@
-// Finite width -> infinite width (MODEL.md section 5), fast version: see
+// Finite width -> infinite width (docs/model-contract.md "5. Checks that tie the code to the theory"), fast version: see
 // tests/testing/finite_width_check.h for the setup. Widths 256-4096, 3 seeds.
 // (Measured when written with 4 seeds: 0.073, 0.042, 0.019, and 0.0089 at
 // width 16384 (finite_width_long_test.cc): 8.2x over 64x in width.)

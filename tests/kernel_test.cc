@@ -1,9 +1,9 @@
-// Tests of core/kernel.h (MODEL.md section 1): closed forms at hand-computed
+// Tests of core/kernels/kernel.h (docs/model-contract.md "1. The network and its two kernels"): closed forms at hand-computed
 // points, an independent scalar implementation of the recursion, the
 // vectorized arcsine/arccosine against glibc, spec validation, structural
 // properties (symmetry, PSD, cross/train/diagonal consistency), edge cases,
 // and agreement with Monte Carlo estimates over finite random networks.
-#include "core/kernel.h"
+#include "core/kernels/kernel.h"
 
 #include <gtest/gtest.h>
 
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "core/kernel_internal.h"
+#include "core/kernels/kernel_internal.h"
 
 namespace ntk {
 namespace {
@@ -26,7 +26,7 @@ using Eigen::VectorXd;
 constexpr double kPi = 3.14159265358979323846;
 
 // ---------------------------------------------------------------------------
-// Independent scalar reference: MODEL.md section 1 written out literally for
+// Independent scalar reference: docs/model-contract.md "1. The network and its two kernels" written out literally for
 // one pair (x, y), with glibc's acos/asin and the diagonal entries computed
 // with rho = 1 exactly where x and y are the same point (same_point).
 // ---------------------------------------------------------------------------
@@ -351,7 +351,7 @@ TEST(Structure, TrainKernelsSymmetricAndPsd) {
 // recursion; the Gram matrices differ only in summation order, see
 // AllEntriesMatchScalarReference), and on the diagonal to ~1e-7: the cross
 // path computes rho = c / sqrt(a b) = 1 - O(eps) and arccos turns O(eps) into
-// O(sqrt(eps)) = 1.5e-8 per layer (MODEL.md section 1).
+// O(sqrt(eps)) = 1.5e-8 per layer (docs/model-contract.md "1. The network and its two kernels").
 TEST(Structure, CrossOfSelfMatchesTrain) {
   const MatrixXd x = RandomMatrix(140, 9, 4);
   for (Activation act : {Activation::kRelu, Activation::kErf}) {
@@ -407,7 +407,7 @@ TEST(Structure, DiagonalMatchesTrainDiagonal) {
 }
 
 // The recursion exists in two compiled copies (baseline ISA and AVX2, see
-// core/kernel.cc); both use only elementwise IEEE operations without FMA, so
+// core/kernels/kernel.cc); both use only elementwise IEEE operations without FMA, so
 // they must agree bit for bit. Skipped on CPUs without AVX2.
 TEST(Structure, BaselineAndAvx2PathsAreBitIdentical) {
   const MatrixXd x = RandomMatrix(170, 9, 9);
@@ -473,7 +473,7 @@ TEST(EdgeCases, ZeroParallelAntiparallelGiveNoNaN) {
       }
       // Parallel and antiparallel pairs against the reference with the
       // exact rho = +-1. Tolerance 1e-7 relative + 1e-12 absolute (entries
-      // that vanish at rho = -1): MODEL.md's sqrt(eps) ill-conditioning of
+      // that vanish at rho = -1): docs/model-contract.md's sqrt(eps) ill-conditioning of
       // arccos at rho = +-1 gives ~1e-8 per layer.
       for (int i = 0; i < x.rows(); ++i) {
         for (int j = 0; j < x.rows(); ++j) {

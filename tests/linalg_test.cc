@@ -1,7 +1,7 @@
-// Tests of core/linalg.h: the unpacked narrow product against a plain
+// Tests of core/numerics/linalg.h: the unpacked narrow product against a plain
 // reference loop in long double, for every supported width, for shapes that
 // exercise the short last block, and for the fallback.
-#include "core/linalg.h"
+#include "core/numerics/linalg.h"
 
 #include <cmath>
 #include <limits>

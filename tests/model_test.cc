@@ -1,6 +1,6 @@
-// Tests of core/model.h: Fit/Predict end to end, invariances, validation,
+// Tests of core/model/model.h: Fit/Predict end to end, invariances, validation,
 // cancellation and the serialized format (round trip and damaged bytes).
-#include "core/model.h"
+#include "core/model/model.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,10 +13,10 @@
 
 #include <gtest/gtest.h>
 
-#include "core/kernel.h"
-#include "core/model_state.h"
-#include "core/serialize.h"
-#include "core/solvers.h"
+#include "core/kernels/kernel.h"
+#include "core/model/model_state.h"
+#include "core/model/serialize.h"
+#include "core/training/solvers.h"
 
 namespace ntk {
 namespace {
@@ -132,7 +132,7 @@ TEST(Fit, StatsPerRegime) {
 
 // Predict(x_train) reproduces the train logits (with f0 = 0). The only
 // difference is CrossKernels(x, x) vs TrainKernels(x) (the latter uses
-// rho = 1 exactly on the diagonal; MODEL.md section 1 puts the two paths
+// rho = 1 exactly on the diagonal; docs/model-contract.md "1. The network and its two kernels" puts the two paths
 // ~1e-8 apart), so the tolerance is that kernel difference times |dual|.
 TEST(Predict, OnTrainingPointsReproducesTrainLogits) {
   const TrainingData data = Blobs(45, 2);
@@ -228,7 +228,7 @@ TEST(Predict, PredictLogitsWithInitialOutputs) {
   EXPECT_LE(MaxAbs(*b - *a - f0q), 1e-14 * (1 + MaxAbs(*a)));
 }
 
-// Permuting the training points changes nothing (MODEL.md's formulas are
+// Permuting the training points changes nothing (docs/model-contract.md's formulas are
 // permutation-equivariant). Tolerance: different summation orders in the
 // GEMMs and the factorization, amplified by the conditioning of the solve:
 // 1e-10 relative for these well-conditioned problems.

@@ -1,7 +1,7 @@
-// Tests of core/solvers.h (MODEL.md section 2) on kernels built by a private
+// Tests of core/training/solvers.h (docs/model-contract.md "2. Training objective") on kernels built by a private
 // naive ReLU NTK (depth 1, sw^2 = 2, sb^2 = 0.1) so that these tests do not
-// depend on core/kernel.cc.
-#include "core/solvers.h"
+// depend on core/kernels/kernel.cc.
+#include "core/training/solvers.h"
 
 #include <cmath>
 #include <limits>
@@ -18,7 +18,7 @@ using Eigen::VectorXd;
 
 constexpr double kPi = 3.14159265358979323846;
 
-// Depth-1 ReLU NTK (MODEL.md section 1) between the rows of a and b.
+// Depth-1 ReLU NTK (docs/model-contract.md "1. The network and its two kernels") between the rows of a and b.
 MatrixXd NaiveReluNtk(const MatrixXd& a, const MatrixXd& b) {
   const double sw2 = 2.0, sb2 = 0.1;
   const double d = static_cast<double>(a.cols());
@@ -69,7 +69,7 @@ MatrixXd Center(const MatrixXd& f) {
   return g;
 }
 
-// RK4 integration of the function-space flow of MODEL.md section 2,
+// RK4 integration of the function-space flow of docs/model-contract.md "2. Training objective",
 //   dF/dt = -Theta (softmax(F) - Y) - lambda (F - F0)
 //   df/dt = -Theta_xX (softmax(F) - Y) - lambda (f - f0)
 // with step h = 1 / (||Theta||_2 / 2 + lambda): the Jacobian's eigenvalues

@@ -1,7 +1,7 @@
-// Tests of core/spec.h: every validation error of ResolveSpec (code and the
+// Tests of core/training/spec.h: every validation error of ResolveSpec (code and the
 // field named at the start of the message), the documented defaults, and
 // MakeTargets.
-#include "core/spec.h"
+#include "core/training/spec.h"
 
 #include <cmath>
 #include <functional>

@@ -1,8 +1,8 @@
 // Tiny settings of the finite-width validation experiments
 // (tools/validate/experiments.h, docs/validation.md): real networks trained
-// by gradient descent against the NTK model of MODEL.md sections 2-3.
+// by gradient descent against the NTK model of docs/model-contract.md sections 2-3 ("Training objective", "Predict").
 //
-// These assert the qualitative claims of MODEL.md section 5 with stated
+// These assert the qualitative claims of docs/model-contract.md "5. Checks that tie the code to the theory" with stated
 // margins; the full-size runs with the measured slopes are in
 // docs/validation.md (ntk_validate).
 #include "tools/validate/experiments.h"
@@ -58,7 +58,7 @@ Errors MeanErrors(const Setting& s, int width, int seeds) {
 }
 
 // The error between a trained width-n network and the kernel prediction with
-// the same F0, f0 is O(1/sqrt(n)) (MODEL.md section 5): 16x the width should
+// the same F0, f0 is O(1/sqrt(n)) (docs/model-contract.md "5. Checks that tie the code to the theory"): 16x the width should
 // give ~1/4 of the error. We require < 1/2 (a factor-2 margin for the
 // seed-to-seed spread of two seeds and pre-asymptotic terms at width 128),
 // and the wide error to be a small fraction of the logits themselves

@@ -4,9 +4,9 @@
 
 #include <gtest/gtest.h>
 
-#include "core/distribution_sampling.h"
-#include "core/kernel.h"
-#include "core/solvers.h"
+#include "core/distribution/sampling.h"
+#include "core/kernels/kernel.h"
+#include "core/training/solvers.h"
 
 namespace ntk::testing {
 

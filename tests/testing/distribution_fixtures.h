@@ -1,5 +1,5 @@
 // tests/testing/distribution_fixtures.h: small fitted States for the
-// PredictDistribution tests, built directly from the solvers (core/solvers.h)
+// PredictDistribution tests, built directly from the solvers (core/training/solvers.h)
 // so the tests do not depend on FittedModel::Fit.
 #ifndef NTK_TESTS_TESTING_DISTRIBUTION_FIXTURES_H_
 #define NTK_TESTS_TESTING_DISTRIBUTION_FIXTURES_H_
@@ -9,9 +9,9 @@
 
 #include <Eigen/Dense>
 
-#include "core/model.h"
-#include "core/model_state.h"
-#include "core/spec.h"
+#include "core/model/model.h"
+#include "core/model/model_state.h"
+#include "core/training/spec.h"
 
 namespace ntk::testing {
 
@@ -22,7 +22,7 @@ Eigen::MatrixXd RandomFeatures(int n, int d, uint64_t seed);
 Eigen::MatrixXd RandomTargets(const Eigen::MatrixXd& x, int num_classes,
                               double eps, uint64_t seed);
 
-// Reference 2a solver for tiny N * C, independent of core/solvers.h:
+// Reference 2a solver for tiny N * C, independent of core/training/solvers.h:
 // Newton's method on G(F) = F - F0 - Theta (Y - softmax(F)) / lambda with
 // the dense NC x NC Jacobian I + (Theta (x) I) W / lambda and backtracking
 // on ||G||. Returns the dual (Y - softmax(F*)) / lambda; *logits = F*.

@@ -1,8 +1,8 @@
 // Shared by finite_width_test.cc and finite_width_long_test.cc.
-// Finite width -> infinite width (MODEL.md section 5): a real one-hidden-
-// layer network in NTK parameterization (core/finite_mlp.h), trained by
+// Finite width -> infinite width (docs/model-contract.md "5. Checks that tie the code to the theory"): a real one-hidden-
+// layer network in NTK parameterization (core/kernels/finite_mlp.h), trained by
 // full-batch gradient descent on the regularized cross-entropy objective of
-// MODEL.md section 2 (lambda > 0), predicts what the fitted NTK model
+// docs/model-contract.md "2. Training objective" (lambda > 0), predicts what the fitted NTK model
 // predicts when the model is given the network's own initial outputs
 // (FitOptions.initial_train_outputs, PredictLogits' initial_query_outputs).
 // The discrepancy comes from the finite-width fluctuation of the tangent
@@ -19,10 +19,10 @@
 #include <Eigen/Dense>
 #include <gtest/gtest.h>
 
-#include "core/finite_mlp.h"
-#include "core/model.h"
-#include "core/model_state.h"
-#include "core/spec.h"
+#include "core/kernels/finite_mlp.h"
+#include "core/model/model.h"
+#include "core/model/model_state.h"
+#include "core/training/spec.h"
 
 namespace ntk {
 namespace testing_finite_width {

@@ -1,5 +1,5 @@
 // ntk/tools/validate/experiments.h: the finite-width validation experiments
-// of docs/validation.md (MODEL.md section 5, "Finite width"), shared by the
+// of docs/validation.md (docs/model-contract.md "5. Checks that tie the code to the theory", "Finite width"), shared by the
 // ntk_validate tool and tests/validate_test.cc (header-only so that both can
 // use it without a library target).
 //
@@ -30,10 +30,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
-#include "core/finite_mlp.h"
-#include "core/kernel.h"
-#include "core/model.h"
-#include "core/spec.h"
+#include "core/kernels/finite_mlp.h"
+#include "core/kernels/kernel.h"
+#include "core/model/model.h"
+#include "core/training/spec.h"
 
 namespace ntk {
 namespace validate {
@@ -42,7 +42,7 @@ namespace validate {
 
 // A small synthetic classification problem: C class centers drawn
 // N(0, separation^2 I_d), points = center + N(0, I_d), every row then scaled
-// to L2 norm sqrt(d) (so <x, x>/d = 1, MODEL.md section 1 "Input scale"; the
+// to L2 norm sqrt(d) (so <x, x>/d = 1, docs/model-contract.md "1. The network and its two kernels" "Input scale"; the
 // models below use no further preprocessing, so the network and the kernel
 // see identical inputs). Labels cycle 0, 1, ..., C-1.
 struct Dataset {
@@ -89,7 +89,7 @@ inline Dataset MakeDataset(int n_train, int n_test, int d, int num_classes,
 
 // ------------------------------------------------------------ settings ----
 
-// One training objective (MODEL.md section 2) on one architecture.
+// One training objective (docs/model-contract.md "2. Training objective") on one architecture.
 struct Setting {
   std::string name;          // e.g. "E1 2a lambda=1"
   KernelSpec kernel;
@@ -109,7 +109,7 @@ inline ModelSpec ToModelSpec(const Setting& s, int num_classes) {
 
 // The targets Y exactly as the model builds them (ResolveSpec + MakeTargets).
 // The E3 setting (lambda = 0, hard labels, no smoothing) has no kernel model
-// (Fit refuses it, MODEL.md 2b); its targets are the one-hot labels.
+// (Fit refuses it, docs/model-contract.md "2b. Unregularized"); its targets are the one-hot labels.
 inline absl::StatusOr<Eigen::MatrixXd> TargetsFor(const Setting& s,
                                                   const Dataset& data) {
   if (s.lambda == 0 && s.label_smoothing == 0) {

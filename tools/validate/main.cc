@@ -1,5 +1,5 @@
 // ntk_validate: real finite-width networks trained by gradient descent
-// against the NTK model of MODEL.md (docs/validation.md describes the
+// against the NTK model of docs/model-contract.md (docs/validation.md describes the
 // experiments, the command and its output).
 //
 //   ntk_validate                          # E1-E4 at the documented sizes

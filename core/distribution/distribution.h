@@ -1,4 +1,4 @@
-// ntk/core/distribution.h (internal to core/): MODEL.md section 4, the
+// ntk/core/distribution/distribution.h (internal to core/): docs/model-contract.md "4. PredictDistribution", the
 // distribution of trained predictors over random initializations
 // f0 ~ GP(0, K (x) I_C), and the Laplace posterior.
 //
@@ -16,7 +16,7 @@
 //     linearized at F0 = 0 (R&W algorithm 3.3 factors, see
 //     distribution_cache.h and the derivation in distribution.cc).
 //   MONTE_CARLO (all): S samples F0_s ~ N(0, K_XX (x) I) from the seed alone,
-//     each trained (2a: one Newton solve, core/solvers.h; 2b/2c: the linear
+//     each trained (2a: one Newton solve, core/training/solvers.h; 2b/2c: the linear
 //     map), f0_s(x) | F0_s drawn per point; sample moments (divisor S).
 //     Default S: kDefaultMonteCarloSamples (64) for 2a, kDefaultNumSamples
 //     (1000) for 2b/2c. Sample sets are cached per (seed, S), 4 at most.
@@ -48,15 +48,15 @@
 // N = 5000 or 2a MONTE_CARLO -- blocks other PredictDistribution calls on
 // the same model until it finishes; Predict is not affected). Built factors
 // are immutable and used without the lock.
-#ifndef NTK_CORE_DISTRIBUTION_H_
-#define NTK_CORE_DISTRIBUTION_H_
+#ifndef NTK_CORE_DISTRIBUTION_DISTRIBUTION_H_
+#define NTK_CORE_DISTRIBUTION_DISTRIBUTION_H_
 
 #include <Eigen/Dense>
 
 #include "absl/status/statusor.h"
-#include "core/distribution_cache.h"
-#include "core/model.h"
-#include "core/model_state.h"
+#include "core/distribution/factors.h"
+#include "core/model/model.h"
+#include "core/model/model_state.h"
 
 namespace ntk {
 
@@ -71,4 +71,4 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
 
 }  // namespace ntk
 
-#endif  // NTK_CORE_DISTRIBUTION_H_
+#endif  // NTK_CORE_DISTRIBUTION_DISTRIBUTION_H_

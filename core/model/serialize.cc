@@ -1,6 +1,6 @@
-// ntk/core/serialize.cc: FittedModel::Serialize / Deserialize in the format
-// documented in core/serialize.h.
-#include "core/serialize.h"
+// ntk/core/model/serialize.cc: FittedModel::Serialize / Deserialize in the format
+// documented in core/model/serialize.h.
+#include "core/model/serialize.h"
 
 #include <array>
 #include <cstring>
@@ -11,8 +11,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "core/model.h"
-#include "core/model_state.h"
+#include "core/model/model.h"
+#include "core/model/model_state.h"
 
 namespace ntk {
 

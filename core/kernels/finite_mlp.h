@@ -1,11 +1,11 @@
-// ntk/core/finite_mlp.h: a real finite-width fully connected network in NTK
-// parameterization (MODEL.md section 1), trained by full-batch gradient
-// descent on the objective of MODEL.md section 2.
+// ntk/core/kernels/finite_mlp.h: a real finite-width fully connected network in NTK
+// parameterization (docs/model-contract.md "1. The network and its two kernels"), trained by full-batch gradient
+// descent on the objective of docs/model-contract.md "2. Training objective".
 //
 // This is the finite-width counterpart of the infinite-width kernels in
-// core/kernel.h. It exists to validate them: its empirical NTK J J^T tends
+// core/kernels/kernel.h. It exists to validate them: its empirical NTK J J^T tends
 // to Theta as the width grows, its initial outputs tend to a GP with kernel
-// K, and its trained outputs tend to the formulas of MODEL.md section 2.
+// K, and its trained outputs tend to the formulas of docs/model-contract.md "2. Training objective".
 //
 //   ntk::KernelSpec spec;  // activation, depth L, sw^2, sb^2
 //   ntk::FiniteMlp net(spec, /*input_dim=*/d, /*width=*/4096,
@@ -42,8 +42,8 @@
 // Memory: the parameters take 8 num_parameters() bytes (width 8192,
 // depth 2 is already 0.5 GB); Forward/Gradient keep 2 L M n doubles of
 // activations for M rows.
-#ifndef NTK_CORE_FINITE_MLP_H_
-#define NTK_CORE_FINITE_MLP_H_
+#ifndef NTK_CORE_KERNELS_FINITE_MLP_H_
+#define NTK_CORE_KERNELS_FINITE_MLP_H_
 
 #include <cstdint>
 #include <functional>
@@ -51,8 +51,8 @@
 
 #include <Eigen/Dense>
 
-#include "core/kernel.h"
-#include "core/spec.h"
+#include "core/kernels/kernel.h"
+#include "core/training/spec.h"
 
 namespace ntk {
 
@@ -67,7 +67,7 @@ struct MlpTrainProgress {
   const Eigen::MatrixXd* train_logits = nullptr;  // N x C at the current theta
 };
 
-// Options of FiniteMlp::Train. The objective (MODEL.md section 2) is
+// Options of FiniteMlp::Train. The objective (docs/model-contract.md "2. Training objective") is
 //   L(theta) = sum_i loss(y_i, f(x_i; theta)) + lambda/2 ||theta - theta0||^2
 // with loss = CE(y, softmax(f)) (kCrossEntropy) or 0.5 ||f - y||^2
 // (kSquared), a SUM over the N training points, and theta0 = the parameters
@@ -210,4 +210,4 @@ class FiniteMlp {
 
 }  // namespace ntk
 
-#endif  // NTK_CORE_FINITE_MLP_H_
+#endif  // NTK_CORE_KERNELS_FINITE_MLP_H_

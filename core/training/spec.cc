@@ -1,6 +1,6 @@
-// ntk/core/spec.cc: ResolveSpec (validation + documented defaults) and
-// MakeTargets (MODEL.md section 2, "Targets").
-#include "core/spec.h"
+// ntk/core/training/spec.cc: ResolveSpec (validation + documented defaults) and
+// MakeTargets (docs/model-contract.md "2. Training objective", "Targets").
+#include "core/training/spec.h"
 
 #include <cmath>
 #include <cstdio>
@@ -215,7 +215,7 @@ absl::StatusOr<ResolvedSpec> ResolveSpec(const ModelSpec& spec,
     return absl::InvalidArgumentError(
         "spec.training.regularization: 0 with cross-entropy needs strictly "
         "positive targets, but some target is 0 (hard labels or soft targets "
-        "with zeros, no label smoothing): the logits diverge (MODEL.md 2b); "
+        "with zeros, no label smoothing): the logits diverge (docs/model-contract.md "2b. Unregularized"); "
         "set regularization > 0 or label_smoothing > 0");
   }
 

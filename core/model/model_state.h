@@ -1,11 +1,11 @@
-// ntk/core/model_state.h (internal to core/): the data a FittedModel holds.
+// ntk/core/model/model_state.h (internal to core/): the data a FittedModel holds.
 //
 // Everything Predict needs is computed by Fit and persisted by Serialize.
 // Factors that only PredictDistribution needs live in `cache`, are rebuilt
 // deterministically from the persisted fields on first use, and are never
 // serialized (so an original and a loaded model go through the same code).
-#ifndef NTK_CORE_MODEL_STATE_H_
-#define NTK_CORE_MODEL_STATE_H_
+#ifndef NTK_CORE_MODEL_MODEL_STATE_H_
+#define NTK_CORE_MODEL_MODEL_STATE_H_
 
 #include <cstdint>
 #include <memory>
@@ -14,17 +14,17 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "core/kernel.h"
-#include "core/model.h"
-#include "core/spec.h"
+#include "core/kernels/kernel.h"
+#include "core/model/model.h"
+#include "core/training/spec.h"
 
 namespace ntk {
 
-struct DistributionCache;  // core/distribution.h
+struct ModelFactorSet;  // core/distribution/distribution.h
 
 struct FittedModel::State {
   State();
-  ~State();  // out of line: DistributionCache is incomplete here
+  ~State();  // out of line: ModelFactorSet is incomplete here
 
   ResolvedSpec resolved;
   Preprocessor preprocessor;
@@ -48,7 +48,7 @@ struct FittedModel::State {
 
   // Lazily built factors for PredictDistribution.
   mutable absl::Mutex cache_mu;
-  mutable std::unique_ptr<DistributionCache> cache ABSL_GUARDED_BY(cache_mu);
+  mutable std::unique_ptr<ModelFactorSet> cache ABSL_GUARDED_BY(cache_mu);
 };
 
 // K and Theta between the training rows and preprocessed query rows x:
@@ -59,4 +59,4 @@ KernelMatrices TrainingCrossKernels(const FittedModel::State& s, const Eigen::Ma
 
 }  // namespace ntk
 
-#endif  // NTK_CORE_MODEL_STATE_H_
+#endif  // NTK_CORE_MODEL_MODEL_STATE_H_

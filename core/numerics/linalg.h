@@ -1,4 +1,4 @@
-// ntk/core/linalg.h (internal to core/): dense kernels that BLAS does badly
+// ntk/core/numerics/linalg.h (internal to core/): dense kernels that BLAS does badly
 // for the shapes the solvers use.
 //
 // The 2a Newton-CG solver multiplies the N x N training NTK Theta by an
@@ -10,8 +10,8 @@
 //
 // Thread safety: pure functions; safe to call concurrently. They use all
 // OpenMP threads.
-#ifndef NTK_CORE_LINALG_H_
-#define NTK_CORE_LINALG_H_
+#ifndef NTK_CORE_NUMERICS_LINALG_H_
+#define NTK_CORE_NUMERICS_LINALG_H_
 
 #include <Eigen/Dense>
 
@@ -56,4 +56,4 @@ bool UseNarrowKernelForTesting(bool use);
 
 }  // namespace ntk
 
-#endif  // NTK_CORE_LINALG_H_
+#endif  // NTK_CORE_NUMERICS_LINALG_H_

@@ -1,5 +1,5 @@
-// ntk/core/solvers.cc: MODEL.md section 2 solvers. See solvers.h.
-#include "core/solvers.h"
+// ntk/core/training/solvers.cc: docs/model-contract.md "2. Training objective" solvers. See solvers.h.
+#include "core/training/solvers.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "core/linalg.h"
+#include "core/numerics/linalg.h"
 
 namespace ntk {
 
@@ -134,7 +134,7 @@ struct BlockHessian {
   }
 };
 
-// out = theta * v (theta N x N symmetric, v N x C): core/linalg.h's
+// out = theta * v (theta N x N symmetric, v N x C): core/numerics/linalg.h's
 // unpacked kernel on OpenMP threads. Measured at N = 5000, C = 10 on 2
 // cores: 1.5x faster than OpenBLAS's dgemm, and the Newton-CG loop no longer
 // alternates between OpenMP's and OpenBLAS's thread pools (their spinning
@@ -321,7 +321,7 @@ absl::StatusOr<SolverSolution> SolveRegularizedCE(
     own_basis = ComputeThetaEigenbasis(theta, options.preconditioner_rank);
   }
   // From here on, the products with Theta run on OpenMP threads
-  // (core/linalg.h) and the BLAS calls left (a k^2 x N x C^2 GEMM and a
+  // (core/numerics/linalg.h) and the BLAS calls left (a k^2 x N x C^2 GEMM and a
   // kC x kC Cholesky per Newton step) are small: keep OpenBLAS single-
   // threaded, or its idle workers spin through every OpenMP region
   // (measured at N = 5000 on 2 cores: 7.0 s wall / 13.8 s CPU with both
@@ -566,7 +566,7 @@ absl::StatusOr<SolverSolution> SolveUnregularizedCE(const Eigen::MatrixXd& theta
   if (absl::Status s = CheckShapes(theta, y, f0); !s.ok()) return s;
   if (!(y.array() > 0).all()) {
     return absl::InvalidArgumentError(
-        "targets: 2b (lambda = 0) needs every target > 0 (MODEL.md 2b)");
+        "targets: 2b (lambda = 0) needs every target > 0 (docs/model-contract.md "2b. Unregularized")");
   }
   MatrixXd rhs = y.array().log().matrix();
   if (f0.size() != 0) rhs -= f0;

@@ -1,4 +1,4 @@
-// ntk/core/model.h: a fitted NTK classification model (MODEL.md 2-4).
+// ntk/core/model/model.h: a fitted NTK classification model (docs/model-contract.md sections 2-4).
 //
 //   absl::StatusOr<std::unique_ptr<FittedModel>> m = FittedModel::Fit(spec, data);
 //   absl::StatusOr<Prediction> p = (*m)->Predict(queries);
@@ -13,8 +13,8 @@
 // all const methods may be called concurrently from any number of threads.
 // Ownership: the model owns all its data; callers share it by
 // std::shared_ptr<const FittedModel>.
-#ifndef NTK_CORE_MODEL_H_
-#define NTK_CORE_MODEL_H_
+#ifndef NTK_CORE_MODEL_MODEL_H_
+#define NTK_CORE_MODEL_MODEL_H_
 
 #include <cstdint>
 #include <functional>
@@ -26,13 +26,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "core/kernel.h"
-#include "core/spec.h"
+#include "core/kernels/kernel.h"
+#include "core/training/spec.h"
 
 namespace ntk {
 
 // z-score with training statistics, then rows scaled to L2 norm sqrt(d)
-// (MODEL.md section 1, "Input scale"). Features with zero spread are only
+// (docs/model-contract.md "1. The network and its two kernels", "Input scale"). Features with zero spread are only
 // centered; zero rows stay zero.
 struct Preprocessor {
   PreprocessingSpec spec;
@@ -63,7 +63,7 @@ using ProgressFn = std::function<bool(double fraction, const char* phase)>;
 
 struct FitOptions {
   // Initial outputs F0 at the training points (N x C). Empty: zero, which is
-  // what Predict uses (MODEL.md section 3). A real network's F0 makes the
+  // what Predict uses (docs/model-contract.md "3. Predict"). A real network's F0 makes the
   // model predict that network's trained outputs (validation).
   Eigen::MatrixXd initial_train_outputs;
   ProgressFn progress;             // may be empty
@@ -116,7 +116,7 @@ struct DistributionResult {
 
 class FittedModel {
  public:
-  // Fits `data` under `spec` (MODEL.md section 2). Errors: INVALID_ARGUMENT
+  // Fits `data` under `spec` (docs/model-contract.md "2. Training objective"). Errors: INVALID_ARGUMENT
   // naming the field (see ResolveSpec), CANCELLED when progress returns false.
   static absl::StatusOr<std::unique_ptr<FittedModel>> Fit(
       const ModelSpec& spec, const TrainingData& data,
@@ -142,7 +142,7 @@ class FittedModel {
       const Eigen::MatrixXd& features,
       const Eigen::MatrixXd& initial_query_outputs = {}) const;
 
-  // MODEL.md section 4. FAILED_PRECONDITION for a method that does not apply
+  // docs/model-contract.md "4. PredictDistribution". FAILED_PRECONDITION for a method that does not apply
   // (kExact for 2a, kLaplacePosterior for 2b/2c), RESOURCE_EXHAUSTED when
   // the method's cached factors would exceed the memory budget.
   absl::StatusOr<DistributionResult> PredictDistribution(
@@ -158,7 +158,7 @@ class FittedModel {
   int num_features() const;
   int num_classes() const;
 
-  struct State;  // defined in core/model_state.h (internal)
+  struct State;  // defined in core/model/model_state.h (internal)
   explicit FittedModel(std::unique_ptr<State> state);
   const State& state() const { return *state_; }
 
@@ -168,4 +168,4 @@ class FittedModel {
 
 }  // namespace ntk
 
-#endif  // NTK_CORE_MODEL_H_
+#endif  // NTK_CORE_MODEL_MODEL_H_

@@ -1,5 +1,5 @@
-// ntk/core/finite_mlp.cc: see finite_mlp.h.
-#include "core/finite_mlp.h"
+// ntk/core/kernels/finite_mlp.cc: see finite_mlp.h.
+#include "core/kernels/finite_mlp.h"
 
 #include <algorithm>
 #include <cassert>

@@ -1,4 +1,4 @@
-// ntk/core/serialize.h (internal to core/): the on-disk / in-memory byte
+// ntk/core/model/serialize.h (internal to core/): the on-disk / in-memory byte
 // format of a FittedModel (FittedModel::Serialize / Deserialize).
 //
 // Layout, all integers little-endian, doubles as IEEE-754 binary64 bit
@@ -36,8 +36,8 @@
 // the enums are known (DATA_LOSS otherwise).
 //
 // Thread safety: pure functions.
-#ifndef NTK_CORE_SERIALIZE_H_
-#define NTK_CORE_SERIALIZE_H_
+#ifndef NTK_CORE_MODEL_SERIALIZE_H_
+#define NTK_CORE_MODEL_SERIALIZE_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -54,4 +54,4 @@ uint32_t Crc32c(const void* data, size_t n, uint32_t crc = 0);
 
 }  // namespace ntk
 
-#endif  // NTK_CORE_SERIALIZE_H_
+#endif  // NTK_CORE_MODEL_SERIALIZE_H_

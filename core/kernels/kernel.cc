@@ -1,5 +1,5 @@
-// ntk/core/kernel.cc: NNGP and NTK kernels of fully connected networks
-// (MODEL.md section 1).
+// ntk/core/kernels/kernel.cc: NNGP and NTK kernels of fully connected networks
+// (docs/model-contract.md "1. The network and its two kernels").
 //
 // Structure of the computation (all three entry points):
 //   1. Per point, the diagonal recursion S_l(x, x), T_l(x, x) with rho = 1
@@ -34,7 +34,7 @@
 // Memory: TrainKernels for N points needs the two N x N outputs, the input,
 // O(N depth) per-point data and ~7 KB of scratch per thread (N = 8000: peak
 // RSS 1.08 GB = 2 x 512 MB + 50 MB input).
-#include "core/kernel.h"
+#include "core/kernels/kernel.h"
 
 #include <algorithm>
 #include <atomic>
@@ -44,7 +44,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/kernel_internal.h"
+#include "core/kernels/kernel_internal.h"
 
 namespace ntk {
 namespace {

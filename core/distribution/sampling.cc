@@ -1,4 +1,4 @@
-#include "core/distribution_sampling.h"
+#include "core/distribution/sampling.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,7 +1,7 @@
-// ntk/core/model.cc: FittedModel::Fit / Predict / PredictLogits /
-// PredictDistribution (MODEL.md sections 2-4). Serialization lives in
-// core/serialize.cc, the solvers in core/solvers.cc.
-#include "core/model.h"
+// ntk/core/model/model.cc: FittedModel::Fit / Predict / PredictLogits /
+// PredictDistribution (docs/model-contract.md sections 2-4 ("Training objective" to "PredictDistribution")). Serialization lives in
+// core/model/serialize.cc, the solvers in core/training/solvers.cc.
+#include "core/model/model.h"
 
 #include <algorithm>
 #include <chrono>
@@ -11,18 +11,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "core/distribution.h"
-#include "core/distribution_cache.h"
-#include "core/kernel.h"
-#include "core/model_state.h"
-#include "core/solvers.h"
+#include "core/distribution/distribution.h"
+#include "core/distribution/factors.h"
+#include "core/kernels/kernel.h"
+#include "core/model/model_state.h"
+#include "core/training/solvers.h"
 
 namespace ntk {
 
 using Eigen::Index;
 using Eigen::MatrixXd;
 
-// Out of line: DistributionCache is complete here (core/distribution_cache.h).
+// Out of line: ModelFactorSet is complete here (core/distribution/factors.h).
 FittedModel::State::State() = default;
 FittedModel::State::~State() = default;
 

@@ -1,10 +1,10 @@
-// ntk/core/preprocess.cc: Preprocessor (declared in core/model.h),
-// MODEL.md section 1 "Input scale": z-score with training statistics, then
+// ntk/core/model/preprocess.cc: Preprocessor (declared in core/model/model.h),
+// docs/model-contract.md "1. The network and its two kernels" "Input scale": z-score with training statistics, then
 // rows scaled to L2 norm sqrt(d).
 #include <algorithm>
 #include <cmath>
 
-#include "core/model.h"
+#include "core/model/model.h"
 
 namespace ntk {
 

@@ -1,4 +1,4 @@
-// ntk/core/distribution_cache.h (internal to core/): the factors that
+// ntk/core/distribution/factors.h (internal to core/): the factors that
 // PredictDistribution builds on first use and keeps inside a model
 // (FittedModel::State::cache, guarded by State::cache_mu).
 //
@@ -9,10 +9,10 @@
 // shared_ptr<const ...>, so a request keeps using its factors after
 // releasing cache_mu even if an LRU entry is evicted meanwhile.
 //
-// Notation (MODEL.md): K = NNGP kernel, Theta = NTK, N training points,
+// Notation (docs/model-contract.md): K = NNGP kernel, Theta = NTK, N training points,
 // C classes, lambda the regularization.
-#ifndef NTK_CORE_DISTRIBUTION_CACHE_H_
-#define NTK_CORE_DISTRIBUTION_CACHE_H_
+#ifndef NTK_CORE_DISTRIBUTION_FACTORS_H_
+#define NTK_CORE_DISTRIBUTION_FACTORS_H_
 
 #include <cstdint>
 #include <list>
@@ -76,7 +76,7 @@ struct MonteCarloSamples {
   int64_t Bytes() const;
 };
 
-struct DistributionCache {
+struct ModelFactorSet {
   std::shared_ptr<const ExactFactors> exact;             // 2b, 2c
   std::shared_ptr<const LinearizedFactors> linearized;   // 2a
   std::shared_ptr<const LinearizedCovarianceFactors> linearized_covariance;
@@ -91,4 +91,4 @@ struct DistributionCache {
 
 }  // namespace ntk
 
-#endif  // NTK_CORE_DISTRIBUTION_CACHE_H_
+#endif  // NTK_CORE_DISTRIBUTION_FACTORS_H_

@@ -1,5 +1,5 @@
-// ntk/core/distribution_sampling.h (internal to core/): seeded Gaussian
-// sampling and the probability-space moments of MODEL.md section 4.
+// ntk/core/distribution/sampling.h (internal to core/): seeded Gaussian
+// sampling and the probability-space moments of docs/model-contract.md "4. PredictDistribution".
 //
 // Randomness: std::mt19937_64 seeded through a splitmix64 hash, plus our own
 // Box-Muller transform (not std::normal_distribution, whose algorithm is
@@ -18,7 +18,7 @@
 
 #include <Eigen/Dense>
 
-#include "core/model.h"
+#include "core/model/model.h"
 
 namespace ntk {
 

@@ -1,5 +1,5 @@
-// ntk/core/kernel.h: infinite-width NNGP (K) and NTK (Theta) kernels of a
-// fully connected network in NTK parameterization (MODEL.md section 1).
+// ntk/core/kernels/kernel.h: infinite-width NNGP (K) and NTK (Theta) kernels of a
+// fully connected network in NTK parameterization (docs/model-contract.md "1. The network and its two kernels").
 //
 // Every function here is pure: it reads its inputs and writes its outputs.
 // Thread safety: safe to call concurrently. Functions use all cores (OpenMP
@@ -9,8 +9,8 @@
 // stax.serial(Dense(W_std, b_std, parameterization='ntk'), Relu/Erf, ...,
 // Dense(...)) with W_std^2 = weight_variance, b_std^2 = bias_variance and
 // `depth` hidden layers.
-#ifndef NTK_CORE_KERNEL_H_
-#define NTK_CORE_KERNEL_H_
+#ifndef NTK_CORE_KERNELS_KERNEL_H_
+#define NTK_CORE_KERNELS_KERNEL_H_
 
 #include <Eigen/Dense>
 
@@ -66,4 +66,4 @@ KernelDiagonal DiagonalKernels(const KernelSpec& spec, const Eigen::MatrixXd& x)
 
 }  // namespace ntk
 
-#endif  // NTK_CORE_KERNEL_H_
+#endif  // NTK_CORE_KERNELS_KERNEL_H_

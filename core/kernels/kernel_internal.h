@@ -1,11 +1,11 @@
-// ntk/core/kernel_internal.h: pieces of core/kernel.cc exposed for tests and
+// ntk/core/kernels/kernel_internal.h: pieces of core/kernels/kernel.cc exposed for tests and
 // benchmarks only. Not part of the service's interface; callers outside
-// core/kernel.cc, tests/ and bench/ should use core/kernel.h.
+// core/kernels/kernel.cc, tests/ and bench/ should use core/kernels/kernel.h.
 //
 // Thread safety: every function is pure (reads its inputs, writes its
 // outputs) and safe to call concurrently.
-#ifndef NTK_CORE_KERNEL_INTERNAL_H_
-#define NTK_CORE_KERNEL_INTERNAL_H_
+#ifndef NTK_CORE_KERNELS_KERNEL_INTERNAL_H_
+#define NTK_CORE_KERNELS_KERNEL_INTERNAL_H_
 
 #include <cstddef>
 
@@ -39,4 +39,4 @@ bool ForceVectorIsaForTesting(VectorIsa isa);
 }  // namespace internal
 }  // namespace ntk
 
-#endif  // NTK_CORE_KERNEL_INTERNAL_H_
+#endif  // NTK_CORE_KERNELS_KERNEL_INTERNAL_H_

@@ -1,4 +1,4 @@
-// MODEL.md section 4: the distribution of the trained predictor over random
+// docs/model-contract.md "4. PredictDistribution": the distribution of the trained predictor over random
 // initializations f0 ~ GP(0, K (x) I_C), plus the Laplace posterior.
 //
 // Layout of this file:
@@ -18,7 +18,7 @@
 // points, so the thread count does not change any summation order of ours.
 // A point's answer does not depend on which batch it is in, up to the
 // rounding of the BLAS kernels for different batch widths (~1e-15 relative).
-#include "core/distribution.h"
+#include "core/distribution/distribution.h"
 
 #include <omp.h>
 
@@ -33,10 +33,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
-#include "core/distribution_sampling.h"
-#include "core/kernel.h"
-#include "core/linalg.h"
-#include "core/solvers.h"
+#include "core/distribution/sampling.h"
+#include "core/kernels/kernel.h"
+#include "core/numerics/linalg.h"
+#include "core/training/solvers.h"
 
 namespace ntk {
 
@@ -57,7 +57,7 @@ int64_t LinearizedCovarianceFactors::Bytes() const {
 }
 int64_t PriorFactor::Bytes() const { return 8 * chol_k.size(); }
 int64_t MonteCarloSamples::Bytes() const { return 8 * z_and_dual.size(); }
-int64_t DistributionCache::Bytes() const {
+int64_t ModelFactorSet::Bytes() const {
   int64_t b = 0;
   if (exact) b += exact->Bytes();
   if (linearized) b += linearized->Bytes();
@@ -169,7 +169,7 @@ bool HasInitialOutputs(const FittedModel::State& state) {
 
 // 2a: the dual of the F0 = 0 solution (the fit's own when it used F0 = 0).
 absl::StatusOr<std::shared_ptr<const MatrixXd>> ZeroF0Dual(
-    const FittedModel::State& state, DistributionCache* cache,
+    const FittedModel::State& state, ModelFactorSet* cache,
     const MatrixXd& theta) {
   if (cache->zero_f0_dual) return cache->zero_f0_dual;
   std::shared_ptr<const MatrixXd> dual;
@@ -188,7 +188,7 @@ absl::StatusOr<std::shared_ptr<const MatrixXd>> ZeroF0Dual(
 }
 
 absl::StatusOr<std::shared_ptr<const ExactFactors>> GetExactFactors(
-    const FittedModel::State& state, DistributionCache* cache,
+    const FittedModel::State& state, ModelFactorSet* cache,
     int64_t budget, const Progress& progress) {
   if (cache->exact) return cache->exact;
   const Index N = state.x_train.rows();
@@ -230,7 +230,7 @@ absl::StatusOr<std::shared_ptr<const ExactFactors>> GetExactFactors(
 // The factors E_c, L_M (both methods) and, when need_covariance
 // (LINEARIZED), K_XX and H = sum_c E_c K_XX E_c, built on first use.
 absl::StatusOr<std::shared_ptr<const LinearizedFactors>> GetLinearizedFactors(
-    const FittedModel::State& state, DistributionCache* cache,
+    const FittedModel::State& state, ModelFactorSet* cache,
     bool need_covariance, int64_t budget, const Progress& progress) {
   if (cache->linearized && (!need_covariance || cache->linearized_covariance)) {
     return cache->linearized;
@@ -316,7 +316,7 @@ absl::StatusOr<std::shared_ptr<const LinearizedFactors>> GetLinearizedFactors(
 }
 
 absl::StatusOr<std::shared_ptr<const PriorFactor>> GetPriorFactor(
-    const FittedModel::State& state, DistributionCache* cache,
+    const FittedModel::State& state, ModelFactorSet* cache,
     const MatrixXd& nngp_train) {
   if (cache->prior) return cache->prior;
   const Index N = nngp_train.rows();
@@ -341,7 +341,7 @@ absl::StatusOr<std::shared_ptr<const PriorFactor>> GetPriorFactor(
 
 // MONTE_CARLO samples for (seed, S), from the LRU or built.
 absl::StatusOr<std::shared_ptr<const MonteCarloSamples>> GetSamples(
-    const FittedModel::State& state, DistributionCache* cache, uint64_t seed,
+    const FittedModel::State& state, ModelFactorSet* cache, uint64_t seed,
     int S, int64_t budget, const Progress& progress) {
   for (auto it = cache->samples.begin(); it != cache->samples.end(); ++it) {
     if ((*it)->seed == seed && (*it)->num_samples == S) {
@@ -473,7 +473,7 @@ absl::StatusOr<std::shared_ptr<const MonteCarloSamples>> GetSamples(
   }
   // LRU: newest first; drop the oldest beyond the count or the budget.
   cache->samples.push_front(out);
-  while (static_cast<int>(cache->samples.size()) > DistributionCache::kMaxSampleSets) {
+  while (static_cast<int>(cache->samples.size()) > ModelFactorSet::kMaxSampleSets) {
     cache->samples.pop_back();
   }
   while (cache->samples.size() > 1 && cache->Bytes() > budget) {
@@ -747,8 +747,8 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
   std::shared_ptr<const MonteCarloSamples> samples;
   {
     absl::MutexLock lock(&state.cache_mu);
-    if (!state.cache) state.cache = std::make_unique<DistributionCache>();
-    DistributionCache* cache = state.cache.get();
+    if (!state.cache) state.cache = std::make_unique<ModelFactorSet>();
+    ModelFactorSet* cache = state.cache.get();
     if (method == DistributionMethod::kMonteCarlo) {
       absl::StatusOr<std::shared_ptr<const MonteCarloSamples>> s = GetSamples(
           state, cache, options.seed, num_samples, options.max_cache_bytes, progress);

@@ -1,13 +1,13 @@
-// ntk/core/spec.h: what a user asks for when fitting a model.
+// ntk/core/training/spec.h: what a user asks for when fitting a model.
 //
 // A ModelSpec is plain data: the kernel (network architecture), the training
 // objective and the preprocessing. ResolveSpec() fills in the documented
-// defaults and checks every field against MODEL.md; the result is what a
+// defaults and checks every field against docs/model-contract.md; the result is what a
 // fitted model stores and reports.
 //
 // Thread safety: plain values; no shared state.
-#ifndef NTK_CORE_SPEC_H_
-#define NTK_CORE_SPEC_H_
+#ifndef NTK_CORE_TRAINING_SPEC_H_
+#define NTK_CORE_TRAINING_SPEC_H_
 
 #include <optional>
 #include <string>
@@ -15,13 +15,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "core/kernel.h"
+#include "core/kernels/kernel.h"
 
 namespace ntk {
 
 enum class Loss { kCrossEntropy = 1, kSquared = 2 };
 
-// Which formula of MODEL.md section 2 a resolved spec uses.
+// Which formula of docs/model-contract.md "2. Training objective" a resolved spec uses.
 enum class Regime {
   kRegularizedCE,    // 2a: cross-entropy, lambda > 0 (Newton-type solver)
   kUnregularizedCE,  // 2b: cross-entropy, lambda = 0, targets all > 0
@@ -85,4 +85,4 @@ Eigen::MatrixXd MakeTargets(const ResolvedSpec& r, const TrainingData& data);
 
 }  // namespace ntk
 
-#endif  // NTK_CORE_SPEC_H_
+#endif  // NTK_CORE_TRAINING_SPEC_H_

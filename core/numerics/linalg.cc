@@ -1,5 +1,5 @@
-// ntk/core/linalg.cc: see linalg.h.
-#include "core/linalg.h"
+// ntk/core/numerics/linalg.cc: see linalg.h.
+#include "core/numerics/linalg.h"
 
 #include <immintrin.h>
 

@@ -1,4 +1,4 @@
-// ntk/core/solvers.h (internal to core/): the linear algebra of MODEL.md
+// ntk/core/training/solvers.h (internal to core/): the linear algebra of docs/model-contract.md
 // section 2, separate from the model. Each solver takes the training NTK
 // Theta_XX (N x N), the targets Y (N x C) and the initial outputs F0 (N x C,
 // or 0 x 0 for zero) and returns the trained logits at the training points
@@ -15,17 +15,17 @@
 //
 // Thread safety: pure functions of their arguments; safe to call
 // concurrently. They use all cores: 2b/2c through the BLAS, 2a through
-// OpenMP (core/linalg.h), with OpenBLAS set single-threaded process-wide
+// OpenMP (core/numerics/linalg.h), with OpenBLAS set single-threaded process-wide
 // for the duration of its Newton-CG loop (ScopedSingleThreadedBlas).
 // Memory: 2a needs Theta plus O(N C^2) doubles; 2b/2c need Theta plus one
 // N x N factor (Theta itself is kept intact, it gives the train logits).
-#ifndef NTK_CORE_SOLVERS_H_
-#define NTK_CORE_SOLVERS_H_
+#ifndef NTK_CORE_TRAINING_SOLVERS_H_
+#define NTK_CORE_TRAINING_SOLVERS_H_
 
 #include <Eigen/Dense>
 
 #include "absl/status/statusor.h"
-#include "core/model.h"  // ProgressFn
+#include "core/model/model.h"  // ProgressFn
 
 namespace ntk {
 
@@ -89,7 +89,7 @@ struct RegularizedCEOptions {
 //   dbeta = (lambda (dual - beta) - S z) / lambda,
 // solved by preconditioned conjugate gradients; the NC x NC matrix is never
 // formed and each CG iteration is one product of Theta with an N x C
-// matrix (TransposeTimesNarrow, core/linalg.h).
+// matrix (TransposeTimesNarrow, core/numerics/linalg.h).
 // Preconditioner: Theta ~= U diag(s) U^T + diag(rest) with the top
 // `preconditioner_rank` eigenpairs of Theta (randomized subspace iteration,
 // seeded, once per solve), applied exactly with the current W by Woodbury
@@ -142,4 +142,4 @@ double SumCrossEntropy(const Eigen::MatrixXd& y, const Eigen::MatrixXd& logits);
 
 }  // namespace ntk
 
-#endif  // NTK_CORE_SOLVERS_H_
+#endif  // NTK_CORE_TRAINING_SOLVERS_H_

@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/distribution/cache.h"
 #include "core/kernels/kernel.h"
 #include "core/training/spec.h"
 
@@ -96,6 +97,9 @@ struct DistributionOptions {
   // Largest cache (bytes) a method may build inside the model; a method
   // whose factors would need more is refused with RESOURCE_EXHAUSTED.
   int64_t max_cache_bytes = 8LL << 30;
+  // Where the method's factors are looked up and kept (core/distribution/cache.h).
+  // scope.cache == nullptr: computed for this call and dropped after it.
+  DistributionCache::Scope cache;
 };
 
 struct PointDistribution {

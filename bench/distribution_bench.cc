@@ -184,8 +184,8 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("n_train", std::to_string(n));
   benchmark::AddCustomContext("points", std::to_string(points));
   benchmark::AddCustomContext("mc_samples", std::to_string(g_mc_samples));
-  benchmark::AddCustomContext("fit_seconds_2b", std::to_string(models.m2b->stats().fit_seconds));
-  benchmark::AddCustomContext("fit_seconds_2a", std::to_string(models.m2a->stats().fit_seconds));
+  benchmark::AddCustomContext("fit_seconds_2b", std::to_string(models.m2b->Info().stats.fit_seconds));
+  benchmark::AddCustomContext("fit_seconds_2a", std::to_string(models.m2a->Info().stats.fit_seconds));
 
   benchmark::RegisterBenchmark("BM_Predict/2b", BM_Predict, true)
       ->Arg(points)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);

@@ -89,14 +89,14 @@ void RunFit(benchmark::State& state, bool regularized) {
       state.SkipWithError(m.status().ToString().c_str());
       break;
     }
-    const ntk::FitStats& s = (*m)->stats();
+    const ntk::FitStats s = (*m)->Info().stats;
     state.counters["train_accuracy"] = s.train_accuracy;
     state.counters["solver_iterations"] = s.solver_iterations;
     state.counters["cg_iterations"] = s.cg_iterations;
     state.counters["residual"] = s.fixed_point_residual;
     state.counters["condition"] = s.condition_estimate;
     state.counters["fit_seconds_reported"] = s.fit_seconds;
-    state.SetLabel(ntk::RegimeName((*m)->resolved_spec().regime));
+    state.SetLabel(ntk::RegimeName((*m)->Info().regime));
   }
   state.counters["cpu_s_per_iter"] = cpu / static_cast<double>(state.iterations());
 }

@@ -68,10 +68,10 @@ int main(int argc, char** argv) {
          "\"rss_after_fit_bytes\":%lld,\"matrix_bytes\":%.0f,"
          "\"peak_over_matrix\":%.4f,\"fit_increase_over_matrix\":%.4f,"
          "\"train_accuracy\":%.4f}\n",
-         n, static_cast<int>(data.features.cols()), (*m)->num_classes(),
-         train.source.c_str(), ntk::RegimeName((*m)->resolved_spec().regime), seconds,
+         n, static_cast<int>(data.features.cols()), (*m)->Info().num_classes,
+         train.source.c_str(), ntk::RegimeName((*m)->Info().regime), seconds,
          static_cast<long long>(rss_before), static_cast<long long>(peak_before),
          static_cast<long long>(peak), static_cast<long long>(rss_after), matrix,
-         peak / matrix, (peak - rss_before) / matrix, (*m)->stats().train_accuracy);
+         peak / matrix, (peak - rss_before) / matrix, (*m)->Info().stats.train_accuracy);
   return 0;
 }

@@ -47,7 +47,7 @@ void BM_Predict(benchmark::State& state) {
 
 void BM_CrossKernels(benchmark::State& state) {
   const int rows = static_cast<int>(state.range(0));
-  const ntk::ResolvedSpec& r = g_model->resolved_spec();
+  const ntk::FittedModelInfo r = g_model->Info();
   const Eigen::MatrixXd q = g_pre->Apply(g_queries->features.topRows(rows));
   for (auto _ : state) {
     ntk::KernelMatrices km = ntk::CrossKernels(r.spec.kernel, q, *g_x_train);
@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
 
   benchmark::AddCustomContext("data", train.source);
   benchmark::AddCustomContext("n_train", std::to_string(n));
-  benchmark::AddCustomContext("fit_seconds", std::to_string(g_model->stats().fit_seconds));
+  benchmark::AddCustomContext("fit_seconds", std::to_string(g_model->Info().stats.fit_seconds));
   for (int rows : {1, 64, 1024}) {
     benchmark::RegisterBenchmark("BM_Predict", BM_Predict)
         ->Arg(rows)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);

@@ -243,10 +243,10 @@ absl::StatusOr<Eigen::MatrixXd> QueryFeaturesFromProto(const v1::Matrix& feature
   if (features.rows() == 0) {
     return absl::InvalidArgumentError("features.rows: must be > 0 (no query rows)");
   }
-  if (features.cols() != static_cast<uint32_t>(model.num_features())) {
+  if (features.cols() != static_cast<uint32_t>(model.Info().num_features)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("features.cols: %d != the model's %d features", features.cols(),
-                        model.num_features()));
+                        model.Info().num_features));
   }
   return MatrixFromView(ViewOf(features), "features");
 }
@@ -274,7 +274,7 @@ absl::StatusOr<DistributionOptions> DistributionOptionsFromProto(
   return o;
 }
 
-void ResolvedSpecToProto(const ResolvedSpec& r, v1::ModelSpec* out) {
+void ResolvedSpecToProto(const FittedModelInfo& r, v1::ModelSpec* out) {
   const ModelSpec& s = r.spec;
   v1::KernelSpec* k = out->mutable_kernel();
   k->set_activation(s.kernel.activation == Activation::kErf ? v1::ERF : v1::RELU);
@@ -296,10 +296,11 @@ void ModelInfoToProto(const std::string& id, int64_t created_unix_ms, const Fitt
                       v1::ModelInfo* out) {
   out->Clear();
   out->set_model_id(id);
-  ResolvedSpecToProto(model.resolved_spec(), out->mutable_spec());
-  out->set_num_train(static_cast<uint32_t>(model.num_train()));
-  out->set_num_features(static_cast<uint32_t>(model.num_features()));
-  const FitStats& st = model.stats();
+  const FittedModelInfo info = model.Info();
+  ResolvedSpecToProto(info, out->mutable_spec());
+  out->set_num_train(static_cast<uint32_t>(info.num_train));
+  out->set_num_features(static_cast<uint32_t>(info.num_features));
+  const FitStats& st = info.stats;
   v1::FitStats* ps = out->mutable_stats();
   ps->set_fit_seconds(st.fit_seconds);
   ps->set_solver_iterations(static_cast<uint32_t>(st.solver_iterations));
@@ -308,7 +309,7 @@ void ModelInfoToProto(const std::string& id, int64_t created_unix_ms, const Fitt
   ps->set_train_nll(st.train_nll);
   ps->set_jitter(st.jitter);
   ps->set_condition_estimate(st.condition_estimate);
-  ps->set_regime(RegimeName(model.resolved_spec().regime));
+  ps->set_regime(RegimeName(info.regime));
   out->set_created_unix_ms(created_unix_ms);
 }
 

@@ -78,7 +78,7 @@ absl::StatusOr<Eigen::MatrixXd> QueryFeaturesFromProto(const v1::Matrix& feature
 absl::StatusOr<DistributionOptions> DistributionOptionsFromProto(
     const v1::PredictDistributionRequest& request, const ServerOptions& limits);
 
-void ResolvedSpecToProto(const ResolvedSpec& resolved, v1::ModelSpec* out);
+void ResolvedSpecToProto(const FittedModelInfo& resolved, v1::ModelSpec* out);
 void ModelInfoToProto(const std::string& id, int64_t created_unix_ms,
                       const FittedModel& model, v1::ModelInfo* out);
 void PredictionToProto(const Prediction& p, v1::PredictResponse* out);

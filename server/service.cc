@@ -462,8 +462,8 @@ grpc::ServerUnaryReactor* NtkServiceImpl::Predict(grpc::CallbackServerContext* c
     return reactor;
   }
   const double work = static_cast<double>(request->features().rows()) *
-                      entry->model->num_train() *
-                      (static_cast<double>(request->features().cols()) + entry->model->num_classes());
+                      entry->model->Info().num_train *
+                      (static_cast<double>(request->features().cols()) + entry->model->Info().num_classes);
   if (work <= options_.inline_predict_max_work) {
     SingleThreadedComputeOnThisThread();
     s = NoThrow([&] { return DoPredict(*entry, *request, response, options_); });

@@ -140,12 +140,10 @@ TEST(DistributionTiming, PerPointCost) {
       ASSERT_NE(st, nullptr);
       std::printf("N=%d fit %s: %.2f s\n", N, RegimeName(c.regime), Seconds(t0));
     }
-    {
-      // Each method builds its own cache from scratch.
-      absl::MutexLock lock(&st->cache_mu);
-      st->cache.reset();
-    }
+    // Each method builds its own factors from scratch.
+    DistributionCache cache(DistributionCache::Options{int64_t{1} << 40});
     DistributionOptions o;
+    o.cache = {&cache, "m", 1};
     o.method = c.method;
     o.num_samples = c.samples;
     auto t0 = std::chrono::steady_clock::now();
@@ -158,11 +156,7 @@ TEST(DistributionTiming, PerPointCost) {
     auto r2 = ComputeDistribution(*st, xq2, o);
     const double second = Seconds(t0), second_cpu = CpuSeconds() - c0;
     ASSERT_TRUE(r2.ok()) << r2.status();
-    int64_t bytes;
-    {
-      absl::MutexLock lock(&st->cache_mu);
-      bytes = st->cache->Bytes();
-    }
+    const int64_t bytes = cache.stats().bytes;
     std::printf(
         "N=%d C=%d d=%d M=%d %-34s first call %.2f s (cpu %.2f s), warm %.4f s/point "
         "(cpu %.4f s/point), model cache %.1f MB\n",

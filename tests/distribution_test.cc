@@ -6,13 +6,16 @@
 // next to each); deterministic comparisons against dense references use
 // bounds from double rounding of the O(N) - O(N^3) operations involved.
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <omp.h>
 
 #include "core/distribution/distribution.h"
-#include "core/distribution/sampling.h"
+#include "core/distribution/factors.h"
+#include "core/distribution/moments.h"
+#include "core/numerics/random.h"
 #include "core/kernels/kernel.h"
 #include "core/training/solvers.h"
 #include "tests/testing/distribution_fixtures.h"
@@ -650,13 +653,27 @@ TEST(DistributionMonteCarlo, SampleSetsAreCachedPerSeed) {
   const Problem p = MakeProblem(20, 3, 3, 2, 0.0, 61);
   auto st = MakeState(Relu2(), Regime::kRegularizedCE, 1.0, p.x_train, p.y);
   ASSERT_NE(st, nullptr);
+  // The factors live in the caller's DistributionCache, one entry per
+  // (seed, S) beside the shared prior and Theta_XX.
+  DistributionCache cache(DistributionCache::Options{});
+  DistributionOptions o;
+  o.method = DistributionMethod::kMonteCarlo;
+  o.num_samples = 16;
+  o.cache = {&cache, "m", 1};
   for (uint64_t seed : {1, 2, 3, 4, 5, 1}) {
-    ASSERT_TRUE(RunDist(*st, p.x_query, DistributionMethod::kMonteCarlo, 16, seed).ok());
+    o.seed = seed;
+    ASSERT_TRUE(ComputeDistribution(*st, p.x_query, o).ok());
   }
-  absl::MutexLock lock(&st->cache_mu);
-  ASSERT_NE(st->cache, nullptr);
-  EXPECT_EQ(st->cache->samples.size(), static_cast<size_t>(ModelFactorSet::kMaxSampleSets));
-  EXPECT_EQ(st->cache->samples.front()->seed, 1u);
+  for (uint64_t seed : {1, 2, 3, 4, 5}) {
+    auto e = cache.Lookup({"m", 1, "mc/seed=" + std::to_string(seed) + "/S=16"});
+    ASSERT_NE(e, nullptr) << seed;
+    const auto* smp = dynamic_cast<const MonteCarloSamples*>(e.get());
+    ASSERT_NE(smp, nullptr);
+    EXPECT_EQ(smp->seed, seed);
+    EXPECT_EQ(smp->num_samples, 16);
+  }
+  EXPECT_NE(cache.Lookup({"m", 1, "prior"}), nullptr);
+  EXPECT_NE(cache.Lookup({"m", 1, "ntk_train"}), nullptr);
 }
 
 // --- End to end through FittedModel -----------------------------------------

@@ -4,6 +4,7 @@
 // properties (symmetry, PSD, cross/train/diagonal consistency), edge cases,
 // and agreement with Monte Carlo estimates over finite random networks.
 #include "core/kernels/kernel.h"
+#include "core/numerics/random.h"
 
 #include <gtest/gtest.h>
 
@@ -496,24 +497,12 @@ TEST(EdgeCases, ZeroParallelAntiparallelGiveNoNaN) {
 
 // Our own seeded normals (Box-Muller on mt19937_64), stable across
 // standard-library versions.
+// (core/numerics/random.h with u1 = k / 2^53 redrawn while 0: this test's
+// original stream).
 class Normals {
  public:
-  explicit Normals(uint64_t seed) : gen_(seed) {}
-  double operator()() {
-    if (has_spare_) {
-      has_spare_ = false;
-      return spare_;
-    }
-    double u1;
-    do {
-      u1 = (gen_() >> 11) * 0x1p-53;
-    } while (u1 <= 0.0);
-    const double u2 = (gen_() >> 11) * 0x1p-53;
-    const double r = std::sqrt(-2.0 * std::log(u1));
-    spare_ = r * std::sin(2 * kPi * u2);
-    has_spare_ = true;
-    return r * std::cos(2 * kPi * u2);
-  }
+  explicit Normals(uint64_t seed) : stream_(seed, BoxMullerU1::kRejectZero) {}
+  double operator()() { return stream_.Next(); }
   MatrixXd Matrix(int rows, int cols) {
     MatrixXd m(rows, cols);
     for (int j = 0; j < cols; ++j)
@@ -522,9 +511,7 @@ class Normals {
   }
 
  private:
-  std::mt19937_64 gen_;
-  bool has_spare_ = false;
-  double spare_ = 0;
+  NormalStream stream_;
 };
 
 // A width-n network with `depth` hidden layers and a scalar output, in NTK

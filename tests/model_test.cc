@@ -87,46 +87,46 @@ TEST(Fit, StatsPerRegime) {
   {
     auto m = MustFit(Spec2a(), data);
     ASSERT_TRUE(m);
-    EXPECT_EQ(m->resolved_spec().regime, Regime::kRegularizedCE);
-    EXPECT_GT(m->stats().solver_iterations, 0);
-    EXPECT_GT(m->stats().cg_iterations, 0);
+    EXPECT_EQ(m->Info().regime, Regime::kRegularizedCE);
+    EXPECT_GT(m->Info().stats.solver_iterations, 0);
+    EXPECT_GT(m->Info().stats.cg_iterations, 0);
     // Residual target of FitOptions.tolerance (1e-12 relative).
-    EXPECT_LE(m->stats().fixed_point_residual,
-              1e-12 * std::max(1.0, MaxAbs(m->state().train_logits)));
-    EXPECT_GT(m->stats().train_accuracy, 0.8);  // separable blobs
-    EXPECT_GT(m->stats().fit_seconds, 0);
-    EXPECT_GT(m->state().created_unix_ms, 0);
-    EXPECT_EQ(m->num_train(), 60);
-    EXPECT_EQ(m->num_features(), 5);
-    EXPECT_EQ(m->num_classes(), 3);
+    EXPECT_LE(m->Info().stats.fixed_point_residual,
+              1e-12 * std::max(1.0, MaxAbs(ModelInternals::Of(*m).train_logits)));
+    EXPECT_GT(m->Info().stats.train_accuracy, 0.8);  // separable blobs
+    EXPECT_GT(m->Info().stats.fit_seconds, 0);
+    EXPECT_GT(ModelInternals::Of(*m).created_unix_ms, 0);
+    EXPECT_EQ(m->Info().num_train, 60);
+    EXPECT_EQ(m->Info().num_features, 5);
+    EXPECT_EQ(m->Info().num_classes, 3);
     // train_nll is the mean CE against the targets at the train logits.
-    EXPECT_NEAR(m->stats().train_nll,
-                SumCrossEntropy(m->state().targets, m->state().train_logits) / 60, 1e-14);
+    EXPECT_NEAR(m->Info().stats.train_nll,
+                SumCrossEntropy(ModelInternals::Of(*m).problem.targets, ModelInternals::Of(*m).train_logits) / 60, 1e-14);
   }
   {
     auto m = MustFit(Spec2b(), data);
     ASSERT_TRUE(m);
-    EXPECT_EQ(m->resolved_spec().regime, Regime::kUnregularizedCE);
-    EXPECT_GT(m->stats().jitter, 0);
-    EXPECT_GT(m->stats().condition_estimate, 1);
-    EXPECT_EQ(m->stats().train_accuracy, 1.0);  // softmax(F) == Y
+    EXPECT_EQ(m->Info().regime, Regime::kUnregularizedCE);
+    EXPECT_GT(m->Info().stats.jitter, 0);
+    EXPECT_GT(m->Info().stats.condition_estimate, 1);
+    EXPECT_EQ(m->Info().stats.train_accuracy, 1.0);  // softmax(F) == Y
     // softmax(train logits) == Y up to the jitter's effect (solvers_test
     // derives this bound: jitter * ||Theta^-1|| * ||log Y||, with
     // ||Theta^-1|| <= cond / lambda_max and lambda_max >= mean diag).
-    const MatrixXd p = RowSoftmax(m->state().train_logits);
-    const double bound = m->stats().jitter * m->stats().condition_estimate * 60 * 3.0;
-    EXPECT_LE(MaxAbs(p - m->state().targets), std::max(bound, 1e-12));
+    const MatrixXd p = RowSoftmax(ModelInternals::Of(*m).train_logits);
+    const double bound = m->Info().stats.jitter * m->Info().stats.condition_estimate * 60 * 3.0;
+    EXPECT_LE(MaxAbs(p - ModelInternals::Of(*m).problem.targets), std::max(bound, 1e-12));
     // mean CE at softmax = Y is the mean entropy of Y.
     double h = 0;
     for (int i = 0; i < 60; ++i)
-      for (int c = 0; c < 3; ++c) h -= m->state().targets(i, c) * std::log(m->state().targets(i, c));
-    EXPECT_NEAR(m->stats().train_nll, h / 60, 1e-6);
+      for (int c = 0; c < 3; ++c) h -= ModelInternals::Of(*m).problem.targets(i, c) * std::log(ModelInternals::Of(*m).problem.targets(i, c));
+    EXPECT_NEAR(m->Info().stats.train_nll, h / 60, 1e-6);
   }
   {
     auto m = MustFit(Spec2c(), data);
     ASSERT_TRUE(m);
-    EXPECT_EQ(m->resolved_spec().regime, Regime::kSquared);
-    EXPECT_EQ(m->stats().jitter, 0);  // lambda = 0.01 > 1e-10 mean diag
+    EXPECT_EQ(m->Info().regime, Regime::kSquared);
+    EXPECT_EQ(m->Info().stats.jitter, 0);  // lambda = 0.01 > 1e-10 mean diag
   }
 }
 
@@ -141,7 +141,7 @@ TEST(Predict, OnTrainingPointsReproducesTrainLogits) {
     ASSERT_TRUE(m);
     absl::StatusOr<Prediction> p = m->Predict(data.features);
     ASSERT_TRUE(p.ok()) << p.status();
-    const FittedModel::State& s = m->state();
+    const FittedModel::State& s = ModelInternals::Of(*m);
     const MatrixXd cross = CrossKernels(spec.kernel, s.x_train, s.x_train).ntk;
     const MatrixXd train = TrainKernels(spec.kernel, s.x_train).ntk;
     const double kernel_err =
@@ -152,7 +152,7 @@ TEST(Predict, OnTrainingPointsReproducesTrainLogits) {
     // 2a: train logits = Theta dual up to the fixed-point residual.
     const double fp = s.stats.fixed_point_residual;
     EXPECT_LE(MaxAbs(p->logits - expected), 2 * (kernel_err + rounding + fp))
-        << RegimeName(m->resolved_spec().regime);
+        << RegimeName(m->Info().regime);
     // Probabilities, labels and centering.
     EXPECT_LE(MaxAbs(p->logits.rowwise().sum()), 1e-12);
     for (int i = 0; i < p->probabilities.rows(); ++i) {
@@ -213,7 +213,7 @@ TEST(Predict, PredictLogitsWithInitialOutputs) {
   // kernel-path difference explained above and the fixed-point residual).
   absl::StatusOr<MatrixXd> l = m->PredictLogits(data.features, fo.initial_train_outputs);
   ASSERT_TRUE(l.ok()) << l.status();
-  const FittedModel::State& s = m->state();
+  const FittedModel::State& s = ModelInternals::Of(*m);
   const MatrixXd cross = CrossKernels(Spec2a().kernel, s.x_train, s.x_train).ntk;
   const MatrixXd train = TrainKernels(Spec2a().kernel, s.x_train).ntk;
   const double kernel_err = ((cross - train).cwiseAbs() * s.dual.cwiseAbs()).maxCoeff();
@@ -252,7 +252,7 @@ TEST(Invariance, PermutingTrainingPoints) {
     absl::StatusOr<Prediction> pb = b->Predict(q);
     ASSERT_TRUE(pa.ok() && pb.ok());
     EXPECT_LE(MaxAbs(pa->logits - pb->logits), 1e-10 * (1 + MaxAbs(pa->logits)))
-        << RegimeName(a->resolved_spec().regime);
+        << RegimeName(a->Info().regime);
     EXPECT_EQ(pa->labels, pb->labels);
   }
 }
@@ -329,8 +329,8 @@ void ExpectSameModel(const FittedModel& a, const FittedModel& b, const MatrixXd&
                         sizeof(double) * pa->probabilities.size()),
             0);
   EXPECT_EQ(pa->labels, pb->labels);
-  const ResolvedSpec& ra = a.resolved_spec();
-  const ResolvedSpec& rb = b.resolved_spec();
+  const FittedModelInfo ra = a.Info();
+  const FittedModelInfo rb = b.Info();
   EXPECT_EQ(ra.regime, rb.regime);
   EXPECT_EQ(ra.lambda, rb.lambda);
   EXPECT_EQ(ra.label_smoothing, rb.label_smoothing);
@@ -345,8 +345,8 @@ void ExpectSameModel(const FittedModel& a, const FittedModel& b, const MatrixXd&
   EXPECT_EQ(ra.spec.training.label_smoothing, rb.spec.training.label_smoothing);
   EXPECT_EQ(ra.spec.preprocessing.standardize, rb.spec.preprocessing.standardize);
   EXPECT_EQ(ra.spec.preprocessing.normalize_rows, rb.spec.preprocessing.normalize_rows);
-  const FitStats& sa = a.stats();
-  const FitStats& sb = b.stats();
+  const FitStats sa = a.Info().stats;
+  const FitStats sb = b.Info().stats;
   EXPECT_EQ(sa.fit_seconds, sb.fit_seconds);
   EXPECT_EQ(sa.solver_iterations, sb.solver_iterations);
   EXPECT_EQ(sa.cg_iterations, sb.cg_iterations);
@@ -355,12 +355,12 @@ void ExpectSameModel(const FittedModel& a, const FittedModel& b, const MatrixXd&
   EXPECT_EQ(sa.train_nll, sb.train_nll);
   EXPECT_EQ(sa.jitter, sb.jitter);
   EXPECT_EQ(sa.condition_estimate, sb.condition_estimate);
-  EXPECT_EQ(a.state().created_unix_ms, b.state().created_unix_ms);
-  EXPECT_EQ(a.state().x_train, b.state().x_train);
-  EXPECT_EQ(a.state().targets, b.state().targets);
-  EXPECT_EQ(a.state().initial_train_outputs, b.state().initial_train_outputs);
-  EXPECT_EQ(a.state().train_logits, b.state().train_logits);
-  EXPECT_EQ(a.state().dual, b.state().dual);
+  EXPECT_EQ(ModelInternals::Of(a).created_unix_ms, ModelInternals::Of(b).created_unix_ms);
+  EXPECT_EQ(ModelInternals::Of(a).x_train, ModelInternals::Of(b).x_train);
+  EXPECT_EQ(ModelInternals::Of(a).problem.targets, ModelInternals::Of(b).problem.targets);
+  EXPECT_EQ(ModelInternals::Of(a).initial_train_outputs, ModelInternals::Of(b).initial_train_outputs);
+  EXPECT_EQ(ModelInternals::Of(a).train_logits, ModelInternals::Of(b).train_logits);
+  EXPECT_EQ(ModelInternals::Of(a).dual, ModelInternals::Of(b).dual);
 }
 
 TEST(Serialize, RoundTripIsBitExact) {

@@ -1,7 +1,7 @@
-// Tests of core/training/spec.h: every validation error of ResolveSpec (code and the
+// Tests of core/training/problem.h: every validation error of DecideTrainingProblem (code and the
 // field named at the start of the message), the documented defaults, and
-// MakeTargets.
-#include "core/training/spec.h"
+// the targets Y.
+#include "core/training/problem.h"
 
 #include <cmath>
 #include <functional>
@@ -37,7 +37,7 @@ struct BadCase {
   std::string contains = "";
 };
 
-TEST(ResolveSpec, EveryErrorNamesItsField) {
+TEST(DecideTrainingProblem, EveryErrorNamesItsField) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
   const std::vector<BadCase> cases = {
@@ -172,7 +172,7 @@ TEST(ResolveSpec, EveryErrorNamesItsField) {
     ModelSpec spec;
     TrainingData data = HardData();
     bc.mutate(spec, data);
-    absl::StatusOr<ResolvedSpec> r = ResolveSpec(spec, data);
+    absl::StatusOr<TrainingProblem> r = DecideTrainingProblem(spec, data);
     ASSERT_FALSE(r.ok()) << bc.name;
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bc.name;
     const std::string msg(r.status().message());
@@ -181,9 +181,9 @@ TEST(ResolveSpec, EveryErrorNamesItsField) {
   }
 }
 
-TEST(ResolveSpec, DefaultsForHardLabels) {
+TEST(DecideTrainingProblem, DefaultsForHardLabels) {
   // Unset lambda and eps, CE, hard labels: eps = 0.1, then targets > 0 so lambda = 0 (2b).
-  absl::StatusOr<ResolvedSpec> r = ResolveSpec(ModelSpec{}, HardData());
+  absl::StatusOr<TrainingProblem> r = DecideTrainingProblem(ModelSpec{}, HardData());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->label_smoothing, kDefaultLabelSmoothing);
   EXPECT_EQ(r->lambda, 0.0);
@@ -197,7 +197,7 @@ TEST(ResolveSpec, DefaultsForHardLabels) {
   // Explicit eps = 0, lambda unset: degenerate targets -> lambda = 1 (2a).
   ModelSpec s;
   s.training.label_smoothing = 0.0;
-  r = ResolveSpec(s, HardData());
+  r = DecideTrainingProblem(s, HardData());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->lambda, kDefaultRegularization);
   EXPECT_EQ(r->regime, Regime::kRegularizedCE);
@@ -206,7 +206,7 @@ TEST(ResolveSpec, DefaultsForHardLabels) {
   // Explicit lambda = 0, eps unset: eps = 0.1.
   s = ModelSpec{};
   s.training.regularization = 0.0;
-  r = ResolveSpec(s, HardData());
+  r = DecideTrainingProblem(s, HardData());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->label_smoothing, kDefaultLabelSmoothing);
   EXPECT_EQ(r->regime, Regime::kUnregularizedCE);
@@ -214,7 +214,7 @@ TEST(ResolveSpec, DefaultsForHardLabels) {
   // Explicit lambda > 0, eps unset: eps = 0.
   s = ModelSpec{};
   s.training.regularization = 0.5;
-  r = ResolveSpec(s, HardData());
+  r = DecideTrainingProblem(s, HardData());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->label_smoothing, 0.0);
   EXPECT_EQ(r->lambda, 0.5);
@@ -223,7 +223,7 @@ TEST(ResolveSpec, DefaultsForHardLabels) {
   // Squared loss: eps = 0, lambda = 0 (2c).
   s = ModelSpec{};
   s.training.loss = Loss::kSquared;
-  r = ResolveSpec(s, HardData());
+  r = DecideTrainingProblem(s, HardData());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->label_smoothing, 0.0);
   EXPECT_EQ(r->lambda, 0.0);
@@ -234,14 +234,14 @@ TEST(ResolveSpec, DefaultsForHardLabels) {
   s = ModelSpec{};
   s.num_classes = 5;
   s.class_names = {"a", "b", "c", "d", "e"};
-  r = ResolveSpec(s, HardData());
+  r = DecideTrainingProblem(s, HardData());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->num_classes, 5);
 }
 
-TEST(ResolveSpec, DefaultsForSoftTargets) {
+TEST(DecideTrainingProblem, DefaultsForSoftTargets) {
   // Strictly positive soft targets, nothing set: eps = 0, lambda = 0 (2b).
-  absl::StatusOr<ResolvedSpec> r = ResolveSpec(ModelSpec{}, SoftData());
+  absl::StatusOr<TrainingProblem> r = DecideTrainingProblem(ModelSpec{}, SoftData());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->label_smoothing, 0.0);
   EXPECT_EQ(r->lambda, 0.0);
@@ -249,7 +249,7 @@ TEST(ResolveSpec, DefaultsForSoftTargets) {
   // Soft targets with zeros, nothing set: lambda = 1 (2a), eps = 0.
   TrainingData t = SoftData(4, 2, 2);
   t.targets << 1, 0, 0.5, 0.5, 0.3, 0.7, 0, 1;
-  r = ResolveSpec(ModelSpec{}, t);
+  r = DecideTrainingProblem(ModelSpec{}, t);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->lambda, kDefaultRegularization);
   EXPECT_EQ(r->label_smoothing, 0.0);
@@ -257,22 +257,22 @@ TEST(ResolveSpec, DefaultsForSoftTargets) {
   ModelSpec s;
   s.training.regularization = 0.0;
   s.training.label_smoothing = 0.2;
-  r = ResolveSpec(s, t);
+  r = DecideTrainingProblem(s, t);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->regime, Regime::kUnregularizedCE);
   // Row sums within 1e-6 are accepted.
   t.targets(1, 0) += 5e-7;
-  EXPECT_TRUE(ResolveSpec(ModelSpec{}, t).ok());
+  EXPECT_TRUE(DecideTrainingProblem(ModelSpec{}, t).ok());
 }
 
-TEST(MakeTargets, OneHotSmoothingAndSoft) {
+TEST(DecideTrainingProblemTargets, OneHotSmoothingAndSoft) {
   TrainingData t = HardData(4, 2, 3);
   ModelSpec s;
   s.training.label_smoothing = 0.3;
   s.training.regularization = 1.0;
-  absl::StatusOr<ResolvedSpec> r = ResolveSpec(s, t);
+  absl::StatusOr<TrainingProblem> r = DecideTrainingProblem(s, t);
   ASSERT_TRUE(r.ok());
-  const MatrixXd y = MakeTargets(*r, t);
+  const MatrixXd y = r->targets;
   ASSERT_EQ(y.rows(), 4);
   ASSERT_EQ(y.cols(), 3);
   for (int i = 0; i < 4; ++i) {
@@ -286,17 +286,17 @@ TEST(MakeTargets, OneHotSmoothingAndSoft) {
   TrainingData soft = SoftData(2, 2, 2);
   soft.targets << 1, 0, 0.25, 0.75;
   s.training.label_smoothing = 0.2;
-  r = ResolveSpec(s, soft);
+  r = DecideTrainingProblem(s, soft);
   ASSERT_TRUE(r.ok());
-  const MatrixXd ys = MakeTargets(*r, soft);
+  const MatrixXd ys = r->targets;
   EXPECT_NEAR(ys(0, 0), 0.8 + 0.1, 1e-15);
   EXPECT_NEAR(ys(0, 1), 0.1, 1e-15);
   EXPECT_NEAR(ys(1, 1), 0.8 * 0.75 + 0.1, 1e-15);
   // No smoothing: returned unchanged.
   s.training.label_smoothing = 0.0;
-  r = ResolveSpec(s, soft);
+  r = DecideTrainingProblem(s, soft);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(MakeTargets(*r, soft), soft.targets);
+  EXPECT_EQ(r->targets, soft.targets);
 }
 
 }  // namespace

@@ -13,13 +13,13 @@
 //     A = Theta_XX + (lambda_2c + jitter) I (the fit's matrix), T = log Y or Y.
 //   LINEARIZED (all): for 2b/2c the map is linear and the EXACT formula is
 //     used (the result reports LINEARIZED); for 2a the map F0 -> f(x) is
-//     linearized at F0 = 0 (R&W algorithm 3.3 factors, see
-//     distribution_cache.h and the derivation in distribution.cc).
+//     linearized at F0 = 0 (R&W algorithm 3.3 factors, see factors.h and
+//     the derivation in linearized.cc).
 //   MONTE_CARLO (all): S samples F0_s ~ N(0, K_XX (x) I) from the seed alone,
 //     each trained (2a: one Newton solve, core/training/solvers.h; 2b/2c: the linear
 //     map), f0_s(x) | F0_s drawn per point; sample moments (divisor S).
 //     Default S: kDefaultMonteCarloSamples (64) for 2a, kDefaultNumSamples
-//     (1000) for 2b/2c. Sample sets are cached per (seed, S), 4 at most.
+//     (1000) for 2b/2c. Sample sets are cached per (seed, S).
 //   LAPLACE_POSTERIOR (2a; FAILED_PRECONDITION otherwise): GP classification
 //     with prior GP(0, Theta / lambda (x) I) at the MAP (Predict's logits),
 //     R&W algorithm 3.4 covariance. Logit covariances are reported for the
@@ -30,7 +30,7 @@
 // Cost (N training points, C classes, per query point, besides the kernel
 // row O(N d)): EXACT ~4 N^2 flops, LAPLACE ~3 C N^2, LINEARIZED ~13 C N^2,
 // MONTE_CARLO ~N^2 + 4 N S C; plus S C^2 for the probability moments.
-// Cache built on first use: EXACT 2 N^2 doubles (~2 N^3/3 flops + kernels);
+// Factors built on first use (kept in options.cache): EXACT 2 N^2 doubles (~2 N^3/3 flops + kernels);
 // LAPLACE (C + 1) N^2 (~2.3 C N^3 flops); LINEARIZED (C + 3) N^2
 // (~6.3 C N^3 flops); MONTE_CARLO 2 N^2 (+ EXACT's for 2b/2c) plus
 // 2 N S C per sample set (2a: S Newton solves). Refused with
@@ -43,25 +43,24 @@
 // point's answer does not depend on the rest of the batch except through
 // BLAS rounding (~1e-15 relative).
 //
-// Thread safety: safe to call concurrently on one State. Factors are built
-// under state.cache_mu (a long first build -- minutes for LINEARIZED at
-// N = 5000 or 2a MONTE_CARLO -- blocks other PredictDistribution calls on
-// the same model until it finishes; Predict is not affected). Built factors
-// are immutable and used without the lock.
+// Thread safety: safe to call concurrently on one State; no lock is held
+// while factors are computed. With a cache, concurrent first calls that need
+// the same factor compute it once (the cache's single flight) and calls for
+// other factors or models proceed; without one (options.cache.cache ==
+// nullptr) every call computes its own. Built factors are immutable.
 #ifndef NTK_CORE_DISTRIBUTION_DISTRIBUTION_H_
 #define NTK_CORE_DISTRIBUTION_DISTRIBUTION_H_
 
 #include <Eigen/Dense>
 
 #include "absl/status/statusor.h"
-#include "core/distribution/factors.h"
 #include "core/model/model.h"
 #include "core/model/model_state.h"
 
 namespace ntk {
 
 // Errors: FAILED_PRECONDITION (method not applicable), INVALID_ARGUMENT
-// ("num_samples: ..." outside [0, 2^20], "features: ..." wrong column
+// ("num_samples: ..." outside [0, kMaxNumSamples], "features: ..." wrong column
 // count), RESOURCE_EXHAUSTED (cache budget), CANCELLED (progress returned
 // false), INTERNAL (a factorization the fit succeeded with failed).
 // REQUIRES: x is preprocessed, x.cols() == state.x_train.cols(), finite.

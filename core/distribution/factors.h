@@ -1,13 +1,16 @@
-// ntk/core/distribution/factors.h (internal to core/): the factors that
-// PredictDistribution builds on first use and keeps inside a model
-// (FittedModel::State::cache, guarded by State::cache_mu).
+// ntk/core/distribution/factors.h (internal to core/distribution/): the
+// factors that PredictDistribution builds on first use, and FactorSource,
+// which fetches them through the caller's DistributionCache::Scope
+// (core/distribution/cache.h) or, without a cache, computes them for one
+// call.
 //
 // Every field is a deterministic function of the persisted State (x_train,
-// targets, initial_train_outputs, dual, resolved spec, stats.jitter) and,
-// for Monte Carlo samples, of (seed, number of samples). Nothing here is
-// serialized. Entries are immutable once built and handed out as
-// shared_ptr<const ...>, so a request keeps using its factors after
-// releasing cache_mu even if an LRU entry is evicted meanwhile.
+// problem, initial_train_outputs, dual, stats.jitter) and, for Monte Carlo
+// samples, of (seed, number of samples). Nothing here is serialized. Entries
+// are immutable once built and handed out as shared_ptr<const ...>, so a
+// request keeps using its factors even if the cache evicts them meanwhile.
+// Cache key parts: "exact", "linearized", "linearized_cov", "prior",
+// "ntk_train", "zero_f0_dual", "mc/seed=<s>/S=<S>".
 //
 // Notation (docs/model-contract.md): K = NNGP kernel, Theta = NTK, N training points,
 // C classes, lambda the regularization.
@@ -15,23 +18,28 @@
 #define NTK_CORE_DISTRIBUTION_FACTORS_H_
 
 #include <cstdint>
-#include <list>
+#include <functional>
+#include <map>
+#include <string>
 #include <memory>
 #include <vector>
 
 #include <Eigen/Dense>
 
+#include "absl/status/statusor.h"
+#include "core/distribution/cache.h"
+
 namespace ntk {
 
 // 2b / 2c, methods EXACT and LINEARIZED (and the linear map of MONTE_CARLO).
 // A = Theta_XX + (lambda_2c + jitter) I, the matrix the fit factored.
-struct ExactFactors {
+struct ExactFactors : CacheEntry {
   Eigen::MatrixXd nngp_train;  // K_XX, N x N
   Eigen::MatrixXd chol_a;      // lower Cholesky factor of A
   // Mean dual for f0 == 0: A^{-1} T with T = log Y (2b) or Y (2c). Equal to
   // state.dual when the fit used F0 = 0 (it is then copied from it).
   Eigen::MatrixXd mean_dual;   // N x C
-  int64_t Bytes() const;
+  int64_t Bytes() const override;
 };
 
 // 2a, methods LINEARIZED and LAPLACE_POSTERIOR (Rasmussen & Williams
@@ -42,26 +50,26 @@ struct ExactFactors {
 //   M = sum_c E_c = L_M L_M^T,
 //   B := W (I + (Theta/lambda (x) I) W)^{-1} = E - E R M^{-1} R^T E
 // (R = the C stacked N x N identities).
-struct LinearizedFactors {
+struct LinearizedFactors : CacheEntry {
   std::vector<Eigen::MatrixXd> e;  // E_c, C of N x N, symmetric
   Eigen::MatrixXd chol_m;          // L_M, lower
   Eigen::MatrixXd mean_dual;       // (Y - softmax(F*)) / lambda at F0 = 0
-  int64_t Bytes() const;
+  int64_t Bytes() const override;
 };
 
 // LINEARIZED only (LAPLACE_POSTERIOR does not need them):
 // K_XX and H = sum_c E_c K_XX E_c.
-struct LinearizedCovarianceFactors {
+struct LinearizedCovarianceFactors : CacheEntry {
   Eigen::MatrixXd nngp_train;  // K_XX
   Eigen::MatrixXd h;           // H, symmetric
-  int64_t Bytes() const;
+  int64_t Bytes() const override;
 };
 
 // The prior of F0 for MONTE_CARLO: K_XX + jitter I = L_K L_K^T.
-struct PriorFactor {
+struct PriorFactor : CacheEntry {
   Eigen::MatrixXd chol_k;  // L_K, lower
   double jitter = 0;
-  int64_t Bytes() const;
+  int64_t Bytes() const override;
 };
 
 // MONTE_CARLO training-side samples for one (seed, S): sample s uses
@@ -69,24 +77,50 @@ struct PriorFactor {
 // its trained dual Dual_s (f_s(x) = f0_s(x) + Theta_xX Dual_s). Stored
 // stacked: rows 0..N-1 are Z, rows N..2N-1 are Dual; column s*C + c is
 // sample s, class c.
-struct MonteCarloSamples {
+struct MonteCarloSamples : CacheEntry {
   uint64_t seed = 0;
   int num_samples = 0;
   Eigen::MatrixXd z_and_dual;  // 2N x S*C
-  int64_t Bytes() const;
+  int64_t Bytes() const override;
 };
 
-struct ModelFactorSet {
-  std::shared_ptr<const ExactFactors> exact;             // 2b, 2c
-  std::shared_ptr<const LinearizedFactors> linearized;   // 2a
-  std::shared_ptr<const LinearizedCovarianceFactors> linearized_covariance;
-  std::shared_ptr<const PriorFactor> prior;              // MONTE_CARLO
-  std::shared_ptr<const Eigen::MatrixXd> ntk_train;      // 2a MONTE_CARLO: Theta_XX
-  std::shared_ptr<const Eigen::MatrixXd> zero_f0_dual;   // 2a: dual at F0 = 0
-  // Most recently used first; at most kMaxSampleSets entries.
-  std::list<std::shared_ptr<const MonteCarloSamples>> samples;
-  static constexpr int kMaxSampleSets = 4;
-  int64_t Bytes() const;
+// A matrix kept as a factor (Theta_XX, the F0 = 0 dual).
+struct MatrixFactor : CacheEntry {
+  Eigen::MatrixXd value;
+  int64_t Bytes() const override;
+};
+
+// Where one PredictDistribution call gets its factors: the scope's cache
+// (single flight, shared across requests) or, when scope.cache is null, a
+// computation kept for this call only. Within a call every part is fetched
+// at most once (a per-call memo), so a part evicted from the cache in the
+// middle of the call is not recomputed.
+// Thread safety: one FactorSource per call, used by one thread.
+class FactorSource {
+ public:
+  explicit FactorSource(const DistributionCache::Scope& scope) : scope_(scope) {}
+
+  template <typename T>
+  absl::StatusOr<std::shared_ptr<const T>> Get(
+      const std::string& part,
+      const std::function<absl::StatusOr<std::shared_ptr<const T>>()>& compute) {
+    absl::StatusOr<std::shared_ptr<const CacheEntry>> e = GetEntry(
+        part, [&]() -> absl::StatusOr<std::shared_ptr<const CacheEntry>> {
+          absl::StatusOr<std::shared_ptr<const T>> v = compute();
+          if (!v.ok()) return v.status();
+          return std::shared_ptr<const CacheEntry>(*std::move(v));
+        });
+    if (!e.ok()) return e.status();
+    return std::static_pointer_cast<const T>(*std::move(e));
+  }
+
+ private:
+  absl::StatusOr<std::shared_ptr<const CacheEntry>> GetEntry(
+      const std::string& part,
+      const std::function<absl::StatusOr<std::shared_ptr<const CacheEntry>>()>& compute);
+
+  const DistributionCache::Scope& scope_;
+  std::map<std::string, std::shared_ptr<const CacheEntry>> memo_;
 };
 
 }  // namespace ntk

@@ -1,6 +1,8 @@
 // ntk/core/kernels/finite_mlp.cc: see finite_mlp.h.
 #include "core/kernels/finite_mlp.h"
 
+#include "core/numerics/random.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -13,21 +15,11 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-// Standard normals from mt19937_64 by Box-Muller on 53-bit uniforms; stable
-// across platforms and standard libraries (finite_mlp.h, "Parameter layout").
+// Standard normals from core's sampler (core/numerics/random.h, u1 = 1 -
+// k / 2^53: the stream of finite_mlp.h, "Parameter layout").
 void FillStandardNormal(uint64_t seed, Eigen::VectorXd* out) {
-  std::mt19937_64 gen(seed);
-  auto uniform01 = [&gen]() {  // [0, 1)
-    return static_cast<double>(gen() >> 11) * (1.0 / 9007199254740992.0);
-  };
-  const int64_t n = out->size();
-  for (int64_t i = 0; i < n; i += 2) {
-    const double u1 = 1.0 - uniform01();  // (0, 1]: log is finite
-    const double u2 = uniform01();
-    const double r = std::sqrt(-2.0 * std::log(u1));
-    (*out)[i] = r * std::cos(2.0 * kPi * u2);
-    if (i + 1 < n) (*out)[i + 1] = r * std::sin(2.0 * kPi * u2);
-  }
+  NormalStream stream(seed, BoxMullerU1::kOneMinus);
+  FillNormal(stream, out->data(), out->size());
 }
 
 // a = phi(h) and dphi = phi'(h), elementwise; parallel over columns for

@@ -12,9 +12,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/distribution/distribution.h"
-#include "core/distribution/factors.h"
 #include "core/kernels/kernel.h"
 #include "core/model/model_state.h"
+#include "core/training/solve.h"
 #include "core/training/solvers.h"
 
 namespace ntk {
@@ -22,18 +22,34 @@ namespace ntk {
 using Eigen::Index;
 using Eigen::MatrixXd;
 
-// Out of line: ModelFactorSet is complete here (core/distribution/factors.h).
-FittedModel::State::State() = default;
-FittedModel::State::~State() = default;
-
 FittedModel::FittedModel(std::unique_ptr<State> state) : state_(std::move(state)) {}
 FittedModel::~FittedModel() = default;
 
-const ResolvedSpec& FittedModel::resolved_spec() const { return state_->resolved; }
-const FitStats& FittedModel::stats() const { return state_->stats; }
-int FittedModel::num_train() const { return static_cast<int>(state_->x_train.rows()); }
-int FittedModel::num_features() const { return static_cast<int>(state_->x_train.cols()); }
-int FittedModel::num_classes() const { return state_->resolved.num_classes; }
+int64_t FittedModel::MemoryBytes() const {
+  const State& s = *state_;
+  const int64_t doubles = s.x_train.size() + s.x_train_sq_norms.size() +
+                          s.problem.targets.size() + s.initial_train_outputs.size() +
+                          s.train_logits.size() + s.dual.size() +
+                          s.preprocessor.mean.size() + s.preprocessor.scale.size();
+  return static_cast<int64_t>(sizeof(FittedModel) + sizeof(State)) + 8 * doubles;
+}
+
+FittedModelInfo FittedModel::Info() const {
+  const State& s = *state_;
+  FittedModelInfo info;
+  info.spec = s.problem.spec;
+  info.regime = s.problem.regime;
+  info.regime_reason = s.problem.regime_reason;
+  info.lambda = s.problem.lambda;
+  info.label_smoothing = s.problem.label_smoothing;
+  info.stats = s.stats;
+  info.num_train = static_cast<int>(s.x_train.rows());
+  info.num_features = static_cast<int>(s.x_train.cols());
+  info.num_classes = s.problem.num_classes;
+  info.created_unix_ms = s.created_unix_ms;
+  info.memory_bytes = MemoryBytes();
+  return info;
+}
 
 namespace {
 
@@ -102,18 +118,18 @@ KernelMatrices TrainingCrossKernels(const FittedModel::State& s, const MatrixXd&
   // Every State built by Fit or Deserialize has the norms; without them
   // (a hand-built State) the kernels compute them.
   if (s.x_train_sq_norms.size() == s.x_train.rows()) {
-    return CrossKernels(s.resolved.spec.kernel, s.x_train, x, s.x_train_sq_norms);
+    return CrossKernels(s.problem.spec.kernel, s.x_train, x, s.x_train_sq_norms);
   }
-  return CrossKernels(s.resolved.spec.kernel, s.x_train, x);
+  return CrossKernels(s.problem.spec.kernel, s.x_train, x);
 }
 
 absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
     const ModelSpec& spec, const TrainingData& data, const FitOptions& options) {
   const auto start = std::chrono::steady_clock::now();
-  absl::StatusOr<ResolvedSpec> resolved = ResolveSpec(spec, data);
-  if (!resolved.ok()) return resolved.status();
+  absl::StatusOr<TrainingProblem> problem = DecideTrainingProblem(spec, data);
+  if (!problem.ok()) return problem.status();
   const Index n = data.features.rows();
-  const int c = resolved->num_classes;
+  const int c = problem->num_classes;
   const MatrixXd& f0 = options.initial_train_outputs;
   if (f0.size() != 0) {
     if (f0.rows() != n || f0.cols() != c) {
@@ -136,17 +152,17 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
   if (!report(0.0, "kernel")) return absl::CancelledError("fit cancelled");
 
   auto state = std::make_unique<State>();
-  state->resolved = *resolved;
+  state->problem = *std::move(problem);
+  const TrainingProblem& p = state->problem;
   state->preprocessor = Preprocessor::FitTo(spec.preprocessing, data.features);
   state->x_train = state->preprocessor.Apply(data.features);
   state->x_train_sq_norms = state->x_train.rowwise().squaredNorm();
-  state->targets = MakeTargets(*resolved, data);
   state->initial_train_outputs = f0;
 
   // Only the NTK is needed to fit and predict; drop the NNGP right away.
   MatrixXd theta;
   {
-    KernelMatrices k = TrainKernels(resolved->spec.kernel, state->x_train);
+    KernelMatrices k = TrainKernels(p.spec.kernel, state->x_train);
     theta = std::move(k.ntk);
   }
   if (!theta.allFinite()) {
@@ -156,23 +172,12 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
   }
   if (!report(0.2, "solve")) return absl::CancelledError("fit cancelled");
 
-  absl::StatusOr<SolverSolution> sol;
-  switch (resolved->regime) {
-    case Regime::kRegularizedCE: {
-      RegularizedCEOptions opt;
-      opt.tolerance = options.tolerance;
-      opt.max_newton_iterations = options.max_iterations;
-      opt.progress = solve_progress;
-      sol = SolveRegularizedCE(theta, state->targets, f0, resolved->lambda, opt);
-      break;
-    }
-    case Regime::kUnregularizedCE:
-      sol = SolveUnregularizedCE(theta, state->targets, f0, solve_progress);
-      break;
-    case Regime::kSquared:
-      sol = SolveSquared(theta, state->targets, f0, resolved->lambda, solve_progress);
-      break;
-  }
+  SolveOptions solve;
+  solve.initial_outputs = &f0;
+  solve.tolerance = options.tolerance;
+  solve.max_newton_iterations = options.max_iterations;
+  solve.progress = solve_progress;
+  absl::StatusOr<SolverSolution> sol = Solve(p, theta, solve);
   if (!sol.ok()) return sol.status();
   theta.resize(0, 0);
 
@@ -185,18 +190,18 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
   st.jitter = sol->info.jitter;
   st.condition_estimate = sol->info.condition_estimate;
   const std::vector<int> pred = RowArgmax(state->train_logits);
-  const std::vector<int> truth = RowArgmax(state->targets);
+  const std::vector<int> truth = RowArgmax(p.targets);
   int correct = 0;
   for (Index i = 0; i < n; ++i) correct += pred[i] == truth[i];
   st.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
-  st.train_nll = SumCrossEntropy(state->targets, state->train_logits) /
+  st.train_nll = SumCrossEntropy(p.targets, state->train_logits) /
                  static_cast<double>(n);
   state->created_unix_ms = absl::ToUnixMillis(absl::Now());
   st.fit_seconds = std::chrono::duration<double>(
                        std::chrono::steady_clock::now() - start)
                        .count();
   report(1.0, "done");
-  return std::make_unique<FittedModel>(std::move(state));
+  return ModelInternals::Make(std::move(state));
 }
 
 absl::StatusOr<Prediction> FittedModel::Predict(const Eigen::MatrixXd& features) const {
@@ -215,7 +220,7 @@ absl::StatusOr<Eigen::MatrixXd> FittedModel::PredictLogits(
   const State& s = *state_;
   if (absl::Status st = CheckQueries(features, s.x_train.cols()); !st.ok()) return st;
   const Index m = features.rows();
-  const int c = s.resolved.num_classes;
+  const int c = s.problem.num_classes;
   if (initial_query_outputs.size() != 0) {
     if (initial_query_outputs.rows() != m || initial_query_outputs.cols() != c) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -237,10 +242,6 @@ absl::StatusOr<DistributionResult> FittedModel::PredictDistribution(
     const Eigen::MatrixXd& features, const DistributionOptions& options) const {
   const State& s = *state_;
   if (absl::Status st = CheckQueries(features, s.x_train.cols()); !st.ok()) return st;
-  if (options.num_samples < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "num_samples: must be >= 0, got ", options.num_samples));
-  }
   const MatrixXd x = features.rows() == 0
                          ? MatrixXd(0, s.x_train.cols())
                          : s.preprocessor.Apply(features);

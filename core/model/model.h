@@ -6,8 +6,8 @@
 //       (*m)->PredictDistribution(queries, {DistributionMethod::kLinearized});
 //
 // Fit does all O(N^3) work that Predict needs; factors that only
-// PredictDistribution needs are built on first use and cached inside the
-// model (the cache is internally synchronized).
+// PredictDistribution needs are built on first use and kept in the
+// caller's DistributionCache (DistributionOptions::cache), not in the model.
 //
 // Thread safety: a FittedModel is immutable after Fit/Deserialize returns;
 // all const methods may be called concurrently from any number of threads.
@@ -28,6 +28,8 @@
 #include "absl/status/statusor.h"
 #include "core/distribution/cache.h"
 #include "core/kernels/kernel.h"
+#include "core/training/problem.h"
+#include "core/training/progress.h"
 #include "core/training/spec.h"
 
 namespace ntk {
@@ -58,10 +60,6 @@ struct FitStats {
   double condition_estimate = 0;  // of Theta_XX + jitter I (2b, 2c)
 };
 
-// Called during long work with a fraction in [0, 1] and a short phase name.
-// Returning false asks the work to stop; Fit then returns CANCELLED.
-using ProgressFn = std::function<bool(double fraction, const char* phase)>;
-
 struct FitOptions {
   // Initial outputs F0 at the training points (N x C). Empty: zero, which is
   // what Predict uses (docs/model-contract.md "3. Predict"). A real network's F0 makes the
@@ -87,6 +85,9 @@ enum class DistributionMethod {
 };
 
 inline constexpr int kDefaultNumSamples = 1000;       // probability moments
+// Largest DistributionOptions::num_samples accepted (per point this many
+// C-vectors are drawn); the one limit, used by core and the server alike.
+inline constexpr int kMaxNumSamples = 1 << 20;
 inline constexpr int kDefaultMonteCarloSamples = 64;  // 2a solves for kMonteCarlo
 
 struct DistributionOptions {
@@ -94,7 +95,7 @@ struct DistributionOptions {
   int num_samples = 0;  // 0: the method's documented default
   uint64_t seed = 0;
   ProgressFn progress;  // may be empty
-  // Largest cache (bytes) a method may build inside the model; a method
+  // Largest factor set (bytes) a method may build for this model; a method
   // whose factors would need more is refused with RESOURCE_EXHAUSTED.
   int64_t max_cache_bytes = 8LL << 30;
   // Where the method's factors are looked up and kept (core/distribution/cache.h).
@@ -118,10 +119,26 @@ struct DistributionResult {
   DistributionMethod method;  // the method actually used
 };
 
+// What a fitted model is, for ModelInfo, logs and accounting.
+struct FittedModelInfo {
+  ModelSpec spec;              // every default filled in (resolved)
+  Regime regime = Regime::kRegularizedCE;
+  std::string regime_reason;   // TrainingProblem::regime_reason
+  double lambda = 0;
+  double label_smoothing = 0;
+  FitStats stats;
+  int num_train = 0;           // N
+  int num_features = 0;        // d
+  int num_classes = 0;         // C
+  int64_t created_unix_ms = 0;
+  int64_t memory_bytes = 0;    // FittedModel::MemoryBytes()
+};
+
 class FittedModel {
  public:
-  // Fits `data` under `spec` (docs/model-contract.md "2. Training objective"). Errors: INVALID_ARGUMENT
-  // naming the field (see ResolveSpec), CANCELLED when progress returns false.
+  // Fits `data` under `spec` (docs/model-contract.md "2. Training objective").
+  // Errors: INVALID_ARGUMENT naming the field (see DecideTrainingProblem),
+  // CANCELLED when progress returns false.
   static absl::StatusOr<std::unique_ptr<FittedModel>> Fit(
       const ModelSpec& spec, const TrainingData& data,
       const FitOptions& options = {});
@@ -146,9 +163,12 @@ class FittedModel {
       const Eigen::MatrixXd& features,
       const Eigen::MatrixXd& initial_query_outputs = {}) const;
 
-  // docs/model-contract.md "4. PredictDistribution". FAILED_PRECONDITION for a method that does not apply
-  // (kExact for 2a, kLaplacePosterior for 2b/2c), RESOURCE_EXHAUSTED when
-  // the method's cached factors would exceed the memory budget.
+  // docs/model-contract.md "4. PredictDistribution". INVALID_ARGUMENT naming
+  // the field ("features: ...", "num_samples: ..." outside
+  // [0, kMaxNumSamples], "method: ..."), FAILED_PRECONDITION for a method
+  // that does not apply (kExact for 2a, kLaplacePosterior for 2b/2c),
+  // RESOURCE_EXHAUSTED when the method's factors would exceed
+  // options.max_cache_bytes.
   absl::StatusOr<DistributionResult> PredictDistribution(
       const Eigen::MatrixXd& features, const DistributionOptions& options) const;
 
@@ -156,17 +176,18 @@ class FittedModel {
   // bit-for-bit what this model predicts.
   std::string Serialize() const;
 
-  const ResolvedSpec& resolved_spec() const;
-  const FitStats& stats() const;
-  int num_train() const;
-  int num_features() const;
-  int num_classes() const;
+  FittedModelInfo Info() const;
 
-  struct State;  // defined in core/model/model_state.h (internal)
-  explicit FittedModel(std::unique_ptr<State> state);
-  const State& state() const { return *state_; }
+  // Bytes of the model's own data (training rows, targets, dual, ...);
+  // distribution factors are accounted by the DistributionCache.
+  int64_t MemoryBytes() const;
+
+  struct State;  // core/model/model_state.h (internal to core/)
 
  private:
+  friend struct ModelInternals;
+  explicit FittedModel(std::unique_ptr<State> state);
+
   std::unique_ptr<State> state_;
 };
 

@@ -1,9 +1,10 @@
 // ntk/core/model/model_state.h (internal to core/): the data a FittedModel holds.
 //
 // Everything Predict needs is computed by Fit and persisted by Serialize.
-// Factors that only PredictDistribution needs live in `cache`, are rebuilt
-// deterministically from the persisted fields on first use, and are never
-// serialized (so an original and a loaded model go through the same code).
+// Factors that only PredictDistribution needs are not here: they are
+// rebuilt deterministically from the persisted fields on first use and kept
+// in the caller's DistributionCache (so an original and a loaded model go
+// through the same code). Immutable after Fit / Deserialize.
 #ifndef NTK_CORE_MODEL_MODEL_STATE_H_
 #define NTK_CORE_MODEL_MODEL_STATE_H_
 
@@ -12,27 +13,20 @@
 
 #include <Eigen/Dense>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "core/kernels/kernel.h"
 #include "core/model/model.h"
-#include "core/training/spec.h"
+#include "core/training/problem.h"
 
 namespace ntk {
 
-struct ModelFactorSet;  // core/distribution/distribution.h
-
 struct FittedModel::State {
-  State();
-  ~State();  // out of line: ModelFactorSet is incomplete here
-
-  ResolvedSpec resolved;
+  // Spec with defaults, regime, lambda, eps, C and the targets Y (N x C).
+  TrainingProblem problem;
   Preprocessor preprocessor;
   Eigen::MatrixXd x_train;  // N x d, preprocessed
   // x_train.rowwise().squaredNorm(): derived (set by Fit and Deserialize,
   // not serialized); saves a pass over x_train per Predict.
   Eigen::VectorXd x_train_sq_norms;
-  Eigen::MatrixXd targets;  // Y, N x C
   // F0 at the training points used by the fit (N x C), or empty for zero.
   Eigen::MatrixXd initial_train_outputs;
   // Trained logits at the training points (N x C, not centered):
@@ -45,10 +39,14 @@ struct FittedModel::State {
   Eigen::MatrixXd dual;
   FitStats stats;
   int64_t created_unix_ms = 0;
+};
 
-  // Lazily built factors for PredictDistribution.
-  mutable absl::Mutex cache_mu;
-  mutable std::unique_ptr<ModelFactorSet> cache ABSL_GUARDED_BY(cache_mu);
+// Core's (and core tests') access to a model's State.
+struct ModelInternals {
+  static const FittedModel::State& Of(const FittedModel& m) { return *m.state_; }
+  static std::unique_ptr<FittedModel> Make(std::unique_ptr<FittedModel::State> s) {
+    return std::unique_ptr<FittedModel>(new FittedModel(std::move(s)));
+  }
 };
 
 // K and Theta between the training rows and preprocessed query rows x:

@@ -170,28 +170,28 @@ absl::Status Corrupt(const std::string& what) {
 std::string FittedModel::Serialize() const {
   const State& s = *state_;
   Writer w;
-  const ModelSpec& spec = s.resolved.spec;
+  const ModelSpec& spec = s.problem.spec;
   w.U32(static_cast<uint32_t>(spec.kernel.activation));
   w.I32(spec.kernel.depth);
   w.F64(spec.kernel.weight_variance);
   w.F64(spec.kernel.bias_variance);
   w.U32(static_cast<uint32_t>(spec.training.loss));
-  w.F64(spec.training.regularization.value_or(s.resolved.lambda));
-  w.F64(spec.training.label_smoothing.value_or(s.resolved.label_smoothing));
+  w.F64(spec.training.regularization.value_or(s.problem.lambda));
+  w.F64(spec.training.label_smoothing.value_or(s.problem.label_smoothing));
   w.U8(spec.preprocessing.standardize ? 1 : 0);
   w.U8(spec.preprocessing.normalize_rows ? 1 : 0);
   w.I32(spec.num_classes);
   w.U32(static_cast<uint32_t>(spec.class_names.size()));
   for (const std::string& name : spec.class_names) w.Str(name);
-  w.U32(RegimeCode(s.resolved.regime));
-  w.F64(s.resolved.lambda);
-  w.F64(s.resolved.label_smoothing);
+  w.U32(RegimeCode(s.problem.regime));
+  w.F64(s.problem.lambda);
+  w.F64(s.problem.label_smoothing);
   w.U8(s.preprocessor.spec.standardize ? 1 : 0);
   w.U8(s.preprocessor.spec.normalize_rows ? 1 : 0);
   w.Vec(s.preprocessor.mean);
   w.Vec(s.preprocessor.scale);
   w.Mat(s.x_train);
-  w.Mat(s.targets);
+  w.Mat(s.problem.targets);
   w.Mat(s.initial_train_outputs);
   w.Mat(s.train_logits);
   w.Mat(s.dual);
@@ -249,7 +249,7 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
 
   Reader r(bytes.data() + kModelHeaderBytes, length);
   auto state = std::make_unique<State>();
-  ResolvedSpec& rs = state->resolved;
+  TrainingProblem& rs = state->problem;
   ModelSpec& spec = rs.spec;
   const uint32_t activation = r.U32();
   spec.kernel.depth = r.I32();
@@ -274,7 +274,7 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
   state->preprocessor.scale = r.Vec();
   state->x_train = r.Mat();
   state->x_train_sq_norms = state->x_train.rowwise().squaredNorm();
-  state->targets = r.Mat();
+  state->problem.targets = r.Mat();
   state->initial_train_outputs = r.Mat();
   state->train_logits = r.Mat();
   state->dual = r.Mat();
@@ -306,6 +306,7 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
   rs.regime = regime == 0   ? Regime::kRegularizedCE
               : regime == 1 ? Regime::kUnregularizedCE
                             : Regime::kSquared;
+  rs.regime_reason = RestoredRegimeReason(rs.regime);
   if (!ValidateKernelSpec(spec.kernel).ok()) return Corrupt("invalid kernel spec");
   const Index n = state->x_train.rows();
   const Index d = state->x_train.cols();
@@ -313,7 +314,7 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
   auto is = [](const MatrixXd& m, Index rows, Index cols) {
     return m.rows() == rows && m.cols() == cols;
   };
-  if (n < 1 || d < 1 || c < 2 || !is(state->targets, n, c) ||
+  if (n < 1 || d < 1 || c < 2 || !is(state->problem.targets, n, c) ||
       !is(state->train_logits, n, c) || !is(state->dual, n, c) ||
       !(state->initial_train_outputs.size() == 0 ||
         is(state->initial_train_outputs, n, c)) ||
@@ -324,7 +325,7 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
       (state->preprocessor.mean.size() != d || state->preprocessor.scale.size() != d)) {
     return Corrupt("inconsistent preprocessor");
   }
-  return std::make_unique<FittedModel>(std::move(state));
+  return ModelInternals::Make(std::move(state));
 }
 
 }  // namespace ntk

@@ -1,5 +1,7 @@
-// ntk/core/training/solvers.h (internal to core/): the linear algebra of docs/model-contract.md
-// section 2, separate from the model. Each solver takes the training NTK
+// ntk/core/training/solvers.h (internal to core/): the linear algebra of
+// docs/model-contract.md "2. Training objective", separate from the model.
+// Callers outside core/training/ use Solve (solve.h), which picks the solver
+// from a TrainingProblem; these are its parts (and what solvers_test checks). Each solver takes the training NTK
 // Theta_XX (N x N), the targets Y (N x C) and the initial outputs F0 (N x C,
 // or 0 x 0 for zero) and returns the trained logits at the training points
 // together with the "dual" matrix that makes predictions at new points:
@@ -25,7 +27,8 @@
 #include <Eigen/Dense>
 
 #include "absl/status/statusor.h"
-#include "core/model/model.h"  // ProgressFn
+#include "core/training/problem.h"  // JitterPolicy
+#include "core/training/progress.h"
 
 namespace ntk {
 
@@ -111,29 +114,26 @@ absl::StatusOr<SolverSolution> SolveRegularizedCE(
     const Eigen::MatrixXd& f0, double lambda,
     const RegularizedCEOptions& options = {});
 
-// Relative jitter for 2b (and 2c with lambda = 0): jitter = this * mean(diag Theta).
-inline constexpr double kRelativeJitter = 1e-10;
-// Largest relative jitter tried (x10 per failed Cholesky) before giving up.
-inline constexpr double kMaxRelativeJitter = 1e-4;
-
 // 2b. REQUIRES: y > 0 everywhere. Cholesky (Eigen LLT -> LAPACK dpotrf) of
-// Theta + jitter I, jitter = kRelativeJitter * mean(diag Theta), times 10
-// per failed factorization up to kMaxRelativeJitter (then FAILED_PRECONDITION).
+// Theta + jitter I, jitter = jitter.relative * mean(diag Theta), times 10
+// per failed factorization up to jitter.max_relative (then FAILED_PRECONDITION).
 // condition_estimate: LAPACK dpocon's estimate of the 1-norm condition
 // number ||A||_1 ||A^{-1}||_1 of the factored matrix A = Theta + jitter I,
 // from the Cholesky factor in O(N^2) (Hager/Higham: a lower bound, rarely
 // more than 3x low). The 2-norm condition number lies within a factor N of it.
 absl::StatusOr<SolverSolution> SolveUnregularizedCE(
     const Eigen::MatrixXd& theta, const Eigen::MatrixXd& y,
-    const Eigen::MatrixXd& f0, const ProgressFn& progress = {});
+    const Eigen::MatrixXd& f0, const ProgressFn& progress = {},
+    const JitterPolicy& jitter = {});
 
 // 2c. Like 2b with (Theta + (lambda + jitter) I) and (Y - F0); the jitter is
-// 0 when lambda >= kRelativeJitter * mean(diag Theta), else the 2b jitter.
+// 0 when lambda >= jitter.relative * mean(diag Theta), else the 2b jitter.
 absl::StatusOr<SolverSolution> SolveSquared(const Eigen::MatrixXd& theta,
                                             const Eigen::MatrixXd& y,
                                             const Eigen::MatrixXd& f0,
                                             double lambda,
-                                            const ProgressFn& progress = {});
+                                            const ProgressFn& progress = {},
+                                            const JitterPolicy& jitter = {});
 
 // Row-wise softmax (numerically stable) and mean cross-entropy helpers.
 Eigen::MatrixXd RowSoftmax(const Eigen::MatrixXd& logits);

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "core/distribution/sampling.h"
+#include "core/numerics/random.h"
 #include "core/kernels/kernel.h"
 #include "core/training/solvers.h"
 
@@ -83,20 +83,22 @@ std::unique_ptr<FittedModel::State> MakeState(const KernelSpec& kernel,
                                               const Eigen::MatrixXd& y,
                                               const Eigen::MatrixXd& f0) {
   auto state = std::make_unique<FittedModel::State>();
-  state->resolved.spec.kernel = kernel;
-  state->resolved.spec.training.loss =
+  TrainingProblem& problem = state->problem;
+  problem.spec.kernel = kernel;
+  problem.spec.training.loss =
       regime == Regime::kSquared ? Loss::kSquared : Loss::kCrossEntropy;
-  state->resolved.spec.training.regularization = lambda;
-  state->resolved.spec.training.label_smoothing = 0.0;
-  state->resolved.spec.num_classes = static_cast<int>(y.cols());
-  state->resolved.regime = regime;
-  state->resolved.lambda = lambda;
-  state->resolved.label_smoothing = 0.0;
-  state->resolved.num_classes = static_cast<int>(y.cols());
-  state->preprocessor.spec = state->resolved.spec.preprocessing;
+  problem.spec.training.regularization = lambda;
+  problem.spec.training.label_smoothing = 0.0;
+  problem.spec.num_classes = static_cast<int>(y.cols());
+  problem.regime = regime;
+  problem.regime_reason = "test fixture";
+  problem.lambda = lambda;
+  problem.label_smoothing = 0.0;
+  problem.num_classes = static_cast<int>(y.cols());
+  problem.targets = y;
+  state->preprocessor.spec = problem.spec.preprocessing;
   state->x_train = x;
   state->x_train_sq_norms = x.rowwise().squaredNorm();
-  state->targets = y;
   state->initial_train_outputs = f0;
   const Eigen::MatrixXd theta = TrainKernels(kernel, x).ntk;
   absl::StatusOr<SolverSolution> sol;

@@ -22,6 +22,7 @@
 #include "core/kernels/finite_mlp.h"
 #include "core/model/model.h"
 #include "core/model/model_state.h"
+#include "core/training/problem.h"
 #include "core/training/spec.h"
 
 namespace ntk {
@@ -69,9 +70,9 @@ inline void MeasureFiniteWidthErrors(const std::vector<int>& widths, int seeds,
   spec.training.regularization = lambda;
   spec.training.label_smoothing = 0.1;
   spec.num_classes = c;
-  absl::StatusOr<ResolvedSpec> resolved = ResolveSpec(spec, data);
+  absl::StatusOr<TrainingProblem> resolved = DecideTrainingProblem(spec, data);
   ASSERT_TRUE(resolved.ok()) << resolved.status();
-  const MatrixXd y = MakeTargets(*resolved, data);
+  const MatrixXd y = resolved->targets;
 
   for (int width : widths) {
     double q2 = 0, t2 = 0;
@@ -101,7 +102,7 @@ inline void MeasureFiniteWidthErrors(const std::vector<int>& widths, int seeds,
       absl::StatusOr<MatrixXd> f_kernel = (*model)->PredictLogits(xq, f0q);
       ASSERT_TRUE(f_kernel.ok()) << f_kernel.status();
       q2 += (f_net - *f_kernel).squaredNorm();
-      t2 += (f_net_train - (*model)->state().train_logits).squaredNorm();
+      t2 += (f_net_train - ModelInternals::Of(**model).train_logits).squaredNorm();
     }
     errors->push_back({width, std::sqrt(q2 / (seeds * n_query * c)),
                       std::sqrt(t2 / (seeds * n_train * c))});

@@ -33,6 +33,8 @@
 #include "core/kernels/finite_mlp.h"
 #include "core/kernels/kernel.h"
 #include "core/model/model.h"
+#include "core/numerics/random.h"
+#include "core/training/problem.h"
 #include "core/training/spec.h"
 
 namespace ntk {
@@ -53,23 +55,20 @@ struct Dataset {
   int num_classes = 0;
 };
 
-// Standard normals for the data only (the networks use FiniteMlp's own
-// generator): mt19937_64 + Box-Muller, stable across platforms.
-inline Eigen::MatrixXd GaussianMatrix(int rows, int cols, std::mt19937_64* gen) {
+// Standard normals for the data only, row-major, from core's sampler
+// (core/numerics/random.h; cosine only, u1 = 1 - k / 2^53: the stream the
+// validation figures were made with).
+inline Eigen::MatrixXd GaussianMatrix(int rows, int cols, NormalStream* gen) {
   Eigen::MatrixXd m(rows, cols);
   for (int i = 0; i < rows; ++i) {
-    for (int j = 0; j < cols; ++j) {
-      const double u1 = 1.0 - static_cast<double>((*gen)() >> 11) * 0x1.0p-53;
-      const double u2 = static_cast<double>((*gen)() >> 11) * 0x1.0p-53;
-      m(i, j) = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-    }
+    for (int j = 0; j < cols; ++j) m(i, j) = gen->NextCosineOnly();
   }
   return m;
 }
 
 inline Dataset MakeDataset(int n_train, int n_test, int d, int num_classes,
                            double separation, uint64_t seed) {
-  std::mt19937_64 gen(seed);
+  NormalStream gen(seed, BoxMullerU1::kOneMinus);
   const Eigen::MatrixXd centers = separation * GaussianMatrix(num_classes, d, &gen);
   Dataset data;
   data.num_classes = num_classes;
@@ -107,7 +106,7 @@ inline ModelSpec ToModelSpec(const Setting& s, int num_classes) {
   return spec;  // preprocessing off: the data are already scaled
 }
 
-// The targets Y exactly as the model builds them (ResolveSpec + MakeTargets).
+// The targets Y exactly as the model builds them (DecideTrainingProblem).
 // The E3 setting (lambda = 0, hard labels, no smoothing) has no kernel model
 // (Fit refuses it, docs/model-contract.md "2b. Unregularized"); its targets are the one-hot labels.
 inline absl::StatusOr<Eigen::MatrixXd> TargetsFor(const Setting& s,
@@ -122,9 +121,9 @@ inline absl::StatusOr<Eigen::MatrixXd> TargetsFor(const Setting& s,
   TrainingData td;
   td.features = data.x_train;
   td.labels = data.train_labels;
-  absl::StatusOr<ResolvedSpec> r = ResolveSpec(ToModelSpec(s, data.num_classes), td);
+  absl::StatusOr<TrainingProblem> r = DecideTrainingProblem(ToModelSpec(s, data.num_classes), td);
   if (!r.ok()) return r.status();
-  return MakeTargets(*r, td);
+  return r->targets;
 }
 
 // The kernel model of `s` fitted with initial training outputs F0 (empty:

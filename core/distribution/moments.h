@@ -1,19 +1,14 @@
-// ntk/core/distribution/sampling.h (internal to core/): seeded Gaussian
-// sampling and the probability-space moments of docs/model-contract.md "4. PredictDistribution".
+// ntk/core/distribution/moments.h (internal to core/): the moment
+// computation every PredictDistribution method shares
+// (docs/model-contract.md "4. PredictDistribution"): logit samples ->
+// probability mean and covariance, predictive and expected entropy, mutual
+// information; Gaussian logits -> samples; centering of logit moments.
 //
-// Randomness: std::mt19937_64 seeded through a splitmix64 hash, plus our own
-// Box-Muller transform (not std::normal_distribution, whose algorithm is
-// implementation-defined, nor absl random, whose streams are not stable
-// across versions). So a (seed, point) pair gives the same stream on every
-// build of this code.
-//
-// Thread safety: NormalStream is a value type (one per thread); the free
-// functions are pure.
-#ifndef NTK_CORE_DISTRIBUTION_SAMPLING_H_
-#define NTK_CORE_DISTRIBUTION_SAMPLING_H_
+// Thread safety: pure functions (BLAS-free except CovarianceSqrt).
+#ifndef NTK_CORE_DISTRIBUTION_MOMENTS_H_
+#define NTK_CORE_DISTRIBUTION_MOMENTS_H_
 
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include <Eigen/Dense>
@@ -21,35 +16,6 @@
 #include "core/model/model.h"
 
 namespace ntk {
-
-// splitmix64 finalizer: a bijective 64-bit mixer.
-uint64_t Mix64(uint64_t x);
-
-// Seed for the randomness that belongs to one query point: a hash of the
-// request seed, a stream tag and the bits of the point's preprocessed row
-// (-0.0 hashed as +0.0). Independent of the point's position in the batch.
-// REQUIRES: 0 <= row < x.rows().
-uint64_t PointSeed(uint64_t seed, uint64_t tag, const Eigen::MatrixXd& x,
-                   Eigen::Index row);
-
-// Seed of an indexed stream that depends on the request seed only (used for
-// the Monte Carlo F0 samples: one stream per sample index s).
-uint64_t IndexSeed(uint64_t seed, uint64_t tag, uint64_t index);
-
-// Standard normal variates: mt19937_64 + Box-Muller, both outputs used.
-class NormalStream {
- public:
-  explicit NormalStream(uint64_t seed) : gen_(seed) {}
-  double Next();
-
- private:
-  std::mt19937_64 gen_;
-  bool has_spare_ = false;
-  double spare_ = 0;
-};
-
-// Fills `out` (any shape) with standard normals in storage order.
-void FillNormal(NormalStream& stream, double* out, Eigen::Index n);
 
 // Probability-space moments of logit samples. `logits` holds S samples of
 // C logits, sample s at logits[s * C .. s * C + C). Writes
@@ -84,6 +50,15 @@ void GaussianProbabilityMoments(const Eigen::VectorXd& mean,
 // Softmax entropy in nats of a probability vector, 0 log 0 = 0.
 double Entropy(const double* p, int C);
 
+// Centered copy of a C x C covariance: P S P, P = I - 11^T / C (symmetrized).
+Eigen::MatrixXd CenterCovariance(const Eigen::MatrixXd& s);
+
+// m := (m + m^T) / 2, entry by entry.
+void Symmetrize(Eigen::MatrixXd* m);
+
+// v - mean(v).
+Eigen::VectorXd CenterVector(const Eigen::VectorXd& v);
+
 }  // namespace ntk
 
-#endif  // NTK_CORE_DISTRIBUTION_SAMPLING_H_
+#endif  // NTK_CORE_DISTRIBUTION_MOMENTS_H_

@@ -1,6 +1,7 @@
-// ntk/core/training/spec.cc: ResolveSpec (validation + documented defaults) and
-// MakeTargets (docs/model-contract.md "2. Training objective", "Targets").
-#include "core/training/spec.h"
+// ntk/core/training/problem.cc: DecideTrainingProblem (validation, documented
+// defaults, targets Y and the regime decision of docs/model-contract.md
+// "2. Training objective").
+#include "core/training/problem.h"
 
 #include <cmath>
 #include <cstdio>
@@ -55,10 +56,27 @@ absl::Status CheckFeatures(const Eigen::MatrixXd& x) {
   return absl::OkStatus();
 }
 
+// The N x C target matrix Y: one-hot (smoothed) labels or the given
+// targets, smoothed: (1 - eps) y + eps / C.
+Eigen::MatrixXd MakeTargets(int c, double eps, const TrainingData& data) {
+  if (!data.labels.empty()) {
+    const Eigen::Index n = static_cast<Eigen::Index>(data.labels.size());
+    Eigen::MatrixXd y = Eigen::MatrixXd::Constant(n, c, eps / c);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      y(i, data.labels[i]) += 1.0 - eps;
+    }
+    return y;
+  }
+  if (eps > 0) {
+    return ((1.0 - eps) * data.targets.array() + eps / c).matrix();
+  }
+  return data.targets;
+}
+
 }  // namespace
 
-absl::StatusOr<ResolvedSpec> ResolveSpec(const ModelSpec& spec,
-                                         const TrainingData& data) {
+absl::StatusOr<TrainingProblem> DecideTrainingProblem(const ModelSpec& spec,
+                                                      const TrainingData& data) {
   // ---- kernel ----
   if (absl::Status s = ValidateKernelSpec(spec.kernel); !s.ok()) return s;
 
@@ -215,11 +233,11 @@ absl::StatusOr<ResolvedSpec> ResolveSpec(const ModelSpec& spec,
     return absl::InvalidArgumentError(
         "spec.training.regularization: 0 with cross-entropy needs strictly "
         "positive targets, but some target is 0 (hard labels or soft targets "
-        "with zeros, no label smoothing): the logits diverge (docs/model-contract.md, 2b. Unregularized); "
+        "with zeros, no label smoothing): the logits diverge (docs/model-contract.md \"2b. Unregularized\"); "
         "set regularization > 0 or label_smoothing > 0");
   }
 
-  ResolvedSpec r;
+  TrainingProblem r;
   r.spec = spec;
   r.spec.training.regularization = lambda;
   r.spec.training.label_smoothing = eps;
@@ -227,31 +245,34 @@ absl::StatusOr<ResolvedSpec> ResolveSpec(const ModelSpec& spec,
   r.lambda = lambda;
   r.label_smoothing = eps;
   r.num_classes = num_classes;
+  const std::string lambda_text = absl::StrCat(
+      "lambda = ", absl::StrFormat("%g", lambda),
+      tr.regularization.has_value() ? "" : " (default)");
   if (!ce) {
     r.regime = Regime::kSquared;
+    r.regime_reason = absl::StrCat("squared loss, ", lambda_text);
   } else if (lambda > 0) {
     r.regime = Regime::kRegularizedCE;
+    r.regime_reason = absl::StrCat(
+        "cross-entropy with ", lambda_text,
+        tr.regularization.has_value()
+            ? ""
+            : ": some target is 0 (no label smoothing), so lambda = 0 is not possible");
   } else {
     r.regime = Regime::kUnregularizedCE;
+    r.regime_reason = absl::StrCat(
+        "cross-entropy with ", lambda_text, ": every target > 0 (",
+        eps > 0 ? absl::StrCat("label smoothing ", absl::StrFormat("%g", eps),
+                               tr.label_smoothing.has_value() ? "" : " (default)")
+                : std::string("soft targets"),
+        ")");
   }
+  r.targets = MakeTargets(num_classes, eps, data);
   return r;
 }
 
-Eigen::MatrixXd MakeTargets(const ResolvedSpec& r, const TrainingData& data) {
-  const int c = r.num_classes;
-  const double eps = r.label_smoothing;
-  if (!data.labels.empty()) {
-    const Eigen::Index n = static_cast<Eigen::Index>(data.labels.size());
-    Eigen::MatrixXd y = Eigen::MatrixXd::Constant(n, c, eps / c);
-    for (Eigen::Index i = 0; i < n; ++i) {
-      y(i, data.labels[i]) += 1.0 - eps;
-    }
-    return y;
-  }
-  if (eps > 0) {
-    return ((1.0 - eps) * data.targets.array() + eps / c).matrix();
-  }
-  return data.targets;
+std::string RestoredRegimeReason(Regime regime) {
+  return absl::StrCat("regime ", RegimeName(regime), " as decided when the model was fitted");
 }
 
 }  // namespace ntk

@@ -1,56 +1,12 @@
-#include "core/distribution/sampling.h"
+// ntk/core/distribution/moments.cc: see moments.h.
+#include "core/distribution/moments.h"
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
+
+#include "core/numerics/random.h"
 
 namespace ntk {
-
-uint64_t Mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-uint64_t PointSeed(uint64_t seed, uint64_t tag, const Eigen::MatrixXd& x,
-                   Eigen::Index row) {
-  uint64_t h = Mix64(seed ^ Mix64(tag));
-  h = Mix64(h ^ static_cast<uint64_t>(x.cols()));
-  for (Eigen::Index j = 0; j < x.cols(); ++j) {
-    double v = x(row, j);
-    if (v == 0) v = 0;  // -0.0 -> +0.0
-    uint64_t bits;
-    std::memcpy(&bits, &v, sizeof bits);
-    h = Mix64(h ^ bits);
-  }
-  return h;
-}
-
-uint64_t IndexSeed(uint64_t seed, uint64_t tag, uint64_t index) {
-  return Mix64(Mix64(seed ^ Mix64(tag)) ^ Mix64(index + 0x632be59bd9b4e019ULL));
-}
-
-double NormalStream::Next() {
-  if (has_spare_) {
-    has_spare_ = false;
-    return spare_;
-  }
-  constexpr double kTwoPow53 = 1.0 / 9007199254740992.0;  // 2^-53
-  constexpr double kTwoPi = 6.283185307179586476925286766559;
-  // u1 in (0, 1], u2 in [0, 1): log(u1) is finite.
-  const double u1 = (static_cast<double>(gen_() >> 11) + 1.0) * kTwoPow53;
-  const double u2 = static_cast<double>(gen_() >> 11) * kTwoPow53;
-  const double r = std::sqrt(-2.0 * std::log(u1));
-  const double t = kTwoPi * u2;
-  spare_ = r * std::sin(t);
-  has_spare_ = true;
-  return r * std::cos(t);
-}
-
-void FillNormal(NormalStream& stream, double* out, Eigen::Index n) {
-  for (Eigen::Index i = 0; i < n; ++i) out[i] = stream.Next();
-}
 
 double Entropy(const double* p, int C) {
   double h = 0;
@@ -159,6 +115,36 @@ void GaussianProbabilityMoments(const Eigen::VectorXd& mean,
     }
   }
   ProbabilityMomentsFromLogitSamples(logits.data(), S, C, scratch, out);
+}
+
+Eigen::MatrixXd CenterCovariance(const Eigen::MatrixXd& s) {
+  const Eigen::Index C = s.rows();
+  const Eigen::VectorXd row_mean = s.rowwise().mean();
+  const Eigen::VectorXd col_mean = s.colwise().mean().transpose();
+  const double all_mean = s.mean();
+  Eigen::MatrixXd out(C, C);
+  for (Eigen::Index b = 0; b < C; ++b) {
+    for (Eigen::Index a = 0; a < C; ++a) {
+      out(a, b) = s(a, b) - row_mean[a] - col_mean[b] + all_mean;
+    }
+  }
+  Symmetrize(&out);
+  return out;
+}
+
+void Symmetrize(Eigen::MatrixXd* m) {
+  const Eigen::Index n = m->rows();
+  for (Eigen::Index j = 0; j < n; ++j) {
+    for (Eigen::Index i = j + 1; i < n; ++i) {
+      const double v = 0.5 * ((*m)(i, j) + (*m)(j, i));
+      (*m)(i, j) = v;
+      (*m)(j, i) = v;
+    }
+  }
+}
+
+Eigen::VectorXd CenterVector(const Eigen::VectorXd& v) {
+  return (v.array() - v.mean()).matrix();
 }
 
 }  // namespace ntk

@@ -1,0 +1,74 @@
+// ntk/core/distribution/exact.cc: method EXACT (2b, 2c) of
+// docs/model-contract.md "4. PredictDistribution": the trained logits are a
+// linear map of the Gaussian f0, so they are Gaussian. See methods.h.
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "core/distribution/methods.h"
+#include "core/distribution/moments.h"
+
+namespace ntk::distribution_internal {
+
+absl::StatusOr<std::shared_ptr<const ExactFactors>> GetExactFactors(
+    const State& state, FactorSource& source, int64_t budget, const Progress& progress) {
+  return source.Get<ExactFactors>("exact", [&]() -> absl::StatusOr<std::shared_ptr<const ExactFactors>> {
+  const Index N = state.x_train.rows();
+  const Index C = state.problem.targets.cols();
+  if (absl::Status s = BudgetCheck("EXACT", 8 * (2 * N * N + N * C), budget);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = progress.Report(0, "distribution: kernels"); !s.ok()) return s;
+  KernelMatrices km = TrainKernels(state.problem.spec.kernel, state.x_train);
+  if (absl::Status s = progress.Report(0.3, "distribution: factor"); !s.ok()) return s;
+  auto f = std::make_shared<ExactFactors>();
+  double shift = state.stats.jitter;
+  if (state.problem.regime == Regime::kSquared) shift += state.problem.lambda;
+  MatrixXd a = std::move(km.ntk);
+  a.diagonal().array() += shift;
+  if (!CholeskyLower(a, &f->chol_a)) {
+    return absl::InternalError(absl::StrFormat(
+        "distribution: Theta_XX + %g I is not positive definite although the "
+        "fit factored it",
+        shift));
+  }
+  a.resize(0, 0);
+  f->nngp_train = std::move(km.nngp);
+  if (!HasInitialOutputs(state)) {
+    f->mean_dual = state.dual;
+  } else {
+    MatrixXd t = state.problem.regime == Regime::kSquared
+                     ? state.problem.targets
+                     : MatrixXd(state.problem.targets.array().log().matrix());
+    SolveLower(f->chol_a, &t);
+    SolveLowerT(f->chol_a, &t);
+    f->mean_dual = std::move(t);
+  }
+  return std::shared_ptr<const ExactFactors>(f);
+  });
+}
+
+
+// EXACT (2b, 2c): mean center(Theta_xX mean_dual); covariance s(x) P with
+//   s(x) = K_xx - 2 r^T K_Xx + r^T K_XX r,   r = A^{-1} Theta_Xx.
+// s is a difference of O(1) terms that is ~0 near training points: clamped
+// at 0 (a negative value is rounding).
+void ExactBatch(const ExactFactors& f, const Batch& b, int C,
+                std::vector<PointDistribution>* out) {
+  const MatrixXd mean = b.cross.ntk.transpose() * f.mean_dual;  // nb x C
+  MatrixXd r = b.cross.ntk;
+  SolveLower(f.chol_a, &r);
+  SolveLowerT(f.chol_a, &r);
+  const MatrixXd kr = f.nngp_train * r;
+  const VectorXd rk = (r.array() * b.cross.nngp.array()).colwise().sum().transpose();
+  const VectorXd rkr = (r.array() * kr.array()).colwise().sum().transpose();
+  const MatrixXd p = MatrixXd::Identity(C, C) - MatrixXd::Constant(C, C, 1.0 / C);
+  for (Index j = 0; j < b.size; ++j) {
+    PointDistribution& pd = (*out)[b.begin + j];
+    const double s = std::max(0.0, b.diag.nngp[j] - 2 * rk[j] + rkr[j]);
+    pd.logit_mean = CenterVector(mean.row(j).transpose());
+    pd.logit_covariance = s * p;
+  }
+}
+
+}  // namespace ntk::distribution_internal

@@ -1,0 +1,82 @@
+// ntk/core/distribution/factors.cc: factor sizes, FactorSource, and the
+// small helpers every method shares (methods.h).
+#include "core/distribution/factors.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/distribution/methods.h"
+
+namespace ntk {
+
+int64_t ExactFactors::Bytes() const {
+  return 8 * (nngp_train.size() + chol_a.size() + mean_dual.size());
+}
+int64_t LinearizedFactors::Bytes() const {
+  int64_t n = chol_m.size() + mean_dual.size();
+  for (const Eigen::MatrixXd& m : e) n += m.size();
+  return 8 * n;
+}
+int64_t LinearizedCovarianceFactors::Bytes() const {
+  return 8 * (nngp_train.size() + h.size());
+}
+int64_t PriorFactor::Bytes() const { return 8 * chol_k.size(); }
+int64_t MonteCarloSamples::Bytes() const { return 8 * z_and_dual.size(); }
+int64_t MatrixFactor::Bytes() const { return 8 * value.size(); }
+
+absl::StatusOr<std::shared_ptr<const CacheEntry>> FactorSource::GetEntry(
+    const std::string& part,
+    const std::function<absl::StatusOr<std::shared_ptr<const CacheEntry>>()>& compute) {
+  if (auto it = memo_.find(part); it != memo_.end()) return it->second;
+  absl::StatusOr<std::shared_ptr<const CacheEntry>> e =
+      scope_.cache == nullptr
+          ? compute()
+          : scope_.cache->GetOrCompute({scope_.model_id, scope_.generation, part}, compute);
+  if (e.ok()) memo_[part] = *e;
+  return e;
+}
+
+namespace distribution_internal {
+
+absl::Status Progress::Report(double fraction, const char* phase) const {
+  if (fn_ && !fn_(std::clamp(fraction, 0.0, 1.0), phase)) {
+    return absl::CancelledError(absl::StrCat("PredictDistribution cancelled during ", phase));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BudgetCheck(const char* what, int64_t bytes, int64_t budget) {
+  if (bytes > budget) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "method: %s needs %d bytes of cached factors in the model (budget "
+        "%d bytes)",
+        what, bytes, budget));
+  }
+  return absl::OkStatus();
+}
+
+bool CholeskyLower(const MatrixXd& a, MatrixXd* l) {
+  Eigen::LLT<MatrixXd> llt(a);
+  if (llt.info() != Eigen::Success) return false;
+  *l = llt.matrixL();
+  return true;
+}
+
+void SolveLower(const MatrixXd& l, MatrixXd* x) {
+  l.triangularView<Eigen::Lower>().solveInPlace(*x);
+}
+void SolveLowerT(const MatrixXd& l, MatrixXd* x) {
+  l.triangularView<Eigen::Lower>().transpose().solveInPlace(*x);
+}
+
+absl::StatusOr<const KernelMatrices*> TrainingKernelsOnce::Get(const Progress& progress) {
+  if (!km_) {
+    if (absl::Status s = progress.Report(0, "distribution: kernels"); !s.ok()) return s;
+    km_ = TrainKernels(state_.problem.spec.kernel, state_.x_train);
+  }
+  return &*km_;
+}
+
+}  // namespace distribution_internal
+}  // namespace ntk

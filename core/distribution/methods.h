@@ -1,0 +1,147 @@
+// ntk/core/distribution/methods.h (internal to core/distribution/): the
+// PredictDistribution methods of docs/model-contract.md
+// "4. PredictDistribution", one file each, and what they share.
+//
+//   exact.cc        EXACT (2b, 2c): Gaussian logits from the fit's factor
+//   linearized.cc   LINEARIZED (2a): F0 -> f(x) linearized at F0 = 0, and
+//                   the factors E_c, L_M it shares with LAPLACE_POSTERIOR
+//   laplace.cc      LAPLACE_POSTERIOR (2a): R&W algorithm 3.4 covariance
+//   monte_carlo.cc  MONTE_CARLO (all): S trained samples of F0
+//   moments.h       logit samples -> probability moments and entropies
+//   distribution.cc the dispatch (ComputeDistribution)
+//
+// Factor getters fetch through a FactorSource (factors.h); none holds a
+// lock while computing. Batch functions fill, for the points of one batch,
+// the centered logit mean and covariance (MONTE_CARLO: every field).
+//
+// Thread safety: the getters may run concurrently for different calls; the
+// batch functions use OpenMP inside and write disjoint outputs.
+#ifndef NTK_CORE_DISTRIBUTION_METHODS_H_
+#define NTK_CORE_DISTRIBUTION_METHODS_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <Eigen/Dense>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/distribution/factors.h"
+#include "core/distribution/moments.h"
+#include "core/kernels/kernel.h"
+#include "core/model/model.h"
+#include "core/model/model_state.h"
+
+namespace ntk::distribution_internal {
+
+using Eigen::Index;
+using Eigen::MatrixXd;
+using Eigen::VectorXd;
+using State = FittedModel::State;
+
+// Relative jitter of K_XX for the MONTE_CARLO prior factor:
+// K_XX + kPriorRelativeJitter * mean(diag K_XX) I, x10 per failed Cholesky
+// up to kMaxRelativeJitter. It perturbs the sampled F0 covariance by
+// 1e-10 relative, far below the Monte Carlo error.
+inline constexpr double kPriorRelativeJitter = 1e-10;
+
+// Stream tags: different randomness for different uses of one seed.
+inline constexpr uint64_t kTagGaussian = 0x47617573;  // logit -> probability sampling
+inline constexpr uint64_t kTagF0 = 0x46304d43;        // MONTE_CARLO training F0
+inline constexpr uint64_t kTagQuery = 0x51755279;     // MONTE_CARLO f0(x) | F0
+
+// Calls the user's progress callback; false -> CANCELLED.
+class Progress {
+ public:
+  explicit Progress(const ProgressFn& fn) : fn_(fn) {}
+  absl::Status Report(double fraction, const char* phase) const;
+
+ private:
+  const ProgressFn& fn_;
+};
+
+// RESOURCE_EXHAUSTED when a method's factors (bytes) exceed the budget.
+absl::Status BudgetCheck(const char* what, int64_t bytes, int64_t budget);
+
+// Lower Cholesky factor of a (symmetric); false if not positive definite.
+bool CholeskyLower(const MatrixXd& a, MatrixXd* l);
+// X := L^{-1} X and X := L^{-T} X for lower triangular L (BLAS dtrsm).
+void SolveLower(const MatrixXd& l, MatrixXd* x);
+void SolveLowerT(const MatrixXd& l, MatrixXd* x);
+
+inline bool HasInitialOutputs(const State& state) {
+  return state.initial_train_outputs.size() > 0;
+}
+
+// K_XX and Theta_XX, computed at most once per call, on first need.
+class TrainingKernelsOnce {
+ public:
+  explicit TrainingKernelsOnce(const State& state) : state_(state) {}
+  // Reports "distribution: kernels" before computing them.
+  absl::StatusOr<const KernelMatrices*> Get(const Progress& progress);
+
+ private:
+  const State& state_;
+  std::optional<KernelMatrices> km_;
+};
+
+// One batch of query points.
+struct Batch {
+  const MatrixXd* x = nullptr;  // preprocessed rows of the whole request
+  Index begin = 0, size = 0;
+  KernelMatrices cross;  // N x nb: K_Xq, Theta_Xq
+  KernelDiagonal diag;   // nb: K_qq, Theta_qq
+};
+
+// ---- exact.cc ----
+absl::StatusOr<std::shared_ptr<const ExactFactors>> GetExactFactors(
+    const State& state, FactorSource& source, int64_t budget, const Progress& progress);
+void ExactBatch(const ExactFactors& f, const Batch& b, int C,
+                std::vector<PointDistribution>* out);
+
+// ---- linearized.cc ----
+// 2a: the dual of the F0 = 0 solution (the fit's own when it used F0 = 0).
+absl::StatusOr<std::shared_ptr<const MatrixFactor>> GetZeroF0Dual(
+    const State& state, FactorSource& source, const MatrixXd& theta);
+// E_c and L_M (LINEARIZED and LAPLACE_POSTERIOR).
+absl::StatusOr<std::shared_ptr<const LinearizedFactors>> GetLinearizedFactors(
+    const State& state, FactorSource& source, TrainingKernelsOnce& kernels,
+    bool need_covariance, int64_t budget, const Progress& progress);
+// K_XX and H (LINEARIZED only).
+absl::StatusOr<std::shared_ptr<const LinearizedCovarianceFactors>>
+GetLinearizedCovarianceFactors(const State& state, FactorSource& source,
+                               TrainingKernelsOnce& kernels, const LinearizedFactors& lin,
+                               int64_t budget, const Progress& progress);
+// What LINEARIZED and LAPLACE_POSTERIOR compute alike for a batch:
+// mean = Theta_xX mean_dual (nb x C), k' = Theta_Xx / lambda, a_c = E_c k'
+// and alpha_c = L_M^{-1} a_c (class blocks side by side: column c * nb + j).
+struct LinearizedProjections {
+  MatrixXd mean, kp, a, alpha;
+};
+LinearizedProjections ProjectLinearized(const LinearizedFactors& f, const Batch& b, int C,
+                                        double lambda);
+void LinearizedBatch(const LinearizedFactors& f, const LinearizedCovarianceFactors& fc,
+                     const Batch& b, int C, double lambda,
+                     std::vector<PointDistribution>* out);
+
+// ---- laplace.cc ----
+void LaplaceBatch(const LinearizedFactors& f, const Batch& b, int C, double lambda,
+                  std::vector<PointDistribution>* out);
+
+// ---- monte_carlo.cc ----
+struct MonteCarloFactors {
+  std::shared_ptr<const PriorFactor> prior;
+  std::shared_ptr<const MonteCarloSamples> samples;
+};
+absl::StatusOr<MonteCarloFactors> GetMonteCarloFactors(
+    const State& state, FactorSource& source, TrainingKernelsOnce& kernels, uint64_t seed,
+    int S, int64_t budget, const Progress& progress);
+void MonteCarloBatch(const PriorFactor& prior, const MonteCarloSamples& smp,
+                     const Batch& b, int C, uint64_t seed,
+                     std::vector<PointDistribution>* out);
+
+}  // namespace ntk::distribution_internal
+
+#endif  // NTK_CORE_DISTRIBUTION_METHODS_H_

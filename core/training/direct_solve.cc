@@ -1,0 +1,128 @@
+// ntk/core/training/direct_solve.cc: the direct solves of
+// docs/model-contract.md "2b. Unregularized" and "2c. Squared loss": one
+// Cholesky of Theta + (lambda + jitter) I with the jitter policy of
+// problem.h. See solvers.h.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <Eigen/Cholesky>
+#include <lapacke.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/training/solver_util.h"
+#include "core/training/solvers.h"
+
+namespace ntk {
+
+using Eigen::Index;
+using Eigen::MatrixXd;
+using solver_internal::CheckShapes;
+using solver_internal::InfNorm;
+
+namespace {
+
+// Solves (Theta + shift I) dual = rhs by Cholesky with the jitter policy of
+// problem.h (JitterPolicy). `base_shift` is lambda (2c) or 0 (2b).
+absl::StatusOr<SolverSolution> SolveShifted(const MatrixXd& theta,
+                                            const MatrixXd& rhs,
+                                            const MatrixXd& f0,
+                                            double base_shift,
+                                            const ProgressFn& progress,
+                                            const JitterPolicy& policy) {
+  const Index n = theta.rows();
+  const double mean_diag = n > 0 ? theta.diagonal().mean() : 1.0;
+  const double scale = mean_diag > 0 ? mean_diag : 1.0;
+  double jitter = base_shift >= policy.relative * scale ? 0.0 : policy.relative * scale;
+  if (!ReportProgress(progress, 0.0, "cholesky")) {
+    return absl::CancelledError("fit cancelled before the Cholesky factorization");
+  }
+  MatrixXd factor(n, n);
+  bool ok = false;
+  double anorm = 0;  // ||Theta + shift I||_1, for the condition estimate
+  for (;;) {
+    factor = theta;
+    factor.diagonal().array() += base_shift + jitter;
+    anorm = n > 0 ? factor.cwiseAbs().colwise().sum().maxCoeff() : 0.0;
+    Eigen::LLT<Eigen::Ref<MatrixXd>> llt(factor);
+    if (llt.info() == Eigen::Success) {
+      ok = true;
+      break;
+    }
+    const double next = jitter == 0 ? policy.relative * scale : jitter * 10;
+    if (next > policy.max_relative * scale * (1 + 1e-12)) break;
+    jitter = next;
+  }
+  if (!ok) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "features: the training NTK is not positive definite even with jitter "
+        "%.3g (%.0e x mean diagonal); the kernel has non-finite or "
+        "inconsistent entries",
+        jitter, policy.max_relative));
+  }
+  if (!ReportProgress(progress, 0.8, "solve")) {
+    return absl::CancelledError("fit cancelled after the Cholesky factorization");
+  }
+  // `factor` now holds L in its lower triangle (in-place LLT).
+  SolverSolution sol;
+  sol.info.jitter = jitter;
+  auto lower = factor.triangularView<Eigen::Lower>();
+  sol.dual = lower.solve(rhs);
+  lower.transpose().solveInPlace(sol.dual);
+  // Residual of the linear system with the matrix actually factored.
+  MatrixXd theta_dual(n, rhs.cols());
+  theta_dual.noalias() = theta * sol.dual;
+  const double shift = base_shift + jitter;
+  sol.info.fixed_point_residual = InfNorm(theta_dual + shift * sol.dual - rhs);
+  sol.info.relative_residual =
+      sol.info.fixed_point_residual / std::max(1.0, InfNorm(rhs));
+  sol.logits = theta_dual;
+  if (f0.size() != 0) sol.logits += f0;
+  // Condition estimate (see solvers.h): LAPACK dpocon from the factor,
+  // O(N^2) (a few triangular solves), not another pass of O(N^3) work.
+  if (n > 0) {
+    double rcond = 0;
+    const lapack_int info = LAPACKE_dpocon(
+        LAPACK_COL_MAJOR, 'L', static_cast<lapack_int>(n), factor.data(),
+        static_cast<lapack_int>(factor.outerStride()), anorm, &rcond);
+    sol.info.condition_estimate =
+        info == 0 && rcond > 0 ? 1.0 / rcond : std::numeric_limits<double>::infinity();
+  }
+  return sol;
+}
+
+}  // namespace
+
+absl::StatusOr<SolverSolution> SolveUnregularizedCE(const Eigen::MatrixXd& theta,
+                                                    const Eigen::MatrixXd& y,
+                                                    const Eigen::MatrixXd& f0,
+                                                    const ProgressFn& progress,
+                                                    const JitterPolicy& jitter) {
+  if (absl::Status s = CheckShapes(theta, y, f0); !s.ok()) return s;
+  if (!(y.array() > 0).all()) {
+    return absl::InvalidArgumentError(
+        "targets: 2b (lambda = 0) needs every target > 0 (docs/model-contract.md \"2b. Unregularized\")");
+  }
+  MatrixXd rhs = y.array().log().matrix();
+  if (f0.size() != 0) rhs -= f0;
+  return SolveShifted(theta, rhs, f0, 0.0, progress, jitter);
+}
+
+absl::StatusOr<SolverSolution> SolveSquared(const Eigen::MatrixXd& theta,
+                                            const Eigen::MatrixXd& y,
+                                            const Eigen::MatrixXd& f0,
+                                            double lambda,
+                                            const ProgressFn& progress,
+                                            const JitterPolicy& jitter) {
+  if (absl::Status s = CheckShapes(theta, y, f0); !s.ok()) return s;
+  if (!(lambda >= 0) || !std::isfinite(lambda)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.training.regularization: must be a finite number >= 0, got ", lambda));
+  }
+  MatrixXd rhs = y;
+  if (f0.size() != 0) rhs -= f0;
+  return SolveShifted(theta, rhs, f0, lambda, progress, jitter);
+}
+
+}  // namespace ntk

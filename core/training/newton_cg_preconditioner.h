@@ -1,0 +1,126 @@
+// ntk/core/training/newton_cg_preconditioner.h (internal to core/training/):
+// the pieces of the 2a Newton-CG solver (newton_cg.cc) that know the
+// structure of its Hessian: the per-point C x C blocks W_i, products with
+// Theta, and the low-rank + block-Jacobi preconditioner of the CG solves.
+// See solvers.h (SolveRegularizedCE) for the method.
+//
+// Thread safety: BlockHessian and LowRankPreconditioner are per-solve
+// workspaces (one thread calls them; they use OpenMP inside).
+#ifndef NTK_CORE_TRAINING_NEWTON_CG_PRECONDITIONER_H_
+#define NTK_CORE_TRAINING_NEWTON_CG_PRECONDITIONER_H_
+
+#include <cmath>
+#include <vector>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Dense>
+#include <Eigen/Eigenvalues>
+
+#include "core/training/solvers.h"
+
+namespace ntk::solver_internal {
+
+using Eigen::Index;
+using Eigen::MatrixXd;
+using Eigen::VectorXd;
+
+// Per-point Hessian blocks W_i = diag(p_i) - p_i p_i^T = V_i diag(w_i) V_i^T.
+// Stored as eigen-decompositions so that W^{1/2} and (I + t W)^{-1} are cheap.
+struct BlockHessian {
+  int c = 0;
+  std::vector<MatrixXd> vecs;  // N of C x C
+  MatrixXd vals;               // N x C (clamped >= 0)
+
+  void Build(const MatrixXd& p) {
+    const Index n = p.rows();
+    c = static_cast<int>(p.cols());
+    vecs.resize(n);
+    vals.resize(n, c);
+#pragma omp parallel for schedule(static) if (n > 256)
+    for (Index i = 0; i < n; ++i) {
+      const VectorXd pi = p.row(i).transpose();
+      MatrixXd w = -pi * pi.transpose();
+      w.diagonal() += pi;
+      Eigen::SelfAdjointEigenSolver<MatrixXd> es(w);
+      vecs[i] = es.eigenvectors();
+      vals.row(i) = es.eigenvalues().cwiseMax(0.0).transpose();
+    }
+  }
+  // out_i = V_i diag(g(w_i)) V_i^T in_i for each row i; plain loops (C is
+  // small; this keeps tiny products out of the BLAS and out of the heap).
+  template <typename G>
+  void ApplySpectral(const MatrixXd& in, MatrixXd* out, G g) const {
+    const Index n = in.rows();
+    out->resize(n, c);
+    // About 2 C^2 flops per row: threads only pay off for large N.
+#pragma omp parallel for schedule(static) if (n > 4096)
+    for (Index i = 0; i < n; ++i) {
+      const MatrixXd& v = vecs[i];
+      double t[64];
+      std::vector<double> big;
+      double* tp = t;
+      if (c > 64) {
+        big.resize(c);
+        tp = big.data();
+      }
+      for (int k = 0; k < c; ++k) {
+        double acc = 0;
+        for (int j = 0; j < c; ++j) acc += v(j, k) * in(i, j);
+        tp[k] = acc * g(i, k);
+      }
+      for (int j = 0; j < c; ++j) {
+        double acc = 0;
+        for (int k = 0; k < c; ++k) acc += v(j, k) * tp[k];
+        (*out)(i, j) = acc;
+      }
+    }
+  }
+  void ApplySqrt(const MatrixXd& in, MatrixXd* out) const {
+    ApplySpectral(in, out, [this](Index i, int k) { return std::sqrt(vals(i, k)); });
+  }
+  void ApplyW(const MatrixXd& in, MatrixXd* out) const {
+    ApplySpectral(in, out, [this](Index i, int k) { return vals(i, k); });
+  }
+  // Block-Jacobi preconditioner: out_i = (I + scale_i W_i)^{-1} in_i.
+  void ApplyBlockInverse(const VectorXd& scale, const MatrixXd& in,
+                         MatrixXd* out) const {
+    ApplySpectral(in, out, [this, &scale](Index i, int k) {
+      return 1.0 / (1.0 + scale(i) * vals(i, k));
+    });
+  }
+};
+
+// out = theta * v (theta N x N symmetric, v N x C), see newton_cg_preconditioner.cc.
+void ThetaTimes(const MatrixXd& theta, const MatrixXd& v, MatrixXd* out);
+
+// Preconditioner for A = I + S (Theta / lambda (x) I_C) S with
+// Theta ~= U diag(s) U^T + diag(r) (top-k eigenpairs plus the diagonal of
+// the rest): M = B + Z Z^T, B = blockdiag(I + r_i / lambda W_i),
+// (Z G)_i = S_i G^T g_i, g_i = diag(s / lambda)^{1/2} U_i^T. M^{-1} by
+// Woodbury with the kC x kC capacitance matrix
+// H = I + sum_i (g_i g_i^T) (x) S_i B_i^{-1} S_i, rebuilt per Newton step.
+// k = 0 is plain block-Jacobi.
+class LowRankPreconditioner {
+ public:
+  LowRankPreconditioner(const MatrixXd& theta, double lambda,
+                        const ThetaEigenbasis& basis);
+
+  // Rebuild for new Hessian blocks.
+  void Update(const BlockHessian& hess);
+
+  // out = M^{-1} v.
+  void Apply(const MatrixXd& v, MatrixXd* out);
+
+ private:
+  int k_ = 0;
+  VectorXd resid_scale_;  // r_i / lambda
+  MatrixXd g_;            // N x k
+  MatrixXd gg_;           // N x k(k+1)/2, rows: g_ia g_ib for a <= b
+  Eigen::LLT<MatrixXd> llt_;
+  const BlockHessian* hess_ = nullptr;
+  MatrixXd sx_, gz_;
+};
+
+}  // namespace ntk::solver_internal
+
+#endif  // NTK_CORE_TRAINING_NEWTON_CG_PRECONDITIONER_H_

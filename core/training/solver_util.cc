@@ -1,0 +1,63 @@
+// ntk/core/training/solver_util.cc: RowSoftmax, SumCrossEntropy (solvers.h)
+// and the internal helpers of solver_util.h.
+#include "core/training/solver_util.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "core/training/solvers.h"
+
+namespace ntk {
+
+using Eigen::Index;
+using Eigen::MatrixXd;
+
+Eigen::MatrixXd RowSoftmax(const Eigen::MatrixXd& logits) {
+  MatrixXd p(logits.rows(), logits.cols());
+  for (Index i = 0; i < logits.rows(); ++i) {
+    const double m = logits.row(i).maxCoeff();
+    p.row(i) = (logits.row(i).array() - m).exp().matrix();
+    p.row(i) /= p.row(i).sum();
+  }
+  return p;
+}
+
+double SumCrossEntropy(const Eigen::MatrixXd& y, const Eigen::MatrixXd& logits) {
+  double total = 0;
+  for (Index i = 0; i < logits.rows(); ++i) {
+    const double m = logits.row(i).maxCoeff();
+    const double lse = m + std::log((logits.row(i).array() - m).exp().sum());
+    total += y.row(i).sum() * lse - y.row(i).dot(logits.row(i));
+  }
+  return total;
+}
+
+namespace solver_internal {
+
+double InfNorm(const MatrixXd& m) {
+  return m.size() == 0 ? 0.0 : m.cwiseAbs().maxCoeff();
+}
+
+absl::Status CheckShapes(const MatrixXd& theta, const MatrixXd& y,
+                         const MatrixXd& f0) {
+  if (theta.rows() != theta.cols()) {
+    return absl::InvalidArgumentError("theta: must be square");
+  }
+  if (y.rows() != theta.rows() || y.cols() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "targets: expected ", theta.rows(), " rows, got ", y.rows()));
+  }
+  if (f0.size() != 0 && (f0.rows() != y.rows() || f0.cols() != y.cols())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "initial_train_outputs: expected ", y.rows(), " x ", y.cols(),
+        ", got ", f0.rows(), " x ", f0.cols()));
+  }
+  return absl::OkStatus();
+}
+
+double Dot(const MatrixXd& a, const MatrixXd& b) {
+  return (a.array() * b.array()).sum();
+}
+
+}  // namespace solver_internal
+}  // namespace ntk

@@ -115,7 +115,9 @@ class DistributionCache {
   // replacing any entry under `key`; nullptr is ignored.
   void Put(const Key& key, std::shared_ptr<const CacheEntry> value);
 
-  // Drops every entry of `model_id` (all generations).
+  // Drops every entry of `model_id` (all generations); computations of it in
+  // flight now are not kept. A later call for a dropped generation (a request
+  // still holding the old model) keeps its entry again; LRU ages it out.
   void DropModel(const std::string& model_id);
 
   // Bytes held for one model (all generations).

@@ -12,8 +12,9 @@
 // Keys are (model id, generation, part). `generation` changes whenever a
 // model id is re-fitted or re-loaded, so a stale entry is never served; the
 // owner also calls DropModel when a model is replaced or deleted, so its
-// bytes are released at once. `part` names the factor, e.g. "exact",
-// "linearized", "mc/seed=7/S=64".
+// bytes are released at once; a computation of that model still in flight
+// is then returned to its callers but not kept. `part` names the factor,
+// e.g. "exact", "linearized", "mc/seed=7/S=64".
 //
 // Budget: the sum of Bytes() of the cached entries stays <= budget_bytes;
 // inserting evicts least-recently-used entries first. An entry larger than
@@ -24,9 +25,11 @@
 // Thread safety: all methods may be called concurrently. No lock is held
 // while an entry is computed: concurrent GetOrCompute calls for the same key
 // run `compute` once (single flight) and the others wait for that result
-// only; calls for other keys proceed. If the computing call fails (error or
-// cancellation), its error goes to its own caller; a waiter whose own
-// computation would be needed retries the computation itself.
+// only; calls for other keys proceed. If the computing call fails (any
+// error, e.g. its own request's CANCELLED or DEADLINE_EXCEEDED), its error
+// goes to its own caller only; its waiters retry, one of them computing
+// with its own `compute`. A waiter cannot be cancelled while it waits: its
+// wait is as long as the computation it joined.
 #ifndef NTK_CORE_DISTRIBUTION_CACHE_H_
 #define NTK_CORE_DISTRIBUTION_CACHE_H_
 
@@ -62,9 +65,11 @@ class DistributionCache {
     int64_t bytes = 0;          // held now
     int64_t budget_bytes = 0;
     int64_t entries = 0;
-    int64_t hits = 0;
+    int64_t hits = 0;           // answers without own computation (incl. Lookup)
     int64_t misses = 0;         // computations started
-    int64_t evictions = 0;
+    int64_t evictions = 0;      // entries removed to make room (not DropModel)
+    int64_t in_flight = 0;      // computations running now
+    int64_t waiting = 0;        // GetOrCompute calls waiting for another's now
   };
   // What a model's PredictDistribution needs to use the cache.
   struct Scope {
@@ -74,12 +79,16 @@ class DistributionCache {
   };
 
   explicit DistributionCache(const Options& options);
+  // REQUIRES: no call on this cache is in progress.
   ~DistributionCache();
   DistributionCache(const DistributionCache&) = delete;
   DistributionCache& operator=(const DistributionCache&) = delete;
 
   // The entry for `key`, computed by `compute` when absent (see the header
-  // comment for concurrency). Errors are those of `compute`.
+  // comment for concurrency). Errors are those of `compute`; a successful
+  // `compute` must return a non-null entry (else INTERNAL). `compute` runs
+  // on the calling thread with no cache lock held; it may use the cache,
+  // but not for `key` itself (that waits for itself).
   absl::StatusOr<std::shared_ptr<const CacheEntry>> GetOrCompute(
       const Key& key,
       const std::function<absl::StatusOr<std::shared_ptr<const CacheEntry>>()>& compute);
@@ -102,10 +111,13 @@ class DistributionCache {
   // The entry for `key` if cached (counts as a use), else nullptr.
   std::shared_ptr<const CacheEntry> Lookup(const Key& key);
 
-  // Inserts a value computed elsewhere (e.g. the factor a Fit computed).
+  // Inserts a value computed elsewhere (e.g. the factor a Fit computed),
+  // replacing any entry under `key`; nullptr is ignored.
   void Put(const Key& key, std::shared_ptr<const CacheEntry> value);
 
-  // Drops every entry of `model_id` (all generations).
+  // Drops every entry of `model_id` (all generations); computations of it in
+  // flight now are not kept. A later call for a dropped generation (a request
+  // still holding the old model) keeps its entry again; LRU ages it out.
   void DropModel(const std::string& model_id);
 
   // Bytes held for one model (all generations).

@@ -12,8 +12,6 @@
 namespace ntk {
 namespace {
 
-using RowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(static_cast<int>(s.error_code())),
@@ -100,23 +98,12 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
-v1::Matrix Client::ToProto(const Eigen::MatrixXd& m) {
-  v1::Matrix out;
-  out.set_rows(static_cast<uint32_t>(m.rows()));
-  out.set_cols(static_cast<uint32_t>(m.cols()));
-  out.mutable_values()->Resize(static_cast<int>(m.size()), 0.0);
-  Eigen::Map<RowMajor>(out.mutable_values()->mutable_data(), m.rows(), m.cols()) = m;
-  return out;
+v1::Matrix Client::ToProto(const Eigen::MatrixXd& m, MatrixEncoding encoding) {
+  return MatrixToProto(m, encoding);
 }
 
 absl::StatusOr<Eigen::MatrixXd> Client::FromProto(const v1::Matrix& m) {
-  const uint64_t want = static_cast<uint64_t>(m.rows()) * m.cols();
-  if (static_cast<uint64_t>(m.values_size()) != want) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "values: size %d != rows*cols = %d", m.values_size(), want));
-  }
-  Eigen::MatrixXd out = Eigen::Map<const RowMajor>(m.values().data(), m.rows(), m.cols());
-  return out;
+  return MatrixFromProto(m, "matrix");
 }
 
 absl::StatusOr<v1::ModelInfo> Client::Fit(const v1::FitRequest& request) {
@@ -134,16 +121,16 @@ absl::StatusOr<v1::ModelInfo> Client::Fit(const v1::FitRequest& request) {
   const uint64_t cols = request.features().cols();
   const uint64_t tcols = request.targets().cols();
   const bool has_labels = request.labels_size() > 0;
-  const bool has_targets = request.targets().values_size() > 0;
+  const bool has_targets = request.targets().rows() > 0;
   const uint64_t bytes_per_row = 8 * cols + (has_labels ? 10 : 0) + 8 * tcols + 1;
   const uint64_t chunk = std::max<uint64_t>(1, (max_bytes / 2) / bytes_per_row);
   // A malformed request (sizes that do not agree) is sent as is so the server
   // names the field; we only split well-formed ones.
   const bool well_formed =
-      static_cast<uint64_t>(request.features().values_size()) == rows * cols &&
+      CheckMatrix(request.features(), "features").ok() &&
       (!has_labels || static_cast<uint64_t>(request.labels_size()) == rows) &&
-      (!has_targets || (request.targets().rows() == rows &&
-                        static_cast<uint64_t>(request.targets().values_size()) == rows * tcols));
+      (!has_targets ||
+       (request.targets().rows() == rows && CheckMatrix(request.targets(), "targets").ok()));
   if (!well_formed) {
     grpc::Status s = impl_->Once([&](grpc::ClientContext* ctx) {
       return impl_->stub->Fit(ctx, request, &response);
@@ -162,22 +149,12 @@ absl::StatusOr<v1::ModelInfo> Client::Fit(const v1::FitRequest& request) {
         *m.mutable_spec() = request.spec();
         m.set_replace(request.replace());
       }
-      v1::Matrix* f = m.mutable_features();
-      f->set_rows(static_cast<uint32_t>(end - begin));
-      f->set_cols(static_cast<uint32_t>(cols));
-      f->mutable_values()->Add(request.features().values().begin() + begin * cols,
-                               request.features().values().begin() + end * cols);
+      *m.mutable_features() = SliceMatrixRows(request.features(), begin, end);
       if (has_labels) {
         m.mutable_labels()->Add(request.labels().begin() + begin,
                                 request.labels().begin() + end);
       }
-      if (has_targets) {
-        v1::Matrix* t = m.mutable_targets();
-        t->set_rows(static_cast<uint32_t>(end - begin));
-        t->set_cols(static_cast<uint32_t>(tcols));
-        t->mutable_values()->Add(request.targets().values().begin() + begin * tcols,
-                                 request.targets().values().begin() + end * tcols);
-      }
+      if (has_targets) *m.mutable_targets() = SliceMatrixRows(request.targets(), begin, end);
       if (!writer->Write(m)) break;  // the server ended the call; Finish says why
       if (end >= rows) break;
     }
@@ -196,9 +173,9 @@ absl::StatusOr<v1::ModelInfo> Client::Fit(const std::string& model_id,
   v1::FitRequest request;
   request.set_model_id(model_id);
   *request.mutable_spec() = spec;
-  *request.mutable_features() = ToProto(features);
+  *request.mutable_features() = ToProto(features, impl_->options.encoding);
   request.mutable_labels()->Add(labels.begin(), labels.end());
-  if (targets.size() > 0) *request.mutable_targets() = ToProto(targets);
+  if (targets.size() > 0) *request.mutable_targets() = ToProto(targets, impl_->options.encoding);
   request.set_replace(replace);
   return Fit(request);
 }
@@ -207,7 +184,7 @@ absl::StatusOr<Client::PredictResult> Client::Predict(const std::string& model_i
                                                       const Eigen::MatrixXd& features) {
   v1::PredictRequest request;
   request.set_model_id(model_id);
-  *request.mutable_features() = ToProto(features);
+  *request.mutable_features() = ToProto(features, impl_->options.encoding);
   v1::PredictResponse response;
   grpc::Status s = impl_->WithRetry([&](grpc::ClientContext* ctx) {
     response.Clear();
@@ -215,10 +192,10 @@ absl::StatusOr<Client::PredictResult> Client::Predict(const std::string& model_i
   });
   if (!s.ok()) return FromGrpc(s);
   PredictResult out;
-  absl::StatusOr<Eigen::MatrixXd> p = FromProto(response.probabilities());
-  if (!p.ok()) return absl::InternalError("probabilities: " + std::string(p.status().message()));
-  absl::StatusOr<Eigen::MatrixXd> l = FromProto(response.logits());
-  if (!l.ok()) return absl::InternalError("logits: " + std::string(l.status().message()));
+  absl::StatusOr<Eigen::MatrixXd> p = MatrixFromProto(response.probabilities(), "probabilities");
+  if (!p.ok()) return absl::InternalError(p.status().message());
+  absl::StatusOr<Eigen::MatrixXd> l = MatrixFromProto(response.logits(), "logits");
+  if (!l.ok()) return absl::InternalError(l.status().message());
   out.probabilities = *std::move(p);
   out.logits = *std::move(l);
   out.labels.assign(response.labels().begin(), response.labels().end());
@@ -230,7 +207,7 @@ absl::StatusOr<v1::PredictDistributionResponse> Client::PredictDistribution(
     v1::DistributionMethod method, uint32_t num_samples, uint64_t seed) {
   v1::PredictDistributionRequest request;
   request.set_model_id(model_id);
-  *request.mutable_features() = ToProto(features);
+  *request.mutable_features() = ToProto(features, impl_->options.encoding);
   request.set_method(method);
   request.set_num_samples(num_samples);
   request.set_seed(seed);

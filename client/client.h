@@ -5,11 +5,13 @@
 //   ntk::v1::FitResponse r = *(*c)->Fit(request);   // FitStream when large
 //   absl::StatusOr<ntk::Client::PredictResult> p = (*c)->Predict("digits", x);
 //
-// Matrices go in and out as Eigen (row-major on the wire); results are
+// Matrices go in and out as Eigen (row-major on the wire, converted by
+// proto/matrix_convert.h in ClientOptions::encoding); results are
 // absl::StatusOr with the server's status code and message.
 //
 // Thread safety: a Client may be used from many threads at once (gRPC
-// channels and stubs are thread-safe). Depends only on the generated stubs.
+// channels and stubs are thread-safe). Depends only on the generated stubs
+// and the shared matrix conversion.
 #ifndef NTK_CLIENT_CLIENT_H_
 #define NTK_CLIENT_CLIENT_H_
 
@@ -23,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "proto/matrix_convert.h"
 #include "proto/ntk/v1/ntk.grpc.pb.h"
 
 namespace ntk {
@@ -38,6 +41,9 @@ struct ClientOptions {
   int max_message_mb = 64;           // per message, both directions
   int max_retries = 4;               // UNAVAILABLE retries, read-only calls only
   std::chrono::milliseconds initial_backoff{100};
+  // How request matrices built from Eigen go on the wire: values (default)
+  // or raw bytes (kFloat64 / kFloat32, fewer bytes and faster to encode).
+  MatrixEncoding encoding = MatrixEncoding::kValues;
 };
 
 class Client {
@@ -77,8 +83,9 @@ class Client {
   // SERVING, UNAVAILABLE otherwise.
   absl::Status Health(const std::string& service = "");
 
-  // Wire helpers (public for tests and tools).
-  static v1::Matrix ToProto(const Eigen::MatrixXd& m);
+  // Wire helpers (public for tests and tools): proto/matrix_convert.h.
+  static v1::Matrix ToProto(const Eigen::MatrixXd& m,
+                            MatrixEncoding encoding = MatrixEncoding::kValues);
   static absl::StatusOr<Eigen::MatrixXd> FromProto(const v1::Matrix& m);
 
   ~Client();

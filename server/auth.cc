@@ -14,18 +14,18 @@ bool SecretEquals(absl::string_view a, absl::string_view b) {
   return diff == 0;
 }
 
-grpc::Status TokenAuth::Check(const grpc::ServerContextBase& context) const {
-  if (expected_.empty()) return grpc::Status::OK;
+absl::Status TokenAuth::Check(const grpc::ServerContextBase& context) const {
+  if (expected_.empty()) return absl::OkStatus();
   const auto& md = context.client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "authorization: missing; send \"authorization: Bearer <token>\"");
+    return absl::UnauthenticatedError(
+        "authorization: missing; send \"authorization: Bearer <token>\"");
   }
   if (!SecretEquals(absl::string_view(it->second.data(), it->second.size()), expected_)) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "authorization: wrong token");
+    return absl::UnauthenticatedError("authorization: wrong token");
   }
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
 }  // namespace ntk::server

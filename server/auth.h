@@ -13,6 +13,7 @@
 
 #include <grpcpp/server_context.h>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
 namespace ntk::server {
@@ -21,7 +22,8 @@ class TokenAuth {
  public:
   explicit TokenAuth(std::string token);  // empty: no authentication
   bool enabled() const { return !expected_.empty(); }
-  grpc::Status Check(const grpc::ServerContextBase& context) const;
+  // OK, or UNAUTHENTICATED "authorization: ...".
+  absl::Status Check(const grpc::ServerContextBase& context) const;
 
  private:
   std::string expected_;  // "Bearer <token>", or empty

@@ -1,25 +1,43 @@
 #include "server/convert.h"
 
-#include <chrono>
-#include <cmath>
+#include <algorithm>
 #include <limits>
 #include <random>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
-#include "core/kernels/kernel.h"
 #include "server/log.h"
 
 namespace ntk::server {
 namespace {
 
-using RowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-const char* NonFiniteName(double v) { return std::isnan(v) ? "NaN" : "infinite"; }
-
 bool IdChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
          c == '.' || c == '_' || c == '-';
+}
+
+// RESOURCE_EXHAUSTED "<field>: <value> exceeds --<flag> = <limit>" when a
+// limit (> 0) is exceeded.
+absl::Status CheckLimit(absl::string_view field, uint64_t value, int limit,
+                        absl::string_view flag) {
+  if (limit > 0 && value > static_cast<uint64_t>(limit)) {
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("%s: %d exceeds --%s = %d", field, value, flag, limit));
+  }
+  return absl::OkStatus();
+}
+
+// A matrix the request must carry: rows > 0 (a wire fact: the field is required).
+absl::Status RequirePresent(const v1::Matrix& m, absl::string_view field) {
+  if (m.rows() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s.rows: must be > 0 (%s is required)", field, field));
+  }
+  return absl::OkStatus();
+}
+
+bool IsEmptyMatrix(const v1::Matrix& m) {
+  return m.rows() == 0 && m.cols() == 0 && m.values_size() == 0 && m.data().empty();
 }
 
 }  // namespace
@@ -50,47 +68,6 @@ std::string GenerateModelId() {
   return absl::StrFormat("m-%d-%016x", NowUnixMs(), rng());
 }
 
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(static_cast<int>(status.code())),
-                      std::string(status.message()));
-}
-
-MatrixView ViewOf(const v1::Matrix& m) {
-  MatrixView v;
-  v.rows = m.rows();
-  v.cols = m.cols();
-  v.values = m.values().data();
-  v.size = static_cast<size_t>(m.values_size());
-  return v;
-}
-
-absl::StatusOr<Eigen::MatrixXd> MatrixFromView(const MatrixView& m, absl::string_view field) {
-  const uint64_t want = m.rows * m.cols;  // both < 2^32: no overflow
-  if (m.size != want) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s.values: size %d != rows*cols = %d (rows %d, cols %d)", field, m.size, want,
-        m.rows, m.cols));
-  }
-  for (size_t k = 0; k < m.size; ++k) {
-    if (!std::isfinite(m.values[k])) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: row %d column %d is %s", field, k / m.cols, k % m.cols, NonFiniteName(m.values[k])));
-    }
-  }
-  Eigen::MatrixXd out = Eigen::Map<const RowMajor>(m.values, static_cast<Eigen::Index>(m.rows),
-                                                   static_cast<Eigen::Index>(m.cols));
-  return out;
-}
-
-void MatrixToProto(const Eigen::MatrixXd& m, v1::Matrix* out) {
-  out->set_rows(static_cast<uint32_t>(m.rows()));
-  out->set_cols(static_cast<uint32_t>(m.cols()));
-  auto* values = out->mutable_values();
-  values->Resize(static_cast<int>(m.size()), 0.0);
-  Eigen::Map<RowMajor>(values->mutable_data(), m.rows(), m.cols()) = m;
-}
-
 absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& p, const ServerOptions& limits) {
   ModelSpec s;
   const v1::KernelSpec& k = p.kernel();
@@ -106,11 +83,10 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& p, const Serve
       return absl::InvalidArgumentError(absl::StrFormat(
           "spec.kernel.activation: unknown value %d", static_cast<int>(k.activation())));
   }
-  if (k.depth() > static_cast<uint32_t>(kMaxDepth)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "spec.kernel.depth: %d hidden layers, at most %d allowed", k.depth(), kMaxDepth));
-  }
-  s.kernel.depth = k.depth() == 0 ? 1 : static_cast<int>(k.depth());
+  // uint32 -> int without wrapping; core bounds the depth itself.
+  s.kernel.depth = k.depth() == 0 ? 1
+                                  : static_cast<int>(std::min<uint32_t>(
+                                        k.depth(), std::numeric_limits<int>::max()));
   s.kernel.weight_variance = k.weight_variance() == 0.0 ? 2.0 : k.weight_variance();
   s.kernel.bias_variance = k.bias_variance();
 
@@ -132,99 +108,70 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& p, const Serve
   s.preprocessing.standardize = p.preprocessing().standardize();
   s.preprocessing.normalize_rows = p.preprocessing().normalize_rows();
 
-  if (limits.max_classes > 0 && p.num_classes() > static_cast<uint32_t>(limits.max_classes)) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "spec.num_classes: %d exceeds --max_classes = %d", p.num_classes(), limits.max_classes));
+  if (absl::Status st = CheckLimit("spec.num_classes", p.num_classes(), limits.max_classes,
+                                   "max_classes");
+      !st.ok()) {
+    return st;
   }
-  if (limits.max_classes > 0 && p.class_names_size() > limits.max_classes) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "spec.class_names: %d names exceed --max_classes = %d", p.class_names_size(),
-        limits.max_classes));
+  if (absl::Status st = CheckLimit("spec.class_names", p.class_names_size(),
+                                   limits.max_classes, "max_classes");
+      !st.ok()) {
+    return st;
   }
   s.num_classes = static_cast<int>(p.num_classes());
   s.class_names.assign(p.class_names().begin(), p.class_names().end());
-  if (absl::Status st = ValidateKernelSpec(s.kernel); !st.ok()) return st;
   return s;
 }
 
 absl::Status CheckTrainingShape(uint64_t rows, uint64_t cols, const ServerOptions& limits) {
-  if (limits.max_train_rows > 0 && rows > static_cast<uint64_t>(limits.max_train_rows)) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "features.rows: %d exceeds --max_train_rows = %d", rows, limits.max_train_rows));
+  if (absl::Status s = CheckLimit("features.rows", rows, limits.max_train_rows, "max_train_rows");
+      !s.ok()) {
+    return s;
   }
-  if (limits.max_features > 0 && cols > static_cast<uint64_t>(limits.max_features)) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "features.cols: %d exceeds --max_features = %d", cols, limits.max_features));
+  return CheckLimit("features.cols", cols, limits.max_features, "max_features");
+}
+
+absl::Status CheckTargetsShape(uint64_t rows, uint64_t cols, const ServerOptions& limits) {
+  if (absl::Status s = CheckLimit("targets.rows", rows, limits.max_train_rows, "max_train_rows");
+      !s.ok()) {
+    return s;
+  }
+  return CheckLimit("targets.cols", cols, limits.max_classes, "max_classes");
+}
+
+absl::Status CheckLabelLimits(absl::Span<const int32_t> labels, size_t labels_before,
+                              const ServerOptions& limits) {
+  if (absl::Status s = CheckLimit("labels", labels_before + labels.size(),
+                                  limits.max_train_rows, "max_train_rows");
+      !s.ok()) {
+    return s;
+  }
+  if (limits.max_classes <= 0) return absl::OkStatus();
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] >= limits.max_classes) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "labels: label[%d] = %d implies more than --max_classes = %d classes",
+          labels_before + i, labels[i], limits.max_classes));
+    }
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<TrainingData> TrainingDataFromViews(const MatrixView& features,
-                                                   const int32_t* labels, size_t num_labels,
-                                                   const MatrixView& targets,
-                                                   const ModelSpec& spec,
+absl::StatusOr<TrainingData> TrainingDataFromProto(const v1::FitRequest& request,
                                                    const ServerOptions& limits) {
-  if (absl::Status s = CheckTrainingShape(features.rows, features.cols, limits); !s.ok()) {
-    return s;
-  }
-  if (features.rows == 0) {
-    return absl::InvalidArgumentError("features.rows: must be > 0 (no training rows)");
-  }
-  if (features.cols == 0) {
-    return absl::InvalidArgumentError("features.cols: must be > 0");
-  }
+  const v1::Matrix& f = request.features();
+  const v1::Matrix& t = request.targets();
+  if (absl::Status s = CheckTrainingShape(f.rows(), f.cols(), limits); !s.ok()) return s;
+  if (absl::Status s = CheckTargetsShape(t.rows(), t.cols(), limits); !s.ok()) return s;
+  if (absl::Status s = CheckLabelLimits(request.labels(), 0, limits); !s.ok()) return s;
+  if (absl::Status s = RequirePresent(f, "features"); !s.ok()) return s;
   TrainingData data;
-  absl::StatusOr<Eigen::MatrixXd> x = MatrixFromView(features, "features");
+  absl::StatusOr<Eigen::MatrixXd> x = MatrixFromProto(f, "features");
   if (!x.ok()) return x.status();
   data.features = *std::move(x);
-
-  const bool has_targets = !targets.empty();
-  if (num_labels > 0 && has_targets) {
-    return absl::InvalidArgumentError("targets: give either labels or targets, not both");
-  }
-  if (num_labels == 0 && !has_targets) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "labels: missing; give %d labels or a %d x C targets matrix", features.rows,
-        features.rows));
-  }
-  if (num_labels > 0) {
-    if (num_labels != features.rows) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "labels: size %d != features.rows = %d", num_labels, features.rows));
-    }
-    data.labels.resize(num_labels);
-    for (size_t i = 0; i < num_labels; ++i) {
-      const int32_t y = labels[i];
-      if (y < 0) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("labels: label[%d] = %d is negative", i, y));
-      }
-      if (spec.num_classes > 0 && y >= spec.num_classes) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "labels: label[%d] = %d is not in [0, spec.num_classes = %d)", i, y,
-            spec.num_classes));
-      }
-      if (limits.max_classes > 0 && y >= limits.max_classes) {
-        return absl::ResourceExhaustedError(absl::StrFormat(
-            "labels: label[%d] = %d implies more than --max_classes = %d classes", i, y,
-            limits.max_classes));
-      }
-      data.labels[i] = y;
-    }
-  } else {
-    if (targets.rows != features.rows) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "targets.rows: %d != features.rows = %d", targets.rows, features.rows));
-    }
-    if (targets.cols == 0) {
-      return absl::InvalidArgumentError("targets.cols: must be > 0");
-    }
-    if (limits.max_classes > 0 && targets.cols > static_cast<uint64_t>(limits.max_classes)) {
-      return absl::ResourceExhaustedError(absl::StrFormat(
-          "targets.cols: %d classes exceed --max_classes = %d", targets.cols,
-          limits.max_classes));
-    }
-    absl::StatusOr<Eigen::MatrixXd> y = MatrixFromView(targets, "targets");
+  data.labels.assign(request.labels().begin(), request.labels().end());
+  if (!IsEmptyMatrix(t)) {
+    absl::StatusOr<Eigen::MatrixXd> y = MatrixFromProto(t, "targets");
     if (!y.ok()) return y.status();
     data.targets = *std::move(y);
   }
@@ -232,23 +179,14 @@ absl::StatusOr<TrainingData> TrainingDataFromViews(const MatrixView& features,
 }
 
 absl::StatusOr<Eigen::MatrixXd> QueryFeaturesFromProto(const v1::Matrix& features,
-                                                       const FittedModel& model,
                                                        const ServerOptions& limits) {
-  if (limits.max_predict_rows > 0 &&
-      features.rows() > static_cast<uint32_t>(limits.max_predict_rows)) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "features.rows: %d exceeds --max_predict_rows = %d", features.rows(),
-        limits.max_predict_rows));
+  if (absl::Status s = CheckLimit("features.rows", features.rows(), limits.max_predict_rows,
+                                  "max_predict_rows");
+      !s.ok()) {
+    return s;
   }
-  if (features.rows() == 0) {
-    return absl::InvalidArgumentError("features.rows: must be > 0 (no query rows)");
-  }
-  if (features.cols() != static_cast<uint32_t>(model.Info().num_features)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("features.cols: %d != the model's %d features", features.cols(),
-                        model.Info().num_features));
-  }
-  return MatrixFromView(ViewOf(features), "features");
+  if (absl::Status s = RequirePresent(features, "features"); !s.ok()) return s;
+  return MatrixFromProto(features, "features");
 }
 
 absl::StatusOr<DistributionOptions> DistributionOptionsFromProto(
@@ -257,19 +195,16 @@ absl::StatusOr<DistributionOptions> DistributionOptionsFromProto(
     return absl::InvalidArgumentError(
         absl::StrFormat("method: unknown value %d", static_cast<int>(r.method())));
   }
-  if (limits.max_num_samples > 0 &&
-      r.num_samples() > static_cast<uint32_t>(limits.max_num_samples)) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "num_samples: %d exceeds --max_num_samples = %d", r.num_samples(),
-        limits.max_num_samples));
-  }
-  if (r.num_samples() > static_cast<uint32_t>(std::numeric_limits<int>::max())) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("num_samples: %d is too large", r.num_samples()));
+  if (absl::Status s =
+          CheckLimit("num_samples", r.num_samples(), limits.max_num_samples, "max_num_samples");
+      !s.ok()) {
+    return s;
   }
   DistributionOptions o;
   o.method = static_cast<DistributionMethod>(static_cast<int>(r.method()));
-  o.num_samples = static_cast<int>(r.num_samples());
+  // uint32 -> int without wrapping; core bounds num_samples itself.
+  o.num_samples = static_cast<int>(
+      std::min<uint32_t>(r.num_samples(), std::numeric_limits<int>::max()));
   o.seed = r.seed();
   return o;
 }
@@ -313,9 +248,9 @@ void ModelInfoToProto(const std::string& id, int64_t created_unix_ms, const Fitt
   out->set_created_unix_ms(created_unix_ms);
 }
 
-void PredictionToProto(const Prediction& p, v1::PredictResponse* out) {
-  MatrixToProto(p.probabilities, out->mutable_probabilities());
-  MatrixToProto(p.logits, out->mutable_logits());
+void PredictionToProto(const Prediction& p, MatrixEncoding encoding, v1::PredictResponse* out) {
+  MatrixToProto(p.probabilities, encoding, out->mutable_probabilities());
+  MatrixToProto(p.logits, encoding, out->mutable_logits());
   auto* labels = out->mutable_labels();
   labels->Resize(static_cast<int>(p.labels.size()), 0);
   for (size_t i = 0; i < p.labels.size(); ++i) labels->Set(static_cast<int>(i), p.labels[i]);
@@ -328,7 +263,7 @@ void VectorTo(const Eigen::VectorXd& v, google::protobuf::RepeatedField<double>*
 }
 void MatrixRowMajorTo(const Eigen::MatrixXd& m, google::protobuf::RepeatedField<double>* out) {
   out->Resize(static_cast<int>(m.size()), 0.0);
-  Eigen::Map<RowMajor>(out->mutable_data(), m.rows(), m.cols()) = m;
+  Eigen::Map<RowMajorMatrixXd>(out->mutable_data(), m.rows(), m.cols()) = m;
 }
 }  // namespace
 

@@ -1,11 +1,15 @@
 // ntk/server/convert.h: translation between the wire (ntk.v1 protos) and
-// core/, with the validation the server does before calling core.
+// core/, with the checks that are the server's: wire facts (matrix sizes,
+// encodings and enum values, proto/matrix_convert.h; required matrices
+// present) and the configured limits (server/options.h). Everything about
+// meaning -- column counts against a model, NaN/Inf, label ranges, spec
+// values -- is core's (FittedModel::Fit / Predict / PredictDistribution
+// return INVALID_ARGUMENT naming the field).
 //
 // Every error names the field by its wire name first, e.g.
 //   INVALID_ARGUMENT "features.values: size 10 != rows*cols = 12"
 //   INVALID_ARGUMENT "spec.kernel.activation: unknown value 7"
 //   RESOURCE_EXHAUSTED "features.rows: 20000 exceeds --max_train_rows = 10000"
-// Rows and columns in messages are 0-based.
 //
 // Thread safety: pure functions.
 #ifndef NTK_SERVER_CONVERT_H_
@@ -16,13 +20,14 @@
 #include <string>
 
 #include <Eigen/Dense>
-#include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "core/model/model.h"
 #include "core/training/spec.h"
+#include "proto/matrix_convert.h"
 #include "proto/ntk/v1/ntk.pb.h"
 #include "server/options.h"
 
@@ -34,54 +39,38 @@ absl::Status ValidateModelId(absl::string_view id, absl::string_view field = "mo
 // "m-<unix ms>-<16 hex digits>" (a valid id).
 std::string GenerateModelId();
 
-// absl and gRPC status codes have the same numbers; translated 1:1.
-grpc::Status ToGrpcStatus(const absl::Status& status);
-
-// A row-major matrix held elsewhere (a proto, or FitStream's buffers).
-struct MatrixView {
-  uint64_t rows = 0;
-  uint64_t cols = 0;
-  const double* values = nullptr;
-  size_t size = 0;  // number of values
-  bool empty() const { return rows == 0 && cols == 0 && size == 0; }
-};
-MatrixView ViewOf(const v1::Matrix& m);
-
-// Checks size == rows*cols (INVALID_ARGUMENT "<field>.values: ...") and that
-// every value is finite ("<field>: row r column c is NaN"), then copies.
-absl::StatusOr<Eigen::MatrixXd> MatrixFromView(const MatrixView& m, absl::string_view field);
-void MatrixToProto(const Eigen::MatrixXd& m, v1::Matrix* out);
-
-// Enum checks (proto3 keeps unknown numeric values), limits on num_classes
-// and class_names, wire defaults (depth 0 -> 1, weight_variance 0 -> 2).
-// Range checks of the values themselves are core's (ResolveSpec).
+// Enum values known, limits on num_classes and class_names, wire defaults
+// (depth 0 -> 1, weight_variance 0 -> 2). The values themselves are core's.
 absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& spec,
                                              const ServerOptions& limits);
 
-// Limits on the training feature matrix shape (RESOURCE_EXHAUSTED); also
-// used while FitStream accumulates rows.
+// Limits on training shapes (RESOURCE_EXHAUSTED): features rows/cols,
+// targets rows/cols, label count and label values (a label >= --max_classes
+// implies too many classes). FitStream checks them as its rows accumulate.
 absl::Status CheckTrainingShape(uint64_t rows, uint64_t cols, const ServerOptions& limits);
+absl::Status CheckTargetsShape(uint64_t rows, uint64_t cols, const ServerOptions& limits);
+absl::Status CheckLabelLimits(absl::Span<const int32_t> labels, size_t labels_before,
+                              const ServerOptions& limits);
 
-// Features plus exactly one of labels / targets (sizes, limits, finiteness,
-// label ranges). core's ResolveSpec checks the rest (simplex, ...).
-absl::StatusOr<TrainingData> TrainingDataFromViews(const MatrixView& features,
-                                                   const int32_t* labels, size_t num_labels,
-                                                   const MatrixView& targets,
-                                                   const ModelSpec& spec,
+// Features, labels and targets of a Fit request: limits, then the matrices'
+// wire facts, then copies into core's types.
+absl::StatusOr<TrainingData> TrainingDataFromProto(const v1::FitRequest& request,
                                                    const ServerOptions& limits);
 
-// Query features for Predict / PredictDistribution against `model`.
+// Query features of Predict / PredictDistribution: --max_predict_rows,
+// present (rows > 0), wire facts.
 absl::StatusOr<Eigen::MatrixXd> QueryFeaturesFromProto(const v1::Matrix& features,
-                                                       const FittedModel& model,
                                                        const ServerOptions& limits);
 
+// Method a known value, num_samples within --max_num_samples.
 absl::StatusOr<DistributionOptions> DistributionOptionsFromProto(
     const v1::PredictDistributionRequest& request, const ServerOptions& limits);
 
 void ResolvedSpecToProto(const FittedModelInfo& resolved, v1::ModelSpec* out);
 void ModelInfoToProto(const std::string& id, int64_t created_unix_ms,
                       const FittedModel& model, v1::ModelInfo* out);
-void PredictionToProto(const Prediction& p, v1::PredictResponse* out);
+// Matrices in `encoding` (the request features' answer encoding).
+void PredictionToProto(const Prediction& p, MatrixEncoding encoding, v1::PredictResponse* out);
 void DistributionToProto(const DistributionResult& d,
                          v1::PredictDistributionResponse* out);
 

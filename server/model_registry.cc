@@ -7,18 +7,34 @@
 
 namespace ntk::server {
 
-std::shared_ptr<const ModelEntry> MakeEntry(std::string id, int64_t created_unix_ms,
-                                            std::shared_ptr<const FittedModel> model) {
+ModelRegistry::ModelRegistry(const ModelStore* store, int max_models, DistributionCache* cache)
+    : store_(store), max_models_(max_models), cache_(cache) {}
+
+std::shared_ptr<const ModelEntry> ModelRegistry::MakeEntry(
+    const std::string& id, int64_t created_unix_ms, std::shared_ptr<const FittedModel> model,
+    int64_t model_bytes) {
   auto e = std::make_shared<ModelEntry>();
-  e->id = std::move(id);
+  e->id = id;
   e->created_unix_ms = created_unix_ms;
+  e->generation = next_generation_.fetch_add(1);
+  e->model_bytes = model != nullptr ? model->MemoryBytes() : model_bytes;
   e->model = std::move(model);
   ModelInfoToProto(e->id, e->created_unix_ms, *e->model, &e->info);
   return e;
 }
 
-ModelRegistry::ModelRegistry(const ModelStore* store, int max_models)
-    : store_(store), max_models_(max_models) {}
+std::shared_ptr<const ModelEntry> ModelRegistry::Publish(std::shared_ptr<const ModelEntry> entry) {
+  std::shared_ptr<const ModelEntry> old;
+  const std::string id = entry->id;
+  {
+    absl::MutexLock lock(&mu_);
+    old = std::move(models_[id]);
+    models_[id] = std::move(entry);
+    pending_.erase(id);
+  }
+  if (old != nullptr && cache_ != nullptr) cache_->DropModel(id);
+  return old;
+}
 
 std::shared_ptr<const ModelEntry> ModelRegistry::Get(const std::string& id) const {
   absl::MutexLock lock(&mu_);
@@ -69,31 +85,27 @@ void ModelRegistry::Release(const std::string& id) {
   pending_.erase(id);
 }
 
-absl::Status ModelRegistry::Commit(std::shared_ptr<const ModelEntry> entry) {
-  StoredModel stored;
-  if (store_ != nullptr) {  // serialize outside the write lock
-    stored.id = entry->id;
-    stored.created_unix_ms = entry->created_unix_ms;
-    stored.payload = entry->model->Serialize();
-  }
+absl::StatusOr<std::shared_ptr<const ModelEntry>> ModelRegistry::Commit(
+    const std::string& id, int64_t created_unix_ms, std::shared_ptr<const FittedModel> model,
+    std::string payload) {
+  const auto payload_bytes = static_cast<int64_t>(payload.size());
   std::lock_guard<std::mutex> write_lock(write_mu_);
   if (store_ != nullptr) {
+    StoredModel stored;
+    stored.id = id;
+    stored.created_unix_ms = created_unix_ms;
+    stored.payload = std::move(payload);
     absl::Status s = store_->Save(stored);
     if (!s.ok()) {
-      Release(entry->id);
+      Release(id);
       return absl::InternalError(absl::StrFormat(
-          "model_id: could not persist model \"%s\": %s", entry->id, s.message()));
+          "model_id: could not persist model \"%s\": %s", id, s.message()));
     }
   }
-  std::shared_ptr<const ModelEntry> old;
-  {
-    absl::MutexLock lock(&mu_);
-    const std::string id = entry->id;
-    old = std::move(models_[id]);
-    models_[id] = std::move(entry);
-    pending_.erase(id);
-  }
-  return absl::OkStatus();  // `old` may free the replaced model here, outside mu_
+  std::shared_ptr<const ModelEntry> entry =
+      MakeEntry(id, created_unix_ms, std::move(model), payload_bytes);
+  Publish(entry);  // the replaced entry (if any) may be freed here, outside mu_
+  return entry;
 }
 
 absl::Status ModelRegistry::Delete(const std::string& id) {
@@ -117,13 +129,14 @@ absl::Status ModelRegistry::Delete(const std::string& id) {
       models_.erase(it);
     }
   }
+  if (cache_ != nullptr) cache_->DropModel(id);
   return absl::OkStatus();  // `old` may free the model here, outside mu_
 }
 
-void ModelRegistry::InsertLoaded(std::shared_ptr<const ModelEntry> entry) {
-  absl::MutexLock lock(&mu_);
-  const std::string id = entry->id;
-  models_[id] = std::move(entry);
+void ModelRegistry::InsertLoaded(const std::string& id, int64_t created_unix_ms,
+                                 std::shared_ptr<const FittedModel> model,
+                                 int64_t payload_bytes) {
+  Publish(MakeEntry(id, created_unix_ms, std::move(model), payload_bytes));
 }
 
 }  // namespace ntk::server

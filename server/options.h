@@ -1,10 +1,17 @@
-// ntk/server/options.h: everything that configures one ntk_server.
+// ntk/server/options.h: everything that configures one ntk_server, each
+// setting and its default defined once, here.
 //
-// main.cc fills a ServerOptions from absl flags (each also settable from the
-// environment as NTK_<FLAG>); tests fill one directly. Plain value.
+// server/flags.cc fills a ServerOptions from absl flags whose defaults are
+// these (each flag also settable from the environment as NTK_<FLAG>); tests
+// fill one directly. Plain value; no thread-safety concerns.
+//
+// Limits (max_*) are the server's configured limits: a request over one is
+// RESOURCE_EXHAUSTED naming the field and the flag (server/convert.h). A
+// limit <= 0 means "no limit".
 #ifndef NTK_SERVER_OPTIONS_H_
 #define NTK_SERVER_OPTIONS_H_
 
+#include <cstdint>
 #include <string>
 
 namespace ntk::server {
@@ -27,6 +34,10 @@ struct ServerOptions {
   int max_models = 1000;
   int max_concurrent_fits = 2;
   int max_num_samples = 100000;  // PredictDistribution.num_samples
+  // Byte budget of the server's DistributionCache (factors PredictDistribution
+  // keeps across calls, core/distribution/cache.h), MiB. 0: a quarter of the
+  // machine's physical memory (DistributionCacheBudgetBytes below).
+  int64_t distribution_cache_mb = 0;
   std::string tls_cert_pem;      // PEM contents (not paths); both or neither
   std::string tls_key_pem;
   std::string auth_token;        // non-empty: every RPC needs "authorization: Bearer <token>"
@@ -37,6 +48,17 @@ struct ServerOptions {
   // larger ones on the worker pool. 4e6 is about 1-2 ms on one core here.
   double inline_predict_max_work = 4e6;
 };
+
+// Physical memory of this machine in bytes (sysconf), 0 when unknown.
+int64_t PhysicalMemoryBytes();
+
+// The default DistributionCache budget is this fraction of PhysicalMemoryBytes().
+inline constexpr int64_t kDistributionCacheRamDivisor = 4;
+// Used when physical memory is unknown: 1 GiB.
+inline constexpr int64_t kDistributionCacheFallbackBytes = int64_t{1} << 30;
+
+// options.distribution_cache_mb in bytes, or its default when <= 0.
+int64_t DistributionCacheBudgetBytes(const ServerOptions& options);
 
 }  // namespace ntk::server
 

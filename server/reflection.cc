@@ -6,6 +6,8 @@
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/descriptor.pb.h>
 
+#include "server/status.h"
+
 namespace ntk::server {
 namespace {
 
@@ -49,8 +51,8 @@ class ReflectionReactor final
                     InflightCalls* inflight, grpc::CallbackServerContext* ctx)
       : service_(service), inflight_(inflight) {
     inflight_->Enter();  // left in OnDone
-    if (grpc::Status s = auth->Check(*ctx); !s.ok()) {
-      Finish(s);
+    if (absl::Status s = auth->Check(*ctx); !s.ok()) {
+      Finish(ToGrpcStatus(s));
       return;
     }
     StartRead(&request_);
@@ -68,7 +70,7 @@ class ReflectionReactor final
 
   void OnWriteDone(bool ok) override {
     if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::UNKNOWN, "reflection: write failed"));
+      Finish(ToGrpcStatus(absl::UnknownError("reflection: write failed")));
       return;
     }
     StartRead(&request_);

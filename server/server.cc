@@ -39,7 +39,11 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
   // Models on disk.
   s->store_ = std::make_unique<ModelStore>(options.model_dir);
   if (absl::Status st = s->store_->Open(); !st.ok()) return st;
-  s->registry_ = std::make_unique<ModelRegistry>(s->store_.get(), options.max_models);
+  DistributionCache::Options cache_options;
+  cache_options.budget_bytes = DistributionCacheBudgetBytes(options);
+  s->cache_ = std::make_unique<DistributionCache>(cache_options);
+  s->registry_ =
+      std::make_unique<ModelRegistry>(s->store_.get(), options.max_models, s->cache_.get());
   int loaded = 0, skipped = 0;
   std::vector<std::string> errors;
   for (StoredModel& m : s->store_->LoadAll(&errors)) {
@@ -50,8 +54,9 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
       ++skipped;
       continue;
     }
-    s->registry_->InsertLoaded(
-        MakeEntry(m.id, m.created_unix_ms, std::shared_ptr<const FittedModel>(std::move(*model))));
+    s->registry_->InsertLoaded(m.id, m.created_unix_ms,
+                               std::shared_ptr<const FittedModel>(std::move(*model)),
+                               static_cast<int64_t>(m.payload.size()));
     ++loaded;
   }
   skipped += static_cast<int>(errors.size());
@@ -113,10 +118,10 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
       colon == std::string::npos ? options.listen : options.listen.substr(0, colon), ":",
       s->port_);
   Logf("server: serving ntk.v1.NtkService on %s (%s, auth %s, %d models, threads %d, "
-       "blas_threads %d)",
+       "blas_threads %d, distribution cache %d MiB)",
        s->address_, options.tls_cert_pem.empty() ? "insecure" : "TLS",
        options.auth_token.empty() ? "off" : "on", loaded, options.threads,
-       options.blas_threads);
+       options.blas_threads, cache_options.budget_bytes >> 20);
   return s;
 }
 

@@ -6,8 +6,9 @@
 //   ... connect to (*s)->address() ...
 //   (*s)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(30));
 //
-// Start() applies --threads, opens the model directory (removing leftover
-// temporary files), loads every model there (damaged files are logged and
+// Start() applies --threads, creates the DistributionCache (budget
+// --distribution_cache_mb, server/options.h), opens the model directory
+// (removing leftover temporary files), loads every model there (damaged files are logged and
 // skipped), and serves ntk.v1.NtkService plus grpc.health.v1 and server
 // reflection (grpc.reflection.v1alpha, server/reflection.h; behind the
 // bearer token like NtkService).
@@ -34,6 +35,7 @@
 #include <grpcpp/server.h>
 
 #include "absl/status/statusor.h"
+#include "core/distribution/cache.h"
 #include "server/model_registry.h"
 #include "server/model_store.h"
 #include "server/inflight.h"
@@ -69,6 +71,7 @@ class NtkServer {
   void Wait();
 
   ModelRegistry& registry() { return *registry_; }
+  DistributionCache& distribution_cache() { return *cache_; }
   const ServerOptions& options() const { return options_; }
 
  private:
@@ -76,6 +79,7 @@ class NtkServer {
 
   const ServerOptions options_;
   std::unique_ptr<ModelStore> store_;
+  std::unique_ptr<DistributionCache> cache_;  // factors of every model; outlives the registry
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<WorkerPool> fit_pool_;
   std::unique_ptr<WorkerPool> compute_pool_;

@@ -11,6 +11,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/matrix_convert.h"
 #include "tests/testing/server_fixture.h"
 
 namespace ntk {
@@ -152,7 +153,7 @@ TEST(BadInputTest, EveryCaseGetsItsCodeAndTheServerKeepsServing) {
        [inf](Stub* s) { return DoFit(s, FitWith([inf](v1::FitRequest* r) {
                           r->mutable_features()->set_values(0, -inf);
                         })); },
-       C::INVALID_ARGUMENT, "features: row 0 column 0 is infinite"},
+       C::INVALID_ARGUMENT, "features: row 0 column 0 is -Inf"},
       {"fit zero rows",
        [](Stub* s) { return DoFit(s, FitWith([](v1::FitRequest* r) {
                        r->mutable_features()->set_rows(0);
@@ -173,7 +174,7 @@ TEST(BadInputTest, EveryCaseGetsItsCodeAndTheServerKeepsServing) {
        [](Stub* s) { return DoFit(s, FitWith([](v1::FitRequest* r) {
                        r->mutable_labels()->RemoveLast();
                      })); },
-       C::INVALID_ARGUMENT, "labels: size 29 != features.rows = 30"},
+       C::INVALID_ARGUMENT, "labels: expected 30 labels"},
       {"fit soft targets off the simplex",
        [](Stub* s) {
          return DoFit(s, FitWith([](v1::FitRequest* r) {
@@ -270,7 +271,7 @@ TEST(BadInputTest, EveryCaseGetsItsCodeAndTheServerKeepsServing) {
        C::NOT_FOUND, "model_id"},
       {"predict feature count mismatch",
        [](Stub* s) { return DoPredict(s, GoodPredict("base", 3, 5)); }, C::INVALID_ARGUMENT,
-       "features.cols"},
+       "features: expected 4 columns, got 5"},
       {"predict NaN",
        [nan](Stub* s) { return DoPredict(s, PredictWith([nan](v1::PredictRequest* r) {
                           r->mutable_features()->set_values(5, nan);
@@ -287,6 +288,51 @@ TEST(BadInputTest, EveryCaseGetsItsCodeAndTheServerKeepsServing) {
                        r->mutable_features()->add_values(1.0);
                      })); },
        C::INVALID_ARGUMENT, "features.values: size 13 != rows*cols = 12"},
+      {"predict values and data both set",
+       [](Stub* s) { return DoPredict(s, PredictWith([](v1::PredictRequest* r) {
+                       r->mutable_features()->set_data(std::string(96, '\0'));
+                     })); },
+       C::INVALID_ARGUMENT, "features.data: set values or data, never both"},
+      {"predict data length != rows*cols*8",
+       [](Stub* s) { return DoPredict(s, PredictWith([](v1::PredictRequest* r) {
+                       r->mutable_features()->clear_values();
+                       r->mutable_features()->set_data(std::string(95, '\0'));
+                     })); },
+       C::INVALID_ARGUMENT, "features.data: 95 bytes != rows*cols*8 = 12*8"},
+      {"predict FLOAT32 data length != rows*cols*4",
+       [](Stub* s) { return DoPredict(s, PredictWith([](v1::PredictRequest* r) {
+                       r->mutable_features()->clear_values();
+                       r->mutable_features()->set_dtype(v1::FLOAT32);
+                       r->mutable_features()->set_data(std::string(96, '\0'));
+                     })); },
+       C::INVALID_ARGUMENT, "features.data: 96 bytes != rows*cols*4 = 12*4"},
+      {"predict unknown dtype",
+       [](Stub* s) { return DoPredict(s, PredictWith([](v1::PredictRequest* r) {
+                       r->mutable_features()->clear_values();
+                       r->mutable_features()->set_dtype(static_cast<v1::DType>(9));
+                       r->mutable_features()->set_data(std::string(96, '\0'));
+                     })); },
+       C::INVALID_ARGUMENT, "features.dtype: unknown value 9"},
+      {"fit targets data length wrong",
+       [](Stub* s) {
+         return DoFit(s, FitWith([](v1::FitRequest* r) {
+           r->clear_labels();
+           *r->mutable_targets() = MatrixToProto(Eigen::MatrixXd::Constant(30, 3, 1.0 / 3),
+                                                 MatrixEncoding::kFloat64);
+           r->mutable_targets()->mutable_data()->resize(30 * 3 * 8 - 1);
+         }));
+       },
+       C::INVALID_ARGUMENT, "targets.data"},
+      {"fitstream data chunk length wrong",
+       [](Stub* s) {
+         v1::FitRequest a = GoodFit("st"), b = GoodFit("");
+         b.clear_spec();
+         *b.mutable_features() =
+             MatrixToProto(*MatrixFromProto(b.features(), "f"), MatrixEncoding::kFloat64);
+         b.mutable_features()->mutable_data()->append("x");
+         return DoFitStream(s, {a, b});
+       },
+       C::INVALID_ARGUMENT, "features.data: 961 bytes != rows*cols*8 = 120*8"},
       {"distribution unknown method", [](Stub* s) { return DoDistribution(s, Dist("base", 99)); },
        C::INVALID_ARGUMENT, "method: unknown value 99"},
       {"distribution EXACT on lambda > 0",

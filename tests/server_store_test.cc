@@ -1,5 +1,6 @@
 // Unit tests of the model directory (server/model_store.h), model id
-// validation and wire conversion (server/convert.h).
+// validation, wire conversion (server/convert.h) and the status mapping
+// (server/status.h). Matrix encodings: tests/matrix_convert_test.cc.
 #include <fstream>
 #include <sstream>
 
@@ -7,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "server/convert.h"
 #include "server/model_store.h"
+#include "server/status.h"
 #include "tests/testing/server_fixture.h"
 
 namespace ntk::server {
@@ -111,28 +113,6 @@ TEST(ModelIdTest, Validation) {
     EXPECT_TRUE(ValidateModelId(id).ok()) << id;
   }
   EXPECT_NE(GenerateModelId(), GenerateModelId());
-}
-
-TEST(ConvertTest, MatrixFromViewChecksSizeAndFiniteness) {
-  v1::Matrix m;
-  m.set_rows(2);
-  m.set_cols(3);
-  for (int k = 0; k < 6; ++k) m.add_values(k);
-  absl::StatusOr<Eigen::MatrixXd> x = MatrixFromView(ViewOf(m), "features");
-  ASSERT_TRUE(x.ok());
-  EXPECT_EQ((*x)(1, 0), 3.0);  // row-major on the wire
-  EXPECT_EQ((*x)(0, 2), 2.0);
-  v1::Matrix back;
-  MatrixToProto(*x, &back);
-  EXPECT_EQ(back.SerializeAsString(), m.SerializeAsString());
-
-  m.add_values(6);
-  EXPECT_EQ(MatrixFromView(ViewOf(m), "features").status().message(),
-            "features.values: size 7 != rows*cols = 6 (rows 2, cols 3)");
-  m.mutable_values()->RemoveLast();
-  m.set_values(5, std::numeric_limits<double>::infinity());
-  EXPECT_EQ(MatrixFromView(ViewOf(m), "features").status().message(),
-            "features: row 1 column 2 is infinite");
 }
 
 TEST(ConvertTest, SpecDefaultsAndUnknownEnums) {

@@ -1,0 +1,107 @@
+#include "server/fit.h"
+
+#include <chrono>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "core/model/model.h"
+#include "server/convert.h"
+#include "server/log.h"
+
+namespace ntk::server {
+namespace {
+
+// Progress lines at most every 10% or 3 s; remembers the last phase.
+class FitProgressLog {
+ public:
+  FitProgressLog(const std::string& id, bool enabled) : id_(id), enabled_(enabled) {}
+  void Report(double fraction, const char* phase) {
+    phase_ = phase != nullptr ? phase : "";
+    const auto now = std::chrono::steady_clock::now();
+    if (!enabled_ || (fraction < last_fraction_ + 0.1 && now - last_log_ <= kEvery)) return;
+    last_fraction_ = fraction;
+    last_log_ = now;
+    Logf("fit model=%s phase=%s progress=%.0f%% elapsed_ms=%d", id_, phase_, 100.0 * fraction,
+         std::chrono::duration_cast<std::chrono::milliseconds>(now - start_).count());
+  }
+  const std::string& phase() const { return phase_; }
+
+ private:
+  static constexpr std::chrono::seconds kEvery{3};
+  const std::string& id_;
+  const bool enabled_;
+  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_log_ = start_;
+  double last_fraction_ = 0;
+  std::string phase_ = "start";
+};
+
+}  // namespace
+
+absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, RpcCall& call,
+                    FitJob job, v1::FitResponse* response) {
+  if (call.Cancelled()) return absl::CancelledError("Fit: cancelled by the client");
+  const std::string id = job.model_id.empty() ? GenerateModelId() : job.model_id;
+  call.log().model_id = id;
+  call.log().rows = job.data.features.rows();
+  if (absl::Status s = ValidateModelId(id); !s.ok()) return s;
+  static const v1::ModelSpec kEmptySpec;
+  absl::StatusOr<ModelSpec> spec =
+      ModelSpecFromProto(job.spec != nullptr ? *job.spec : kEmptySpec, options);
+  if (!spec.ok()) return spec.status();
+
+  if (absl::Status s = registry->Reserve(id, job.replace); !s.ok()) return s;
+  bool committed = false;
+  struct ReleaseGuard {
+    ModelRegistry* r;
+    const std::string& id;
+    bool* committed;
+    ~ReleaseGuard() {
+      if (!*committed) r->Release(id);
+    }
+  } guard{registry, id, &committed};
+
+  if (options.log_rpcs) {
+    Logf("fit model=%s phase=start rows=%d cols=%d", id, job.data.features.rows(),
+         job.data.features.cols());
+  }
+  FitProgressLog progress(id, options.log_rpcs);
+  bool stopped = false;
+  FitOptions fit_options;
+  fit_options.progress = [&](double fraction, const char* phase) {
+    progress.Report(fraction, phase);
+    stopped = call.Stopped();
+    return !stopped;
+  };
+  absl::StatusOr<std::unique_ptr<FittedModel>> fitted =
+      FittedModel::Fit(*spec, job.data, fit_options);
+  job.data = TrainingData();  // no longer needed: free it before persisting
+  if ((stopped || !fitted.ok()) && call.PastDeadline()) {
+    return absl::DeadlineExceededError(absl::StrFormat(
+        "Fit: deadline exceeded (phase %s); no model was kept", progress.phase()));
+  }
+  if (stopped || call.Cancelled()) {
+    return absl::CancelledError("Fit: cancelled; no model was kept");
+  }
+  if (!fitted.ok()) return fitted.status();
+  if (call.PastDeadline()) {
+    return absl::DeadlineExceededError("Fit: deadline exceeded; no model was kept");
+  }
+  std::shared_ptr<const FittedModel> model(std::move(*fitted));
+  std::string payload = model->Serialize();
+  committed = true;  // Commit releases the reservation in every case
+  absl::StatusOr<std::shared_ptr<const ModelEntry>> entry =
+      registry->Commit(id, NowUnixMs(), std::move(model), std::move(payload));
+  if (!entry.ok()) return entry.status();
+  if (options.log_rpcs) {
+    const DistributionCache* cache = registry->cache();
+    Logf("fit model=%s phase=done generation=%d model_bytes=%d cache_bytes=%d models=%d", id,
+         (*entry)->generation, (*entry)->model_bytes,
+         cache != nullptr ? cache->stats().bytes : 0, registry->size());
+  }
+  *response->mutable_model() = (*entry)->info;
+  return absl::OkStatus();
+}
+
+}  // namespace ntk::server

@@ -1,0 +1,47 @@
+// ntk/server/fit.h: one fit, as Fit and FitStream run it: the model id, the
+// spec from the wire, core's FittedModel::Fit with the call's
+// deadline/cancellation and progress log lines, then persist and publish.
+//
+//   absl::StatusOr<TrainingData> data = TrainingDataFromProto(request, options);
+//   FitJob job{request.model_id(), request.replace(), &request.spec(), *std::move(data)};
+//   absl::Status s = RunFit(options, registry, call, std::move(job), response);
+//
+// Long fits write progress lines (when options.log_rpcs):
+//   <UTC time> fit model=<id> phase=<phase> progress=<pct>% elapsed_ms=<ms>
+// and, once published, one accounting line:
+//   <UTC time> fit model=<id> phase=done generation=<g> model_bytes=<b> cache_bytes=<b> models=<n>
+//
+// A fit honors the call's deadline and cancellation: core's ProgressFn
+// returns false once the call is cancelled or past its deadline; the fit
+// then ends with DEADLINE_EXCEEDED or CANCELLED and leaves no model and no
+// file.
+//
+// Thread safety: RunFit may run concurrently for different calls (the
+// registry serializes publishing). Runs on the fit pool.
+#ifndef NTK_SERVER_FIT_H_
+#define NTK_SERVER_FIT_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "core/training/spec.h"
+#include "proto/ntk/v1/ntk.pb.h"
+#include "server/handler.h"
+#include "server/model_registry.h"
+#include "server/options.h"
+
+namespace ntk::server {
+
+struct FitJob {
+  std::string model_id;                 // empty: the server assigns one
+  bool replace = false;
+  const v1::ModelSpec* spec = nullptr;  // not owned; must outlive RunFit
+  TrainingData data;                    // wire facts and limits already checked
+};
+
+absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, RpcCall& call,
+                    FitJob job, v1::FitResponse* response);
+
+}  // namespace ntk::server
+
+#endif  // NTK_SERVER_FIT_H_

@@ -1,0 +1,86 @@
+#include "server/handler.h"
+
+#include <omp.h>
+
+#include "absl/strings/str_format.h"
+#include "server/log.h"
+
+namespace ntk::server {
+namespace {
+
+int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void SingleThreadedComputeOnThisThread() {
+  static thread_local bool done = false;
+  if (!done) {
+    omp_set_num_threads(1);
+    done = true;
+  }
+}
+
+CallLog::CallLog(const char* m, std::string id, int64_t r)
+    : method(m), model_id(std::move(id)), rows(r), start_ns(SteadyNs()) {}
+
+void CallLog::Done(const absl::Status& status) const {
+  const double ms = static_cast<double>(SteadyNs() - start_ns) / 1e6;
+  const std::string& id = model_id.empty() ? std::string("-") : model_id;
+  const char* sep = extra.empty() ? "" : " ";
+  if (status.ok()) {
+    Logf("rpc=%s model=%s rows=%d code=OK ms=%.3f%s%s", method, id, rows, ms, sep, extra);
+  } else {
+    Logf("rpc=%s model=%s rows=%d code=%s ms=%.3f%s%s msg=\"%s\"", method, id, rows,
+         absl::StatusCodeToString(status.code()), ms, sep, extra, status.message());
+  }
+}
+
+bool SlotCounter::TryAcquire() {
+  int n = used_.load();
+  while (n < max_) {
+    if (used_.compare_exchange_weak(n, n + 1)) return true;
+  }
+  return false;
+}
+
+RpcRunner::RpcRunner(const ServerOptions& options, const TokenAuth* auth,
+                     WorkerPool* compute_pool, WorkerPool* fit_pool, InflightCalls* inflight)
+    : options_(options),
+      auth_(auth),
+      compute_pool_(compute_pool),
+      fit_pool_(fit_pool),
+      inflight_(inflight),
+      fit_slots_(options.max_concurrent_fits) {}
+
+absl::Status RpcRunner::TakeSlot(Where where) {
+  if (where != Where::kFit || fit_slots_.TryAcquire()) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrFormat("Fit: %d fits already running (--max_concurrent_fits = %d)",
+                      fit_slots_.max(), fit_slots_.max()));
+}
+
+absl::Status RpcRunner::Admit(const grpc::ServerContextBase& ctx, Where where) {
+  if (absl::Status s = auth_->Check(ctx); !s.ok()) return s;
+  return TakeSlot(where);
+}
+
+void RpcRunner::Schedule(Where where, std::function<void()> fn) {
+  (where == Where::kFit ? fit_pool_ : compute_pool_)->Schedule(std::move(fn));
+}
+
+grpc::Status RpcRunner::Complete(const RpcCall& call, Where where, bool admitted,
+                                 absl::Status status) {
+  if (admitted && where == Where::kFit) fit_slots_.Release();
+  if (status.code() == absl::StatusCode::kCancelled && call.PastDeadline()) {
+    status = absl::DeadlineExceededError(
+        absl::StrFormat("%s: deadline exceeded (%s)", call.log().method, status.message()));
+  }
+  if (options_.log_rpcs) call.log().Done(status);
+  return ToGrpcStatus(status);
+}
+
+}  // namespace ntk::server

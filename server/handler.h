@@ -1,0 +1,195 @@
+// ntk/server/handler.h: what every RPC handler shares, written once: bearer
+// auth, admission (fit slots), where the work runs, deadline/cancellation,
+// exceptions, the RPC log line and the absl -> gRPC status mapping at the edge.
+//
+//   return runner_.Unary(ctx, CallLog("GetModel", request->model_id()), Where::kInline,
+//                        [=](RpcCall& call) -> absl::Status { ...; return absl::OkStatus(); });
+//
+// A handler is then the translation (wire <-> core) and the call. The body
+// runs after auth (and, for Where::kFit, after a fit slot was taken) and
+// returns absl::Status; RpcRunner maps it to grpc::Status (server/status.h),
+// turning CANCELLED after the deadline into DEADLINE_EXCEEDED, writes the log
+// line and finishes the call. Streaming handlers (server/fit_stream.h) use
+// the building blocks Admit / Schedule / Complete.
+//
+// Every RPC writes one log line to stderr when it finishes:
+//   <UTC time> rpc=<Method> model=<id or -> rows=<n> code=<STATUS_CODE> ms=<milliseconds>
+// followed by ` <extra>` when the body set one (e.g. cache_bytes=...), and
+// ` msg="<message>"` on errors.
+//
+// Thread safety: RpcRunner's methods may be called from any thread; an
+// RpcCall is used by one thread at a time. Ownership: the pools, auth and
+// `inflight` are not owned and must outlive every call.
+#ifndef NTK_SERVER_HANDLER_H_
+#define NTK_SERVER_HANDLER_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <new>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/server_callback.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/model/model.h"
+#include "server/auth.h"
+#include "server/inflight.h"
+#include "server/options.h"
+#include "server/status.h"
+#include "server/worker_pool.h"
+
+namespace ntk::server {
+
+// The per-RPC log line; copyable so it can travel into worker closures.
+struct CallLog {
+  explicit CallLog(const char* method, std::string model_id = "", int64_t rows = 0);
+  const char* method;
+  std::string model_id;
+  int64_t rows = 0;
+  std::string extra;     // appended as is, e.g. "cache_bytes=123"
+  int64_t start_ns = 0;  // steady clock
+  void Done(const absl::Status& status) const;
+};
+
+// Where a call's body runs.
+enum class Where {
+  kInline,   // on the gRPC callback thread (cheap work; OpenMP held to 1 thread)
+  kCompute,  // on the compute pool (PredictDistribution, large Predict, Delete)
+  kFit,      // on the fit pool, holding one of --max_concurrent_fits slots
+};
+
+// One call as its body sees it.
+class RpcCall {
+ public:
+  RpcCall(grpc::CallbackServerContext* ctx, CallLog log) : ctx_(ctx), log_(std::move(log)) {}
+  CallLog& log() { return log_; }
+  const CallLog& log() const { return log_; }
+  std::chrono::system_clock::time_point deadline() const { return ctx_->deadline(); }
+  bool PastDeadline() const { return std::chrono::system_clock::now() > deadline(); }
+  bool Cancelled() const { return ctx_->IsCancelled(); }
+  // The client is gone or the deadline has passed: stop working.
+  bool Stopped() const { return Cancelled() || PastDeadline(); }
+  // A core ProgressFn that asks the work to stop once Stopped().
+  ProgressFn ContinueWhileWanted() const {
+    return [this](double, const char*) { return !Stopped(); };
+  }
+
+ private:
+  grpc::CallbackServerContext* ctx_;
+  CallLog log_;
+};
+
+// At most `max` holders at once (admission for fits).
+class SlotCounter {
+ public:
+  explicit SlotCounter(int max) : max_(max > 0 ? max : 1) {}
+  bool TryAcquire();
+  void Release() { used_.fetch_sub(1); }
+  int max() const { return max_; }
+
+ private:
+  const int max_;
+  std::atomic<int> used_{0};
+};
+
+class RpcRunner {
+ public:
+  // REQUIRES: every pointer non-null.
+  RpcRunner(const ServerOptions& options, const TokenAuth* auth, WorkerPool* compute_pool,
+            WorkerPool* fit_pool, InflightCalls* inflight);
+
+  // Auth, admission, then `body(RpcCall&) -> absl::Status` where `place`
+  // says (a Where, or a callable returning one, evaluated after auth), then
+  // Complete. The body may write the response until it returns.
+  template <typename Place, typename Body>
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, CallLog log, Place place,
+                                  Body body);
+
+  // Auth and, for kFit, a fit slot (RESOURCE_EXHAUSTED naming
+  // --max_concurrent_fits when none is free). OK: the caller must Complete.
+  absl::Status Admit(const grpc::ServerContextBase& ctx, Where where);
+  void Schedule(Where where, std::function<void()> fn);
+  // Releases what Admit took (when `admitted`), maps `status` (CANCELLED
+  // past the deadline -> DEADLINE_EXCEEDED), logs and returns the edge status.
+  grpc::Status Complete(const RpcCall& call, Where where, bool admitted, absl::Status status);
+
+  // fn() -> absl::Status, with any exception turned into a status
+  // (bad_alloc: RESOURCE_EXHAUSTED; others: INTERNAL). None may cross the edge.
+  template <typename Fn>
+  static absl::Status NoThrow(Fn&& fn);
+
+  const ServerOptions& options() const { return options_; }
+  InflightCalls* inflight() const { return inflight_; }
+
+ private:
+  absl::Status TakeSlot(Where where);
+
+  const ServerOptions options_;
+  const TokenAuth* const auth_;
+  WorkerPool* const compute_pool_;
+  WorkerPool* const fit_pool_;
+  InflightCalls* const inflight_;
+  SlotCounter fit_slots_;
+};
+
+// Small work runs on gRPC's threads; keep OpenMP from starting a team on
+// each of them (the work is too small to split, and idle teams spin).
+void SingleThreadedComputeOnThisThread();
+
+// ---- Implementation details ----
+
+template <typename Fn>
+absl::Status RpcRunner::NoThrow(Fn&& fn) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("server: out of memory");
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("server: ", e.what()));
+  } catch (...) {
+    return absl::InternalError("server: unknown exception");
+  }
+}
+
+template <typename Place, typename Body>
+grpc::ServerUnaryReactor* RpcRunner::Unary(grpc::CallbackServerContext* ctx, CallLog log,
+                                           Place place, Body body) {
+  grpc::ServerUnaryReactor* reactor = new CountedUnaryReactor(inflight_);
+  auto call = std::make_shared<RpcCall>(ctx, std::move(log));
+  Where where = Where::kInline;
+  absl::Status admitted = auth_->Check(*ctx);
+  if (admitted.ok()) {
+    if constexpr (std::is_invocable_r_v<Where, Place>) {
+      where = place();
+    } else {
+      where = place;
+    }
+    admitted = TakeSlot(where);
+  }
+  if (!admitted.ok()) {
+    reactor->Finish(Complete(*call, where, false, std::move(admitted)));
+    return reactor;
+  }
+  auto run = [this, reactor, call, where, body = std::move(body)]() mutable {
+    absl::Status s = NoThrow([&] { return body(*call); });
+    reactor->Finish(Complete(*call, where, true, std::move(s)));
+  };
+  if (where == Where::kInline) {
+    SingleThreadedComputeOnThisThread();
+    run();
+  } else {
+    Schedule(where, std::move(run));
+  }
+  return reactor;
+}
+
+}  // namespace ntk::server
+
+#endif  // NTK_SERVER_HANDLER_H_

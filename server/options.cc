@@ -1,0 +1,20 @@
+#include "server/options.h"
+
+#include <unistd.h>
+
+namespace ntk::server {
+
+int64_t PhysicalMemoryBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page_size <= 0) return 0;
+  return static_cast<int64_t>(pages) * page_size;
+}
+
+int64_t DistributionCacheBudgetBytes(const ServerOptions& options) {
+  if (options.distribution_cache_mb > 0) return options.distribution_cache_mb << 20;
+  const int64_t ram = PhysicalMemoryBytes();
+  return ram > 0 ? ram / kDistributionCacheRamDivisor : kDistributionCacheFallbackBytes;
+}
+
+}  // namespace ntk::server

@@ -562,7 +562,7 @@ TEST(DistributionLinearized, AgreesWithMonteCarloForLargeLambda) {
 // (d_a d_b), d the centered deviation) taken from the test's draws.
 // Bound: 5 SE (2 points x 12 entries: false alarm ~ 1e-5).
 TEST(DistributionMonteCarlo, MatchesExplicitlyTrainedInitializationsFor2a) {
-  const int N = 10, C = 3, M = 2, S_mc = 2000, S_t = 2000;
+  const int N = 10, C = 3, M = 2, S_mc = 500, S_t = 2000;
   const double lambda = 0.05;
   const KernelSpec k = Relu2();
   const Problem p = MakeProblem(N, 3, C, M, 0.0, 31);

@@ -92,6 +92,22 @@ TEST(ConcurrencyTest, ReadersSeeTheOldOrTheNewModelNeverAMix) {
   EXPECT_THAT(dir.List(), ::testing::ElementsAre("m.ntkm"));
 }
 
+server::ServerOptions OneFitAtATime(const TempDir& dir) {
+  server::ServerOptions o = testing::TestServerOptions(dir.path());
+  o.max_concurrent_fits = 1;
+  return o;
+}
+
+// The first FitStream message for `id`: spec and the first 10 rows.
+v1::FitRequest FirstHalf(const std::string& id, const testing::Blobs& data) {
+  v1::FitRequest r;
+  r.set_model_id(id);
+  *r.mutable_spec() = testing::SmallSpec(1.0);
+  *r.mutable_features() = Client::ToProto(data.x.topRows(10));
+  r.mutable_labels()->Add(data.y.begin(), data.y.begin() + 10);
+  return r;
+}
+
 // Deadlines, deterministically: (1) a Fit whose deadline has already
 // passed; (2) a FitStream whose deadline passes while the server holds its
 // fit slot and waits for the rest of the data, which this test never sends
@@ -100,17 +116,11 @@ TEST(ConcurrencyTest, ReadersSeeTheOldOrTheNewModelNeverAMix) {
 // gets through with --max_concurrent_fits = 1.
 TEST(ConcurrencyTest, ExpiredDeadlinesLeaveNoModelAndNoFile) {
   TempDir dir;
-  server::ServerOptions o = testing::TestServerOptions(dir.path());
-  o.max_concurrent_fits = 1;
-  auto server = InProcessServer::Start(o);
+  auto server = InProcessServer::Start(OneFitAtATime(dir));
   ASSERT_NE(server, nullptr);
   auto raw = server->RawStub();
   const testing::Blobs data = testing::MakeBlobs(20, 3, 2, 31);
-  v1::FitRequest request;
-  request.set_model_id("late");
-  *request.mutable_spec() = testing::SmallSpec(1.0);
-  *request.mutable_features() = Client::ToProto(data.x.topRows(10));
-  request.mutable_labels()->Add(data.y.begin(), data.y.begin() + 10);
+  const v1::FitRequest request = FirstHalf("late", data);
 
   {
     grpc::ClientContext ctx;
@@ -143,9 +153,7 @@ TEST(ConcurrencyTest, ExpiredDeadlinesLeaveNoModelAndNoFile) {
 
 TEST(ConcurrencyTest, MaxConcurrentFitsIsResourceExhausted) {
   TempDir dir;
-  server::ServerOptions o = testing::TestServerOptions(dir.path());
-  o.max_concurrent_fits = 1;
-  auto server = InProcessServer::Start(o);
+  auto server = InProcessServer::Start(OneFitAtATime(dir));
   ASSERT_NE(server, nullptr);
   // An open FitStream holds its fit slot from its start until it ends, so
   // the slot is taken for as long as we keep the stream open.
@@ -154,11 +162,7 @@ TEST(ConcurrencyTest, MaxConcurrentFitsIsResourceExhausted) {
   grpc::ClientContext stream_ctx;
   v1::FitResponse stream_resp;
   auto writer = raw->FitStream(&stream_ctx, &stream_resp);
-  v1::FitRequest first;
-  first.set_model_id("streamed");
-  *first.mutable_spec() = testing::SmallSpec(1.0);
-  *first.mutable_features() = Client::ToProto(data.x.topRows(10));
-  first.mutable_labels()->Add(data.y.begin(), data.y.begin() + 10);
+  const v1::FitRequest first = FirstHalf("streamed", data);
   ASSERT_TRUE(writer->Write(first));
 
   auto c = server->Connect();

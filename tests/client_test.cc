@@ -2,12 +2,21 @@
 // server (127.0.0.1, ephemeral port, temporary model directory).
 #include "client/client.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <thread>
+#include <vector>
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/convert.h"
@@ -164,35 +173,140 @@ TEST(ClientTest, LargeFitSwitchesToFitStreamWithSameResult) {
   EXPECT_EQ(pa->logits, pb->logits);
 }
 
-TEST(ClientTest, RetriesUnavailableForReadOnlyCallsOnly) {
-  // Take a free port, then serve nothing on it for a while.
-  TempDir dir;
-  server::ServerOptions options = testing::TestServerOptions(dir.path());
-  int port;
-  {
-    auto s = InProcessServer::Start(options);
-    ASSERT_NE(s, nullptr);
-    port = s->server().port();
+// A TCP front for one backend on a port the kernel picks (127.0.0.1:0).
+// While closed it accepts each connection and closes it at once (a gRPC
+// client sees UNAVAILABLE); once opened it relays connections to the
+// backend. It counts the connections it refused, so a test can wait for an
+// event instead of sleeping.
+class GatedProxy {
+ public:
+  explicit GatedProxy(int backend_port) : backend_port_(backend_port) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr = Loopback(0);
+    socklen_t len = sizeof(addr);
+    if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        ::listen(listen_fd_, 16) != 0 ||
+        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+        ::pipe2(stop_pipe_, O_CLOEXEC) != 0) {
+      ADD_FAILURE() << "GatedProxy: cannot listen";
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { AcceptLoop(); });
   }
+  ~GatedProxy() {
+    if (stop_pipe_[1] >= 0) ::close(stop_pipe_[1]);  // wakes every poll
+    if (acceptor_.joinable()) acceptor_.join();  // no relays are added after this
+    for (std::thread& t : relays_) t.join();
+    if (stop_pipe_[0] >= 0) ::close(stop_pipe_[0]);
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+  }
+  int port() const { return port_; }
+  void Open() {
+    absl::MutexLock lock(&mu_);
+    open_ = true;
+  }
+  int refused() {
+    absl::MutexLock lock(&mu_);
+    return refused_;
+  }
+  // Blocks until more than `n` connections were refused; false if that does
+  // not happen within 60 s (a failure bound, not a synchronization delay).
+  bool WaitForMoreRefusalsThan(int n) {
+    absl::MutexLock lock(&mu_);
+    auto more = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return refused_ > n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&more), absl::Seconds(60));
+  }
+
+ private:
+  static sockaddr_in Loopback(int port) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    return addr;
+  }
+  // Waits for `fd` readable or stop; false on stop.
+  bool Readable(int fd) {
+    pollfd p[2] = {{fd, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
+    while (::poll(p, 2, -1) < 0) {
+    }
+    return (p[1].revents & (POLLIN | POLLHUP)) == 0;
+  }
+  void AcceptLoop() {
+    while (Readable(listen_fd_)) {
+      const int conn = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (conn < 0) continue;
+      absl::MutexLock lock(&mu_);
+      if (!open_) {
+        ::close(conn);
+        ++refused_;
+        continue;
+      }
+      relays_.emplace_back([this, conn] { Relay(conn); });
+    }
+  }
+  void Relay(int client) {
+    const int backend = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr = Loopback(backend_port_);
+    if (::connect(backend, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      char buf[16384];
+      pollfd p[3] = {{client, POLLIN, 0}, {backend, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
+      for (bool live = true; live;) {
+        if (::poll(p, 3, -1) < 0) continue;
+        if (p[2].revents != 0) break;
+        for (int k = 0; k < 2 && live; ++k) {
+          if (p[k].revents == 0) continue;
+          const ssize_t n = ::read(p[k].fd, buf, sizeof(buf));
+          live = n > 0 && ::send(p[1 - k].fd, buf, static_cast<size_t>(n), MSG_NOSIGNAL) == n;
+        }
+      }
+    }
+    ::close(backend);
+    ::close(client);
+  }
+
+  const int backend_port_;
+  int listen_fd_ = -1;
+  int port_ = -1;
+  int stop_pipe_[2] = {-1, -1};
+  std::thread acceptor_;
+  std::vector<std::thread> relays_;  // appended by the accept loop only
+  absl::Mutex mu_;
+  bool open_ ABSL_GUARDED_BY(mu_) = false;
+  int refused_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// The server is reached through a GatedProxy (one kernel-picked port held
+// for the whole test, no port reuse). DeleteModel is not retried: it fails
+// while the proxy refuses. ListModels is retried: the proxy opens only
+// after it refused a connection made during the call, so the call's first
+// attempt has failed and only a retry can succeed.
+TEST(ClientTest, RetriesUnavailableForReadOnlyCallsOnly) {
+  TempDir dir;
+  auto server = InProcessServer::Start(testing::TestServerOptions(dir.path()));
+  ASSERT_NE(server, nullptr);
+  GatedProxy proxy(server->server().port());
+  ASSERT_GT(proxy.port(), 0);
   ClientOptions o;
-  o.target = "127.0.0.1:" + std::to_string(port);
+  o.target = "127.0.0.1:" + std::to_string(proxy.port());
   o.max_retries = 7;  // backoff 100, 200, ..., 6400 ms: about 12 s in all
   o.initial_backoff = std::chrono::milliseconds(100);
   o.default_deadline = std::chrono::seconds(30);
   auto c = Client::Connect(o);
   ASSERT_TRUE(c.ok());
-  // Not retried: fails while nothing listens.
   EXPECT_EQ((*c)->DeleteModel("x").code(), absl::StatusCode::kUnavailable);
-  // Retried: succeeds once a server comes up on the port mid-way.
-  options.listen = o.target;
-  std::unique_ptr<InProcessServer> late;
-  std::thread starter([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    late = InProcessServer::Start(options);
+  const int refused_before = proxy.refused();
+  EXPECT_GE(refused_before, 1);
+
+  bool saw_refusal = false;
+  std::thread opener([&] {
+    saw_refusal = proxy.WaitForMoreRefusalsThan(refused_before);
+    proxy.Open();
   });
   absl::StatusOr<std::vector<v1::ModelInfo>> list = (*c)->ListModels();
-  starter.join();
-  ASSERT_NE(late, nullptr) << "could not listen on the same port again";
+  opener.join();
+  EXPECT_TRUE(saw_refusal) << "no connection attempt reached the proxy in 60 s";
   EXPECT_TRUE(list.ok()) << list.status();
 }
 

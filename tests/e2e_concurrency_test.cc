@@ -37,6 +37,7 @@ TEST(ConcurrencyTest, ReadersSeeTheOldOrTheNewModelNeverAMix) {
   constexpr int kReaders = 4;
   constexpr int kMaxCallsPerReader = 20000;  // bounded in count ...
   std::atomic<bool> stop{false};
+  std::atomic<int> calls{0};
   std::vector<std::vector<Seen>> seen(kReaders);
   std::vector<std::thread> readers;
   for (int r = 0; r < kReaders; ++r) {
@@ -45,6 +46,7 @@ TEST(ConcurrencyTest, ReadersSeeTheOldOrTheNewModelNeverAMix) {
       for (int k = 0; k < kMaxCallsPerReader && !stop; ++k) {
         auto p = rc->Predict("m", q);
         seen[r].push_back({p.status().code(), p.ok() ? p->logits : Eigen::MatrixXd()});
+        ++calls;
       }
     });
   }
@@ -55,10 +57,16 @@ TEST(ConcurrencyTest, ReadersSeeTheOldOrTheNewModelNeverAMix) {
   auto answer_b = c->Predict("m", q);
   ASSERT_TRUE(answer_b.ok());
   ASSERT_NE(answer_a->logits, answer_b->logits);
+  // Let the readers see each state: wait (by count, not time) until they
+  // have made kReaders more calls, or have all finished.
+  auto let_readers_run = [&] {
+    const int target = calls + kReaders;
+    while (calls < target && calls < kReaders * kMaxCallsPerReader) std::this_thread::yield();
+  };
   ASSERT_TRUE(c->DeleteModel("m").ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  let_readers_run();
   ASSERT_TRUE(c->Fit("m", testing::SmallSpec(1.0), a.x, a.y).ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  let_readers_run();
   stop = true;
   for (auto& t : readers) t.join();
 
@@ -84,46 +92,68 @@ TEST(ConcurrencyTest, ReadersSeeTheOldOrTheNewModelNeverAMix) {
   EXPECT_THAT(dir.List(), ::testing::ElementsAre("m.ntkm"));
 }
 
-// A fit that takes long on this machine (seconds): N = 3000, C = 5, 2a.
-struct SlowFit {
-  testing::Blobs data = testing::MakeBlobs(3000, 40, 5, 31);
-  v1::ModelSpec spec = testing::SmallSpec(1.0);
-};
-
-TEST(ConcurrencyTest, DeadlineShorterThanTheFitLeavesNoModelAndNoFile) {
-  TempDir dir;
+server::ServerOptions OneFitAtATime(const TempDir& dir) {
   server::ServerOptions o = testing::TestServerOptions(dir.path());
   o.max_concurrent_fits = 1;
-  auto server = InProcessServer::Start(o);
-  ASSERT_NE(server, nullptr);
-  ClientOptions co;
-  co.default_deadline = std::chrono::milliseconds(200);
-  auto hurried = server->Connect(co);
-  SlowFit slow;
-  absl::Status s = hurried->Fit("slow", slow.spec, slow.data.x, slow.data.y).status();
-  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  return o;
+}
 
-  // The cancelled fit stops within a bounded time: its slot frees up, so a
-  // small fit gets through (--max_concurrent_fits = 1). Bounded: 60 s.
+// The first FitStream message for `id`: spec and the first 10 rows.
+v1::FitRequest FirstHalf(const std::string& id, const testing::Blobs& data) {
+  v1::FitRequest r;
+  r.set_model_id(id);
+  *r.mutable_spec() = testing::SmallSpec(1.0);
+  *r.mutable_features() = Client::ToProto(data.x.topRows(10));
+  r.mutable_labels()->Add(data.y.begin(), data.y.begin() + 10);
+  return r;
+}
+
+// Deadlines, deterministically: (1) a Fit whose deadline has already
+// passed; (2) a FitStream whose deadline passes while the server holds its
+// fit slot and waits for the rest of the data, which this test never sends
+// (so the outcome does not depend on how fast the machine fits). Neither
+// leaves a model or a file, and the slot of (2) is released: a small fit
+// gets through with --max_concurrent_fits = 1.
+TEST(ConcurrencyTest, ExpiredDeadlinesLeaveNoModelAndNoFile) {
+  TempDir dir;
+  auto server = InProcessServer::Start(OneFitAtATime(dir));
+  ASSERT_NE(server, nullptr);
+  auto raw = server->RawStub();
+  const testing::Blobs data = testing::MakeBlobs(20, 3, 2, 31);
+  const v1::FitRequest request = FirstHalf("late", data);
+
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() - std::chrono::seconds(1));
+    v1::FitResponse resp;
+    EXPECT_EQ(raw->Fit(&ctx, request, &resp).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+    v1::FitResponse resp;
+    auto writer = raw->FitStream(&ctx, &resp);
+    ASSERT_TRUE(writer->Write(request));
+    // No WritesDone: the stream can only end by its deadline.
+    EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+
+  // The server releases the stream's slot when its handler sees the
+  // cancellation, a moment after the client did: bounded by count.
   auto c = server->Connect();
-  const testing::Blobs small = testing::MakeBlobs(20, 3, 2, 32);
   absl::Status small_status;
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  do {
-    small_status = c->Fit("small", testing::SmallSpec(1.0), small.x, small.y).status();
+  for (int attempt = 0; attempt < 2000; ++attempt) {
+    small_status = c->Fit("small", testing::SmallSpec(1.0), data.x, data.y).status();
     if (small_status.code() != absl::StatusCode::kResourceExhausted) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  } while (std::chrono::steady_clock::now() < until);
+  }
   EXPECT_TRUE(small_status.ok()) << small_status;
-  EXPECT_EQ(c->GetModel("slow").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(c->GetModel("late").status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(dir.List(), ::testing::ElementsAre("small.ntkm"));
 }
 
 TEST(ConcurrencyTest, MaxConcurrentFitsIsResourceExhausted) {
   TempDir dir;
-  server::ServerOptions o = testing::TestServerOptions(dir.path());
-  o.max_concurrent_fits = 1;
-  auto server = InProcessServer::Start(o);
+  auto server = InProcessServer::Start(OneFitAtATime(dir));
   ASSERT_NE(server, nullptr);
   // An open FitStream holds its fit slot from its start until it ends, so
   // the slot is taken for as long as we keep the stream open.
@@ -132,11 +162,7 @@ TEST(ConcurrencyTest, MaxConcurrentFitsIsResourceExhausted) {
   grpc::ClientContext stream_ctx;
   v1::FitResponse stream_resp;
   auto writer = raw->FitStream(&stream_ctx, &stream_resp);
-  v1::FitRequest first;
-  first.set_model_id("streamed");
-  *first.mutable_spec() = testing::SmallSpec(1.0);
-  *first.mutable_features() = Client::ToProto(data.x.topRows(10));
-  first.mutable_labels()->Add(data.y.begin(), data.y.begin() + 10);
+  const v1::FitRequest first = FirstHalf("streamed", data);
   ASSERT_TRUE(writer->Write(first));
 
   auto c = server->Connect();

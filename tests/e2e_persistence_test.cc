@@ -4,8 +4,6 @@
 #include <signal.h>
 
 #include <atomic>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -21,6 +19,7 @@ using ::testing::HasSubstr;
 using testing::InProcessServer;
 using testing::SubprocessServer;
 using testing::TempDir;
+using testing::WriteFile;
 
 struct Answers {
   std::string predict;                    // serialized PredictResponse-equivalent
@@ -45,17 +44,7 @@ Answers Ask(Client* c, const std::string& id, const Eigen::MatrixXd& q,
   return a;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-}
+std::string ReadFile(const std::string& path) { return testing::ReadFileOrEmpty(path); }
 
 TEST(PersistenceTest, RestartAnswersBitForBit) {
   TempDir dir;
@@ -185,10 +174,11 @@ TEST(PersistenceTest, SubprocessKill9DuringFitKeepsEarlierModels) {
       big_status = r.status();
       returned = true;
     });
-    // Wait until the server logged that the fit started (or 20 s).
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < until &&
-           (*p)->ReadStderr().find("fit model=big") == std::string::npos && !returned) {
+    // Wait until the server (an external process) logged that the fit
+    // started: polls its log, bounded by count (4000 x 5 ms).
+    for (int poll = 0; poll < 4000 && !returned &&
+                       (*p)->ReadStderr().find("fit model=big") == std::string::npos;
+         ++poll) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     (*p)->Signal(SIGKILL);

@@ -62,9 +62,9 @@ TEST(AuthTest, NoTokenConfiguredMeansNoCheck) {
 
 TEST(TlsTest, InProcessTlsServer) {
   TempDir dir, certs;
-  std::string why;
-  server::ServerOptions o;
-  if (!testing::TlsTestServerOptions(dir, certs, &o, &why)) GTEST_SKIP() << why;
+  absl::StatusOr<server::ServerOptions> tls_options = testing::TlsTestServerOptions(dir, certs);
+  ASSERT_TRUE(tls_options.ok()) << tls_options.status();
+  const server::ServerOptions& o = *tls_options;
   auto server = InProcessServer::Start(o);
   ASSERT_NE(server, nullptr);
   ClientOptions tls;
@@ -83,8 +83,8 @@ TEST(TlsTest, InProcessTlsServer) {
 
 TEST(TlsTest, SubprocessWithCertificateAndTokenFiles) {
   TempDir dir, certs;
-  std::string why;
-  if (!testing::MakeSelfSignedCertificate(certs, &why)) GTEST_SKIP() << why;
+  const absl::Status made = testing::MakeSelfSignedCertificate(certs);
+  ASSERT_TRUE(made.ok()) << made;
   {
     std::ofstream token(certs.File("token"));
     token << "file-token\n";  // trailing newline is stripped

@@ -9,16 +9,15 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/testing/test_data.h"
+
 namespace ntk {
 namespace {
 
+using testing::Spec;
+
 Eigen::MatrixXd RandomMatrix(int rows, int cols, uint64_t seed) {
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<double> n(0.0, 1.0);
-  Eigen::MatrixXd m(rows, cols);
-  for (int j = 0; j < cols; ++j)
-    for (int i = 0; i < rows; ++i) m(i, j) = n(gen);
-  return m;
+  return testing::StdNormalMatrix(rows, cols, seed);
 }
 
 // Soft targets on the simplex.
@@ -26,15 +25,6 @@ Eigen::MatrixXd RandomTargets(int rows, int classes, uint64_t seed) {
   Eigen::MatrixXd y = RandomMatrix(rows, classes, seed).array().exp().matrix();
   for (int i = 0; i < rows; ++i) y.row(i) /= y.row(i).sum();
   return y;
-}
-
-KernelSpec Spec(Activation act, int depth, double sw2, double sb2) {
-  KernelSpec s;
-  s.activation = act;
-  s.depth = depth;
-  s.weight_variance = sw2;
-  s.bias_variance = sb2;
-  return s;
 }
 
 TEST(FiniteMlpTest, ParameterCountAndSeedDeterminism) {

@@ -17,9 +17,16 @@
 #include <vector>
 
 #include "core/kernels/kernel_internal.h"
+#include "tests/testing/test_data.h"
 
 namespace ntk {
 namespace {
+
+using testing::Spec;
+
+Eigen::MatrixXd RandomMatrix(int rows, int cols, uint64_t seed) {
+  return testing::StdNormalMatrix(rows, cols, seed);
+}
 
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
@@ -73,24 +80,6 @@ Pair ReferenceKernel(const KernelSpec& spec, const VectorXd& x,
     b = sw2 * bb.pp + sb2;
   }
   return {c, t};
-}
-
-MatrixXd RandomMatrix(int rows, int cols, uint64_t seed) {
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<double> normal;  // test data only
-  MatrixXd m(rows, cols);
-  for (int j = 0; j < cols; ++j)
-    for (int i = 0; i < rows; ++i) m(i, j) = normal(gen);
-  return m;
-}
-
-KernelSpec Spec(Activation act, int depth, double sw2, double sb2) {
-  KernelSpec s;
-  s.activation = act;
-  s.depth = depth;
-  s.weight_variance = sw2;
-  s.bias_variance = sb2;
-  return s;
 }
 
 double RelErr(double got, double want) {

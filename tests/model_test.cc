@@ -17,6 +17,7 @@
 #include "core/model/model_state.h"
 #include "core/model/serialize.h"
 #include "core/training/solvers.h"
+#include "tests/testing/test_data.h"
 
 namespace ntk {
 namespace {
@@ -24,12 +25,7 @@ namespace {
 using Eigen::MatrixXd;
 
 MatrixXd Gaussian(int rows, int cols, uint64_t seed, double scale = 1.0) {
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<double> nd(0.0, scale);
-  MatrixXd m(rows, cols);
-  for (int i = 0; i < rows; ++i)
-    for (int j = 0; j < cols; ++j) m(i, j) = nd(gen);
-  return m;
+  return testing::StdNormalMatrix(rows, cols, seed, scale);
 }
 
 // Three Gaussian blobs in d = 5, shifted and scaled so that preprocessing

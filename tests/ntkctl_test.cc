@@ -11,130 +11,25 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "tests/testing/cli_process.h"
+#include "tests/testing/mini_json.h"
+#include "tests/testing/server_fixture.h"
+#include "tests/testing/subprocess.h"
 
 namespace {
 
+using ::ntk::testing::Json;
+using ::ntk::testing::JsonParser;
 using ::ntk::testing::ProcessResult;
 using ::ntk::testing::RunProcess;
 using ::testing::HasSubstr;
 
 const char kDigits[] =
     "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz";
-
-// ---- A minimal JSON reader (objects, arrays, numbers, strings, literals) ----
-
-struct Json {
-  enum Type { kNull, kBool, kNumber, kString, kArray, kObject } type = kNull;
-  bool b = false;
-  double number = 0;
-  std::string str;
-  std::vector<Json> array;
-  std::map<std::string, Json> object;
-};
-
-class JsonParser {
- public:
-  explicit JsonParser(const std::string& s) : s_(s) {}
-  // Parses the whole text as one value; false on any syntax error.
-  bool Parse(Json* out) {
-    if (!Value(out)) return false;
-    Ws();
-    return i_ == s_.size();
-  }
-
- private:
-  void Ws() {
-    while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
-  }
-  bool Lit(const char* lit) {
-    const std::string l(lit);
-    if (s_.compare(i_, l.size(), l) != 0) return false;
-    i_ += l.size();
-    return true;
-  }
-  bool String(std::string* out) {
-    if (i_ >= s_.size() || s_[i_] != '"') return false;
-    ++i_;
-    while (i_ < s_.size() && s_[i_] != '"') {
-      if (s_[i_] == '\\') {
-        if (++i_ >= s_.size()) return false;
-        const char e = s_[i_];
-        if (e == 'u') {
-          if (i_ + 4 >= s_.size()) return false;
-          out->push_back('?');
-          i_ += 4;
-        } else {
-          out->push_back(e == 'n' ? '\n' : e == 't' ? '\t' : e);
-        }
-        ++i_;
-      } else {
-        out->push_back(s_[i_++]);
-      }
-    }
-    if (i_ >= s_.size()) return false;
-    ++i_;
-    return true;
-  }
-  bool Value(Json* v) {
-    Ws();
-    if (i_ >= s_.size()) return false;
-    const char c = s_[i_];
-    if (c == '{') {
-      v->type = Json::kObject;
-      ++i_;
-      Ws();
-      if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
-      while (true) {
-        Ws();
-        std::string key;
-        if (!String(&key)) return false;
-        Ws();
-        if (i_ >= s_.size() || s_[i_] != ':') return false;
-        ++i_;
-        if (!Value(&v->object[key])) return false;
-        Ws();
-        if (i_ < s_.size() && s_[i_] == ',') { ++i_; continue; }
-        if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
-        return false;
-      }
-    }
-    if (c == '[') {
-      v->type = Json::kArray;
-      ++i_;
-      Ws();
-      if (i_ < s_.size() && s_[i_] == ']') return ++i_, true;
-      while (true) {
-        v->array.emplace_back();
-        if (!Value(&v->array.back())) return false;
-        Ws();
-        if (i_ < s_.size() && s_[i_] == ',') { ++i_; continue; }
-        if (i_ < s_.size() && s_[i_] == ']') return ++i_, true;
-        return false;
-      }
-    }
-    if (c == '"') {
-      v->type = Json::kString;
-      return String(&v->str);
-    }
-    if (Lit("true")) { v->type = Json::kBool; v->b = true; return true; }
-    if (Lit("false")) { v->type = Json::kBool; return true; }
-    if (Lit("null")) { v->type = Json::kNull; return true; }
-    const char* begin = s_.c_str() + i_;
-    char* end = nullptr;
-    v->number = std::strtod(begin, &end);
-    if (end == begin) return false;
-    v->type = Json::kNumber;
-    i_ += static_cast<size_t>(end - begin);
-    return true;
-  }
-
-  const std::string& s_;
-  size_t i_ = 0;
-};
 
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> lines;
@@ -162,19 +57,23 @@ class NtkctlTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new ntk::testing::TempDir();
-    server_ = new ntk::testing::ServerProcess();
-    ASSERT_FALSE(dir_->path().empty());
-    started_ = server_->Start(NTK_SERVER_PATH, dir_->path() + "/models");
+    auto s = ntk::testing::SubprocessServer::Start({"--model_dir=" + dir_->path() + "/models"});
+    if (s.ok()) {
+      server_ = s->release();
+    } else {
+      start_error_ = new std::string(s.status().ToString());
+    }
   }
   static void TearDownTestSuite() {
     delete server_;
     server_ = nullptr;
     delete dir_;
     dir_ = nullptr;
+    delete start_error_;
+    start_error_ = nullptr;
   }
   void SetUp() override {
-    ASSERT_TRUE(started_) << "ntk_server did not start; its log:\n"
-                          << server_->log();
+    ASSERT_NE(server_, nullptr) << "ntk_server did not start: " << *start_error_;
   }
 
   // ntkctl --server=<ours> args...
@@ -216,13 +115,13 @@ class NtkctlTest : public ::testing::Test {
   }
 
   static ntk::testing::TempDir* dir_;
-  static ntk::testing::ServerProcess* server_;
-  static bool started_;
+  static ntk::testing::SubprocessServer* server_;
+  static std::string* start_error_;
 };
 
 ntk::testing::TempDir* NtkctlTest::dir_ = nullptr;
-ntk::testing::ServerProcess* NtkctlTest::server_ = nullptr;
-bool NtkctlTest::started_ = false;
+ntk::testing::SubprocessServer* NtkctlTest::server_ = nullptr;
+std::string* NtkctlTest::start_error_ = nullptr;
 
 // ---- Help and usage errors (no RPC needed) --------------------------------------
 
@@ -335,17 +234,17 @@ TEST_F(NtkctlTest, BadFileLinesAreReportedWithTheirNumber) {
 
 TEST_F(NtkctlTest, HealthExitCodes) {
   ProcessResult r = Ctl({"health"});
-  EXPECT_EQ(r.exit_code, 0) << r.err << "\nserver log:\n" << server_->log();
+  EXPECT_EQ(r.exit_code, 0) << r.err << "\nserver log:\n" << server_->ReadStderr();
   EXPECT_THAT(r.out, HasSubstr("SERVING"));
 
   // NTK_SERVER is used when --server is not given.
   r = RunProcess({NTKCTL_PATH, "health"}, {{"NTK_SERVER", server_->address()}});
   EXPECT_EQ(r.exit_code, 0) << r.err;
 
-  // Nobody listens on a port that was free a moment ago.
-  const int port = ntk::testing::PickFreePort();
-  ASSERT_GT(port, 0);
-  r = RunProcess({NTKCTL_PATH, "--server=127.0.0.1:" + std::to_string(port),
+  // Nobody listens on a port this test holds bound without listening.
+  const ntk::testing::BoundPort port;
+  ASSERT_GT(port.port(), 0);
+  r = RunProcess({NTKCTL_PATH, "--server=127.0.0.1:" + std::to_string(port.port()),
                   "--deadline_seconds=2", "health"});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("NOT_SERVING"));
@@ -353,7 +252,7 @@ TEST_F(NtkctlTest, HealthExitCodes) {
 
 TEST_F(NtkctlTest, FitPredictDigitsFromGzip) {
   ProcessResult fit = FitDigits("digits-cli", {"--class_names=0,1,2,3,4,5,6,7,8,9"});
-  ASSERT_EQ(fit.exit_code, 0) << fit.err << "\nserver log:\n" << server_->log();
+  ASSERT_EQ(fit.exit_code, 0) << fit.err << "\nserver log:\n" << server_->ReadStderr();
   EXPECT_THAT(fit.out, ::testing::ContainsRegex("num_train +400"));
   EXPECT_THAT(fit.out, ::testing::ContainsRegex("num_features +64"));
   EXPECT_THAT(fit.out, ::testing::ContainsRegex("num_classes +10"));
@@ -418,7 +317,7 @@ TEST_F(NtkctlTest, FitPredictDigitsFromGzip) {
 
 TEST_F(NtkctlTest, PredictDistJsonIsCompleteAndNormalized) {
   ProcessResult fit = FitDigits("digits-dist");
-  ASSERT_EQ(fit.exit_code, 0) << fit.err << "\nserver log:\n" << server_->log();
+  ASSERT_EQ(fit.exit_code, 0) << fit.err << "\nserver log:\n" << server_->ReadStderr();
   ProcessResult r = Ctl({"predict-dist", "--model=digits-dist", "--format=json",
                          std::string("--data=") + kDigits, "--rows=1500:1600"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -580,28 +479,21 @@ TEST_F(NtkctlTest, ListGetDelete) {
 // A server that wants TLS and a bearer token: ntkctl's --tls_ca and
 // --token_file, and the exit codes when either is missing or wrong.
 TEST(NtkctlSecurityTest, TlsCaAndTokenFile) {
-  if (access("/usr/bin/openssl", X_OK) != 0) {
-    GTEST_SKIP() << "/usr/bin/openssl missing: cannot make a test certificate";
-  }
   ntk::testing::TempDir dir;
   ASSERT_FALSE(dir.path().empty());
-  const std::string cert = dir.path() + "/cert.pem", key = dir.path() + "/key.pem";
-  ProcessResult gen = RunProcess(
-      {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-       "-days", "2", "-subj", "/CN=localhost", "-addext",
-       "subjectAltName=DNS:localhost,IP:127.0.0.1"});
-  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  const absl::Status made = ntk::testing::MakeSelfSignedCertificate(dir);
+  ASSERT_TRUE(made.ok()) << made;
+  const std::string cert = dir.File("cert.pem"), key = dir.File("key.pem");
   const std::string token = dir.path() + "/token";
   ASSERT_TRUE(ntk::testing::WriteFile(token, "s3cret-token\n"));
   const std::string wrong = dir.path() + "/wrong";
   ASSERT_TRUE(ntk::testing::WriteFile(wrong, "not-the-token\n"));
 
-  ntk::testing::ServerProcess server;
-  ASSERT_TRUE(server.Start(NTK_SERVER_PATH, dir.path() + "/models",
-                           {"--tls_cert=" + cert, "--tls_key=" + key,
-                            "--auth_token_file=" + token}))
-      << server.log();
+  auto started = ntk::testing::SubprocessServer::Start(
+      {"--model_dir=" + dir.path() + "/models", "--tls_cert=" + cert, "--tls_key=" + key,
+       "--auth_token_file=" + token});
+  ASSERT_TRUE(started.ok()) << started.status();
+  ntk::testing::SubprocessServer& server = **started;
   auto ctl = [&](std::vector<std::string> args) {
     std::vector<std::string> argv = {NTKCTL_PATH, "--server=" + server.address(),
                                      "--deadline_seconds=5"};
@@ -610,7 +502,7 @@ TEST(NtkctlSecurityTest, TlsCaAndTokenFile) {
   };
 
   ProcessResult ok = ctl({"--tls_ca=" + cert, "--token_file=" + token, "list"});
-  EXPECT_EQ(ok.exit_code, 0) << ok.err << "\nserver log:\n" << server.log();
+  EXPECT_EQ(ok.exit_code, 0) << ok.err << "\nserver log:\n" << server.ReadStderr();
   EXPECT_THAT(ok.out, HasSubstr("MODEL_ID"));
 
   ProcessResult no_token = ctl({"--tls_ca=" + cert, "list"});

@@ -161,9 +161,9 @@ TEST(ReflectionAuthTest, SubprocessEveryListedServiceIsDescribed) {
 
 TEST(ReflectionAuthTest, TokenRequiredOverTlsToo) {
   TempDir dir, certs;
-  std::string why;
-  server::ServerOptions o;
-  if (!testing::TlsTestServerOptions(dir, certs, &o, &why)) GTEST_SKIP() << why;
+  absl::StatusOr<server::ServerOptions> tls_options = testing::TlsTestServerOptions(dir, certs);
+  ASSERT_TRUE(tls_options.ok()) << tls_options.status();
+  server::ServerOptions o = *tls_options;
   o.auth_token = kToken;
   auto server = InProcessServer::Start(o);
   ASSERT_NE(server, nullptr);

@@ -10,10 +10,16 @@
 #include <Eigen/Dense>
 #include <gtest/gtest.h>
 
+#include "tests/testing/test_data.h"
+
 namespace ntk {
 namespace {
 
 using Eigen::MatrixXd;
+
+MatrixXd Gaussian(int rows, int cols, uint64_t seed, double scale = 1.0) {
+  return testing::StdNormalMatrix(rows, cols, seed, scale);
+}
 using Eigen::VectorXd;
 
 constexpr double kPi = 3.14159265358979323846;
@@ -37,15 +43,6 @@ MatrixXd NaiveReluNtk(const MatrixXd& a, const MatrixXd& b) {
     }
   }
   return out;
-}
-
-MatrixXd Gaussian(int rows, int cols, uint64_t seed, double scale = 1.0) {
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<double> nd(0.0, scale);
-  MatrixXd m(rows, cols);
-  for (int i = 0; i < rows; ++i)
-    for (int j = 0; j < cols; ++j) m(i, j) = nd(gen);
-  return m;
 }
 
 // Smoothed one-hot targets of labels correlated with the first feature

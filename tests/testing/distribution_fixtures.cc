@@ -1,6 +1,7 @@
 #include "tests/testing/distribution_fixtures.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <gtest/gtest.h>
 
@@ -9,6 +10,29 @@
 #include "core/training/solvers.h"
 
 namespace ntk::testing {
+
+KernelSpec Relu2() {
+  KernelSpec k;
+  k.activation = Activation::kRelu;
+  k.depth = 2;
+  k.weight_variance = 2.0;
+  k.bias_variance = 0.1;
+  return k;
+}
+
+void ExpectWithinSE(const Eigen::VectorXd& mean, const Eigen::MatrixXd& cov,
+                    const Eigen::VectorXd& mu, const Eigen::MatrixXd& sigma, int S,
+                    double k, double abs) {
+  const Eigen::Index C = mu.size();
+  for (Eigen::Index a = 0; a < C; ++a) {
+    EXPECT_NEAR(mean[a], mu[a], k * std::sqrt(sigma(a, a) / S) + abs) << "mean " << a;
+    for (Eigen::Index b = 0; b < C; ++b) {
+      const double se =
+          std::sqrt((sigma(a, a) * sigma(b, b) + sigma(a, b) * sigma(a, b)) / S);
+      EXPECT_NEAR(cov(a, b), sigma(a, b), k * se + abs) << "cov " << a << "," << b;
+    }
+  }
+}
 
 Eigen::MatrixXd RandomFeatures(int n, int d, uint64_t seed) {
   NormalStream s(seed);

@@ -15,6 +15,18 @@
 
 namespace ntk::testing {
 
+// The kernel of the PredictDistribution tests: ReLU, depth 2,
+// weight variance 2, bias variance 0.1.
+KernelSpec Relu2();
+
+// Checks an estimated (mean, cov) of S draws against a Gaussian truth
+// (mu, sigma) within k standard errors: SE(mean_a) = sqrt(sigma_aa / S),
+// SE(cov_ab) = sqrt((sigma_aa sigma_bb + sigma_ab^2) / S) (Gaussian fourth
+// moments), plus `abs` for deterministic differences (rounding).
+void ExpectWithinSE(const Eigen::VectorXd& mean, const Eigen::MatrixXd& cov,
+                    const Eigen::VectorXd& mu, const Eigen::MatrixXd& sigma, int S,
+                    double k, double abs);
+
 // Standard normal N x d features from `seed` (core NormalStream).
 Eigen::MatrixXd RandomFeatures(int n, int d, uint64_t seed);
 

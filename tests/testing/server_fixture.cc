@@ -1,6 +1,9 @@
 #include "tests/testing/server_fixture.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -23,67 +26,31 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
-
-extern char** environ;
+#include "tests/testing/subprocess.h"
 
 namespace ntk::testing {
 
-TempDir::TempDir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = absl::StrCat(base != nullptr && *base ? base : "/tmp", "/ntk-test-XXXXXX");
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  if (::mkdtemp(buf.data()) == nullptr) {
-    ADD_FAILURE() << "mkdtemp " << tmpl << ": " << std::strerror(errno);
+absl::Status MakeSelfSignedCertificate(const TempDir& dir) {
+  const ProcessResult r = RunProcess(
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+       "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+       "-keyout", dir.File("key.pem"), "-out", dir.File("cert.pem")});
+  if (r.exit_code != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "/usr/bin/openssl req failed (exit ", r.exit_code,
+        "; package openssl is installed by ./ntk.sh): ", r.err));
   }
-  path_ = buf.data();
+  return absl::OkStatus();
 }
 
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-std::vector<std::string> TempDir::List() const {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(path_, ec)) {
-    out.push_back(e.path().filename().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-bool MakeSelfSignedCertificate(const TempDir& dir, std::string* why) {
-  if (access("/usr/bin/openssl", X_OK) != 0) {
-    *why = "/usr/bin/openssl not found";
-    return false;
-  }
-  const std::string cmd =
-      "/usr/bin/openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-      "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " + dir.File("key.pem") +
-      " -out " + dir.File("cert.pem") + " > " + dir.File("openssl.log") + " 2>&1";
-  if (std::system(cmd.c_str()) != 0) {
-    *why = "openssl req failed";
-    return false;
-  }
-  return true;
-}
-
-bool TlsTestServerOptions(const TempDir& model_dir, const TempDir& certs,
-                          server::ServerOptions* options, std::string* why) {
-  if (!MakeSelfSignedCertificate(certs, why)) return false;
-  *options = TestServerOptions(model_dir.path());
-  options->tls_cert_pem = ReadFileOrEmpty(certs.File("cert.pem"));
-  options->tls_key_pem = ReadFileOrEmpty(certs.File("key.pem"));
-  return true;
-}
-
-std::string ReadFileOrEmpty(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+absl::StatusOr<server::ServerOptions> TlsTestServerOptions(const TempDir& model_dir,
+                                                           const TempDir& certs) {
+  absl::Status made = MakeSelfSignedCertificate(certs);
+  if (!made.ok()) return made;
+  server::ServerOptions options = TestServerOptions(model_dir.path());
+  options.tls_cert_pem = ReadFileOrEmpty(certs.File("cert.pem"));
+  options.tls_key_pem = ReadFileOrEmpty(certs.File("key.pem"));
+  return options;
 }
 
 server::ServerOptions TestServerOptions(const std::string& model_dir) {
@@ -96,6 +63,24 @@ server::ServerOptions TestServerOptions(const std::string& model_dir) {
   o.log_rpcs = false;
   o.shutdown_grace_seconds = 5;
   return o;
+}
+
+BoundPort::BoundPort() {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) return;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port_ = ntohs(addr.sin_port);
+  }
+}
+
+BoundPort::~BoundPort() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 std::unique_ptr<InProcessServer> InProcessServer::Start(const server::ServerOptions& options) {
@@ -140,40 +125,30 @@ absl::StatusOr<std::unique_ptr<SubprocessServer>> SubprocessServer::StartBinary(
   s->log_dir_ = std::make_unique<TempDir>();
   s->stderr_path_ = s->log_dir_->File("stderr.log");
 
-  // Everything the child needs is prepared before fork (the child only
-  // calls async-signal-safe functions).
-  std::vector<std::string> argv_s = {server_path};
+  std::vector<std::string> argv = {server_path};
   bool has_listen = false;
   for (const std::string& a : args) has_listen |= absl::StartsWith(a, "--listen");
-  if (!has_listen) argv_s.push_back("--listen=127.0.0.1:0");
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (!absl::StartsWith(*e, "NTK_")) env_s.push_back(*e);  // only ours
+  if (!has_listen) argv.push_back("--listen=127.0.0.1:0");
+  argv.insert(argv.end(), args.begin(), args.end());
+  SpawnOptions spawn;
+  spawn.drop_ntk_env = true;
+  for (const std::string& e : env) {
+    const size_t eq = e.find('=');
+    spawn.env[e.substr(0, eq)] = eq == std::string::npos ? "" : e.substr(eq + 1);
   }
-  env_s.insert(env_s.end(), env.begin(), env.end());
-  std::vector<char*> envp;
-  for (std::string& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
   int out_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) return absl::InternalError("pipe");
-  int err_fd = ::open(s->stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (err_fd < 0) return absl::InternalError("open stderr log");
-  pid_t pid = ::fork();
-  if (pid < 0) return absl::InternalError("fork");
-  if (pid == 0) {
-    ::dup2(out_pipe[1], STDOUT_FILENO);
-    ::dup2(err_fd, STDERR_FILENO);
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
-  }
+  spawn.stdout_fd = out_pipe[1];
+  spawn.stderr_fd = ::open(s->stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (spawn.stderr_fd < 0) return absl::InternalError("open stderr log");
+  absl::StatusOr<pid_t> pid = Spawn(argv, spawn);
   ::close(out_pipe[1]);
-  ::close(err_fd);
-  s->pid_ = pid;
+  ::close(spawn.stderr_fd);
+  if (!pid.ok()) {
+    ::close(out_pipe[0]);
+    return pid.status();
+  }
+  s->pid_ = *pid;
   s->stdout_fd_ = out_pipe[0];
 
   // Read stdout until "listening on HOST:PORT\n".
@@ -217,12 +192,7 @@ SubprocessServer::~SubprocessServer() {
   if (stdout_fd_ >= 0) ::close(stdout_fd_);
 }
 
-std::string SubprocessServer::ReadStderr() const {
-  std::ifstream in(stderr_path_);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string SubprocessServer::ReadStderr() const { return ReadFileOrEmpty(stderr_path_); }
 
 std::unique_ptr<Client> SubprocessServer::Connect(ClientOptions options) const {
   options.target = address_;
@@ -240,21 +210,9 @@ void SubprocessServer::Signal(int signal) const {
 
 absl::StatusOr<int> SubprocessServer::Wait(std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return absl::FailedPreconditionError("not running");
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    pid_t r = ::waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      pid_ = -1;
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-      return -1;
-    }
-    if (std::chrono::steady_clock::now() > until) {
-      return absl::DeadlineExceededError("ntk_server still running");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  absl::StatusOr<int> code = WaitForExit(pid_, timeout);
+  if (code.ok()) pid_ = -1;
+  return code;
 }
 
 Blobs MakeBlobs(int n, int d, int classes, uint64_t seed) {

@@ -25,37 +25,20 @@
 #include <Eigen/Dense>
 #include <grpcpp/channel.h>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "client/client.h"
 #include "proto/ntk/v1/ntk.grpc.pb.h"
 #include "server/options.h"
 #include "server/server.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ntk::testing {
 
-// A fresh directory under $TMPDIR (or /tmp), removed with its contents.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-  // Names of the entries in the directory (not recursive), sorted.
-  std::vector<std::string> List() const;
-
- private:
-  std::string path_;
-};
-
 // Writes a self-signed certificate for 127.0.0.1/localhost to
-// dir/cert.pem and its key to dir/key.pem with /usr/bin/openssl. Returns
-// false and says why (for GTEST_SKIP) when openssl is missing or fails.
-bool MakeSelfSignedCertificate(const TempDir& dir, std::string* why);
-
-// The contents of a file ("" if it cannot be read).
-std::string ReadFileOrEmpty(const std::string& path);
+// dir/cert.pem and its key to dir/key.pem with /usr/bin/openssl (installed
+// by ./ntk.sh: a missing openssl is an error, not a reason to skip).
+absl::Status MakeSelfSignedCertificate(const TempDir& dir);
 
 // Options for a test server: 127.0.0.1:0, `model_dir`, few threads, RPC
 // logging off (tests read stderr only for subprocess servers).
@@ -63,9 +46,25 @@ server::ServerOptions TestServerOptions(const std::string& model_dir);
 
 // TestServerOptions(model_dir.path()) with TLS: a self-signed certificate
 // made in `certs` (MakeSelfSignedCertificate) as tls_cert_pem/tls_key_pem.
-// Returns false and says why (for GTEST_SKIP) when no certificate could be made.
-bool TlsTestServerOptions(const TempDir& model_dir, const TempDir& certs,
-                          server::ServerOptions* options, std::string* why);
+absl::StatusOr<server::ServerOptions> TlsTestServerOptions(const TempDir& model_dir,
+                                                           const TempDir& certs);
+
+// A TCP port on 127.0.0.1 that the kernel picked and this object holds
+// bound but not listening, for as long as it lives: connections to it are
+// refused, and no other process can take the port meanwhile (unlike a port
+// that "was free a moment ago").
+class BoundPort {
+ public:
+  BoundPort();
+  ~BoundPort();
+  BoundPort(const BoundPort&) = delete;
+  BoundPort& operator=(const BoundPort&) = delete;
+  int port() const { return port_; }  // -1 if binding failed
+
+ private:
+  int fd_ = -1;
+  int port_ = -1;
+};
 
 class InProcessServer {
  public:
@@ -87,8 +86,10 @@ class InProcessServer {
   std::unique_ptr<server::NtkServer> server_;
 };
 
-// ntk_server (NTK_SERVER_PATH) as a child process. Its stdout is parsed for
-// "listening on HOST:PORT"; its stderr goes to stderr_path().
+// ntk_server (NTK_SERVER_PATH) as a child process (Spawn of
+// tests/testing/subprocess.h, inherited NTK_* variables dropped). Its stdout
+// is parsed for "listening on HOST:PORT" (readiness: the server prints it
+// once it serves); its stderr goes to stderr_path().
 class SubprocessServer {
  public:
   // Adds --listen=127.0.0.1:0 unless args contain --listen. `env` entries

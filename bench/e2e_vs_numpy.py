@@ -34,6 +34,7 @@ sys.dont_write_bytecode = True
 import bench_client  # noqa: E402
 import bench_data  # noqa: E402
 import numpy_reference as nr  # noqa: E402
+from issue10_tables import e2e_markdown  # noqa: E402
 
 
 def run_numpy(data, lam, depth, predict_rows, dist_rows):
@@ -73,35 +74,6 @@ def load_average():
         return [float(v) for v in open("/proc/loadavg").read().split()[:3]]
     except OSError:
         return None
-
-
-def markdown(res):
-    out = []
-    w = out.append
-    w("| case | side | encode | RPC wall | of which server | decode | total | NumPy / this |")
-    w("|---|---|---|---|---|---|---|---|")
-    for c in res["cases"]:
-        np_total = c["numpy"]["total_s"]
-        s = c["numpy"]["stages"]
-        w("| %s N = %d | NumPy (%s) | | | | | %.2f s | 1.00x |" % (
-            c["case"], c["n"], ", ".join("%s %.2f" % (k, v) for k, v in s.items()), np_total))
-        for enc, sv in c["service"].items():
-            st = sv["stages"]
-            enc_s = sum(v["encode"] for v in st.values())
-            rpc_s = sum(v["rpc"] for v in st.values())
-            srv = [v["server"] for v in st.values()]
-            srv_s = sum(srv) if None not in srv else None
-            dec_s = sum(v["decode"] for v in st.values())
-            w("| %s N = %d | service, %s | %.2f s | %.2f s | %s | %.2f s | %.2f s | %.2fx |" % (
-                c["case"], c["n"], enc, enc_s, rpc_s,
-                "-" if srv_s is None else "%.2f s" % srv_s, dec_s, sv["total_s"],
-                np_total / sv["total_s"]))
-            w("| | per RPC | %s |||||| " % "; ".join(
-                "%s: enc %.3f, rpc %.3f (server %s), dec %.3f" % (
-                    k, v["encode"], v["rpc"],
-                    "-" if v["server"] is None else "%.3f" % v["server"], v["decode"])
-                for k, v in st.items()))
-    return "\n".join(out)
 
 
 def main():
@@ -151,7 +123,7 @@ def main():
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(res, f, indent=1)
-    print(markdown(res))
+    print(e2e_markdown(res))
     print("\nload average at start %s, at end %s" % (res["load_average_start"],
                                                      res["load_average_end"]))
 

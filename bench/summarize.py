@@ -302,27 +302,25 @@ def main():
         w("")
 
     # ---- 7. issue 10's targets (bench/targets.py, bench/e2e_vs_numpy.py) ----
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import issue10_tables
     tres = load(os.path.join(d, "targets.json"))
     if tres:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import targets as issue10
         w("## 7. Uncertainty at speed (issue 10): targets")
         w("")
         w("Through ntk_server over gRPC from Python (client wall times), Fashion-MNIST, "
           "d = 784, C = 10, depth-3 ReLU; see docs/performance.md.")
         w("")
-        w(issue10.table(tres))
+        w(issue10_tables.table(tres))
         w("")
     elif os.path.exists(os.path.join(d, "targets.log")):
         w("## 7. Uncertainty at speed (issue 10): FAILED (see targets.log)")
         w("")
     e2e = load(os.path.join(d, "e2e.json"))
     if e2e:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import e2e_vs_numpy
         w("### End to end vs the NumPy reference (bench/e2e_vs_numpy.py)")
         w("")
-        w(e2e_vs_numpy.markdown(e2e))
+        w(issue10_tables.e2e_markdown(e2e))
         w("")
 
     # ---- other benchmarks (e.g. kernel_bench, owned elsewhere) ----

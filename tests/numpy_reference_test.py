@@ -159,7 +159,6 @@ def brute_force_linearized(nr, x, y):
 
 
 def compare(client, nr, data, lam, method, model_id):
-    import numpy as np
     spec = client.spec(depth=3, lam=lam)
     fit, _ = client.fit(model_id, data.x_train, data.y_train, spec)
     stats = fit.model.stats

@@ -7,7 +7,8 @@
 #   --big            adds N = 10000 to GEMM/Cholesky and 2 repetitions of Fit
 #   --only=LIST      comma list of: linalg,fit,predict,distribution,memory,load,other,
 #                    targets (issue 10's table: bench/e2e_vs_numpy.py + bench/targets.py;
-#                    not in the default list, ~30-40 min on an idle machine; --quick: ~3 min)
+#                    not in the default list; ~15 min on an idle machine at today's speed,
+#                    hours when the machine is shared; --quick: ~2-3 min)
 #   --out=FILE       summary file (default BUILD_DIR/bench-results.md)
 #
 # Default sizes (about 15-20 minutes on an idle 2-core machine, several times

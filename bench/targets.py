@@ -237,21 +237,19 @@ def main():
     only = set(args.only.split(","))
     res = {"server_args": args.server_args, "sizes": vars(args)}
     start = load_average()
-    r = Runner(args)
-    if "exact" in only:
-        res["exact"] = r.exact()
-    if "lin" in only:
-        res["lin"] = r.linearized_and_mc()
-    if "big" in only and args.n_big > 0:
-        res["big"] = r.linearized_big()
-    if "latency" in only:
-        res["latency"] = r.latency()
     if args.e2e_json and os.path.exists(args.e2e_json):
         res["e2e"] = json.load(open(args.e2e_json))
-    res["load_average"] = [start, load_average()]
-    if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump(res, f, indent=1)
+    r = Runner(args)
+    steps = [("exact", r.exact), ("lin", r.linearized_and_mc), ("big", r.linearized_big),
+             ("latency", r.latency)]
+    for name, fn in steps:
+        if name not in only or (name == "big" and args.n_big <= 0):
+            continue
+        res[name] = fn()
+        res["load_average"] = [start, load_average()]
+        if args.json_out:  # after every step: an interrupted run keeps what it measured
+            with open(args.json_out, "w") as f:
+                json.dump(res, f, indent=1)
     print(table(res))
 
 

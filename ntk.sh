@@ -24,8 +24,10 @@ JOBS=${JOBS:-$(nproc)}
 PKGS_BUILD=(g++ make cmake pkg-config protobuf-compiler protobuf-compiler-grpc
   libgrpc++-dev libprotobuf-dev libeigen3-dev libopenblas-dev liblapacke-dev
   libgtest-dev libgmock-dev libbenchmark-dev grpc-proto openssl)
-# The README's example data (digits CSV) and the Python client example.
-PKGS_DATA=(python3 python3-numpy python3-sklearn python3-grpcio python3-protobuf)
+# The README's example data (digits CSV), the Python client example, and the
+# Python benchmarks (bench/*.py: NumPy reference, Fashion-MNIST).
+PKGS_DATA=(python3 python3-numpy python3-scipy python3-sklearn python3-grpcio python3-protobuf
+  dataset-fashion-mnist)
 
 log() { printf '[ntk.sh] %s\n' "$*" >&2; }
 

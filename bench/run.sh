@@ -5,7 +5,10 @@
 #
 #   --quick          small sizes, about 5 minutes: checks that everything runs
 #   --big            adds N = 10000 to GEMM/Cholesky and 2 repetitions of Fit
-#   --only=LIST      comma list of: linalg,fit,predict,distribution,memory,load,other
+#   --only=LIST      comma list of: linalg,fit,predict,distribution,memory,load,other,
+#                    targets (issue 10's table: bench/e2e_vs_numpy.py + bench/targets.py;
+#                    not in the default list; ~15 min on an idle machine at today's speed,
+#                    hours when the machine is shared; --quick: ~2-3 min)
 #   --out=FILE       summary file (default BUILD_DIR/bench-results.md)
 #
 # Default sizes (about 15-20 minutes on an idle 2-core machine, several times
@@ -23,13 +26,22 @@
 #   NTK_BENCH_MEMORY_N=20000      Fit peak RSS (lowered, and said so, when RAM is short)
 #   NTK_BENCH_LOAD_MS=3000        measured milliseconds per load cell (plus 500 warm-up)
 #   NTK_BENCH_SYNTHETIC=1         synthetic data instead of Fashion-MNIST
+# Sizes of --only=targets (bench/targets.py, bench/e2e_vs_numpy.py; quick in brackets):
+#   NTK_BENCH_T_E2E_2B_N=3000 [800]   end to end vs NumPy, 2b
+#   NTK_BENCH_T_E2E_2A_N=1500 [500]   end to end vs NumPy, 2a (lambda = 0.01, LINEARIZED)
+#   NTK_BENCH_T_EXACT_N=10000 [2000]  (a) 2b EXACT first call / Fit
+#   NTK_BENCH_T_LIN_N=5000 [1000]     (b) LINEARIZED first call / Fit, (c) MONTE_CARLO
+#   NTK_BENCH_T_BIG_N=0 [0]           (b) at this N (20000: the issue's; 0 skips it)
+#   NTK_BENCH_T_MC_SAMPLES=64 [16]    (c) MONTE_CARLO S
+#   NTK_BENCH_T_LOAD_N=3000 [800]     (e) the model whose first LINEARIZED runs meanwhile
+#   NTK_BENCH_T_SERVER_ARGS=          extra ntk_server flags (e.g. --blas_threads=0)
 # Threads: OMP_NUM_THREADS and OPENBLAS_NUM_THREADS (default: all cores).
 #
 # Output: BUILD_DIR/bench-results/<UTC time>/ (raw JSON and logs of each
 # step) and the Markdown summary, also printed at the end.
 set -uo pipefail
 
-usage() { sed -n '2,30p' "$0"; }
+usage() { sed -n '2,/^set -uo/{/^#/p}' "$0"; }
 [ $# -ge 1 ] || { usage; exit 2; }
 BUILD=$(cd "$1" && pwd) || exit 2
 shift
@@ -50,6 +62,11 @@ for a in "$@"; do
   esac
 done
 
+if [ "$MODE" = quick ]; then
+  T_E2E_2B=800 T_E2E_2A=500 T_EXACT=2000 T_LIN=1000 T_MC=16 T_LOAD=800 T_PROBES=50
+else
+  T_E2E_2B=3000 T_E2E_2A=1500 T_EXACT=10000 T_LIN=5000 T_MC=64 T_LOAD=3000 T_PROBES=200
+fi
 if [ "$MODE" = quick ]; then
   D_LINALG=4000 D_ROUNDS=1 D_FIT=3000 D_FIT2A=2000 D_REPS=1 D_PRED=3000 D_DIST=2000 D_PTS=8 D_MC=2 D_MEM=5000 D_LOAD=1000
 elif [ "$MODE" = big ]; then
@@ -168,6 +185,19 @@ fi
 if want load; then
   step loadgen 600 "$BIN/ntk_loadgen" --duration_ms="$LOAD_MS" --json_out="$RES/loadgen.json" \
     || true
+fi
+
+# ---- 7. issue 10's targets: end to end vs NumPy, then the ratios ----
+if want targets; then
+  step e2e 3600 /usr/bin/python3 -B "$HERE/e2e_vs_numpy.py" "$BUILD" \
+    --n_2b="${NTK_BENCH_T_E2E_2B_N:-$T_E2E_2B}" --n_2a="${NTK_BENCH_T_E2E_2A_N:-$T_E2E_2A}" \
+    --server_args="${NTK_BENCH_T_SERVER_ARGS:-}" --json_out="$RES/e2e.json"
+  step targets 10800 /usr/bin/python3 -B "$HERE/targets.py" "$BUILD" \
+    --n_exact="${NTK_BENCH_T_EXACT_N:-$T_EXACT}" --n_lin="${NTK_BENCH_T_LIN_N:-$T_LIN}" \
+    --n_big="${NTK_BENCH_T_BIG_N:-0}" --mc_samples="${NTK_BENCH_T_MC_SAMPLES:-$T_MC}" \
+    --n_load="${NTK_BENCH_T_LOAD_N:-$T_LOAD}" --probes="$T_PROBES" \
+    --server_args="${NTK_BENCH_T_SERVER_ARGS:-}" \
+    --e2e_json="$RES/e2e.json" --json_out="$RES/targets.json"
 fi
 
 # ---- other benchmarks (e.g. kernel_bench) with their defaults ----

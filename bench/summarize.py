@@ -301,9 +301,32 @@ def main():
                                 ">= 0.5x", r >= 0.5))
         w("")
 
+    # ---- 7. issue 10's targets (bench/targets.py, bench/e2e_vs_numpy.py) ----
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import issue10_tables
+    tres = load(os.path.join(d, "targets.json"))
+    if tres:
+        w("## 7. Uncertainty at speed (issue 10): targets")
+        w("")
+        w("Through ntk_server over gRPC from Python (client wall times), Fashion-MNIST, "
+          "d = 784, C = 10, depth-3 ReLU; see docs/performance.md.")
+        w("")
+        w(issue10_tables.table(tres))
+        w("")
+    elif os.path.exists(os.path.join(d, "targets.log")):
+        w("## 7. Uncertainty at speed (issue 10): FAILED (see targets.log)")
+        w("")
+    e2e = load(os.path.join(d, "e2e.json"))
+    if e2e:
+        w("### End to end vs the NumPy reference (bench/e2e_vs_numpy.py)")
+        w("")
+        w(issue10_tables.e2e_markdown(e2e))
+        w("")
+
     # ---- other benchmarks (e.g. kernel_bench, owned elsewhere) ----
     known = {"linalg_eigen.json", "linalg_openblas.json", "fit.json", "predict.json",
-             "distribution.json", "memory.json", "loadgen.json", "meta.json"}
+             "distribution.json", "memory.json", "loadgen.json", "meta.json", "targets.json",
+             "e2e.json"}
     for name in sorted(os.listdir(d)):
         if not name.endswith(".json") or name in known or name.startswith("linalg_"):
             continue
@@ -325,6 +348,9 @@ def main():
         w("")
 
     # ---- targets ----
+    if not targets:
+        print("\n".join(lines))
+        return
     w("## Targets")
     w("")
     w("| what | measured | target | verdict |")

@@ -53,7 +53,7 @@ TEST(ModelRegistryTest, GenerationsGrowAndReplacedOrDeletedModelsLeaveTheCache) 
   std::shared_ptr<const ModelEntry> a1 = publish("a", false);
   std::shared_ptr<const ModelEntry> b1 = publish("b", false);
   EXPECT_GT(b1->generation, a1->generation);
-  EXPECT_EQ(a1->model_bytes, static_cast<int64_t>(model->Serialize().size()));
+  EXPECT_EQ(a1->model_bytes, model->MemoryBytes());  // what the model holds in memory
   DistributionCache::Scope scope = a1->CacheScope(&cache);
   EXPECT_EQ(scope.cache, &cache);
   EXPECT_EQ(scope.model_id, "a");
@@ -79,7 +79,7 @@ TEST(ModelRegistryTest, GenerationsGrowAndReplacedOrDeletedModelsLeaveTheCache) 
   // A model loaded at start gets a generation of its own as well.
   registry.InsertLoaded("c", 1, model, 123);
   EXPECT_GT(registry.Get("c")->generation, a2->generation);
-  EXPECT_EQ(registry.Get("c")->model_bytes, 123);
+  EXPECT_EQ(registry.Get("c")->model_bytes, model->MemoryBytes());
 }
 
 }  // namespace

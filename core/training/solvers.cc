@@ -566,7 +566,7 @@ absl::StatusOr<SolverSolution> SolveUnregularizedCE(const Eigen::MatrixXd& theta
   if (absl::Status s = CheckShapes(theta, y, f0); !s.ok()) return s;
   if (!(y.array() > 0).all()) {
     return absl::InvalidArgumentError(
-        "targets: 2b (lambda = 0) needs every target > 0 (docs/model-contract.md "2b. Unregularized")");
+        "targets: 2b (lambda = 0) needs every target > 0 (docs/model-contract.md \"2b. Unregularized\")");
   }
   MatrixXd rhs = y.array().log().matrix();
   if (f0.size() != 0) rhs -= f0;

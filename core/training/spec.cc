@@ -215,7 +215,7 @@ absl::StatusOr<ResolvedSpec> ResolveSpec(const ModelSpec& spec,
     return absl::InvalidArgumentError(
         "spec.training.regularization: 0 with cross-entropy needs strictly "
         "positive targets, but some target is 0 (hard labels or soft targets "
-        "with zeros, no label smoothing): the logits diverge (docs/model-contract.md "2b. Unregularized"); "
+        "with zeros, no label smoothing): the logits diverge (docs/model-contract.md \"2b. Unregularized\"); "
         "set regularization > 0 or label_smoothing > 0");
   }
 

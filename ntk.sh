@@ -77,11 +77,24 @@ test_sanitize() {
   local mode=$1
   shift
   if [ "$mode" = asan ]; then
-    sanitizer_build "$ROOT/build-asan" all -DNTK_SANITIZE=address,undefined
+    # NTK_FUZZ=ON: the same ASan+UBSan objects also give the fuzzers CI runs.
+    sanitizer_build "$ROOT/build-asan" all -DNTK_SANITIZE=address,undefined -DNTK_FUZZ=ON
   else
     sanitizer_build "$ROOT/build-tsan" all -DNTK_SANITIZE=thread
   fi
   "$ROOT/tests/sanitizers/run.sh" "$mode" "$ROOT/build-$mode" "$@"
+}
+
+# The CI part of `test` (docs/testing.md "What runs where"): ASan+UBSan
+# unit and e2e tests, each fuzzer for 30 s (from the same ASan build), TSan
+# concurrency tests.
+ci_checks() {
+  install_pkgs "${PKGS_SANITIZE[@]}"
+  local t0=$SECONDS
+  test_sanitize asan
+  "$ROOT/fuzz/run.sh" "$ROOT/build-asan" 30
+  test_sanitize tsan
+  log "CI sanitizer and fuzz checks passed in $(( SECONDS - t0 )) s"
 }
 
 verb=${1:-help}
@@ -95,7 +108,13 @@ case "$verb" in
     exec "$BUILD_DIR/server/ntk_server" --listen=127.0.0.1:50051 --model_dir="$ROOT/models" "$@" ;;
   test)
     install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build
-    ctest --test-dir "$BUILD_DIR" -L unit --output-on-failure -j "$JOBS" --timeout 900 "$@" ;;
+    ctest --test-dir "$BUILD_DIR" -L unit --output-on-failure -j "$JOBS" --timeout 900 "$@"
+    # CI runners set CI=true; NTK_CI_CHECKS=1/0 forces the checks on/off.
+    if [ "${NTK_CI_CHECKS:-${CI:-false}}" = true ] || [ "${NTK_CI_CHECKS:-}" = 1 ]; then
+      ci_checks
+    else
+      log "sanitizer and fuzz checks skipped (CI is not true; NTK_CI_CHECKS=1 runs them)"
+    fi ;;
   test-sanitize)
     install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}" "${PKGS_SANITIZE[@]}"
     case "${1:-all}" in

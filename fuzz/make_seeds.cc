@@ -97,18 +97,23 @@ std::vector<ntk::v1::FitRequest> FitRequests() {
   return out;
 }
 
+// request_fuzzer's input: a selector byte, then the message.
+std::string Selected(int selector, const google::protobuf::Message& m) {
+  return std::string(1, static_cast<char>(selector)) + m.SerializeAsString();
+}
+
 void RequestSeeds() {
   const std::vector<ntk::v1::FitRequest> fits = FitRequests();
   for (size_t k = 0; k < fits.size(); ++k) {
     Write("fit", "fit" + std::to_string(k), fits[k].SerializeAsString());
-    Write("request", "fit" + std::to_string(k), std::string(1, '\0') + fits[k].SerializeAsString());
+    Write("request", "fit" + std::to_string(k), Selected(0, fits[k]));
   }
   for (int model = 0; model < ntk::fuzz::kNumSmallModels; ++model) {
-    const char base = static_cast<char>(model << 4);
+    const int base = model << 4;
     ntk::v1::PredictRequest p;
     p.set_model_id("m");
     SetMatrix(2, 3, 0.5, p.mutable_features());
-    Write("request", "predict" + std::to_string(model), base + 1 + p.SerializeAsString());
+    Write("request", "predict" + std::to_string(model), Selected(base + 1, p));
     for (int method = 0; method <= 4; ++method) {
       ntk::v1::PredictDistributionRequest d;
       d.set_model_id("m");
@@ -117,15 +122,15 @@ void RequestSeeds() {
       d.set_num_samples(8);
       d.set_seed(7);
       Write("request", "pd" + std::to_string(model) + std::to_string(method),
-            base + 2 + d.SerializeAsString());
+            Selected(base + 2, d));
     }
   }
   ntk::v1::GetModelRequest g;
   g.set_model_id("model-1.v2_x");
-  Write("request", "get", "\x03" + g.SerializeAsString());
+  Write("request", "get", Selected(3, g));
   ntk::v1::DeleteModelRequest del;
   del.set_model_id("../etc");
-  Write("request", "delete-bad-id", "\x04" + del.SerializeAsString());
+  Write("request", "delete-bad-id", Selected(4, del));
   Write("request", "list", "\x05");
 }
 

@@ -10,7 +10,7 @@
 // update; the fuzz targets only see these signatures.
 //
 // Every function returns the first error (or OK). The caller checks that the
-// code is one a client may legitimately get for bad input (IsInputError).
+// code is one a client may legitimately get (RequireOkOrInputError).
 //
 // Thread safety: single-threaded (libFuzzer calls targets one at a time).
 #ifndef NTK_FUZZ_REQUEST_ADAPTER_H_
@@ -33,6 +33,10 @@ struct FuzzBudget {
   int max_classes = 6;
   uint64_t max_query_rows = 4;
   uint32_t max_num_samples = 64;
+  // Fit runs only when every |feature| is at most this: a 6 x 2 fit with
+  // one feature 4.5e43 took 94 s (known finding F2, docs/testing.md
+  // "Findings"; issue 11 item 3 will refuse such values).
+  double max_abs_feature = 1e6;
 };
 
 // Fit and FitStream messages. `run_fit`: also fit when within `budget`,
@@ -47,8 +51,13 @@ absl::Status ConvertPredictDistribution(const v1::PredictDistributionRequest& re
 // GetModel and DeleteModel carry only a model id; ListModels nothing.
 absl::Status ConvertModelId(const std::string& model_id);
 
-// Codes a request may legitimately be refused with (docs/api.md).
-bool IsInputError(const absl::Status& status);
+// Aborts (a fuzz finding), printing the status, unless it is OK or a
+// refusal a client may legitimately get for bad input: INVALID_ARGUMENT,
+// RESOURCE_EXHAUSTED or FAILED_PRECONDITION with a message (docs/api.md).
+// Known finding F1 (docs/testing.md "Findings"; reproducers in
+// fuzz/findings/) is let through until it is fixed: INTERNAL "2a Newton
+// solver did not converge" for tiny lambda or huge features.
+void RequireOkOrInputError(const absl::Status& status);
 
 }  // namespace ntk::fuzz
 

@@ -31,6 +31,9 @@ case "$MODE" in
     ;;
   tsan)
     # halt_on_error=0: collect every report of the run, fail at the end.
+    # One OpenMP / OpenBLAS thread: TSan cannot see the synchronization
+    # inside the uninstrumented runtimes (docs/testing.md "Sanitizers").
+    export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
     export TSAN_OPTIONS="$common:halt_on_error=0:second_deadlock_stack=1:suppressions=$SUPP/tsan.supp"
     select=(-R 'concurrency|shutdown|cache')
     ;;

@@ -4,14 +4,18 @@
 # (idempotent; a no-op when all are there), then configures and builds.
 #
 #   ./ntk.sh serve [server flags]   install, build, start ntk_server on 127.0.0.1:50051
-#   ./ntk.sh test                   install, build, run the test suite (CI runs this)
+#   ./ntk.sh test                   install, build, run the test suite (CI runs this;
+#                                   with CI=true also the CI checks of docs/testing.md)
 #   ./ntk.sh test-long              the long experiments left out of `test`
+#   ./ntk.sh test-sanitize [asan|tsan]  ASan+UBSan unit/e2e tests, TSan concurrency tests
+#   ./ntk.sh fuzz [seconds] [target...] the libFuzzer targets of fuzz/ (default 30 s each)
 #   ./ntk.sh bench                  install, build, run bench/ (see docs/performance.md)
 #   ./ntk.sh build                  install and build only
 #   ./ntk.sh deps                   install the packages only
 #
 # Environment: BUILD_DIR (default ./build), NTK_NATIVE=1 for -march=native,
-# JOBS (default: number of cores).
+# JOBS (default: number of cores). Sanitizer and fuzz builds live in
+# build-asan/, build-tsan/, build-fuzz/ (docs/testing.md).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -28,6 +32,8 @@ PKGS_BUILD=(g++ make cmake pkg-config protobuf-compiler protobuf-compiler-grpc
 # Python benchmarks (bench/*.py: NumPy reference, Fashion-MNIST).
 PKGS_DATA=(python3 python3-numpy python3-scipy python3-sklearn python3-grpcio python3-protobuf
   dataset-fashion-mnist)
+# Sanitizer and fuzz builds: clang with libFuzzer and the sanitizer runtimes.
+PKGS_SANITIZE=(clang-14 libclang-rt-14-dev libomp-14-dev)
 
 log() { printf '[ntk.sh] %s\n' "$*" >&2; }
 
@@ -75,6 +81,45 @@ run_ctest() {
   return $status
 }
 
+# sanitizer_build DIR TARGET CMAKE_ARGS...: clang-14 at -O1 -g with assertions
+# on (no NDEBUG: Eigen's bounds checks stay active), no benchmarks.
+sanitizer_build() {
+  local dir=$1 target=$2 launcher=()
+  shift 2
+  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  if [ ! -f "$dir/CMakeCache.txt" ]; then
+    cmake -S "$ROOT" -B "$dir" -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" \
+      "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g" -DNTK_BUILD_BENCH=OFF "${launcher[@]}" "$@"
+  fi
+  cmake --build "$dir" -j "$JOBS" --target "$target"
+}
+
+# test_sanitize asan|tsan [ctest args]
+test_sanitize() {
+  local mode=$1
+  shift
+  if [ "$mode" = asan ]; then
+    # NTK_FUZZ=ON: the same ASan+UBSan objects also give the fuzzers CI runs.
+    sanitizer_build "$ROOT/build-asan" all -DNTK_SANITIZE=address,undefined -DNTK_FUZZ=ON
+  else
+    sanitizer_build "$ROOT/build-tsan" all -DNTK_SANITIZE=thread
+  fi
+  "$ROOT/tests/sanitizers/run.sh" "$mode" "$ROOT/build-$mode" "$@"
+}
+
+# The CI part of `test` (docs/testing.md "What runs where"): ASan+UBSan
+# unit and e2e tests, each fuzzer for 30 s (from the same ASan build), TSan
+# concurrency tests.
+ci_checks() {
+  install_pkgs "${PKGS_SANITIZE[@]}"
+  local t0=$SECONDS
+  test_sanitize asan
+  "$ROOT/fuzz/run.sh" "$ROOT/build-asan" 30
+  test_sanitize tsan
+  log "CI sanitizer and fuzz checks passed in $(( SECONDS - t0 )) s"
+}
+
 verb=${1:-help}
 [ $# -gt 0 ] && shift
 case "$verb" in
@@ -86,12 +131,26 @@ case "$verb" in
     exec "$BUILD_DIR/server/ntk_server" --listen=127.0.0.1:50051 --model_dir="$ROOT/models" "$@" ;;
   test)
     install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build
-    run_ctest -L unit --output-on-failure -j "$JOBS" --timeout 900 "$@" ;;
+    run_ctest -L unit --output-on-failure -j "$JOBS" --timeout 900 "$@"
+    # The sanitizer builds and the fuzz smoke (docs/testing.md) add two clang
+    # builds: on demand (NTK_CI_CHECKS=1, ./ntk.sh test-sanitize, ./ntk.sh fuzz).
+    if [ "${NTK_CI_CHECKS:-0}" = 1 ]; then ci_checks; fi ;;
+  test-sanitize)
+    install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}" "${PKGS_SANITIZE[@]}"
+    case "${1:-all}" in
+      asan|tsan) mode=$1; shift; test_sanitize "$mode" "$@" ;;
+      all) [ $# -gt 0 ] && shift; test_sanitize asan; test_sanitize tsan ;;
+      *) log "test-sanitize: asan, tsan or all"; exit 2 ;;
+    esac ;;
+  fuzz)
+    install_pkgs "${PKGS_BUILD[@]}" "${PKGS_SANITIZE[@]}"
+    sanitizer_build "$ROOT/build-fuzz" fuzzers -DNTK_FUZZ=ON -DNTK_BUILD_TESTS=OFF
+    exec "$ROOT/fuzz/run.sh" "$ROOT/build-fuzz" "$@" ;;
   test-long)
     install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build
     run_ctest -L long --output-on-failure "$@" ;;
   bench)
     install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build
     exec "$ROOT/bench/run.sh" "$BUILD_DIR" "$@" ;;
-  *) sed -n '2,16p' "$0"; [ "$verb" = help ] || exit 2 ;;
+  *) sed -n '2,19p' "$0"; [ "$verb" = help ] || exit 2 ;;
 esac

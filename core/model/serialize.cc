@@ -4,7 +4,6 @@
 
 #include <array>
 #include <cstring>
-#include <limits>
 #include <memory>
 #include <string>
 
@@ -126,7 +125,13 @@ class Reader {
   MatrixXd Mat() {
     const uint64_t rows = U64();
     const uint64_t cols = U64();
-    if (!ok_ || (cols != 0 && rows > remaining() / 8 / cols)) {
+    // Every matrix of a model is 0 x 0 or has both dimensions >= 1, so its
+    // size is bounded by the bytes left. (A 0-column matrix of 2^62 rows
+    // passed a size-only check: the loop below spun for hours, and the
+    // row norms of a 2^31 x 0 x_train allocated 16 GB.)
+    const bool empty = rows == 0 || cols == 0;
+    if (!ok_ || (empty && (rows != 0 || cols != 0)) ||
+        (!empty && rows > remaining() / 8 / cols)) {
       ok_ = false;
       return {};
     }

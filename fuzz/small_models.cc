@@ -1,0 +1,48 @@
+#include "fuzz/small_models.h"
+
+#include <cstdlib>
+#include <memory>
+
+#include "core/training/spec.h"
+
+namespace ntk::fuzz {
+namespace {
+
+std::unique_ptr<FittedModel> FitOne(int which) {
+  constexpr int kRows = 12, kCols = 3, kClasses = 3;
+  TrainingData data;
+  data.features.resize(kRows, kCols);
+  for (int i = 0; i < kRows; ++i) {
+    for (int j = 0; j < kCols; ++j) data.features(i, j) = ((i * 7 + j * 3) % 11) / 5.0 - 1.0 + (i % kClasses == j);
+  }
+  ModelSpec spec;
+  spec.num_classes = kClasses;
+  if (which == 2) {
+    spec.training.loss = Loss::kSquared;
+    spec.preprocessing.normalize_rows = true;
+    data.targets = Eigen::MatrixXd::Constant(kRows, kClasses, 0.1);
+    for (int i = 0; i < kRows; ++i) data.targets(i, i % kClasses) = 0.8;
+  } else {
+    for (int i = 0; i < kRows; ++i) data.labels.push_back(i % kClasses);
+  }
+  if (which == 0) spec.training.regularization = 1.0;
+  if (which == 1) {
+    spec.kernel.activation = Activation::kErf;
+    spec.kernel.depth = 2;
+    spec.preprocessing.standardize = true;
+    spec.class_names = {"a", "b", "c"};
+  }
+  absl::StatusOr<std::unique_ptr<FittedModel>> m = FittedModel::Fit(spec, data);
+  if (!m.ok()) std::abort();
+  return *std::move(m);
+}
+
+}  // namespace
+
+const FittedModel& SmallModel(int which) {
+  static const FittedModel* const models[kNumSmallModels] = {
+      FitOne(0).release(), FitOne(1).release(), FitOne(2).release()};
+  return *models[((which % kNumSmallModels) + kNumSmallModels) % kNumSmallModels];
+}
+
+}  // namespace ntk::fuzz

@@ -1,5 +1,5 @@
 // libFuzzer target: a serialized FitRequest -> the server's conversion,
-// core's ResolveSpec and, for tiny data (fuzz/request_adapter.h FuzzBudget),
+// core's DecideTrainingProblem and, for tiny data (fuzz/request_adapter.h FuzzBudget),
 // FittedModel::Fit itself, Predict on the training rows and a
 // Serialize/Deserialize round trip. Slower than the other targets: every
 // accepted input is a real fit.

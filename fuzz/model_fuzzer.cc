@@ -30,9 +30,10 @@ void Check(const std::string& bytes) {
   absl::StatusOr<std::unique_ptr<ntk::FittedModel>> back = ntk::FittedModel::Deserialize(again);
   Require(back.ok() && (*back)->Serialize() == again);
   // Bounded work: predict two rows when the model is small.
-  const int64_t work = int64_t{model.num_train()} * (model.num_features() + model.num_classes());
+  const ntk::FittedModelInfo info = model.Info();
+  const int64_t work = int64_t{info.num_train} * (info.num_features + info.num_classes);
   if (work > 0 && work <= 1 << 16) {
-    Eigen::MatrixXd x = Eigen::MatrixXd::Ones(2, model.num_features());
+    Eigen::MatrixXd x = Eigen::MatrixXd::Ones(2, info.num_features);
     absl::StatusOr<ntk::Prediction> p = model.Predict(x);
     Require(!p.ok() || p->probabilities.rows() == 2);
   }

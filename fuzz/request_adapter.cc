@@ -1,4 +1,4 @@
-// Thin adapter over today's server/convert.h (see request_adapter.h).
+// Thin adapter over server/convert.h (see request_adapter.h).
 #include "fuzz/request_adapter.h"
 
 #include <cstdio>
@@ -8,7 +8,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
-#include "core/training/spec.h"
+#include "core/training/problem.h"
+#include "proto/matrix_convert.h"
 #include "server/convert.h"
 #include "server/options.h"
 
@@ -61,11 +62,9 @@ absl::Status ConvertFit(const v1::FitRequest& r, const FuzzBudget& budget, bool 
   if (!WithinValues(r.features(), budget) || !WithinValues(r.targets(), budget)) {
     return absl::OkStatus();  // would be converted the same way, only bigger
   }
-  absl::StatusOr<TrainingData> data = server::TrainingDataFromViews(
-      server::ViewOf(r.features()), r.labels().data(), static_cast<size_t>(r.labels_size()),
-      server::ViewOf(r.targets()), *spec, Limits());
+  absl::StatusOr<TrainingData> data = server::TrainingDataFromProto(r, Limits());
   if (!data.ok()) return data.status();
-  absl::StatusOr<ResolvedSpec> resolved = ResolveSpec(*spec, *data);
+  absl::StatusOr<TrainingProblem> resolved = DecideTrainingProblem(*spec, *data);
   if (!resolved.ok()) return resolved.status();
 
   const uint64_t n = static_cast<uint64_t>(data->features.rows());
@@ -90,14 +89,14 @@ absl::Status ConvertPredict(const v1::PredictRequest& r, const FittedModel& mode
   if (absl::Status s = server::ValidateModelId(r.model_id()); !s.ok()) return s;
   if (!WithinValues(r.features(), budget)) return absl::OkStatus();
   absl::StatusOr<Eigen::MatrixXd> x =
-      server::QueryFeaturesFromProto(r.features(), model, Limits());
+      server::QueryFeaturesFromProto(r.features(), Limits());
   if (!x.ok()) return x.status();
   if (static_cast<uint64_t>(x->rows()) > budget.max_query_rows) return absl::OkStatus();
   absl::StatusOr<Prediction> p = model.Predict(*x);
   if (!p.ok()) return p.status();
   Require(p->labels.size() == static_cast<size_t>(x->rows()));
   v1::PredictResponse response;
-  server::PredictionToProto(*p, &response);
+  server::PredictionToProto(*p, MatrixEncoding::kValues, &response);
   return absl::OkStatus();
 }
 
@@ -109,7 +108,7 @@ absl::Status ConvertPredictDistribution(const v1::PredictDistributionRequest& r,
   if (!options.ok()) return options.status();
   if (!WithinValues(r.features(), budget)) return absl::OkStatus();
   absl::StatusOr<Eigen::MatrixXd> x =
-      server::QueryFeaturesFromProto(r.features(), model, Limits());
+      server::QueryFeaturesFromProto(r.features(), Limits());
   if (!x.ok()) return x.status();
   if (static_cast<uint64_t>(x->rows()) > budget.max_query_rows ||
       r.num_samples() > budget.max_num_samples) {

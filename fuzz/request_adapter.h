@@ -3,7 +3,7 @@
 //
 // Each Convert* function does, for one parsed request message, what the
 // server does between receiving it and starting the work: model-id checks,
-// proto -> core conversion with the server's limits, core's ResolveSpec;
+// proto -> core conversion with the server's limits, core's DecideTrainingProblem;
 // then, when the request is tiny (see FuzzBudget), the core call itself
 // (Fit, Predict, PredictDistribution) so the solvers see fuzzed values too.
 // When the server's conversion API changes, this file pair is the one to

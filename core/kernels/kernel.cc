@@ -18,6 +18,14 @@
 //      outputs are exactly symmetric and the only memory beyond the two
 //      N x N outputs is O(N L) + O(tile) per thread.
 //
+// Why one file over ~500 lines: the kernel recursion is one vectorized
+// pipeline. The arcsine kernels, the per-point diagonal data, the tile
+// driver and its run-time ISA dispatch share file-local inline functions and
+// the tile layout; they are compiled together (twice, baseline and AVX2) so
+// the compiler can inline and vectorize across them. Splitting them would
+// put the hot loop's pieces in separate translation units (no inlining
+// without LTO) or behind a header of internals only this file uses.
+//
 // Accuracy: entries are accurate to a few ulp of the inputs' recursion,
 // except that arccos is ill-conditioned at rho = +-1: an O(eps) error in rho
 // (e.g. from the GEMM's summation order) becomes an O(sqrt(eps)) ~ 1e-8

@@ -27,6 +27,11 @@
 //
 //   ./ntk_loadgen --duration_ms=3000 --json_out=loadgen.json
 //
+// Why one file over ~500 lines: it is one self-contained benchmark binary
+// (echo service, subprocess control, completion-queue driver, report) whose
+// parts are used only here and only in this order; bench/ builds each
+// benchmark from one source so run.sh and the CMake list stay one line each.
+//
 // Not a test: it asserts nothing about speed. Calls that fail are counted
 // (errors) and excluded from the latencies.
 #include <fcntl.h>
@@ -348,6 +353,20 @@ std::string Json(const CellResult& r) {
                       ",\"mean_us\":", r.mean_us, ",\"server_cpu_us\":", r.server_cpu_us, "}");
 }
 
+// RunCell at each concurrency of `levels`, appending to *results; each
+// cell's JSON goes to stderr as it completes.
+template <typename Request, typename Response, typename Prepare>
+void RunCells(const std::string& target, pid_t server_pid, const std::vector<int>& levels,
+              double warmup_s, double duration_s, long max_calls,
+              const std::vector<Request>& requests, const Prepare& prepare,
+              std::vector<CellResult>* results) {
+  for (int c : levels) {
+    results->push_back(RunCell<Request, Response>(target, server_pid, c, warmup_s, duration_s,
+                                                  max_calls, requests, prepare));
+    fprintf(stderr, "%s\n", Json(results->back()).c_str());
+  }
+}
+
 bool WaitHealthy(ntk::Client* client, double seconds) {
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                            std::chrono::duration<double>(seconds));
@@ -434,13 +453,11 @@ int main(int argc, char** argv) {
         requests[i].set_model_id("bench");
         for (int j = 0; j < d; ++j) requests[i].add_values(query.features(i, j));
       }
-      for (int c : concurrency) {
-        results.push_back(RunCell<ntk::bench::EchoMessage, ntk::bench::EchoMessage>(
-            "echo", echo.pid, c, warmup_s, duration_s, max_calls, requests,
-            [&](grpc::ClientContext* ctx, const ntk::bench::EchoMessage& req,
-                grpc::CompletionQueue* cq) { return stub->PrepareAsyncEcho(ctx, req, cq); }));
-        fprintf(stderr, "%s\n", Json(results.back()).c_str());
-      }
+      RunCells<ntk::bench::EchoMessage, ntk::bench::EchoMessage>(
+          "echo", echo.pid, concurrency, warmup_s, duration_s, max_calls, requests,
+          [&](grpc::ClientContext* ctx, const ntk::bench::EchoMessage& req,
+              grpc::CompletionQueue* cq) { return stub->PrepareAsyncEcho(ctx, req, cq); },
+          &results);
     }
     Stop(&echo);
   }
@@ -486,25 +503,20 @@ int main(int argc, char** argv) {
           dreq[i].set_seed(i);
         }
         if (wanted("predict")) {
-          for (int c : concurrency) {
-            results.push_back(RunCell<ntk::v1::PredictRequest, ntk::v1::PredictResponse>(
-                "predict", server.pid, c, warmup_s, duration_s, max_calls, preq,
-                [&](grpc::ClientContext* ctx, const ntk::v1::PredictRequest& req,
-                    grpc::CompletionQueue* cq) { return stub->PrepareAsyncPredict(ctx, req, cq); }));
-            fprintf(stderr, "%s\n", Json(results.back()).c_str());
-          }
+          RunCells<ntk::v1::PredictRequest, ntk::v1::PredictResponse>(
+              "predict", server.pid, concurrency, warmup_s, duration_s, max_calls, preq,
+              [&](grpc::ClientContext* ctx, const ntk::v1::PredictRequest& req,
+                  grpc::CompletionQueue* cq) { return stub->PrepareAsyncPredict(ctx, req, cq); },
+              &results);
         }
         if (wanted("distribution")) {
-          for (int c : concurrency) {
-            results.push_back(
-                RunCell<ntk::v1::PredictDistributionRequest, ntk::v1::PredictDistributionResponse>(
-                    "distribution", server.pid, c, warmup_s, duration_s, max_calls, dreq,
-                    [&](grpc::ClientContext* ctx, const ntk::v1::PredictDistributionRequest& req,
-                        grpc::CompletionQueue* cq) {
-                      return stub->PrepareAsyncPredictDistribution(ctx, req, cq);
-                    }));
-            fprintf(stderr, "%s\n", Json(results.back()).c_str());
-          }
+          RunCells<ntk::v1::PredictDistributionRequest, ntk::v1::PredictDistributionResponse>(
+              "distribution", server.pid, concurrency, warmup_s, duration_s, max_calls, dreq,
+              [&](grpc::ClientContext* ctx, const ntk::v1::PredictDistributionRequest& req,
+                  grpc::CompletionQueue* cq) {
+                return stub->PrepareAsyncPredictDistribution(ctx, req, cq);
+              },
+              &results);
         }
       }
     }

@@ -59,6 +59,16 @@ def merged_runs(d, prefix):
     return out
 
 
+def bench_section(d, name, lines, write_body):
+    """One report section from the benchmark file d/name: write_body(runs,
+    context) when it has runs (see bench_runs), then its errors."""
+    doc = load(os.path.join(d, name))
+    runs = bench_runs(doc)
+    if runs:
+        write_body(runs, doc.get("context", {}))
+    lines.extend(f"- ERROR {e}" for e in bench_errors(doc))
+
+
 def bench_errors(doc):
     if not doc:
         return []
@@ -154,12 +164,9 @@ def main():
         w("")
 
     # ---- 2. fit ----
-    fit = load(os.path.join(d, "fit.json"))
-    rf = bench_runs(fit)
-    if rf:
+    def fit_section(rf, ctx):
         w("## 2. Fit vs its floor (TrainKernels + one Cholesky, same run)")
         w("")
-        ctx = fit.get("context", {})
         w(f"Data: {ctx.get('data', '?')}, d = {ctx.get('d', '?')}, C = {ctx.get('classes', '?')}; "
           "ReLU depth 1, standardize + normalize_rows.")
         w("")
@@ -197,14 +204,10 @@ def main():
                   f"(CG {c.get('cg_iterations', 0):.0f}), "
                   f"residual {c.get('residual', 0):.2e}, condition {c.get('condition', 0):.2e}")
         w("")
-    for e in bench_errors(fit):
-        w(f"- ERROR {e}")
+    bench_section(d, "fit.json", lines, fit_section)
 
     # ---- 3. predict ----
-    pred = load(os.path.join(d, "predict.json"))
-    rp = bench_runs(pred)
-    if rp:
-        ctx = pred.get("context", {})
+    def predict_section(rp, ctx):
         n = int(ctx.get("n_train", "0") or 0)
         w(f"## 3. Predict throughput (N = {n}, d = 784, C = 10, {ctx.get('data', '?')})")
         w("")
@@ -221,14 +224,10 @@ def main():
             w(f"| {b} | {'-' if not p else f'{rows / p:,.0f}'} | {'-' if not k else f'{rows / k:,.0f}'} | "
               f"{fmt_x(p / k if p and k else None)} | {'-' if eff is None else f'{100 * eff:.0f}%'} |")
         w("")
-    for e in bench_errors(pred):
-        w(f"- ERROR {e}")
+    bench_section(d, "predict.json", lines, predict_section)
 
     # ---- 4. distribution ----
-    dist = load(os.path.join(d, "distribution.json"))
-    rd = bench_runs(dist)
-    if rd:
-        ctx = dist.get("context", {})
+    def distribution_section(rd, ctx):
         pts = int(ctx.get("points", "1") or 1)
         w(f"## 4. PredictDistribution per query point (N = {ctx.get('n_train', '?')}, "
           f"{pts} points per call, MONTE_CARLO with {ctx.get('mc_samples', '?')} solves)")
@@ -255,8 +254,7 @@ def main():
             if p:
                 w(f"| (Predict, reference) | {model} | | {fmt_s(p / pts)} | 1.00x | | |")
         w("")
-    for e in bench_errors(dist):
-        w(f"- ERROR {e}")
+    bench_section(d, "distribution.json", lines, distribution_section)
 
     # ---- 5. memory ----
     mem = load(os.path.join(d, "memory.json"))

@@ -59,6 +59,21 @@ struct Client::Impl {
       backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::seconds(10));
     }
   }
+
+  // A read-only unary RPC of NtkService with retries (WithRetry); the
+  // response is cleared before each attempt.
+  template <typename Request, typename Response>
+  absl::StatusOr<Response> Read(grpc::Status (v1::NtkService::Stub::*rpc)(
+                                    grpc::ClientContext*, const Request&, Response*),
+                                const Request& request) const {
+    Response response;
+    grpc::Status s = WithRetry([&](grpc::ClientContext* ctx) {
+      response.Clear();
+      return (stub.get()->*rpc)(ctx, request, &response);
+    });
+    if (!s.ok()) return FromGrpc(s);
+    return response;
+  }
 };
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -185,12 +200,9 @@ absl::StatusOr<Client::PredictResult> Client::Predict(const std::string& model_i
   v1::PredictRequest request;
   request.set_model_id(model_id);
   *request.mutable_features() = ToProto(features, impl_->options.encoding);
-  v1::PredictResponse response;
-  grpc::Status s = impl_->WithRetry([&](grpc::ClientContext* ctx) {
-    response.Clear();
-    return impl_->stub->Predict(ctx, request, &response);
-  });
-  if (!s.ok()) return FromGrpc(s);
+  absl::StatusOr<v1::PredictResponse> got = impl_->Read(&v1::NtkService::Stub::Predict, request);
+  if (!got.ok()) return got.status();
+  const v1::PredictResponse& response = *got;
   PredictResult out;
   absl::StatusOr<Eigen::MatrixXd> p = MatrixFromProto(response.probabilities(), "probabilities");
   if (!p.ok()) return absl::InternalError(p.status().message());
@@ -211,36 +223,21 @@ absl::StatusOr<v1::PredictDistributionResponse> Client::PredictDistribution(
   request.set_method(method);
   request.set_num_samples(num_samples);
   request.set_seed(seed);
-  v1::PredictDistributionResponse response;
-  grpc::Status s = impl_->WithRetry([&](grpc::ClientContext* ctx) {
-    response.Clear();
-    return impl_->stub->PredictDistribution(ctx, request, &response);
-  });
-  if (!s.ok()) return FromGrpc(s);
-  return response;
+  return impl_->Read(&v1::NtkService::Stub::PredictDistribution, request);
 }
 
 absl::StatusOr<v1::ModelInfo> Client::GetModel(const std::string& model_id) {
   v1::GetModelRequest request;
   request.set_model_id(model_id);
-  v1::ModelInfo response;
-  grpc::Status s = impl_->WithRetry([&](grpc::ClientContext* ctx) {
-    response.Clear();
-    return impl_->stub->GetModel(ctx, request, &response);
-  });
-  if (!s.ok()) return FromGrpc(s);
-  return response;
+  return impl_->Read(&v1::NtkService::Stub::GetModel, request);
 }
 
 absl::StatusOr<std::vector<v1::ModelInfo>> Client::ListModels() {
   v1::ListModelsRequest request;
-  v1::ListModelsResponse response;
-  grpc::Status s = impl_->WithRetry([&](grpc::ClientContext* ctx) {
-    response.Clear();
-    return impl_->stub->ListModels(ctx, request, &response);
-  });
-  if (!s.ok()) return FromGrpc(s);
-  return std::vector<v1::ModelInfo>(response.models().begin(), response.models().end());
+  absl::StatusOr<v1::ListModelsResponse> response =
+      impl_->Read(&v1::NtkService::Stub::ListModels, request);
+  if (!response.ok()) return response.status();
+  return std::vector<v1::ModelInfo>(response->models().begin(), response->models().end());
 }
 
 absl::Status Client::DeleteModel(const std::string& model_id) {

@@ -1,8 +1,10 @@
 #include "server/convert.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <limits>
 #include <random>
+#include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
@@ -10,6 +12,26 @@
 
 namespace ntk::server {
 namespace {
+
+// Wire enum -> core enum; UNSPECIFIED (0) takes the default (RELU, CROSS_ENTROPY).
+constexpr std::pair<int, Activation> kActivationFromProto[] = {
+    {v1::ACTIVATION_UNSPECIFIED, Activation::kRelu},
+    {v1::RELU, Activation::kRelu},
+    {v1::ERF, Activation::kErf}};
+constexpr std::pair<int, Loss> kLossFromProto[] = {{v1::LOSS_UNSPECIFIED, Loss::kCrossEntropy},
+                                                   {v1::CROSS_ENTROPY, Loss::kCrossEntropy},
+                                                   {v1::SQUARED, Loss::kSquared}};
+
+// The core enum value paired with the wire value `wire` in `table`; any other
+// value is INVALID_ARGUMENT "<field>: unknown value <wire>".
+template <typename Core, size_t N>
+absl::StatusOr<Core> EnumFromProto(const char* field, int wire,
+                                   const std::pair<int, Core> (&table)[N]) {
+  for (const auto& [w, core] : table) {
+    if (w == wire) return core;
+  }
+  return absl::InvalidArgumentError(absl::StrFormat("%s: unknown value %d", field, wire));
+}
 
 bool IdChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -71,18 +93,10 @@ std::string GenerateModelId() {
 absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& p, const ServerOptions& limits) {
   ModelSpec s;
   const v1::KernelSpec& k = p.kernel();
-  switch (k.activation()) {
-    case v1::ACTIVATION_UNSPECIFIED:
-    case v1::RELU:
-      s.kernel.activation = Activation::kRelu;
-      break;
-    case v1::ERF:
-      s.kernel.activation = Activation::kErf;
-      break;
-    default:
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "spec.kernel.activation: unknown value %d", static_cast<int>(k.activation())));
-  }
+  absl::StatusOr<Activation> activation =
+      EnumFromProto("spec.kernel.activation", k.activation(), kActivationFromProto);
+  if (!activation.ok()) return activation.status();
+  s.kernel.activation = *activation;
   // uint32 -> int without wrapping; core bounds the depth itself.
   s.kernel.depth = k.depth() == 0 ? 1
                                   : static_cast<int>(std::min<uint32_t>(
@@ -91,18 +105,9 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& p, const Serve
   s.kernel.bias_variance = k.bias_variance();
 
   const v1::TrainingSpec& t = p.training();
-  switch (t.loss()) {
-    case v1::LOSS_UNSPECIFIED:
-    case v1::CROSS_ENTROPY:
-      s.training.loss = Loss::kCrossEntropy;
-      break;
-    case v1::SQUARED:
-      s.training.loss = Loss::kSquared;
-      break;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrFormat("spec.training.loss: unknown value %d", static_cast<int>(t.loss())));
-  }
+  absl::StatusOr<Loss> loss = EnumFromProto("spec.training.loss", t.loss(), kLossFromProto);
+  if (!loss.ok()) return loss.status();
+  s.training.loss = *loss;
   if (t.has_regularization()) s.training.regularization = t.regularization();
   if (t.has_label_smoothing()) s.training.label_smoothing = t.label_smoothing();
   s.preprocessing.standardize = p.preprocessing().standardize();

@@ -38,7 +38,13 @@ void AddFileAndDependencies(const FileDescriptor* file, std::unordered_set<std::
   }
 }
 
-void SetFile(const FileDescriptor* file, rpb::ServerReflectionResponse* response) {
+// The file and its dependencies, or NOT_FOUND with `not_found` when file is null.
+void SetFileOrNotFound(const FileDescriptor* file, const char* not_found,
+                       rpb::ServerReflectionResponse* response) {
+  if (file == nullptr) {
+    SetError(grpc::StatusCode::NOT_FOUND, not_found, response);
+    return;
+  }
   std::unordered_set<std::string> seen;
   AddFileAndDependencies(file, &seen, response->mutable_file_descriptor_response());
 }
@@ -109,25 +115,14 @@ void ReflectionService::Answer(const rpb::ServerReflectionRequest& request,
   response->set_valid_host(request.host());
   *response->mutable_original_request() = request;
   switch (request.message_request_case()) {
-    case rpb::ServerReflectionRequest::kFileByFilename: {
-      const FileDescriptor* file = pool->FindFileByName(request.file_by_filename());
-      if (file == nullptr) {
-        SetError(grpc::StatusCode::NOT_FOUND, "File not found.", response);
-      } else {
-        SetFile(file, response);
-      }
+    case rpb::ServerReflectionRequest::kFileByFilename:
+      SetFileOrNotFound(pool->FindFileByName(request.file_by_filename()), "File not found.",
+                        response);
       return;
-    }
-    case rpb::ServerReflectionRequest::kFileContainingSymbol: {
-      const FileDescriptor* file =
-          pool->FindFileContainingSymbol(request.file_containing_symbol());
-      if (file == nullptr) {
-        SetError(grpc::StatusCode::NOT_FOUND, "Symbol not found.", response);
-      } else {
-        SetFile(file, response);
-      }
+    case rpb::ServerReflectionRequest::kFileContainingSymbol:
+      SetFileOrNotFound(pool->FindFileContainingSymbol(request.file_containing_symbol()),
+                        "Symbol not found.", response);
       return;
-    }
     case rpb::ServerReflectionRequest::kFileContainingExtension: {
       const rpb::ExtensionRequest& ext = request.file_containing_extension();
       const Descriptor* type = pool->FindMessageTypeByName(ext.containing_type());
@@ -136,11 +131,8 @@ void ReflectionService::Answer(const rpb::ServerReflectionRequest& request,
         return;
       }
       const FieldDescriptor* field = pool->FindExtensionByNumber(type, ext.extension_number());
-      if (field == nullptr) {
-        SetError(grpc::StatusCode::NOT_FOUND, "Extension not found.", response);
-        return;
-      }
-      SetFile(field->file(), response);
+      SetFileOrNotFound(field == nullptr ? nullptr : field->file(), "Extension not found.",
+                        response);
       return;
     }
     case rpb::ServerReflectionRequest::kAllExtensionNumbersOfType: {

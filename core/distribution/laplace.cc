@@ -31,9 +31,7 @@ void LaplaceBatch(const LinearizedFactors& f, const Batch& b, int C, double lamb
         cov(c2, c) = v;
       }
     }
-    PointDistribution& pd = (*out)[b.begin + j];
-    pd.logit_mean = CenterVector(p.mean.row(j).transpose());
-    pd.logit_covariance = CenterCovariance(cov);
+    StoreCenteredLogits(p.mean.row(j).transpose(), cov, &(*out)[b.begin + j]);
   }
 }
 

@@ -203,9 +203,7 @@ void LinearizedBatch(const LinearizedFactors& f, const LinearizedCovarianceFacto
         cov(c2, c) = v;
       }
     }
-    PointDistribution& pd = (*out)[b.begin + j];
-    pd.logit_mean = CenterVector(p.mean.row(j).transpose());
-    pd.logit_covariance = CenterCovariance(cov);
+    StoreCenteredLogits(p.mean.row(j).transpose(), cov, &(*out)[b.begin + j]);
   }
 }
 

@@ -71,6 +71,15 @@ bool CholeskyLower(const MatrixXd& a, MatrixXd* l);
 void SolveLower(const MatrixXd& l, MatrixXd* x);
 void SolveLowerT(const MatrixXd& l, MatrixXd* x);
 
+// Stores one point's logit mean and covariance, centered as
+// docs/model-contract.md "4. PredictDistribution" reports them (LINEARIZED and
+// LAPLACE_POSTERIOR share this last step).
+inline void StoreCenteredLogits(const VectorXd& mean, const MatrixXd& cov,
+                                PointDistribution* pd) {
+  pd->logit_mean = CenterVector(mean);
+  pd->logit_covariance = CenterCovariance(cov);
+}
+
 inline bool HasInitialOutputs(const State& state) {
   return state.initial_train_outputs.size() > 0;
 }

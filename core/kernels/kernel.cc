@@ -18,6 +18,15 @@
 //      outputs are exactly symmetric and the only memory beyond the two
 //      N x N outputs is O(N L) + O(tile) per thread.
 //
+// Why one file over ~500 lines: the kernel recursion is one vectorized
+// pipeline. The arcsine approximations, the per-point diagonal data, the
+// segment body and the tile drivers share file-local inline functions and
+// the tile layout; the segment body inlines all of them into its two copies
+// (baseline and target("avx2"), see ComputeSegmentAvx2) so that gcc
+// vectorizes the whole layer loop. Splitting the file would put the hot
+// loop's pieces in separate translation units (no inlining without LTO) or
+// behind another header of internals that only this file uses.
+//
 // Accuracy: entries are accurate to a few ulp of the inputs' recursion,
 // except that arccos is ill-conditioned at rho = +-1: an O(eps) error in rho
 // (e.g. from the GEMM's summation order) becomes an O(sqrt(eps)) ~ 1e-8

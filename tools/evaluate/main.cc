@@ -356,17 +356,26 @@ int Main() {
     return true;
   };
 
+  // choose, then variants: the configurations to evaluate on a dataset;
+  // nullopt when a fixed configuration does not parse (main exits with 2).
+  auto chosen_variants = [&](const std::string& name, const Dataset& cv_data,
+                             const std::string& fixed)
+      -> std::optional<std::vector<std::pair<std::string, NtkConfig>>> {
+    NtkConfig chosen;
+    std::optional<NtkConfig> best0;
+    if (!choose(name, cv_data, fixed, &chosen, &best0)) return std::nullopt;
+    return variants(chosen, best0);
+  };
+
   if (has("digits")) {
     absl::StatusOr<TrainTest> digits = LoadDigits(absl::GetFlag(FLAGS_digits_path));
     if (!digits.ok()) {
       record_error("digits", digits.status());
     } else {
-      NtkConfig chosen;
-      std::optional<NtkConfig> best0;
-      if (!choose("digits", digits->train, absl::GetFlag(FLAGS_digits_config), &chosen, &best0)) {
-        return 2;
-      }
-      for (const auto& [variant, config] : variants(chosen, best0)) {
+      const auto to_run =
+          chosen_variants("digits", digits->train, absl::GetFlag(FLAGS_digits_config));
+      if (!to_run) return 2;
+      for (const auto& [variant, config] : *to_run) {
         if (past_deadline("digits " + variant)) continue;
         absl::StatusOr<Evaluation> e = Evaluate(**client, "eval-digits", config, digits->train,
                                                 digits->test, 10, call);
@@ -387,12 +396,9 @@ int Main() {
     if (!fm.ok()) {
       record_error("fmnist", fm.status());
     } else {
-      NtkConfig chosen;
-      std::optional<NtkConfig> best0;
-      if (!choose("fmnist", Head(fm->train, absl::GetFlag(FLAGS_cv_n)),
-                  absl::GetFlag(FLAGS_fmnist_config), &chosen, &best0)) {
-        return 2;
-      }
+      const auto to_run = chosen_variants("fmnist", Head(fm->train, absl::GetFlag(FLAGS_cv_n)),
+                                          absl::GetFlag(FLAGS_fmnist_config));
+      if (!to_run) return 2;
       if (has("ood")) {
         // First, while the machine is fresh: the OOD runs (small N).
         Dataset train = HeadWithLabelsBelow(fm->train, absl::GetFlag(FLAGS_ood_n), 8);
@@ -400,7 +406,7 @@ int Main() {
         const Dataset ood_test = ood_rows > 0 ? Head(fm->test, ood_rows) : fm->test;
         std::vector<bool> is_out;
         for (int y : ood_test.y) is_out.push_back(y >= 8);
-        for (const auto& [variant, config] : variants(chosen, best0)) {
+        for (const auto& [variant, config] : *to_run) {
           if (past_deadline("fmnist_ood " + variant)) continue;
           absl::StatusOr<Evaluation> e = Evaluate(**client, "eval-fmnist-ood", config, train,
                                                   ood_test, 8, call, is_out);
@@ -420,7 +426,7 @@ int Main() {
           int n = 0;
           if (!absl::SimpleAtoi(sz, &n)) continue;
           Dataset train = Head(fm->train, n);
-          for (const auto& [variant, config] : variants(chosen, best0)) {
+          for (const auto& [variant, config] : *to_run) {
             if (past_deadline(absl::StrCat("fmnist ", variant, " N=", n))) continue;
             CallOptions c = call;
             c.distribution_rows = absl::GetFlag(FLAGS_dist_rows);

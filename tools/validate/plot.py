@@ -26,6 +26,14 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+def save_figure(fig, title, img_dir, name):
+    """Titles, lays out, writes img_dir/name (110 dpi) and closes the figure."""
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(os.path.join(img_dir, name), dpi=110)
+    plt.close(fig)
+
+
 def slope(xs, ys):
     lx = [math.log(x) for x in xs]
     ly = [math.log(y) for y in ys]
@@ -66,10 +74,7 @@ def plot_width(csv_dir, img_dir):
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("E1/E2: finite network vs. NTK prediction with the same initial outputs")
-    fig.tight_layout()
-    fig.savefig(os.path.join(img_dir, "e1_e2_width.png"), dpi=110)
-    plt.close(fig)
+    save_figure(fig, "E1/E2: finite network vs. NTK prediction with the same initial outputs", img_dir, "e1_e2_width.png")
 
 
 def plot_dynamics(csv_dir, img_dir):
@@ -96,10 +101,7 @@ def plot_dynamics(csv_dir, img_dir):
         ax.legend(fontsize=8)
     axes[1].set_yscale("log")
     axes[2].set_yscale("log")
-    fig.suptitle("E3: logits and NTK drift during plain gradient descent (same width)")
-    fig.tight_layout()
-    fig.savefig(os.path.join(img_dir, "e3_dynamics.png"), dpi=110)
-    plt.close(fig)
+    save_figure(fig, "E3: logits and NTK drift during plain gradient descent (same width)", img_dir, "e3_dynamics.png")
 
 
 def plot_distribution(csv_dir, img_dir):
@@ -136,10 +138,7 @@ def plot_distribution(csv_dir, img_dir):
             ax.set_title(s)
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=8)
-    fig.suptitle("E4: spread over random initializations vs. PredictDistribution")
-    fig.tight_layout()
-    fig.savefig(os.path.join(img_dir, "e4_distribution.png"), dpi=110)
-    plt.close(fig)
+    save_figure(fig, "E4: spread over random initializations vs. PredictDistribution", img_dir, "e4_distribution.png")
     return True
 
 

@@ -1,0 +1,143 @@
+// ntk/tools/ntkctl/cli.h: what ntkctl's files share: the flags (declared
+// here, defined once in flags.cc), the exit codes and error printers, the
+// Command table entry each command file provides, and the pieces several
+// commands use (connecting, reading --data, --format/--model checks).
+//
+// Layout: main.cc parses the command line and dispatches; flags.cc holds the
+// flags and shared help text; common.cc the shared pieces; fit.cc,
+// predict.cc, predict_dist.cc and models.cc (list/get/delete/health) one
+// command group each, with its help text next to its code.
+//
+// Thread safety: ntkctl is single-threaded; nothing here is thread-safe
+// (ExplicitFlags() is a process-wide set filled once by main).
+#ifndef NTK_TOOLS_NTKCTL_CLI_H_
+#define NTK_TOOLS_NTKCTL_CLI_H_
+
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/flags/declare.h"
+#include "absl/status/status.h"
+#include "client/client.h"
+#include "proto/ntk/v1/ntk.pb.h"
+#include "tools/ntkctl/csv.h"
+
+ABSL_DECLARE_FLAG(std::string, server);
+ABSL_DECLARE_FLAG(std::string, token_file);
+ABSL_DECLARE_FLAG(std::string, tls_ca);
+ABSL_DECLARE_FLAG(bool, tls);
+ABSL_DECLARE_FLAG(double, deadline_seconds);
+ABSL_DECLARE_FLAG(std::string, model);
+ABSL_DECLARE_FLAG(std::string, data);
+ABSL_DECLARE_FLAG(std::string, targets);
+ABSL_DECLARE_FLAG(bool, header);
+ABSL_DECLARE_FLAG(std::string, rows);
+ABSL_DECLARE_FLAG(std::string, label_column);
+ABSL_DECLARE_FLAG(std::string, activation);
+ABSL_DECLARE_FLAG(int32_t, depth);
+ABSL_DECLARE_FLAG(double, weight_variance);
+ABSL_DECLARE_FLAG(double, bias_variance);
+ABSL_DECLARE_FLAG(std::string, loss);
+ABSL_DECLARE_FLAG(double, regularization);
+ABSL_DECLARE_FLAG(double, label_smoothing);
+ABSL_DECLARE_FLAG(bool, standardize);
+ABSL_DECLARE_FLAG(bool, normalize_rows);
+ABSL_DECLARE_FLAG(int32_t, num_classes);
+ABSL_DECLARE_FLAG(std::string, class_names);
+ABSL_DECLARE_FLAG(bool, replace);
+ABSL_DECLARE_FLAG(std::string, format);
+ABSL_DECLARE_FLAG(bool, verbose);
+ABSL_DECLARE_FLAG(std::string, method);
+ABSL_DECLARE_FLAG(int32_t, num_samples);
+ABSL_DECLARE_FLAG(uint64_t, seed);
+ABSL_DECLARE_FLAG(int32_t, top);
+ABSL_DECLARE_FLAG(std::string, service);
+
+namespace ntkctl {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRpc = 1;
+constexpr int kExitUsage = 2;
+
+// Per-call deadlines (seconds) when --deadline_seconds is 0.
+constexpr double kLongDeadline = 600;
+constexpr double kShortDeadline = 10;
+
+// Flags given explicitly on the command line (filled by main).
+std::set<std::string>& ExplicitFlags();
+bool IsSet(const std::string& name);
+
+// Print "ntkctl: ..." to stderr and return the exit code to use.
+int Usage(const std::string& msg);                           // kExitUsage
+int InputError(const absl::Status& s);                       // kExitUsage
+int RpcError(const std::string& what, const absl::Status& s);  // kExitRpc
+
+// Help text shared by the commands: the global flags and the --data flags.
+extern const char kGlobalHelp[];
+extern const char kDataHelp[];
+// Flags every command accepts.
+extern const std::vector<std::string> kGlobalFlags;
+
+// One ntkctl command: its name, help and accepted flags, and what it runs.
+struct Command {
+  std::string name;
+  std::string summary;
+  std::string help;                // usage and flags
+  std::vector<std::string> flags;  // accepted besides the global ones
+  std::function<int()> run;
+};
+
+// The commands, one per file (see Layout above).
+Command FitCommand();
+Command PredictCommand();
+Command PredictDistCommand();
+std::vector<Command> ModelCommands();  // list, get, delete, health
+
+// Connects with the global flags; on failure prints the error, sets
+// *exit_code and returns null.
+std::unique_ptr<ntk::Client> Connect(double default_deadline_s, int* exit_code);
+
+// Reads --data with --header/--rows/--label_column. expected_features < 0
+// when unknown. Returns false (with *exit_code set) on error.
+bool LoadData(int expected_features, LabelColumn auto_means, CsvData* out,
+              int* exit_code);
+
+// False (with *exit_code set) unless --format is one of `allowed`.
+bool CheckFormat(std::initializer_list<const char*> allowed, int* exit_code);
+// False (with *exit_code set) when --model is empty.
+bool RequireModel(int* exit_code);
+
+// The checks predict and predict-dist start with: --format is table, json or
+// csv, --model and --data are given. False (with *exit_code set) otherwise.
+bool CheckRowCommandFlags(int* exit_code);
+
+// Sets *out to the value paired with --`flag`'s `value` in `choices`; else
+// prints "--flag: expected a, b or c, got 'value'", sets *exit_code and
+// returns false.
+bool ParseChoice(const std::string& flag, const std::string& value,
+                 const std::vector<std::pair<std::string, int>>& choices,
+                 int* out, int* exit_code);
+
+// Prints a model to stdout as --format asks: one JSON line, or the summary.
+void PrintModel(const ntk::v1::ModelInfo& info);
+
+// Prints "accuracy A (k/n)" when the data had labels.
+void ReportAccuracy(const std::vector<int>& truth,
+                    const std::vector<int>& predicted, std::ostream& os);
+
+// Connects (long deadline), fetches --model (for its feature count and class
+// names) and reads --data; on failure prints the error, sets *rc and returns
+// null.
+std::unique_ptr<ntk::Client> ConnectModelAndData(ntk::v1::ModelInfo* info,
+                                                 CsvData* data, int* rc);
+
+}  // namespace ntkctl
+
+#endif  // NTK_TOOLS_NTKCTL_CLI_H_

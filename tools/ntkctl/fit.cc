@@ -1,0 +1,158 @@
+// ntkctl fit: builds a FitRequest from the model flags and --data/--targets.
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "client/client.h"
+#include "tools/ntkctl/cli.h"
+#include "tools/ntkctl/csv.h"
+#include "tools/ntkctl/output.h"
+
+namespace ntkctl {
+namespace {
+
+int RunFit() {
+  int rc = kExitOk;
+  if (!CheckFormat({"table", "json"}, &rc)) return rc;
+  ntk::v1::FitRequest req;
+  req.set_model_id(absl::GetFlag(FLAGS_model));
+  req.set_replace(absl::GetFlag(FLAGS_replace));
+  ntk::v1::ModelSpec* spec = req.mutable_spec();
+
+  int activation = 0;
+  if (!ParseChoice("activation", absl::GetFlag(FLAGS_activation),
+                   {{"relu", ntk::v1::RELU}, {"erf", ntk::v1::ERF}},
+                   &activation, &rc)) {
+    return rc;
+  }
+  spec->mutable_kernel()->set_activation(
+      static_cast<ntk::v1::Activation>(activation));
+  if (absl::GetFlag(FLAGS_depth) < 1) {
+    return Usage(absl::StrCat("--depth: must be >= 1, got ",
+                              absl::GetFlag(FLAGS_depth)));
+  }
+  spec->mutable_kernel()->set_depth(absl::GetFlag(FLAGS_depth));
+  // The wire treats weight_variance 0 as "default 2.0"; a user asking for 0
+  // explicitly gets the server's error rather than a silent default.
+  if (absl::GetFlag(FLAGS_weight_variance) <= 0) {
+    return Usage(absl::StrCat("--weight_variance: must be > 0, got ",
+                              absl::GetFlag(FLAGS_weight_variance)));
+  }
+  spec->mutable_kernel()->set_weight_variance(
+      absl::GetFlag(FLAGS_weight_variance));
+  spec->mutable_kernel()->set_bias_variance(absl::GetFlag(FLAGS_bias_variance));
+
+  int loss = 0;
+  if (!ParseChoice("loss", absl::GetFlag(FLAGS_loss),
+                   {{"cross_entropy", ntk::v1::CROSS_ENTROPY},
+                    {"squared", ntk::v1::SQUARED}},
+                   &loss, &rc)) {
+    return rc;
+  }
+  spec->mutable_training()->set_loss(static_cast<ntk::v1::Loss>(loss));
+  if (IsSet("regularization")) {
+    spec->mutable_training()->set_regularization(
+        absl::GetFlag(FLAGS_regularization));
+  }
+  if (IsSet("label_smoothing")) {
+    spec->mutable_training()->set_label_smoothing(
+        absl::GetFlag(FLAGS_label_smoothing));
+  }
+  spec->mutable_preprocessing()->set_standardize(
+      absl::GetFlag(FLAGS_standardize));
+  spec->mutable_preprocessing()->set_normalize_rows(
+      absl::GetFlag(FLAGS_normalize_rows));
+  if (absl::GetFlag(FLAGS_num_classes) < 0) {
+    return Usage("--num_classes: must be >= 0");
+  }
+  spec->set_num_classes(absl::GetFlag(FLAGS_num_classes));
+  if (!absl::GetFlag(FLAGS_class_names).empty()) {
+    for (absl::string_view n :
+         absl::StrSplit(absl::GetFlag(FLAGS_class_names), ',')) {
+      spec->add_class_names(std::string(absl::StripAsciiWhitespace(n)));
+    }
+  }
+
+  const bool soft = !absl::GetFlag(FLAGS_targets).empty();
+  ntkctl::CsvData data;
+  if (!LoadData(-1,
+                soft ? ntkctl::LabelColumn::kNone : ntkctl::LabelColumn::kLast,
+                &data, &rc)) {
+    return rc;
+  }
+  *req.mutable_features() = ntk::Client::ToProto(data.features);
+  if (soft) {
+    absl::StatusOr<ntkctl::RowRange> rows =
+        ntkctl::ParseRowRange(absl::GetFlag(FLAGS_rows));
+    absl::StatusOr<Eigen::MatrixXd> t = ntkctl::ReadMatrixCsv(
+        absl::GetFlag(FLAGS_targets), /*header=*/false, *rows);
+    if (!t.ok()) return InputError(t.status());
+    if (t->rows() != data.features.rows()) {
+      return InputError(absl::InvalidArgumentError(absl::StrCat(
+          absl::GetFlag(FLAGS_targets), ": has ", t->rows(),
+          " rows in the selected range but ", absl::GetFlag(FLAGS_data),
+          " has ", data.features.rows())));
+    }
+    *req.mutable_targets() = ntk::Client::ToProto(*t);
+  } else {
+    if (data.labels.empty()) {
+      return Usage(
+          "fit needs labels: a label column (--label_column=last|first) or "
+          "--targets=FILE");
+    }
+    for (int l : data.labels) req.add_labels(l);
+  }
+
+  std::unique_ptr<ntk::Client> client = Connect(kLongDeadline, &rc);
+  if (!client) return rc;
+  absl::StatusOr<ntk::v1::ModelInfo> info = client->Fit(req);
+  if (!info.ok()) return RpcError("fit", info.status());
+  PrintModel(*info);
+  return kExitOk;
+}
+
+}  // namespace
+
+Command FitCommand() {
+  return {"fit", "fit a model from a CSV file",
+       std::string(R"(Usage: ntkctl fit --model=ID --data=FILE [flags]
+
+Reads features and labels (or --targets) and fits a model on the server.
+Example:
+  ntkctl fit --model=digits --data=digits.csv.gz --rows=0:1500 --normalize_rows
+
+Model flags:
+  --model=ID             model id (1-128 of [A-Za-z0-9._-]; empty: server assigns)
+  --replace              overwrite an existing model with this id
+  --activation=A         relu | erf (default relu)
+  --depth=L              hidden layers (default 1)
+  --weight_variance=V    sigma_w^2 (default 2.0)
+  --bias_variance=V      sigma_b^2 (default 0)
+  --loss=L               cross_entropy | squared (default cross_entropy)
+  --regularization=R     lambda >= 0 (unset: the server's default)
+  --label_smoothing=E    eps in [0, 1) (unset: the server's default)
+  --standardize          z-score each feature with training statistics
+  --normalize_rows       scale each row to L2 norm sqrt(d)
+  --num_classes=C        number of classes (0: 1 + the largest label)
+  --class_names=a,b,c    class names (C of them)
+  --targets=FILE         soft targets: C values per row, one row per data row
+                         (same --rows selection; no header); the data file then
+                         has no label column unless --label_column says so
+  --format=F             table | json (the fitted model's summary)
+
+)") + kDataHelp,
+       {"model", "data", "targets", "header", "rows", "label_column",
+        "activation", "depth", "weight_variance", "bias_variance", "loss",
+        "regularization", "label_smoothing", "standardize", "normalize_rows",
+        "num_classes", "class_names", "replace", "format"},
+       RunFit};
+}
+
+}  // namespace ntkctl

@@ -13,7 +13,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "tests/testing/cli_process.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ntkctl {
 namespace {

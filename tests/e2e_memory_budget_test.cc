@@ -117,6 +117,32 @@ TEST(MemoryBudgetTest, AnswersOverTheMessageLimitAreRefusedUpFront) {
   EXPECT_TRUE(PredictSmall(stub.get(), "m", 100).ok());
 }
 
+// Finding 6 / 5: PredictDistribution with C = 1000 answers two C x C
+// covariances per point (16 MB a point): 10 rows are 160 MB, over the
+// default --max_message_mb = 64; refused before any work (a squared-loss
+// model, cheap to fit at C = 1000).
+TEST(MemoryBudgetTest, DistributionWithThousandClassesOverTheMessageLimitIsRefusedUpFront) {
+  TempDir dir;
+  server::ServerOptions o = testing::TestServerOptions(dir.path());
+  o.max_classes = 1000;
+  auto server = InProcessServer::Start(o);
+  ASSERT_NE(server, nullptr);
+  auto stub = server->RawStub();
+  v1::FitResponse fit;
+  grpc::Status s = stub->Fit(Ctx().get(), ManyClassesFit("c1000", 1000, 1000, true), &fit);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+
+  v1::PredictDistributionRequest r;
+  r.set_model_id("c1000");
+  Eigen::MatrixXd x = Eigen::MatrixXd::Constant(10, 1, 0.5);
+  *r.mutable_features() = MatrixToProto(x);
+  v1::PredictDistributionResponse resp;
+  s = stub->PredictDistribution(Ctx().get(), r, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("PredictDistribution would answer with"));
+  EXPECT_THAT(s.error_message(), HasSubstr("--max_message_mb = 64"));
+}
+
 // The budget follows RLIMIT_AS: under `prlimit --as=4 GiB` a squared-loss
 // fit of N = 10000 (Theta, its Cholesky factor and the NNGP: ~2.4 GB) is
 // over half the address space left and refused, where the default budget

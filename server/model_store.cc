@@ -144,6 +144,7 @@ ModelStore::~ModelStore() {
 }
 
 absl::Status ModelStore::Lock() {
+  if (lock_fd_ >= 0) return absl::OkStatus();  // Open() again: still ours
   const std::string path = absl::StrCat(dir_, "/", kLockFileName);
   lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0) {

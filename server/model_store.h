@@ -55,7 +55,8 @@ class ModelStore {
 
   // Creates the directory if missing, takes its lock (FAILED_PRECONDITION
   // "model_dir <dir> is in use by another ntk_server ..." when another
-  // holder has it) and removes leftover temporary files (each logged).
+  // holder has it; an Open() again keeps this store's lock) and removes
+  // leftover temporary files (each logged).
   absl::Status Open();
 
   // Reads every "<id>.ntkm". A damaged or unreadable file is logged, listed

@@ -2,10 +2,11 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
+
 namespace ntk::server {
 
-TokenAuth::TokenAuth(std::string token)
-    : expected_(token.empty() ? std::string() : "Bearer " + token) {}
+TokenAuth::TokenAuth(std::string token) : token_(std::move(token)) {}
 
 bool SecretEquals(absl::string_view a, absl::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
@@ -15,14 +16,19 @@ bool SecretEquals(absl::string_view a, absl::string_view b) {
 }
 
 absl::Status TokenAuth::Check(const grpc::ServerContextBase& context) const {
-  if (expected_.empty()) return absl::OkStatus();
+  if (token_.empty()) return absl::OkStatus();
   const auto& md = context.client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) {
     return absl::UnauthenticatedError(
         "authorization: missing; send \"authorization: Bearer <token>\"");
   }
-  if (!SecretEquals(absl::string_view(it->second.data(), it->second.size()), expected_)) {
+  // RFC 6750 / RFC 7235: the scheme name is case-insensitive ("bearer" too).
+  constexpr absl::string_view kScheme = "Bearer ";
+  const absl::string_view value(it->second.data(), it->second.size());
+  if (value.size() < kScheme.size() ||
+      !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme) ||
+      !SecretEquals(value.substr(kScheme.size()), token_)) {
     return absl::UnauthenticatedError("authorization: wrong token");
   }
   return absl::OkStatus();

@@ -1,7 +1,8 @@
 // ntk/server/auth.h: bearer-token check for every NtkService RPC.
 //
 // When a token is configured, a call must carry the metadata
-// "authorization: Bearer <token>"; a missing or wrong one is UNAUTHENTICATED.
+// "authorization: Bearer <token>" (the scheme in any case, RFC 6750: "bearer"
+// too); a missing or wrong one is UNAUTHENTICATED.
 // The grpc.health.v1 service is a separate service and never checked.
 // The comparison takes time independent of where the strings differ.
 //
@@ -21,12 +22,12 @@ namespace ntk::server {
 class TokenAuth {
  public:
   explicit TokenAuth(std::string token);  // empty: no authentication
-  bool enabled() const { return !expected_.empty(); }
+  bool enabled() const { return !token_.empty(); }
   // OK, or UNAUTHENTICATED "authorization: ...".
   absl::Status Check(const grpc::ServerContextBase& context) const;
 
  private:
-  std::string expected_;  // "Bearer <token>", or empty
+  std::string token_;  // the token, or empty
 };
 
 // Constant-time equality (for secrets).

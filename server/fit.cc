@@ -1,12 +1,15 @@
 #include "server/fit.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "core/model/cost.h"
 #include "core/model/model.h"
 #include "server/convert.h"
+#include "server/finite_response.h"
 #include "server/log.h"
 
 namespace ntk::server {
@@ -37,10 +40,18 @@ class FitProgressLog {
   std::string phase_ = "start";
 };
 
+// The number of classes a fit will have: the spec's, the targets' columns,
+// or 1 + the largest label (as DecideTrainingProblem decides it).
+int64_t ClassesOf(const ModelSpec& spec, const TrainingData& data) {
+  int64_t c = std::max<int64_t>(spec.num_classes, data.targets.cols());
+  for (const int label : data.labels) c = std::max<int64_t>(c, int64_t{label} + 1);
+  return c;
+}
+
 }  // namespace
 
-absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, RpcCall& call,
-                    FitJob job, v1::FitResponse* response) {
+absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, MemoryBudget* budget,
+                    RpcCall& call, FitJob job, v1::FitResponse* response) {
   if (call.Cancelled()) return absl::CancelledError("Fit: cancelled by the client");
   const std::string id = job.model_id.empty() ? GenerateModelId() : job.model_id;
   call.log().model_id = id;
@@ -50,6 +61,12 @@ absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, RpcCa
   absl::StatusOr<ModelSpec> spec =
       ModelSpecFromProto(job.spec != nullptr ? *job.spec : kEmptySpec, options);
   if (!spec.ok()) return spec.status();
+  const Cost cost = FitCostUpperBound(job.data.features.rows(), job.data.features.cols(),
+                                      ClassesOf(*spec, job.data),
+                                      spec->training.loss == Loss::kSquared);
+  absl::StatusOr<MemoryBudget::Reservation> reserved =
+      budget->Reserve(cost.bytes, call.log().method);
+  if (!reserved.ok()) return reserved.status();
 
   if (absl::Status s = registry->Reserve(id, job.replace); !s.ok()) return s;
   bool committed = false;
@@ -101,7 +118,7 @@ absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, RpcCa
          cache != nullptr ? cache->stats().bytes : 0, registry->size());
   }
   *response->mutable_model() = (*entry)->info;
-  return absl::OkStatus();
+  return CheckResponseFinite(call.log().method, *response);
 }
 
 }  // namespace ntk::server

@@ -4,12 +4,16 @@
 //
 //   absl::StatusOr<TrainingData> data = TrainingDataFromProto(request, options);
 //   FitJob job{request.model_id(), request.replace(), &request.spec(), *std::move(data)};
-//   absl::Status s = RunFit(options, registry, call, std::move(job), response);
+//   absl::Status s = RunFit(options, registry, budget, call, std::move(job), response);
 //
 // Long fits write progress lines (when options.log_rpcs):
 //   <UTC time> fit model=<id> phase=<phase> progress=<pct>% elapsed_ms=<ms>
 // and, once published, one accounting line:
 //   <UTC time> fit model=<id> phase=done generation=<g> model_bytes=<b> cache_bytes=<b> models=<n>
+//
+// Before core allocates anything, the fit reserves its estimated working
+// memory (core/model/cost.h FitCostUpperBound) from `budget`; over it:
+// RESOURCE_EXHAUSTED with the estimate and the limit (server/memory_budget.h).
 //
 // A fit honors the call's deadline and cancellation: core's ProgressFn
 // returns false once the call is cancelled or past its deadline; the fit
@@ -27,6 +31,7 @@
 #include "core/training/spec.h"
 #include "proto/ntk/v1/ntk.pb.h"
 #include "server/handler.h"
+#include "server/memory_budget.h"
 #include "server/model_registry.h"
 #include "server/options.h"
 
@@ -39,8 +44,8 @@ struct FitJob {
   TrainingData data;                    // wire facts and limits already checked
 };
 
-absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, RpcCall& call,
-                    FitJob job, v1::FitResponse* response);
+absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, MemoryBudget* budget,
+                    RpcCall& call, FitJob job, v1::FitResponse* response);
 
 }  // namespace ntk::server
 

@@ -1,6 +1,9 @@
 #include "server/fit_stream.h"
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +14,7 @@
 #include "proto/matrix_convert.h"
 #include "server/convert.h"
 #include "server/fit.h"
+#include "server/stream_idle.h"
 
 namespace ntk::server {
 namespace {
@@ -53,30 +57,55 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
   FitStreamReactor(RpcRunner* runner, ModelRegistry* registry, grpc::CallbackServerContext* ctx,
                    v1::FitResponse* response)
       : runner_(runner), registry_(registry), response_(response),
-        call_(ctx, CallLog("FitStream")) {
+        call_(ctx, CallLog("FitStream")), activity_(std::make_shared<StreamActivity>()) {
     runner_->inflight()->Enter();  // left in OnDone
-    absl::Status s = runner_->Admit(*ctx, Where::kFit);
-    admitted_ = s.ok();
+    // Auth only: the fit slot is taken once the data is complete, so a slow
+    // or idle client never holds one (issue 11 finding 2).
+    absl::Status s = runner_->Admit(*ctx, Where::kInline);
     if (!s.ok()) {
-      Done(std::move(s));
+      // A local reference: Finish may delete `this` (OnDone) before the unlock.
+      const std::shared_ptr<StreamActivity> activity = activity_;
+      std::lock_guard<std::mutex> lock(activity->mu);
+      Finished(std::move(s));
       return;
     }
+    const double idle = runner_->stream_watchdog()->idle_seconds();
+    activity_->on_idle = [this, idle] {
+      Done(absl::DeadlineExceededError(absl::StrFormat(
+          "FitStream: no message for %g s (--stream_idle_seconds = %g); the stream was ended",
+          idle, idle)));
+    };
+    runner_->stream_watchdog()->Watch(activity_);
     StartRead(&message_);
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {  // end of the stream (or cancelled: RunFit sees it)
-      if (num_messages_ == 0) {
-        Done(absl::InvalidArgumentError("FitStream: the stream carried no messages"));
+    {
+      // A local reference: Finish may delete `this` (OnDone) before the unlock.
+      const std::shared_ptr<StreamActivity> activity = activity_;
+      std::lock_guard<std::mutex> lock(activity->mu);
+      // The watchdog ended an idle stream: this is its read failing.
+      if (activity_->phase != StreamActivity::Phase::kReading) return;
+      if (!ok) {  // end of the stream (or cancelled: RunFit sees it)
+        if (num_messages_ == 0) {
+          Finished(absl::InvalidArgumentError("FitStream: the stream carried no messages"));
+          return;
+        }
+        if (absl::Status slot = runner_->TakeSlot(Where::kFit); !slot.ok()) {
+          Finished(std::move(slot));
+          return;
+        }
+        admitted_ = true;
+        activity_->phase = StreamActivity::Phase::kBusy;
+        runner_->Schedule(Where::kFit, [this] { RunFitAndFinish(); });
         return;
       }
-      runner_->Schedule(Where::kFit, [this] { RunFitAndFinish(); });
-      return;
-    }
-    absl::Status s = RpcRunner::NoThrow([&] { return Append(); });
-    if (!s.ok()) {
-      Done(std::move(s));
-      return;
+      absl::Status s = RpcRunner::NoThrow([&] { return Append(); });
+      if (!s.ok()) {
+        Finished(std::move(s));
+        return;
+      }
+      activity_->last_message = std::chrono::steady_clock::now();
     }
     StartRead(&message_);
   }
@@ -90,6 +119,11 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
  private:
   void Done(absl::Status s) {
     Finish(runner_->Complete(call_, Where::kFit, admitted_, std::move(s)));
+  }
+  // Done while reading. REQUIRES: activity_->mu held.
+  void Finished(absl::Status s) {
+    activity_->phase = StreamActivity::Phase::kFinished;
+    Done(std::move(s));
   }
 
   // Only the first message sets model_id, spec and replace.
@@ -152,7 +186,8 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
       job.data.labels.assign(labels_.begin(), labels_.end());
       std::vector<int32_t>().swap(labels_);
       if (targets_.rows > 0 || targets_.cols > 0) job.data.targets = targets_.TakeMatrix();
-      return RunFit(runner_->options(), registry_, call_, std::move(job), response_);
+      return RunFit(runner_->options(), registry_, runner_->memory_budget(), call_, std::move(job),
+                    response_);
     });
     Done(std::move(s));
   }
@@ -161,7 +196,8 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
   ModelRegistry* const registry_;
   v1::FitResponse* const response_;
   RpcCall call_;
-  bool admitted_ = false;
+  const std::shared_ptr<StreamActivity> activity_;  // phase: server/stream_idle.h
+  bool admitted_ = false;  // holds a fit slot
   v1::FitRequest message_;
   int num_messages_ = 0;
   std::string model_id_;

@@ -59,6 +59,13 @@ ABSL_FLAG(std::string, auth_token_file, "",
           "\"authorization: Bearer <token>\" (else UNAUTHENTICATED)");
 ABSL_FLAG(int, shutdown_grace_seconds, kDefaults.shutdown_grace_seconds,
           "on SIGTERM/SIGINT, seconds in-flight RPCs may take before they are cancelled");
+ABSL_FLAG(double, stream_idle_seconds, kDefaults.stream_idle_seconds,
+          "a FitStream that sends no message for this many seconds is ended with "
+          "DEADLINE_EXCEEDED; 0: no limit");
+ABSL_FLAG(int64_t, memory_budget_mb, kDefaults.memory_budget_mb,
+          "MiB of working memory all requests together may reserve (estimated before "
+          "they run; over it: RESOURCE_EXHAUSTED); 0: the smallest of 3/4 of physical "
+          "memory, the cgroup limit and half the RLIMIT_AS headroom");
 ABSL_FLAG(bool, log_rpcs, kDefaults.log_rpcs,
           "write one stderr line per RPC and progress lines for fits");
 
@@ -125,7 +132,10 @@ absl::StatusOr<ServerOptions> ParseServerFlags(int argc, char** argv) {
   o.max_num_samples = absl::GetFlag(FLAGS_max_num_samples);
   o.distribution_cache_mb = absl::GetFlag(FLAGS_distribution_cache_mb);
   o.shutdown_grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
+  o.stream_idle_seconds = absl::GetFlag(FLAGS_stream_idle_seconds);
   o.log_rpcs = absl::GetFlag(FLAGS_log_rpcs);
+  o.memory_budget_mb = absl::GetFlag(FLAGS_memory_budget_mb);
+  if (o.memory_budget_mb < 0) return absl::InvalidArgumentError("--memory_budget_mb: must be >= 0");
   if (o.distribution_cache_mb < 0) {
     return absl::InvalidArgumentError("--distribution_cache_mb: must be >= 0");
   }

@@ -29,13 +29,14 @@ CallLog::CallLog(const char* m, std::string id, int64_t r)
 
 void CallLog::Done(const absl::Status& status) const {
   const double ms = static_cast<double>(SteadyNs() - start_ns) / 1e6;
-  const std::string& id = model_id.empty() ? std::string("-") : model_id;
+  const std::string id = model_id.empty() ? std::string("-") : LogfmtValue(model_id);
   const char* sep = extra.empty() ? "" : " ";
   if (status.ok()) {
     Logf("rpc=%s model=%s rows=%d code=OK ms=%.3f%s%s", method, id, rows, ms, sep, extra);
   } else {
-    Logf("rpc=%s model=%s rows=%d code=%s ms=%.3f%s%s msg=\"%s\"", method, id, rows,
-         absl::StatusCodeToString(status.code()), ms, sep, extra, status.message());
+    Logf("rpc=%s model=%s rows=%d code=%s ms=%.3f%s%s msg=%s", method, id, rows,
+         absl::StatusCodeToString(status.code()), ms, sep, extra,
+         LogfmtValue(status.message(), /*always_quote=*/true));
   }
 }
 
@@ -54,7 +55,9 @@ RpcRunner::RpcRunner(const ServerOptions& options, const TokenAuth* auth,
       compute_pool_(compute_pool),
       fit_pool_(fit_pool),
       inflight_(inflight),
-      fit_slots_(options.max_concurrent_fits) {}
+      fit_slots_(options.max_concurrent_fits),
+      stream_watchdog_(options.stream_idle_seconds),
+      memory_budget_(MemoryBudgetBytes(options)) {}
 
 absl::Status RpcRunner::TakeSlot(Where where) {
   if (where != Where::kFit || fit_slots_.TryAcquire()) return absl::OkStatus();

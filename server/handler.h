@@ -41,8 +41,10 @@
 #include "core/model/model.h"
 #include "server/auth.h"
 #include "server/inflight.h"
+#include "server/memory_budget.h"
 #include "server/options.h"
 #include "server/status.h"
+#include "server/stream_idle.h"
 #include "server/worker_pool.h"
 
 namespace ntk::server {
@@ -115,6 +117,10 @@ class RpcRunner {
   // Auth and, for kFit, a fit slot (RESOURCE_EXHAUSTED naming
   // --max_concurrent_fits when none is free). OK: the caller must Complete.
   absl::Status Admit(const grpc::ServerContextBase& ctx, Where where);
+  // For kFit, one fit slot (RESOURCE_EXHAUSTED naming --max_concurrent_fits
+  // when none is free); OK for the other places. Complete(admitted = true)
+  // releases it. FitStream takes its slot only once the data is complete.
+  absl::Status TakeSlot(Where where);
   void Schedule(Where where, std::function<void()> fn);
   // Releases what Admit took (when `admitted`), maps `status` (CANCELLED
   // past the deadline -> DEADLINE_EXCEEDED), logs and returns the edge status.
@@ -127,16 +133,20 @@ class RpcRunner {
 
   const ServerOptions& options() const { return options_; }
   InflightCalls* inflight() const { return inflight_; }
+  // Working-memory admission (server/memory_budget.h).
+  MemoryBudget* memory_budget() { return &memory_budget_; }
+  // Ends streams idle for --stream_idle_seconds (server/stream_idle.h).
+  StreamWatchdog* stream_watchdog() { return &stream_watchdog_; }
 
  private:
-  absl::Status TakeSlot(Where where);
-
   const ServerOptions options_;
   const TokenAuth* const auth_;
   WorkerPool* const compute_pool_;
   WorkerPool* const fit_pool_;
   InflightCalls* const inflight_;
   SlotCounter fit_slots_;
+  StreamWatchdog stream_watchdog_;
+  MemoryBudget memory_budget_;
 };
 
 // Small work runs on gRPC's threads; keep OpenMP from starting a team on

@@ -59,6 +59,37 @@ std::string UtcTimestamp() {
   return std::string(buf, sizeof(buf));
 }
 
+std::string LogfmtValue(absl::string_view value, bool always_quote) {
+  bool plain = !value.empty() && !always_quote;
+  for (const char c : plain ? value : absl::string_view()) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == ' ' || c == '"' || c == '\\' || c == '=' || u < 0x20 || u == 0x7f) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return std::string(value);
+  std::string out = "\"";
+  for (const char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (u < 0x20 || u == 0x7f) {
+          out += absl::StrFormat("\\x%02x", u);
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
 void LogLine(absl::string_view message) {
   const size_t size = kTimestampBytes + 1 + message.size() + 1;
   char stack[kTimestampBytes + kLogLineBytes + 2];

@@ -25,6 +25,14 @@ int64_t NowUnixMs();
 
 void LogLine(absl::string_view message);
 
+// A logfmt value: as is when it is non-empty and has no space, '"', a backslash,
+// '=' or control character; otherwise in double quotes with '"' and the backslash
+// escaped by a backslash and newline, carriage return and tab as \n, \r, \t
+// (other control characters as \xHH). E.g. `a b` -> `"a b"`,
+// `no model "c"` -> `"no model \"c\""`. `always_quote`: quoted in every case
+// (free text such as messages, so that its form does not vary).
+std::string LogfmtValue(absl::string_view value, bool always_quote = false);
+
 // Messages up to this size are formatted without allocating.
 inline constexpr size_t kLogLineBytes = 512;
 

@@ -98,8 +98,8 @@ absl::StatusOr<std::shared_ptr<const ModelEntry>> ModelRegistry::Commit(
     absl::Status s = store_->Save(stored);
     if (!s.ok()) {
       Release(id);
-      return absl::InternalError(absl::StrFormat(
-          "model_id: could not persist model \"%s\": %s", id, s.message()));
+      return absl::Status(s.code(), absl::StrFormat("model_id: could not persist model \"%s\": %s",
+                                                    id, s.message()));
     }
   }
   std::shared_ptr<const ModelEntry> entry =
@@ -116,8 +116,9 @@ absl::Status ModelRegistry::Delete(const std::string& id) {
   if (store_ != nullptr) {
     absl::Status s = store_->Remove(id);
     if (!s.ok()) {
-      return absl::InternalError(absl::StrFormat(
-          "model_id: could not remove the file of \"%s\": %s", id, s.message()));
+      return absl::Status(s.code(),
+                          absl::StrFormat("model_id: could not remove the file of \"%s\": %s",
+                                          id, s.message()));
     }
   }
   std::shared_ptr<const ModelEntry> old;

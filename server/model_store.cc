@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,9 +67,31 @@ class Reader {
   size_t pos_ = 0;
 };
 
+// The status of a failed file operation on `path` (errno set by it): disk
+// full or quota -> RESOURCE_EXHAUSTED; read-only, missing or forbidden
+// directory -> FAILED_PRECONDITION; else INTERNAL. Clients see only the file
+// name (never the server's directory); the log line has the full path.
 absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
-  return absl::InternalError(
-      absl::StrFormat("%s %s: %s", what, path, std::strerror(errno)));
+  const int err = errno;
+  Logf("store: %s %s: %s", what, path, std::strerror(err));
+  const size_t slash = path.rfind('/');
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  const std::string message =
+      absl::StrFormat("model_dir: %s %s: %s", what, name.empty() ? "(directory)" : name,
+                      std::strerror(err));
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+      return absl::ResourceExhaustedError(message);
+    case EROFS:
+    case EACCES:
+    case EPERM:
+    case ENOENT:
+    case ENOTDIR:
+      return absl::FailedPreconditionError(message);
+    default:
+      return absl::InternalError(message);
+  }
 }
 
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
@@ -115,6 +138,33 @@ uint32_t Crc32(const void* data, size_t size) {
 }
 
 ModelStore::ModelStore(std::string dir) : dir_(std::move(dir)) {}
+
+ModelStore::~ModelStore() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+absl::Status ModelStore::Lock() {
+  if (lock_fd_ >= 0) return absl::OkStatus();  // Open() again: still ours
+  const std::string path = absl::StrCat(dir_, "/", kLockFileName);
+  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "model_dir %s: cannot open the lock file %s: %s", dir_, path, std::strerror(errno)));
+  }
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    if (err == EWOULDBLOCK) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "model_dir %s is in use by another ntk_server (it holds the lock on %s)", dir_,
+          path));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrFormat("model_dir %s: cannot lock %s: %s", dir_, path, std::strerror(err)));
+  }
+  return absl::OkStatus();
+}
 
 std::string ModelStore::PathFor(const std::string& id) const {
   return absl::StrCat(dir_, "/", id, kSuffix);
@@ -176,11 +226,15 @@ absl::Status ModelStore::Open() {
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
   if (ec) {
-    return absl::InternalError(
+    return absl::FailedPreconditionError(
         absl::StrFormat("model_dir %s: cannot create: %s", dir_, ec.message()));
   }
+  if (absl::Status s = Lock(); !s.ok()) return s;
   DIR* d = ::opendir(dir_.c_str());
-  if (d == nullptr) return ErrnoStatus("opendir", dir_);
+  if (d == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("model_dir %s: cannot open: %s", dir_, std::strerror(errno)));
+  }
   std::vector<std::string> tmp;
   while (struct dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
@@ -251,9 +305,9 @@ std::vector<StoredModel> ModelStore::LoadAll(std::vector<std::string>* errors) c
 
 absl::Status ModelStore::SyncDir() const {
   int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("open directory", dir_);
+  if (fd < 0) return ErrnoStatus("open directory", dir_ + "/");
   int rc = ::fsync(fd);
-  absl::Status s = rc == 0 ? absl::OkStatus() : ErrnoStatus("fsync directory", dir_);
+  absl::Status s = rc == 0 ? absl::OkStatus() : ErrnoStatus("fsync directory", dir_ + "/");
   ::close(fd);
   return s;
 }

@@ -12,6 +12,17 @@
 // never a mix. Ids never start with '.', so temporary names never collide
 // with model files; Open() removes leftover temporaries.
 //
+// The directory belongs to one server at a time: Open() takes an exclusive
+// flock on "<dir>/.lock" (kLockFileName), held until the ModelStore is
+// destroyed (the process exits); a second Open() on the same directory, in
+// this or another process, fails with FAILED_PRECONDITION naming the
+// directory.
+//
+// Errors of Save/Remove: disk full or over quota -> RESOURCE_EXHAUSTED;
+// read-only, missing or forbidden directory -> FAILED_PRECONDITION; others
+// INTERNAL. Their messages name the file, never the directory (they reach
+// clients); the log line "store: ..." has the full path.
+//
 // Thread safety: Save/Remove for the same id must not run concurrently (the
 // ModelRegistry serializes them); otherwise all methods are thread-safe.
 #ifndef NTK_SERVER_MODEL_STORE_H_
@@ -26,6 +37,9 @@
 
 namespace ntk::server {
 
+// The lock file in the model directory (not a model: no ".ntkm" suffix).
+inline constexpr char kLockFileName[] = ".lock";
+
 struct StoredModel {
   std::string id;
   int64_t created_unix_ms = 0;
@@ -35,9 +49,14 @@ struct StoredModel {
 class ModelStore {
  public:
   explicit ModelStore(std::string dir);
+  ~ModelStore();
+  ModelStore(const ModelStore&) = delete;
+  ModelStore& operator=(const ModelStore&) = delete;
 
-  // Creates the directory if missing and removes leftover temporary files
-  // (each removal is logged).
+  // Creates the directory if missing, takes its lock (FAILED_PRECONDITION
+  // "model_dir <dir> is in use by another ntk_server ..." when another
+  // holder has it; an Open() again keeps this store's lock) and removes
+  // leftover temporary files (each logged).
   absl::Status Open();
 
   // Reads every "<id>.ntkm". A damaged or unreadable file is logged, listed
@@ -58,8 +77,10 @@ class ModelStore {
   static bool IsTemporaryName(const std::string& file_name);
 
  private:
+  absl::Status Lock();
   absl::Status SyncDir() const;
   std::string dir_;
+  int lock_fd_ = -1;  // flock held on <dir>/.lock after Open()
 };
 
 uint32_t Crc32(const void* data, size_t size);

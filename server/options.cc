@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 namespace ntk::server {
 
 int64_t PhysicalMemoryBytes() {
@@ -9,6 +11,11 @@ int64_t PhysicalMemoryBytes() {
   const long page_size = sysconf(_SC_PAGE_SIZE);
   if (pages <= 0 || page_size <= 0) return 0;
   return static_cast<int64_t>(pages) * page_size;
+}
+
+int64_t MaxMessageBytes(const ServerOptions& options) {
+  const int64_t mb = std::clamp<int64_t>(options.max_message_mb, 1, 2047);
+  return mb << 20;
 }
 
 int64_t DistributionCacheBudgetBytes(const ServerOptions& options) {

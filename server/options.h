@@ -26,7 +26,7 @@ struct ServerOptions {
   // server/README.md). 0: the same as `threads`.
   int blas_threads = 1;
   int worker_threads = 0;   // pool for PredictDistribution / large Predict / Delete; 0: max(2, cores)
-  int max_message_mb = 64;  // gRPC max send/receive message size
+  int max_message_mb = 64;  // gRPC max send/receive message size (MaxMessageBytes)
   int max_train_rows = 10000;
   int max_predict_rows = 100000;
   int max_features = 65536;
@@ -42,7 +42,15 @@ struct ServerOptions {
   std::string tls_key_pem;
   std::string auth_token;        // non-empty: every RPC needs "authorization: Bearer <token>"
   int shutdown_grace_seconds = 30;
+  // A FitStream that sends no message for this long is ended with
+  // DEADLINE_EXCEEDED (it holds no fit slot while it streams; the slot is
+  // taken once its data is complete). <= 0: no limit.
+  double stream_idle_seconds = 30;
   bool log_rpcs = true;          // one stderr line per RPC
+  // Working memory all requests together may reserve, MiB
+  // (server/memory_budget.h). 0: the default, the smallest of 3/4 of
+  // physical memory, the cgroup limit and half the RLIMIT_AS headroom.
+  int64_t memory_budget_mb = 0;
   // Predicts whose work, rows * num_train * (cols + classes) multiply-adds,
   // is at most this run inline on the gRPC thread (no hand-off: cheaper);
   // larger ones on the worker pool. 4e6 is about 1-2 ms on one core here.
@@ -56,6 +64,10 @@ int64_t PhysicalMemoryBytes();
 inline constexpr int64_t kDistributionCacheRamDivisor = 4;
 // Used when physical memory is unknown: 1 GiB.
 inline constexpr int64_t kDistributionCacheFallbackBytes = int64_t{1} << 30;
+
+// The largest gRPC message either way: max_message_mb in bytes, clamped to
+// [1 MiB, 2047 MiB] (gRPC takes an int).
+int64_t MaxMessageBytes(const ServerOptions& options);
 
 // options.distribution_cache_mb in bytes, or its default when <= 0.
 int64_t DistributionCacheBudgetBytes(const ServerOptions& options);

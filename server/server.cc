@@ -97,17 +97,20 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
     creds = grpc::InsecureServerCredentials();
   }
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default: a second server on a taken port would
+  // start and share the connections (issue 11 finding 3). Off: bind fails.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.listen, creds, &s->port_);
   builder.RegisterService(s->service_.get());
   builder.RegisterService(s->reflection_.get());
-  const int max_bytes =
-      static_cast<int>(std::min<long>(2047, std::max(1, options.max_message_mb)) * 1024 * 1024);
+  const int max_bytes = static_cast<int>(MaxMessageBytes(options));
   builder.SetMaxReceiveMessageSize(max_bytes);
   builder.SetMaxSendMessageSize(max_bytes);
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     if (s->server_ != nullptr) s->server_->Shutdown();
-    return absl::UnavailableError(absl::StrFormat("listen: cannot listen on %s", options.listen));
+    return absl::UnavailableError(absl::StrFormat(
+        "listen: cannot listen on %s (is the port in use by another process?)", options.listen));
   }
   if (grpc::HealthCheckServiceInterface* h = s->server_->GetHealthCheckService()) {
     h->SetServingStatus(true);

@@ -3,8 +3,10 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "core/model/cost.h"
 #include "server/convert.h"
 #include "server/fit.h"
+#include "server/finite_response.h"
 #include "server/fit_stream.h"
 
 namespace ntk::server {
@@ -45,7 +47,8 @@ grpc::ServerUnaryReactor* NtkServiceImpl::Fit(grpc::CallbackServerContext* ctx,
         absl::StatusOr<TrainingData> data = TrainingDataFromProto(*request, options_);
         if (!data.ok()) return data.status();
         FitJob job{request->model_id(), request->replace(), &request->spec(), *std::move(data)};
-        return RunFit(options_, registry_, call, std::move(job), response);
+        return RunFit(options_, registry_, runner_.memory_budget(), call, std::move(job),
+                      response);
       });
 }
 
@@ -66,10 +69,17 @@ grpc::ServerUnaryReactor* NtkServiceImpl::Predict(grpc::CallbackServerContext* c
         if (!entry.ok()) return entry.status();
         absl::StatusOr<Eigen::MatrixXd> x = QueryFeaturesFromProto(request->features(), options_);
         if (!x.ok()) return x.status();
+        const FittedModelInfo info = (*entry)->model->Info();
+        const int64_t rows = x->rows();
+        absl::StatusOr<MemoryBudget::Reservation> reserved = AdmitRequest(
+            runner_.memory_budget(), options_, "Predict",
+            PredictResponseBytes(rows, info.num_classes),
+            PredictCost(rows, info.num_train, info.num_features, info.num_classes).bytes);
+        if (!reserved.ok()) return reserved.status();
         absl::StatusOr<Prediction> p = (*entry)->model->Predict(*x);
         if (!p.ok()) return p.status();
         PredictionToProto(*p, ResponseEncodingFor(EncodingOf(request->features())), response);
-        return absl::OkStatus();
+        return CheckResponseFinite("Predict", *response);
       });
 }
 
@@ -86,6 +96,15 @@ grpc::ServerUnaryReactor* NtkServiceImpl::PredictDistribution(
         if (!opts.ok()) return opts.status();
         absl::StatusOr<Eigen::MatrixXd> x = QueryFeaturesFromProto(request->features(), options_);
         if (!x.ok()) return x.status();
+        const FittedModelInfo info = (*entry)->model->Info();
+        const int64_t rows = x->rows();
+        absl::StatusOr<MemoryBudget::Reservation> reserved = AdmitRequest(
+            runner_.memory_budget(), options_, "PredictDistribution",
+            DistributionResponseBytes(rows, info.num_classes),
+            DistributionCost(opts->method, info.regime, rows, info.num_train, info.num_features,
+                             info.num_classes, opts->num_samples)
+                .bytes);
+        if (!reserved.ok()) return reserved.status();
         opts->progress = call.ContinueWhileWanted();
         opts->cache = (*entry)->CacheScope(registry_->cache());
         absl::StatusOr<DistributionResult> d = (*entry)->model->PredictDistribution(*x, *opts);
@@ -96,7 +115,7 @@ grpc::ServerUnaryReactor* NtkServiceImpl::PredictDistribution(
         }
         if (!d.ok()) return d.status();
         DistributionToProto(*d, response);
-        return absl::OkStatus();
+        return CheckResponseFinite("PredictDistribution", *response);
       });
 }
 

@@ -155,8 +155,10 @@ TEST(ConcurrencyTest, MaxConcurrentFitsIsResourceExhausted) {
   TempDir dir;
   auto server = InProcessServer::Start(OneFitAtATime(dir));
   ASSERT_NE(server, nullptr);
-  // An open FitStream holds its fit slot from its start until it ends, so
-  // the slot is taken for as long as we keep the stream open.
+  // An open FitStream holds no fit slot (it takes one once its data is
+  // complete; e2e_stream_idle_test), so a large Fit holds the only slot
+  // here while it runs, retried should a probe below hold the slot at the
+  // moment it arrives.
   auto raw = server->RawStub();
   const testing::Blobs data = testing::MakeBlobs(20, 3, 2, 33);
   grpc::ClientContext stream_ctx;
@@ -166,12 +168,25 @@ TEST(ConcurrencyTest, MaxConcurrentFitsIsResourceExhausted) {
   ASSERT_TRUE(writer->Write(first));
 
   auto c = server->Connect();
+  const testing::Blobs big = testing::MakeBlobs(3000, 3, 2, 34);
+  std::atomic<bool> big_done{false};
+  absl::Status big_status;
+  std::thread holder([&] {
+    do {
+      big_status = c->Fit("big", testing::SmallSpec(1.0), big.x, big.y).status();
+    } while (big_status.code() == absl::StatusCode::kResourceExhausted);
+    big_done = true;
+  });
+  // Probes: a Fit with no rows takes the slot, if free, only to be refused
+  // as INVALID_ARGUMENT at once; while the large fit runs, it is refused.
+  // Bounded by the large fit's end.
+  auto probe = server->Connect();
   absl::Status refused;
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  do {  // the server may not have started the stream's call yet
-    refused = c->Fit("other", testing::SmallSpec(1.0), data.x, data.y).status();
-  } while (refused.ok() && std::chrono::steady_clock::now() < until &&
-           c->DeleteModel("other").ok());
+  do {
+    refused = probe->Fit("other", testing::SmallSpec(1.0), Eigen::MatrixXd(0, 3), {}).status();
+  } while (refused.code() != absl::StatusCode::kResourceExhausted && !big_done);
+  holder.join();
+  ASSERT_TRUE(big_status.ok()) << big_status;
   EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
   EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("--max_concurrent_fits = 1"));
 

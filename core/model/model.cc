@@ -14,6 +14,7 @@
 #include "core/distribution/distribution.h"
 #include "core/kernels/kernel.h"
 #include "core/model/model_state.h"
+#include "core/numerics/values.h"
 #include "core/training/solve.h"
 #include "core/training/solvers.h"
 
@@ -53,28 +54,31 @@ FittedModelInfo FittedModel::Info() const {
 
 namespace {
 
-absl::Status CheckFinite(const MatrixXd& m, const char* field) {
-  if (m.allFinite()) return absl::OkStatus();
-  for (Index i = 0; i < m.rows(); ++i) {
-    for (Index j = 0; j < m.cols(); ++j) {
-      const double v = m(i, j);
-      if (!std::isfinite(v)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, ": row ", i, " column ", j, " is ",
-            std::isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf")));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
-// Query features: the training column count, finite.
+// Query features: the training column count, values safe for the kernels
+// (core/numerics/values.h).
 absl::Status CheckQueries(const MatrixXd& features, Index d) {
   if (features.cols() != d && !(features.rows() == 0 && features.cols() == 0)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "features: expected ", d, " columns, got ", features.cols()));
   }
-  return CheckFinite(features, "features");
+  return CheckInputValues(features, "features");
+}
+
+// The first row of `values` with a non-finite entry, or -1.
+Index FirstNonFiniteRow(const MatrixXd& values) {
+  if (values.allFinite()) return -1;
+  for (Index i = 0; i < values.rows(); ++i) {
+    if (!values.row(i).allFinite()) return i;
+  }
+  return -1;
+}
+
+// Every number of one PointDistribution is finite.
+bool PointIsFinite(const PointDistribution& p) {
+  return p.logit_mean.allFinite() && p.logit_covariance.allFinite() &&
+         p.probability_mean.allFinite() && p.probability_covariance.allFinite() &&
+         std::isfinite(p.predictive_entropy) && std::isfinite(p.expected_entropy) &&
+         std::isfinite(p.mutual_information);
 }
 
 // Argmax per row (first maximum on ties).
@@ -137,7 +141,7 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
           "initial_train_outputs: expected ", n, " x ", c, ", got ", f0.rows(),
           " x ", f0.cols()));
     }
-    if (absl::Status s = CheckFinite(f0, "initial_train_outputs"); !s.ok()) return s;
+    if (absl::Status s = CheckFiniteValues(f0, "initial_train_outputs"); !s.ok()) return s;
   }
   auto report = [&](double fraction, const char* phase) {
     return !options.progress || options.progress(fraction, phase);
@@ -227,13 +231,16 @@ absl::StatusOr<Eigen::MatrixXd> FittedModel::PredictLogits(
           "initial_query_outputs: expected ", m, " x ", c, ", got ",
           initial_query_outputs.rows(), " x ", initial_query_outputs.cols()));
     }
-    if (absl::Status st = CheckFinite(initial_query_outputs, "initial_query_outputs");
+    if (absl::Status st = CheckFiniteValues(initial_query_outputs, "initial_query_outputs");
         !st.ok()) {
       return st;
     }
   }
   if (m == 0) return MatrixXd(0, c);
   MatrixXd logits = ThetaQueryTimesDual(s, s.preprocessor.Apply(features));
+  if (const Index bad = FirstNonFiniteRow(logits); bad >= 0) {
+    return NonFiniteKernelRowError(bad, "features");
+  }
   if (initial_query_outputs.size() != 0) logits += initial_query_outputs;
   return logits;
 }
@@ -245,7 +252,14 @@ absl::StatusOr<DistributionResult> FittedModel::PredictDistribution(
   const MatrixXd x = features.rows() == 0
                          ? MatrixXd(0, s.x_train.cols())
                          : s.preprocessor.Apply(features);
-  return ComputeDistribution(s, x, options);
+  absl::StatusOr<DistributionResult> result = ComputeDistribution(s, x, options);
+  if (!result.ok()) return result;
+  for (size_t i = 0; i < result->points.size(); ++i) {
+    if (!PointIsFinite(result->points[i])) {
+      return NonFiniteKernelRowError(static_cast<Index>(i), "features");
+    }
+  }
+  return result;
 }
 
 }  // namespace ntk

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/numerics/values.h"
 
 namespace ntk {
 
@@ -29,11 +30,6 @@ namespace {
 // Tolerance on sum_c targets(i, c) == 1 (the documented contract).
 constexpr double kSimplexTolerance = 1e-6;
 
-std::string NonFiniteName(double v) {
-  if (std::isnan(v)) return "NaN";
-  return v > 0 ? "+Inf" : "-Inf";
-}
-
 absl::Status CheckFeatures(const Eigen::MatrixXd& x) {
   if (x.rows() == 0) {
     return absl::InvalidArgumentError("features: no rows (need at least 1 training point)");
@@ -41,19 +37,7 @@ absl::Status CheckFeatures(const Eigen::MatrixXd& x) {
   if (x.cols() == 0) {
     return absl::InvalidArgumentError("features: no columns (need at least 1 feature)");
   }
-  // Column-major storage: scan column by column, report the first bad entry
-  // in row-major order (the wire order) so messages are predictable.
-  if (!x.allFinite()) {
-    for (Eigen::Index i = 0; i < x.rows(); ++i) {
-      for (Eigen::Index j = 0; j < x.cols(); ++j) {
-        if (!std::isfinite(x(i, j))) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "features: row ", i, " column ", j, " is ", NonFiniteName(x(i, j))));
-        }
-      }
-    }
-  }
-  return absl::OkStatus();
+  return CheckInputValues(x, "features");  // core/numerics/values.h
 }
 
 // The N x C target matrix Y: one-hot (smoothed) labels or the given
@@ -172,14 +156,11 @@ absl::StatusOr<TrainingProblem> DecideTrainingProblem(const ModelSpec& spec,
       return absl::InvalidArgumentError(absl::StrCat(
           "targets: need at least 2 columns (classes), got ", t.cols()));
     }
+    if (absl::Status s = CheckFiniteValues(t, "targets"); !s.ok()) return s;
     for (Eigen::Index i = 0; i < n; ++i) {
       double sum = 0;
       for (Eigen::Index c = 0; c < t.cols(); ++c) {
         const double v = t(i, c);
-        if (!std::isfinite(v)) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "targets: row ", i, " column ", c, " is ", NonFiniteName(v)));
-        }
         if (v < 0) {
           return absl::InvalidArgumentError(absl::StrCat(
               "targets: row ", i, " column ", c, " is negative (",

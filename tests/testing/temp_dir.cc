@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "gtest/gtest.h"
+#include "server/model_store.h"
 
 namespace ntk::testing {
 
@@ -34,6 +35,8 @@ std::vector<std::string> TempDir::List() const {
   std::vector<std::string> out;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(path_, ec)) {
+    // A server's model_dir lock file (server/model_store.h) is not content.
+    if (e.path().filename() == server::kLockFileName) continue;
     out.push_back(e.path().filename().string());
   }
   std::sort(out.begin(), out.end());

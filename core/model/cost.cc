@@ -1,0 +1,124 @@
+#include "core/model/cost.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace ntk {
+namespace {
+
+// Doubles to bytes, in double precision so that huge shapes do not wrap.
+int64_t Bytes(double doubles) {
+  const double b = 8.0 * doubles;
+  return b >= 9.0e18 ? INT64_MAX : static_cast<int64_t>(b);
+}
+
+// The Newton-CG preconditioner's rank (core/training/solvers.h
+// RegularizedCEOptions::preconditioner_rank, capped at N / 2).
+constexpr double kPreconditionerRank = 32;
+// Newton iterations x CG steps a 2a fit typically takes (flops only).
+constexpr double kTypicalThetaProducts = 200;
+// Query rows per cross-kernel block (core/model/model.cc QueryBlockRows) and
+// per-batch work of PredictDistribution (core/distribution/distribution.cc
+// kBatchWorkDoubles): 32 Mi doubles.
+constexpr double kBlockDoubles = 32.0 * 1024 * 1024;
+
+}  // namespace
+
+Cost FitCost(int64_t n_in, int64_t d_in, int64_t c_in, Regime regime) {
+  const double n = static_cast<double>(n_in), d = static_cast<double>(d_in),
+               c = static_cast<double>(c_in);
+  // Raw and preprocessed features, the NTK and NNGP of the training set
+  // (the NNGP is dropped at once, but both exist while computed), targets,
+  // logits, dual and initial outputs.
+  double doubles = 2 * n * d + 2 * n * n + 4 * n * c;
+  double flops = n * n * d;
+  if (regime == Regime::kRegularizedCE) {
+    const double k = std::min(kPreconditionerRank, std::max(1.0, n / 2));
+    // Per-point C x C Hessian blocks W_i with their eigenvectors (N*C*C),
+    // ~20 N x C Newton-CG workspaces, the low-rank preconditioner
+    // (N x k(k+1)/2 products, a (kC)^2 system, the N x (k+16) sketches).
+    doubles += n * c * c + n * c + 20 * n * c + n * k * (k + 1) / 2 + (k * c) * (k * c) +
+               3 * n * (k + 16);
+    flops += kTypicalThetaProducts * n * n * c + n * c * c * c + (k * c) * (k * c) * (k * c) / 3;
+  } else {
+    // The shifted Cholesky factor of Theta and its solves.
+    doubles += n * n + 4 * n * c;
+    flops += n * n * n / 3 + n * n * c;
+  }
+  return Cost{Bytes(doubles), flops};
+}
+
+Cost FitCostUpperBound(int64_t n, int64_t d, int64_t c, bool squared_loss) {
+  return FitCost(n, d, c, squared_loss ? Regime::kSquared : Regime::kRegularizedCE);
+}
+
+Cost PredictCost(int64_t rows_in, int64_t n_in, int64_t d_in, int64_t c_in) {
+  const double rows = static_cast<double>(rows_in), n = static_cast<double>(n_in),
+               d = static_cast<double>(d_in), c = static_cast<double>(c_in);
+  const double block = std::min(rows, std::max(1.0, std::floor(kBlockDoubles / std::max(1.0, n))));
+  // NTK and NNGP cross kernels of one block, the preprocessed queries,
+  // logits, probabilities, and the response's copy of both.
+  const double doubles = 2 * block * n + rows * d + 4 * rows * c;
+  return Cost{Bytes(doubles) + PredictResponseBytes(rows_in, c_in), rows * n * (d + c)};
+}
+
+int64_t PredictResponseBytes(int64_t rows, int64_t c) {
+  // Two rows x C double matrices, one label varint (<= 5 bytes) per row,
+  // and a few bytes of framing.
+  return Bytes(2.0 * static_cast<double>(rows) * static_cast<double>(c)) + 5 * rows + 64;
+}
+
+DistributionMethod ResolvedMethod(DistributionMethod requested, Regime regime) {
+  if (requested != DistributionMethod::kUnspecified) return requested;
+  return regime == Regime::kRegularizedCE ? DistributionMethod::kLinearized
+                                          : DistributionMethod::kExact;
+}
+
+Cost DistributionCost(DistributionMethod requested, Regime regime, int64_t rows_in,
+                      int64_t n_in, int64_t d_in, int64_t c_in, int64_t num_samples) {
+  const double rows = static_cast<double>(rows_in), n = static_cast<double>(n_in),
+               d = static_cast<double>(d_in), c = static_cast<double>(c_in);
+  const DistributionMethod method = ResolvedMethod(requested, regime);
+  const bool is_2a = regime == Regime::kRegularizedCE;
+  // The method's factors (the sizes its BudgetCheck names) and the training
+  // kernels they are computed from; per query point, the batch work.
+  double factors = 0, per_point = 4 * n + 1, flops = 0;
+  switch (method) {
+    case DistributionMethod::kExact:
+    case DistributionMethod::kUnspecified:
+      factors = 2 * n * n + n * c;
+      flops = n * n * n / 3 + rows * (n * n + n * c);
+      break;
+    case DistributionMethod::kLinearized:
+    case DistributionMethod::kLaplacePosterior: {
+      const double extra = method == DistributionMethod::kLinearized ? 3 : 1;
+      factors = (c + extra) * n * n + n * c;
+      per_point = (9 * c + 3) * n;
+      flops = c * n * n * n / 3 + 3 * rows * c * n * n;
+      break;
+    }
+    case DistributionMethod::kMonteCarlo: {
+      const double s = static_cast<double>(
+          num_samples > 0 ? num_samples : (is_2a ? kDefaultMonteCarloSamples : kDefaultNumSamples));
+      factors = (is_2a ? 2 * n * n : 3 * n * n + n * c) + 2 * n * s * c;
+      per_point = 3 * n + 2 * s * c;
+      flops = n * n * n / 3 + (is_2a ? s * kTypicalThetaProducts * n * n * c : s * n * n * c) +
+              rows * s * (n * c + c * c);
+      break;
+    }
+  }
+  const double kernels = 2 * n * n;
+  const double batch_work = std::min(rows, std::max(1.0, kBlockDoubles / per_point)) * per_point;
+  // Each point keeps two C x C covariances, two C-vectors and its scalars.
+  const double result = rows * (2 * c * c + 2 * c + 4);
+  const double doubles = factors + kernels + batch_work + result + rows * d;
+  return Cost{Bytes(doubles) + DistributionResponseBytes(rows_in, c_in), flops};
+}
+
+int64_t DistributionResponseBytes(int64_t rows, int64_t c) {
+  const double cd = static_cast<double>(c);
+  // Per point: 2 C^2 + 2 C packed doubles, 3 doubles and a label, framing.
+  return Bytes(static_cast<double>(rows) * (2 * cd * cd + 2 * cd + 3)) + 24 * rows + 64;
+}
+
+}  // namespace ntk

@@ -1,0 +1,59 @@
+// ntk/core/model/cost.h: what an operation will allocate (bytes) and
+// compute (flops), from its shapes alone, before it runs. The server admits
+// a request against its memory budget with these (server/memory_budget.h);
+// see docs/operations.md "Memory".
+//
+// The estimates count the dominant matrices of each operation (the N^2
+// kernel and factor terms, the N*C*C Hessian blocks of 2a, the rows*C^2
+// covariances of PredictDistribution and its answer), as allocated by
+// core/model/model.cc, core/training/*.cc and core/distribution/*.cc (the
+// per-method factor sizes are those their BudgetCheck calls name). They
+// over-count rather than under-count: factors a method may find in the
+// DistributionCache are counted as if computed.
+//
+// Thread safety: pure functions.
+#ifndef NTK_CORE_MODEL_COST_H_
+#define NTK_CORE_MODEL_COST_H_
+
+#include <cstdint>
+
+#include "core/model/model.h"
+#include "core/training/problem.h"
+
+namespace ntk {
+
+struct Cost {
+  int64_t bytes = 0;  // peak working memory, bytes
+  double flops = 0;   // multiply-adds, order of magnitude
+};
+
+// FittedModel::Fit of n rows, d features, c classes in `regime`
+// (docs/model-contract.md "2. Training objective").
+Cost FitCost(int64_t n, int64_t d, int64_t c, Regime regime);
+// The most expensive regime a spec may end in: 2a for cross-entropy (which
+// 2b never exceeds), 2c for the squared loss.
+Cost FitCostUpperBound(int64_t n, int64_t d, int64_t c, bool squared_loss);
+
+// FittedModel::Predict of `rows` queries on a model of n training rows, d
+// features, c classes (docs/model-contract.md "3. Predict").
+Cost PredictCost(int64_t rows, int64_t n, int64_t d, int64_t c);
+// Bytes of the PredictResponse (probabilities and logits as doubles, labels).
+int64_t PredictResponseBytes(int64_t rows, int64_t c);
+
+// The method PredictDistribution uses for `requested` on a model of
+// `regime` (kUnspecified: EXACT for 2b/2c, LINEARIZED for 2a).
+DistributionMethod ResolvedMethod(DistributionMethod requested, Regime regime);
+
+// FittedModel::PredictDistribution (docs/model-contract.md
+// "4. PredictDistribution") of `rows` queries: the method's factors, one
+// query batch's work, and the rows * C^2 covariances of the result.
+// num_samples: 0 for the method's default.
+Cost DistributionCost(DistributionMethod method, Regime regime, int64_t rows, int64_t n,
+                      int64_t d, int64_t c, int64_t num_samples);
+// Bytes of the PredictDistributionResponse (two C x C covariances, two
+// C-vectors and four scalars per point).
+int64_t DistributionResponseBytes(int64_t rows, int64_t c);
+
+}  // namespace ntk
+
+#endif  // NTK_CORE_MODEL_COST_H_

@@ -47,7 +47,7 @@ MAX_RELATIVE_JITTER = 1e-4
 # core/model/preprocess.cc: a feature has zero spread when its standard
 # deviation is below this fraction of its largest absolute value.
 ZERO_SPREAD_RELATIVE = 1e-12
-DEFAULT_LABEL_SMOOTHING = 0.1  # 2b with hard labels (core/training/spec.cc)
+DEFAULT_LABEL_SMOOTHING = 0.1  # 2b with hard labels (core/training/problem.cc)
 DEFAULT_NUM_SAMPLES = 1000     # logit samples per point (core/model/model.h)
 
 

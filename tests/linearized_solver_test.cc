@@ -21,7 +21,7 @@
 
 #include "absl/strings/str_format.h"
 #include "core/distribution/linearized_solver.h"
-#include "core/distribution/sampling.h"
+#include "core/distribution/moments.h"
 #include "core/kernels/kernel.h"
 #include "core/training/solvers.h"
 #include "tests/testing/distribution_fixtures.h"

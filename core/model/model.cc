@@ -1,6 +1,6 @@
 // ntk/core/model/model.cc: FittedModel::Fit / Predict / PredictLogits /
 // PredictDistribution (docs/model-contract.md sections 2-4 ("Training objective" to "PredictDistribution")). Serialization lives in
-// core/model/serialize.cc, the solvers in core/training/solvers.cc.
+// core/model/serialize.cc, the solvers in core/training/ (solve.h).
 #include "core/model/model.h"
 
 #include <algorithm>

@@ -57,7 +57,10 @@ build() {
   local native=OFF
   [ "${NTK_NATIVE:-0}" = 1 ] && native=ON
   if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-    cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DNTK_NATIVE=$native
+    # ccache, when installed, only speeds rebuilds up; nothing needs it.
+    local launcher=()
+    command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+    cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DNTK_NATIVE=$native "${launcher[@]}"
   fi
   cmake --build "$BUILD_DIR" -j "$JOBS"
 }

@@ -164,7 +164,24 @@ TEST(DistributionCancellation, MonteCarloSampleSolvesStopAndCacheStaysConsistent
   const Data d = MakeData(300, 6);
   auto model = FittedModel::Fit(Spec(Loss::kCrossEntropy, 0.5), d.train);
   ASSERT_TRUE(model.ok()) << model.status();
-  for (int k : {0, 2, 6, 30}) {
+  // Where the sample solves report, in an uncancelled run: cancel at the
+  // first of those reports and half way through them.
+  std::vector<int> solve_calls;
+  {
+    DistributionOptions o;
+    o.method = DistributionMethod::kMonteCarlo;
+    o.num_samples = 8;
+    o.seed = 11;
+    int calls = 0;
+    o.progress = [&](double, const char* phase) {
+      if (std::string(phase) == "distribution: 2a solves") solve_calls.push_back(calls);
+      ++calls;
+      return true;
+    };
+    ASSERT_TRUE((*model)->PredictDistribution(d.queries, o).ok());
+  }
+  ASSERT_GE(solve_calls.size(), 8u);  // at least one report per sample solve
+  for (int k : {0, 2, solve_calls.front(), solve_calls[solve_calls.size() / 2]}) {
     SCOPED_TRACE(k);
     CancelThenRetry(**model, d.queries, DistributionMethod::kMonteCarlo, 8, "mc/seed=11/S=8", k);
   }

@@ -80,6 +80,9 @@ absl::StatusOr<std::shared_ptr<const MatrixFactor>> GetNtkTrain(
 // from the F0 = 0 solution's dual: the fixed point is the sample's own
 // (the start changes the iterates, not the answer, up to the solver
 // tolerance), but the Newton steps begin at F0_s + F*_0 instead of F0_s.
+// Measured (Fashion-MNIST N = 400, C = 10, depth 3, 6 samples): CG
+// iterations 1438 -> 342 (lambda = 0.01) and 515 -> 223 (lambda = 1);
+// Newton steps 101 -> 58 and 59 -> 43; duals agree to 4e-13 relative.
 // The preconditioner's eigenpairs depend on Theta only: computed once.
 // The S solves are independent: one per OpenMP thread at a time (each
 // solve's own kernels then run single-threaded inside the parallel region).

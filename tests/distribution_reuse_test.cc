@@ -125,21 +125,29 @@ TEST(FitHandsOverExactFactors, NothingFor2aOrWithoutTheOption) {
   EXPECT_TRUE(out.distribution_factors.empty());
 }
 
-// Cancels the first call after `k` progress reports, checks the cache kept
-// nothing under `part`, then lets a second call finish.
+// Cancels the first call at the (k+1)-th progress report of `phase` (the
+// number of reports of the other phases, e.g. one per kernel tile of the
+// calling thread, depends on thread scheduling; those of one phase of the
+// factor build do not), checks that the work stopped there and the cache
+// kept nothing under `part`, then lets a second call finish.
 void CancelThenRetry(const FittedModel& model, const MatrixXd& queries, DistributionMethod method,
-                     int num_samples, const std::string& part, int k) {
+                     int num_samples, const std::string& part, const std::string& phase, int k) {
   DistributionCache cache(DistributionCache::Options{});
   DistributionOptions o;
   o.method = method;
   o.num_samples = num_samples;
   o.seed = 11;
   o.cache = {&cache, "m", 1};
-  int calls = 0;
-  o.progress = [&](double, const char*) { return ++calls <= k; };
+  int calls = 0, after_stop = 0;
+  o.progress = [&](double, const char* p) {
+    if (calls > k) ++after_stop;
+    if (p == phase) ++calls;
+    return calls <= k;
+  };
   auto r = model.PredictDistribution(queries, o);
   ASSERT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
-  EXPECT_EQ(calls, k + 1);  // the work stopped at the first "no"
+  EXPECT_EQ(calls, k + 1);
+  EXPECT_EQ(after_stop, 0);  // the work stopped at the first "no"
   EXPECT_EQ(cache.Lookup({"m", 1, part}), nullptr);
   EXPECT_EQ(cache.stats().in_flight, 0);
   o.progress = nullptr;
@@ -148,42 +156,49 @@ void CancelThenRetry(const FittedModel& model, const MatrixXd& queries, Distribu
   EXPECT_NE(cache.Lookup({"m", 1, part}), nullptr);
 }
 
+// Reports of `phase` in an uncancelled call.
+int CountReports(const FittedModel& model, const MatrixXd& queries, DistributionMethod method,
+                 int num_samples, const std::string& phase) {
+  DistributionOptions o;
+  o.method = method;
+  o.num_samples = num_samples;
+  o.seed = 11;
+  int n = 0;
+  o.progress = [&](double, const char* p) {
+    n += p == phase;
+    return true;
+  };
+  EXPECT_TRUE(model.PredictDistribution(queries, o).ok());
+  return n;
+}
+
 TEST(DistributionCancellation, ExactFactorBuildStopsAndCacheStaysConsistent) {
   const Data d = MakeData(700, 5);
   auto model = FittedModel::Fit(Spec(Loss::kSquared, 0.1), d.train);
   ASSERT_TRUE(model.ok()) << model.status();
-  // k = 0: before the kernels; 1: between kernel tiles; larger k: during
-  // the blocked Cholesky (the kernel pass reports once per tile of thread 0).
-  for (int k : {0, 1, 3, 20}) {
-    SCOPED_TRACE(k);
-    CancelThenRetry(**model, d.queries, DistributionMethod::kExact, 100, kExactPart, k);
-  }
+  // The kernel pass reports before its work (k = 0) and between tiles; the
+  // Cholesky of N = 700 reports before each of its 2 blocks (k = 1: between
+  // them).
+  const std::string kernels = "distribution: kernels", factor = "distribution: factor";
+  ASSERT_EQ(CountReports(**model, d.queries, DistributionMethod::kExact, 100, factor), 2);
+  CancelThenRetry(**model, d.queries, DistributionMethod::kExact, 100, kExactPart, kernels, 0);
+  CancelThenRetry(**model, d.queries, DistributionMethod::kExact, 100, kExactPart, factor, 0);
+  CancelThenRetry(**model, d.queries, DistributionMethod::kExact, 100, kExactPart, factor, 1);
 }
 
 TEST(DistributionCancellation, MonteCarloSampleSolvesStopAndCacheStaysConsistent) {
   const Data d = MakeData(300, 6);
   auto model = FittedModel::Fit(Spec(Loss::kCrossEntropy, 0.5), d.train);
   ASSERT_TRUE(model.ok()) << model.status();
-  // Where the sample solves report, in an uncancelled run: cancel at the
-  // first of those reports and half way through them.
-  std::vector<int> solve_calls;
-  {
-    DistributionOptions o;
-    o.method = DistributionMethod::kMonteCarlo;
-    o.num_samples = 8;
-    o.seed = 11;
-    int calls = 0;
-    o.progress = [&](double, const char* phase) {
-      if (std::string(phase) == "distribution: 2a solves") solve_calls.push_back(calls);
-      ++calls;
-      return true;
-    };
-    ASSERT_TRUE((*model)->PredictDistribution(d.queries, o).ok());
-  }
-  ASSERT_GE(solve_calls.size(), 8u);  // at least one report per sample solve
-  for (int k : {0, 2, solve_calls.front(), solve_calls[solve_calls.size() / 2]}) {
+  // Every Newton and CG iteration of every sample solve reports (a
+  // deterministic count): cancel at the first and half way through.
+  const std::string solves = "distribution: 2a solves";
+  const int n = CountReports(**model, d.queries, DistributionMethod::kMonteCarlo, 8, solves);
+  ASSERT_GE(n, 8);
+  for (int k : {0, n / 2, n - 1}) {
     SCOPED_TRACE(k);
-    CancelThenRetry(**model, d.queries, DistributionMethod::kMonteCarlo, 8, "mc/seed=11/S=8", k);
+    CancelThenRetry(**model, d.queries, DistributionMethod::kMonteCarlo, 8, "mc/seed=11/S=8",
+                    solves, k);
   }
 }
 

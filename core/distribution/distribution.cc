@@ -42,6 +42,11 @@ constexpr double kBatchWorkDoubles = 32.0 * 1024 * 1024;
 
 }  // namespace
 
+std::pair<std::string, std::shared_ptr<const CacheEntry>> ExactFactorsFromFit(
+    const FittedModel::State& state, MatrixXd nngp_train, MatrixXd chol_a) {
+  return {kExactPart, ExactFactorsFrom(state, std::move(nngp_train), std::move(chol_a))};
+}
+
 absl::StatusOr<DistributionResult> ComputeDistribution(
     const FittedModel::State& state, const MatrixXd& x,
     const DistributionOptions& options) {

@@ -51,6 +51,10 @@
 #ifndef NTK_CORE_DISTRIBUTION_DISTRIBUTION_H_
 #define NTK_CORE_DISTRIBUTION_DISTRIBUTION_H_
 
+#include <memory>
+#include <string>
+#include <utility>
+
 #include <Eigen/Dense>
 
 #include "absl/status/statusor.h"
@@ -64,6 +68,13 @@ namespace ntk {
 // count), RESOURCE_EXHAUSTED (cache budget), CANCELLED (progress returned
 // false), INTERNAL (a factorization the fit succeeded with failed).
 // REQUIRES: x is preprocessed, x.cols() == state.x_train.cols(), finite.
+// The EXACT factors (cache part kExactPart, core/distribution/factors.h)
+// from what a 2b/2c fit computed: K_XX and SolverSolution::cholesky_factor.
+// REQUIRES: state is the fitted state (dual, stats.jitter set) and chol_a
+// the factor of the matrix its solve factored.
+std::pair<std::string, std::shared_ptr<const CacheEntry>> ExactFactorsFromFit(
+    const FittedModel::State& state, Eigen::MatrixXd nngp_train, Eigen::MatrixXd chol_a);
+
 absl::StatusOr<DistributionResult> ComputeDistribution(
     const FittedModel::State& state, const Eigen::MatrixXd& x,
     const DistributionOptions& options);

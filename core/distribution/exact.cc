@@ -9,31 +9,22 @@
 
 namespace ntk::distribution_internal {
 
-absl::StatusOr<std::shared_ptr<const ExactFactors>> GetExactFactors(
-    const State& state, FactorSource& source, int64_t budget, const Progress& progress) {
-  return source.Get<ExactFactors>("exact", [&]() -> absl::StatusOr<std::shared_ptr<const ExactFactors>> {
-  const Index N = state.x_train.rows();
-  const Index C = state.problem.targets.cols();
-  if (absl::Status s = BudgetCheck("EXACT", 8 * (2 * N * N + N * C), budget);
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = progress.Report(0, "distribution: kernels"); !s.ok()) return s;
-  KernelMatrices km = TrainKernels(state.problem.spec.kernel, state.x_train);
-  if (absl::Status s = progress.Report(0.3, "distribution: factor"); !s.ok()) return s;
-  auto f = std::make_shared<ExactFactors>();
+namespace {
+
+// The matrix A's diagonal shift: what the fit added (jitter, plus lambda for 2c).
+double ExactShift(const State& state) {
   double shift = state.stats.jitter;
   if (state.problem.regime == Regime::kSquared) shift += state.problem.lambda;
-  MatrixXd a = std::move(km.ntk);
-  a.diagonal().array() += shift;
-  if (!CholeskyLower(a, &f->chol_a)) {
-    return absl::InternalError(absl::StrFormat(
-        "distribution: Theta_XX + %g I is not positive definite although the "
-        "fit factored it",
-        shift));
-  }
-  a.resize(0, 0);
-  f->nngp_train = std::move(km.nngp);
+  return shift;
+}
+
+}  // namespace
+
+std::shared_ptr<const ExactFactors> ExactFactorsFrom(const State& state,
+                                                     MatrixXd nngp_train, MatrixXd chol_a) {
+  auto f = std::make_shared<ExactFactors>();
+  f->nngp_train = std::move(nngp_train);
+  f->chol_a = std::move(chol_a);
   if (!HasInitialOutputs(state)) {
     f->mean_dual = state.dual;
   } else {
@@ -44,7 +35,35 @@ absl::StatusOr<std::shared_ptr<const ExactFactors>> GetExactFactors(
     SolveLowerT(f->chol_a, &t);
     f->mean_dual = std::move(t);
   }
-  return std::shared_ptr<const ExactFactors>(f);
+  return f;
+}
+
+absl::StatusOr<std::shared_ptr<const ExactFactors>> GetExactFactors(
+    const State& state, FactorSource& source, int64_t budget, const Progress& progress) {
+  return source.Get<ExactFactors>(kExactPart, [&]() -> absl::StatusOr<std::shared_ptr<const ExactFactors>> {
+  const Index N = state.x_train.rows();
+  const Index C = state.problem.targets.cols();
+  if (absl::Status s = BudgetCheck("EXACT", 8 * (2 * N * N + N * C), budget);
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<KernelMatrices> km = TrainKernelsWithProgress(state, progress, 0.0);
+  if (!km.ok()) return km.status();
+  // A = Theta_XX + shift I, factored in place by the routine the fit used
+  // (same matrix, same bits: Fit may hand this factor over instead).
+  const double shift = ExactShift(state);
+  MatrixXd a = std::move(km->ntk);
+  a.diagonal().array() += shift;
+  MatrixXd chol;
+  absl::Status s = CholeskyLower(std::move(a), &chol, progress, 0.5, "distribution: factor");
+  if (s.code() == absl::StatusCode::kCancelled) return s;
+  if (!s.ok()) {
+    return absl::InternalError(absl::StrFormat(
+        "distribution: Theta_XX + %g I is not positive definite although the "
+        "fit factored it",
+        shift));
+  }
+  return ExactFactorsFrom(state, std::move(km->nngp), std::move(chol));
   });
 }
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/distribution/methods.h"
+#include "core/numerics/cholesky.h"
 
 namespace ntk {
 
@@ -57,10 +58,20 @@ absl::Status BudgetCheck(const char* what, int64_t bytes, int64_t budget) {
 }
 
 bool CholeskyLower(const MatrixXd& a, MatrixXd* l) {
-  Eigen::LLT<MatrixXd> llt(a);
-  if (llt.info() != Eigen::Success) return false;
-  *l = llt.matrixL();
-  return true;
+  *l = a;
+  return CholeskyLowerInPlace(l).ok();
+}
+
+absl::Status CholeskyLower(MatrixXd a, MatrixXd* l, const Progress& progress, double fraction,
+                           const char* phase) {
+  absl::Status cancelled;
+  absl::Status s = CholeskyLowerInPlace(&a, [&] {
+    cancelled = progress.Report(fraction, phase);
+    return cancelled.ok();
+  });
+  if (!cancelled.ok()) return cancelled;
+  if (s.ok()) *l = std::move(a);
+  return s;
 }
 
 void SolveLower(const MatrixXd& l, MatrixXd* x) {
@@ -70,10 +81,26 @@ void SolveLowerT(const MatrixXd& l, MatrixXd* x) {
   l.triangularView<Eigen::Lower>().transpose().solveInPlace(*x);
 }
 
+absl::StatusOr<KernelMatrices> TrainKernelsWithProgress(const State& state,
+                                                       const Progress& progress,
+                                                       double fraction) {
+  absl::Status cancelled;
+  KernelMatrices km;
+  TrainKernels(state.problem.spec.kernel, state.x_train,
+               [&] {
+                 cancelled = progress.Report(fraction, "distribution: kernels");
+                 return cancelled.ok();
+               },
+               &km);
+  if (!cancelled.ok()) return cancelled;
+  return km;
+}
+
 absl::StatusOr<const KernelMatrices*> TrainingKernelsOnce::Get(const Progress& progress) {
   if (!km_) {
-    if (absl::Status s = progress.Report(0, "distribution: kernels"); !s.ok()) return s;
-    km_ = TrainKernels(state_.problem.spec.kernel, state_.x_train);
+    absl::StatusOr<KernelMatrices> km = TrainKernelsWithProgress(state_, progress, 0);
+    if (!km.ok()) return km.status();
+    km_ = *std::move(km);
   }
   return &*km_;
 }

@@ -31,6 +31,9 @@
 
 namespace ntk {
 
+// Cache key part of ExactFactors (also what FittedModel::Fit hands over).
+inline constexpr char kExactPart[] = "exact";
+
 // 2b / 2c, methods EXACT and LINEARIZED (and the linear map of MONTE_CARLO).
 // A = Theta_XX + (lambda_2c + jitter) I, the matrix the fit factored.
 struct ExactFactors : CacheEntry {

@@ -65,8 +65,14 @@ class Progress {
 // RESOURCE_EXHAUSTED when a method's factors (bytes) exceed the budget.
 absl::Status BudgetCheck(const char* what, int64_t bytes, int64_t budget);
 
-// Lower Cholesky factor of a (symmetric); false if not positive definite.
+// Lower Cholesky factor of a (symmetric) by CholeskyLowerInPlace
+// (core/numerics/cholesky.h); false if not positive definite.
 bool CholeskyLower(const MatrixXd& a, MatrixXd* l);
+// The same, reporting (fraction, phase) between the factorization's blocks:
+// CANCELLED when progress says stop, FAILED_PRECONDITION when not positive
+// definite (*l untouched on error).
+absl::Status CholeskyLower(MatrixXd a, MatrixXd* l, const Progress& progress, double fraction,
+                           const char* phase);
 // X := L^{-1} X and X := L^{-T} X for lower triangular L (BLAS dtrsm).
 void SolveLower(const MatrixXd& l, MatrixXd* x);
 void SolveLowerT(const MatrixXd& l, MatrixXd* x);
@@ -83,6 +89,12 @@ inline void StoreCenteredLogits(const VectorXd& mean, const MatrixXd& cov,
 inline bool HasInitialOutputs(const State& state) {
   return state.initial_train_outputs.size() > 0;
 }
+
+// K_XX and Theta_XX, reporting (fraction, "distribution: kernels") before
+// the work and between kernel tiles; CANCELLED when progress says stop.
+absl::StatusOr<KernelMatrices> TrainKernelsWithProgress(const State& state,
+                                                       const Progress& progress,
+                                                       double fraction);
 
 // K_XX and Theta_XX, computed at most once per call, on first need.
 class TrainingKernelsOnce {
@@ -105,6 +117,10 @@ struct Batch {
 };
 
 // ---- exact.cc ----
+// The EXACT factors from K_XX and the lower Cholesky factor of
+// A = Theta_XX + (lambda_2c + jitter) I (as CholeskyLowerInPlace computes it).
+std::shared_ptr<const ExactFactors> ExactFactorsFrom(const State& state, MatrixXd nngp_train,
+                                                     MatrixXd chol_a);
 absl::StatusOr<std::shared_ptr<const ExactFactors>> GetExactFactors(
     const State& state, FactorSource& source, int64_t budget, const Progress& progress);
 void ExactBatch(const ExactFactors& f, const Batch& b, int C,

@@ -52,6 +52,8 @@
 #include <limits>
 #include <vector>
 
+#include <omp.h>
+
 #include "absl/strings/str_cat.h"
 #include "core/kernels/kernel_internal.h"
 
@@ -511,13 +513,21 @@ KernelMatrices CrossKernels(const KernelSpec& spec, const Eigen::MatrixXd& x1,
 }
 
 KernelMatrices TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x) {
-  const Index n = x.rows();
   KernelMatrices out;
+  TrainKernels(spec, x, {}, &out);
+  return out;
+}
+
+bool TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x,
+                  const std::function<bool()>& keep_going, KernelMatrices* out_ptr) {
+  KernelMatrices& out = *out_ptr;
+  const Index n = x.rows();
   if (n == 0) {
     out.nngp.resize(0, 0);
     out.ntk.resize(0, 0);
-    return out;
+    return true;
   }
+  if (keep_going && !keep_going()) return false;
   const PointData pts = ComputePointData(spec, x);
   // The Gram matrix's upper triangle, by a rank-d update (dsyrk under
   // EIGEN_USE_BLAS: half the flops of the full GEMM).
@@ -531,8 +541,17 @@ KernelMatrices TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x) {
   const Index ntiles = nt * (nt + 1) / 2;
   double* kd = out.nngp.data();
   double* td = out.ntk.data();
+  // Cancellation: the calling thread (OpenMP thread 0) asks keep_going
+  // before each of its tiles; once it says stop, every thread skips the
+  // tiles left.
+  std::atomic<bool> stop{false};
 #pragma omp parallel for schedule(dynamic, 1) if (ntiles > 1)
   for (Index tile = 0; tile < ntiles; ++tile) {
+    if (stop.load(std::memory_order_relaxed)) continue;
+    if (keep_going && omp_get_thread_num() == 0 && !keep_going()) {
+      stop = true;
+      continue;
+    }
     // Map the linear index to (bi, bj) with bi <= bj: column bj holds tiles
     // bj (bj + 1) / 2 .. bj (bj + 1) / 2 + bj.
     Index bj = static_cast<Index>((std::sqrt(8.0 * tile + 1.0) - 1.0) / 2.0);
@@ -573,7 +592,7 @@ KernelMatrices TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x) {
       }
     }
   }
-  return out;
+  return !stop.load();
 }
 
 KernelDiagonal DiagonalKernels(const KernelSpec& spec, const Eigen::MatrixXd& x) {

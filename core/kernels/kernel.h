@@ -12,6 +12,8 @@
 #ifndef NTK_CORE_KERNELS_KERNEL_H_
 #define NTK_CORE_KERNELS_KERNEL_H_
 
+#include <functional>
+
 #include <Eigen/Dense>
 
 #include "absl/status/status.h"
@@ -56,6 +58,12 @@ KernelMatrices CrossKernels(const KernelSpec& spec, const Eigen::MatrixXd& x1,
 // K(X, X) and Theta(X, X) for the rows of x (N x N, exactly symmetric, the
 // diagonal computed with rho = 1 exactly). Cheaper than CrossKernels(x, x).
 KernelMatrices TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x);
+// The same, cancellable: keep_going (may be empty) is called on the calling
+// thread before the work and between its tiles (128 x 128 entries each, a
+// few ms); when it returns false the remaining tiles are skipped and the
+// result is false (*out then holds partial values). Same bits otherwise.
+bool TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x,
+                  const std::function<bool()>& keep_going, KernelMatrices* out);
 
 // Only the diagonals K(x, x), Theta(x, x) of the rows of x: O(N d).
 struct KernelDiagonal {

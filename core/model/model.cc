@@ -127,9 +127,18 @@ KernelMatrices TrainingCrossKernels(const FittedModel::State& s, const MatrixXd&
   return CrossKernels(s.problem.spec.kernel, s.x_train, x);
 }
 
+void FitOutputs::PutInto(const DistributionCache::Scope& scope) const {
+  if (scope.cache == nullptr) return;
+  for (const auto& [part, entry] : distribution_factors) {
+    scope.cache->Put({scope.model_id, scope.generation, part}, entry);
+  }
+}
+
 absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
-    const ModelSpec& spec, const TrainingData& data, const FitOptions& options) {
+    const ModelSpec& spec, const TrainingData& data, const FitOptions& options,
+    FitOutputs* outputs) {
   const auto start = std::chrono::steady_clock::now();
+  if (outputs != nullptr) outputs->distribution_factors.clear();
   absl::StatusOr<TrainingProblem> problem = DecideTrainingProblem(spec, data);
   if (!problem.ok()) return problem.status();
   const Index n = data.features.rows();
@@ -163,11 +172,20 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
   state->x_train_sq_norms = state->x_train.rowwise().squaredNorm();
   state->initial_train_outputs = f0;
 
-  // Only the NTK is needed to fit and predict; drop the NNGP right away.
-  MatrixXd theta;
+  // Only the NTK is needed to fit and predict; the NNGP is dropped right
+  // away unless the EXACT factors are kept (FitOptions::keep_distribution_factors):
+  // then the peak is Theta + K + the solve's factor, 3 N^2 doubles.
+  const bool keep_exact = options.keep_distribution_factors && outputs != nullptr &&
+                          p.regime != Regime::kRegularizedCE;
+  MatrixXd theta, nngp;
   {
-    KernelMatrices k = TrainKernels(p.spec.kernel, state->x_train);
+    KernelMatrices k;
+    if (!TrainKernels(p.spec.kernel, state->x_train,
+                      [&report] { return report(0.0, "kernel"); }, &k)) {
+      return absl::CancelledError("fit cancelled");
+    }
     theta = std::move(k.ntk);
+    if (keep_exact) nngp = std::move(k.nngp);
   }
   if (!theta.allFinite()) {
     return absl::InvalidArgumentError(
@@ -181,6 +199,7 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
   solve.tolerance = options.tolerance;
   solve.max_newton_iterations = options.max_iterations;
   solve.progress = solve_progress;
+  solve.keep_factor = keep_exact;
   absl::StatusOr<SolverSolution> sol = Solve(p, theta, solve);
   if (!sol.ok()) return sol.status();
   theta.resize(0, 0);
@@ -204,6 +223,10 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
   st.fit_seconds = std::chrono::duration<double>(
                        std::chrono::steady_clock::now() - start)
                        .count();
+  if (keep_exact) {
+    outputs->distribution_factors.push_back(
+        ExactFactorsFromFit(*state, std::move(nngp), std::move(sol->cholesky_factor)));
+  }
   report(1.0, "done");
   return ModelInternals::Make(std::move(state));
 }

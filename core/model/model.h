@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <Eigen/Dense>
@@ -68,6 +69,34 @@ struct FitOptions {
   ProgressFn progress;             // may be empty
   double tolerance = 1e-12;        // 2a: relative fixed-point residual target
   int max_iterations = 100;        // 2a: Newton iterations
+  // 2b / 2c: keep the EXACT factors the fit computes anyway (K_XX from the
+  // kernel pass, the Cholesky factor of A = Theta_XX + (lambda + jitter) I
+  // from the solve) and hand them to the caller in FitOutputs, so that the
+  // first EXACT PredictDistribution does no O(N^3) work
+  // (docs/model-contract.md "4. PredictDistribution"). Ignored for 2a and
+  // when Fit gets no FitOutputs.
+  // Memory: the fit's peak is then Theta + K + L = 3 N^2 doubles (instead
+  // of Theta + L = 2 N^2), and 2 N^2 + N C doubles stay in the returned
+  // entry. Time: none beyond a copy of the dual (2b/2c with F0: two
+  // triangular solves).
+  bool keep_distribution_factors = false;
+};
+
+// What Fit computed beyond the model, for the caller's caches.
+struct FitOutputs {
+  // (part, entry) pairs with FitOptions::keep_distribution_factors (2b/2c:
+  // one, "exact"), each meant for DistributionCache::Put under
+  // (model id, generation, part) of the model this Fit returns (PutInto).
+  // Bit-identical to what PredictDistribution would compute on demand
+  // (same matrix, jitter and factorization routine), so answers do not
+  // depend on where the factor came from. Not persisted: after eviction or
+  // a restart PredictDistribution recomputes it (one Cholesky on the first
+  // EXACT call) rather than writing 8 N^2 bytes more and fsyncing them on
+  // the Fit's critical path.
+  std::vector<std::pair<std::string, std::shared_ptr<const CacheEntry>>> distribution_factors;
+
+  // Puts every entry into scope.cache (nothing when it is null).
+  void PutInto(const DistributionCache::Scope& scope) const;
 };
 
 struct Prediction {
@@ -137,11 +166,12 @@ struct FittedModelInfo {
 class FittedModel {
  public:
   // Fits `data` under `spec` (docs/model-contract.md "2. Training objective").
-  // Errors: INVALID_ARGUMENT naming the field (see DecideTrainingProblem),
-  // CANCELLED when progress returns false.
+  // `outputs` (may be null) receives what FitOptions asks to keep (it is
+  // cleared first). Errors: INVALID_ARGUMENT naming the field (see
+  // DecideTrainingProblem), CANCELLED when progress returns false.
   static absl::StatusOr<std::unique_ptr<FittedModel>> Fit(
       const ModelSpec& spec, const TrainingData& data,
-      const FitOptions& options = {});
+      const FitOptions& options = {}, FitOutputs* outputs = nullptr);
 
   // Restores a model written by Serialize(). DATA_LOSS when the bytes are
   // damaged (bad magic, checksum, truncation), UNIMPLEMENTED for a newer

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/numerics/cholesky.h"
 #include "core/training/solver_util.h"
 #include "core/training/solvers.h"
 
@@ -30,7 +31,8 @@ absl::StatusOr<SolverSolution> SolveShifted(const MatrixXd& theta,
                                             const MatrixXd& f0,
                                             double base_shift,
                                             const ProgressFn& progress,
-                                            const JitterPolicy& policy) {
+                                            const JitterPolicy& policy,
+                                            bool keep_factor) {
   const Index n = theta.rows();
   const double mean_diag = n > 0 ? theta.diagonal().mean() : 1.0;
   const double scale = mean_diag > 0 ? mean_diag : 1.0;
@@ -45,8 +47,14 @@ absl::StatusOr<SolverSolution> SolveShifted(const MatrixXd& theta,
     factor = theta;
     factor.diagonal().array() += base_shift + jitter;
     anorm = n > 0 ? factor.cwiseAbs().colwise().sum().maxCoeff() : 0.0;
-    Eigen::LLT<Eigen::Ref<MatrixXd>> llt(factor);
-    if (llt.info() == Eigen::Success) {
+    // Progress between the factorization's blocks (0 - 0.8 of this solve).
+    const absl::Status st = CholeskyLowerInPlace(&factor, [&] {
+      return ReportProgress(progress, 0.0, "cholesky");
+    });
+    if (st.code() == absl::StatusCode::kCancelled) {
+      return absl::CancelledError("fit cancelled during the Cholesky factorization");
+    }
+    if (st.ok()) {
       ok = true;
       break;
     }
@@ -64,7 +72,7 @@ absl::StatusOr<SolverSolution> SolveShifted(const MatrixXd& theta,
   if (!ReportProgress(progress, 0.8, "solve")) {
     return absl::CancelledError("fit cancelled after the Cholesky factorization");
   }
-  // `factor` now holds L in its lower triangle (in-place LLT).
+  // `factor` now holds L (lower triangle; strict upper triangle zero).
   SolverSolution sol;
   sol.info.jitter = jitter;
   auto lower = factor.triangularView<Eigen::Lower>();
@@ -89,6 +97,7 @@ absl::StatusOr<SolverSolution> SolveShifted(const MatrixXd& theta,
     sol.info.condition_estimate =
         info == 0 && rcond > 0 ? 1.0 / rcond : std::numeric_limits<double>::infinity();
   }
+  if (keep_factor) sol.cholesky_factor = std::move(factor);
   return sol;
 }
 
@@ -98,7 +107,8 @@ absl::StatusOr<SolverSolution> SolveUnregularizedCE(const Eigen::MatrixXd& theta
                                                     const Eigen::MatrixXd& y,
                                                     const Eigen::MatrixXd& f0,
                                                     const ProgressFn& progress,
-                                                    const JitterPolicy& jitter) {
+                                                    const JitterPolicy& jitter,
+                                                    bool keep_factor) {
   if (absl::Status s = CheckShapes(theta, y, f0); !s.ok()) return s;
   if (!(y.array() > 0).all()) {
     return absl::InvalidArgumentError(
@@ -106,7 +116,7 @@ absl::StatusOr<SolverSolution> SolveUnregularizedCE(const Eigen::MatrixXd& theta
   }
   MatrixXd rhs = y.array().log().matrix();
   if (f0.size() != 0) rhs -= f0;
-  return SolveShifted(theta, rhs, f0, 0.0, progress, jitter);
+  return SolveShifted(theta, rhs, f0, 0.0, progress, jitter, keep_factor);
 }
 
 absl::StatusOr<SolverSolution> SolveSquared(const Eigen::MatrixXd& theta,
@@ -114,7 +124,8 @@ absl::StatusOr<SolverSolution> SolveSquared(const Eigen::MatrixXd& theta,
                                             const Eigen::MatrixXd& f0,
                                             double lambda,
                                             const ProgressFn& progress,
-                                            const JitterPolicy& jitter) {
+                                            const JitterPolicy& jitter,
+                                            bool keep_factor) {
   if (absl::Status s = CheckShapes(theta, y, f0); !s.ok()) return s;
   if (!(lambda >= 0) || !std::isfinite(lambda)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -122,7 +133,7 @@ absl::StatusOr<SolverSolution> SolveSquared(const Eigen::MatrixXd& theta,
   }
   MatrixXd rhs = y;
   if (f0.size() != 0) rhs -= f0;
-  return SolveShifted(theta, rhs, f0, lambda, progress, jitter);
+  return SolveShifted(theta, rhs, f0, lambda, progress, jitter, keep_factor);
 }
 
 }  // namespace ntk

@@ -41,7 +41,11 @@ class NewtonCG {
 
   void Start();
   absl::StatusOr<Next> CheckProgress(int it);
-  void SolveNewtonSystem(LowRankPreconditioner& precond);
+  // False when progress asked to stop during the CG iterations.
+  bool SolveNewtonSystem(LowRankPreconditioner& precond);
+  static absl::Status Cancelled() {
+    return absl::CancelledError("fit cancelled during the 2a Newton solve");
+  }
   bool NewtonDirection(double* slope);
   double LineSearch(double slope, double* psi_new);
   void TakeStep(double step, double psi_new, int it);
@@ -60,6 +64,7 @@ class NewtonCG {
   MatrixXd theta_dual_, residual_;
   double psi_ = 0;
   double rel_ = 0;  // relative fixed-point residual of the current iterate
+  double frac_ = 0;  // progress fraction last reported
   BlockHessian hess_;
   MatrixXd b_, rhs_, z_, r_, zp_, d_, sd_, ad_, tmp_, f_new_, dbeta_, dt_, f_trial_;
   // Convergence bookkeeping (CheckProgress, TakeStep).
@@ -113,9 +118,8 @@ absl::StatusOr<NewtonCG::Next> NewtonCG::CheckProgress(int it) {
   // residual to the target.
   const double frac = std::log(first_rel_ / std::max(rel, 1e-300)) /
                       std::log(first_rel_ / options_.tolerance);
-  if (!ReportProgress(options_.progress, frac, "newton")) {
-    return absl::CancelledError("fit cancelled during the 2a Newton solve");
-  }
+  frac_ = frac;
+  if (!ReportProgress(options_.progress, frac, "newton")) return Cancelled();
   return Next::kIterate;
 }
 
@@ -126,8 +130,10 @@ absl::StatusOr<NewtonCG::Next> NewtonCG::CheckProgress(int it) {
 //   (I + S Theta S / lambda) z = S Theta r / lambda = -S residual
 // (R&W alg. 3.1's matrix B = I + S K S with K = Theta / lambda). Its
 // right-hand side vanishes at the solution, so a relative CG tolerance
-// is an inexact-Newton forcing term. Leaves z in z_.
-void NewtonCG::SolveNewtonSystem(LowRankPreconditioner& precond) {
+// is an inexact-Newton forcing term. Leaves z in z_. Progress is asked
+// before every CG iteration (one product with Theta each), so a cancel
+// stops within one product.
+bool NewtonCG::SolveNewtonSystem(LowRankPreconditioner& precond) {
   hess_.Build(p_);
   precond.Update(hess_);
   b_ = -residual_;
@@ -157,6 +163,7 @@ void NewtonCG::SolveNewtonSystem(LowRankPreconditioner& precond) {
   if (rhs_norm > 0) {
     while (cg < options_.max_cg_iterations) {
       if (r_.norm() <= eta * rhs_norm) break;
+      if (!ReportProgress(options_.progress, frac_, "newton")) return false;
       hess_.ApplySqrt(d_, &sd_);
       ThetaTimes(theta_, sd_, &tmp_);
       hess_.ApplySqrt(tmp_, &ad_);
@@ -174,6 +181,7 @@ void NewtonCG::SolveNewtonSystem(LowRankPreconditioner& precond) {
     }
   }
   info_.cg_iterations += cg;
+  return true;
 }
 
 // dbeta = (r - S z) / lambda; dt = Theta dbeta = (-lambda residual - Theta S z) / lambda.
@@ -260,7 +268,7 @@ absl::StatusOr<SolverSolution> NewtonCG::Run() {
     absl::StatusOr<Next> next = CheckProgress(it);
     if (!next.ok()) return next.status();
     if (*next == Next::kStop) break;
-    SolveNewtonSystem(precond);
+    if (!SolveNewtonSystem(precond)) return Cancelled();
     double slope = 0;
     if (!NewtonDirection(&slope)) break;
     double psi_new = 0;

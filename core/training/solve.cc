@@ -22,10 +22,10 @@ absl::StatusOr<SolverSolution> Solve(const TrainingProblem& problem,
     }
     case Regime::kUnregularizedCE:
       return SolveUnregularizedCE(theta, problem.targets, f0, options.progress,
-                                  problem.jitter);
+                                  problem.jitter, options.keep_factor);
     case Regime::kSquared:
       return SolveSquared(theta, problem.targets, f0, problem.lambda, options.progress,
-                          problem.jitter);
+                          problem.jitter, options.keep_factor);
   }
   return absl::InternalError("Solve: unknown regime");
 }

@@ -34,6 +34,8 @@ struct SolveOptions {
   double tolerance = 1e-12;        // 2a: relative fixed-point residual target
   int max_newton_iterations = 100;  // 2a
   ProgressFn progress;              // may be empty; false -> CANCELLED
+  // 2b / 2c only: return the Cholesky factor in SolverSolution::cholesky_factor.
+  bool keep_factor = false;
 };
 
 // Trains `problem` with the training NTK `theta` (N x N). Errors: those of

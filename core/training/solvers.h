@@ -20,7 +20,8 @@
 // OpenMP (core/numerics/linalg.h), with OpenBLAS set single-threaded process-wide
 // for the duration of its Newton-CG loop (ScopedSingleThreadedBlas).
 // Memory: 2a needs Theta plus O(N C^2) doubles; 2b/2c need Theta plus one
-// N x N factor (Theta itself is kept intact, it gives the train logits).
+// N x N factor (Theta itself is kept intact, it gives the train logits),
+// returned in SolverSolution::cholesky_factor when keep_factor is set.
 #ifndef NTK_CORE_TRAINING_SOLVERS_H_
 #define NTK_CORE_TRAINING_SOLVERS_H_
 
@@ -50,6 +51,10 @@ struct SolverSolution {
   Eigen::MatrixXd logits;  // N x C trained logits at the training points
   Eigen::MatrixXd dual;    // N x C, see the header comment
   SolverInfo info;
+  // 2b, 2c with keep_factor: the lower Cholesky factor L of
+  // Theta + (lambda + jitter) I (core/numerics/cholesky.h; strict upper
+  // triangle zero), the matrix EXACT needs. Otherwise empty.
+  Eigen::MatrixXd cholesky_factor;
 };
 
 // Top eigenpairs of Theta used by the 2a preconditioner. Computing them
@@ -114,7 +119,8 @@ absl::StatusOr<SolverSolution> SolveRegularizedCE(
     const Eigen::MatrixXd& f0, double lambda,
     const RegularizedCEOptions& options = {});
 
-// 2b. REQUIRES: y > 0 everywhere. Cholesky (Eigen LLT -> LAPACK dpotrf) of
+// 2b. REQUIRES: y > 0 everywhere. Cholesky (CholeskyLowerInPlace,
+// core/numerics/cholesky.h, progress checked between its blocks) of
 // Theta + jitter I, jitter = jitter.relative * mean(diag Theta), times 10
 // per failed factorization up to jitter.max_relative (then FAILED_PRECONDITION).
 // condition_estimate: LAPACK dpocon's estimate of the 1-norm condition
@@ -124,7 +130,7 @@ absl::StatusOr<SolverSolution> SolveRegularizedCE(
 absl::StatusOr<SolverSolution> SolveUnregularizedCE(
     const Eigen::MatrixXd& theta, const Eigen::MatrixXd& y,
     const Eigen::MatrixXd& f0, const ProgressFn& progress = {},
-    const JitterPolicy& jitter = {});
+    const JitterPolicy& jitter = {}, bool keep_factor = false);
 
 // 2c. Like 2b with (Theta + (lambda + jitter) I) and (Y - F0); the jitter is
 // 0 when lambda >= jitter.relative * mean(diag Theta), else the 2b jitter.
@@ -133,7 +139,8 @@ absl::StatusOr<SolverSolution> SolveSquared(const Eigen::MatrixXd& theta,
                                             const Eigen::MatrixXd& f0,
                                             double lambda,
                                             const ProgressFn& progress = {},
-                                            const JitterPolicy& jitter = {});
+                                            const JitterPolicy& jitter = {},
+                                            bool keep_factor = false);
 
 // Row-wise softmax (numerically stable) and mean cross-entropy helpers.
 Eigen::MatrixXd RowSoftmax(const Eigen::MatrixXd& logits);

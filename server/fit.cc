@@ -91,8 +91,13 @@ absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, Memor
     stopped = call.Stopped();
     return !stopped;
   };
+  // 2b/2c: the Fit's Cholesky factor (and K) go to the distribution cache,
+  // so the first EXACT PredictDistribution does no O(N^3) work (issue 10).
+  // The cost model already counts Theta + K + the factor at the Fit's peak.
+  fit_options.keep_distribution_factors = registry->cache() != nullptr;
+  FitOutputs outputs;
   absl::StatusOr<std::unique_ptr<FittedModel>> fitted =
-      FittedModel::Fit(*spec, job.data, fit_options);
+      FittedModel::Fit(*spec, job.data, fit_options, &outputs);
   job.data = TrainingData();  // no longer needed: free it before persisting
   if ((stopped || !fitted.ok()) && call.PastDeadline()) {
     return absl::DeadlineExceededError(absl::StrFormat(
@@ -111,6 +116,8 @@ absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, Memor
   absl::StatusOr<std::shared_ptr<const ModelEntry>> entry =
       registry->Commit(id, NowUnixMs(), std::move(model), std::move(payload));
   if (!entry.ok()) return entry.status();
+  outputs.PutInto((*entry)->CacheScope(registry->cache()));
+  outputs = FitOutputs();
   if (options.log_rpcs) {
     const DistributionCache* cache = registry->cache();
     Logf("fit model=%s phase=done generation=%d model_bytes=%d cache_bytes=%d models=%d", id,

@@ -5,7 +5,7 @@
 #
 #   ./ntk.sh serve [server flags]   install, build, start ntk_server on 127.0.0.1:50051
 #   ./ntk.sh test                   install, build, run the test suite (CI runs this;
-#                                   with CI=true also the CI checks of docs/testing.md)
+#                                   NTK_CI_CHECKS=1 adds the sanitizer/fuzz checks of docs/testing.md)
 #   ./ntk.sh test-long              the long experiments left out of `test`
 #   ./ntk.sh test-sanitize [asan|tsan]  ASan+UBSan unit/e2e tests, TSan concurrency tests
 #   ./ntk.sh fuzz [seconds] [target...] the libFuzzer targets of fuzz/ (default 30 s each)

@@ -14,6 +14,7 @@
 #include "proto/matrix_convert.h"
 #include "server/convert.h"
 #include "server/fit.h"
+#include "server/log.h"
 #include "server/stream_idle.h"
 
 namespace ntk::server {
@@ -155,6 +156,9 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
       replace_ = m.replace();
       spec_ = m.spec();
       call_.log().model_id = model_id_;
+      // The stream is now a call in flight (shutdown waits for it); the line
+      // tells operators (and tests) that its data has started to arrive.
+      if (limits.log_rpcs) Logf("fit_stream model=%s phase=receiving", LogfmtValue(model_id_));
     } else if (absl::Status s = CheckHeader(m, index); !s.ok()) {
       return s;
     }

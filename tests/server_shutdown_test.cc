@@ -24,6 +24,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -121,6 +122,15 @@ TEST(ServerShutdownTest, CallInFlightGetsTheGrace) {
   first.set_model_id("graceful");
   *first.mutable_spec() = testing::SmallSpec(1.0);
   ASSERT_TRUE(stream->Write(first));
+  // Write returning says the message left this process, not that the server
+  // has the call: wait (bounded, polling the external process's log) until
+  // the server says the stream's data is arriving, then send SIGTERM.
+  bool receiving = false;
+  for (int i = 0; i < 3000 && !receiving; ++i) {
+    receiving = absl::StrContains((*p)->ReadStderr(), "fit_stream model=graceful phase=receiving");
+    if (!receiving) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(receiving) << "the server never logged the stream; stderr:\n" << (*p)->ReadStderr();
 
   (*p)->Signal(SIGTERM);
   // Still serving the open stream a second later (a server that ignored the

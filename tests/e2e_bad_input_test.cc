@@ -28,11 +28,7 @@ struct Case {
   std::string field;  // the message must contain this
 };
 
-std::unique_ptr<grpc::ClientContext> Ctx() {
-  auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  return ctx;
-}
+std::unique_ptr<grpc::ClientContext> Ctx() { return testing::CallContext(std::chrono::seconds(30)); }
 
 v1::FitRequest GoodFit(const std::string& id, int n = 30, int d = 4, int classes = 3) {
   testing::Blobs b = testing::MakeBlobs(n, d, classes, 11);

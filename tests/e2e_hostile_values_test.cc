@@ -22,11 +22,7 @@ using ::testing::HasSubstr;
 using testing::InProcessServer;
 using testing::TempDir;
 
-std::unique_ptr<grpc::ClientContext> Ctx() {
-  auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  return ctx;
-}
+std::unique_ptr<grpc::ClientContext> Ctx() { return testing::CallContext(std::chrono::seconds(60)); }
 
 class HostileValuesTest : public ::testing::Test {
  protected:

@@ -21,11 +21,7 @@ using testing::InProcessServer;
 using testing::SubprocessServer;
 using testing::TempDir;
 
-std::unique_ptr<grpc::ClientContext> Ctx() {
-  auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-  return ctx;
-}
+std::unique_ptr<grpc::ClientContext> Ctx() { return testing::CallContext(std::chrono::seconds(120)); }
 
 // n rows of one feature, labels i % classes.
 v1::FitRequest ManyClassesFit(const std::string& id, int n, int classes, bool squared) {

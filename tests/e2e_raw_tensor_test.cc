@@ -23,11 +23,7 @@ namespace {
 using testing::InProcessServer;
 using testing::TempDir;
 
-std::unique_ptr<grpc::ClientContext> Ctx() {
-  auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  return ctx;
-}
+std::unique_ptr<grpc::ClientContext> Ctx() { return testing::CallContext(std::chrono::seconds(60)); }
 
 // Every element rounded to float, so that FLOAT32 data carries the same numbers.
 Eigen::MatrixXd RoundedToFloat(const Eigen::MatrixXd& m) {

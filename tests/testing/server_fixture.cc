@@ -249,4 +249,10 @@ v1::ModelSpec SmallSpec(double lambda) {
   return s;
 }
 
+std::unique_ptr<grpc::ClientContext> CallContext(std::chrono::seconds timeout) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + timeout);
+  return ctx;
+}
+
 }  // namespace ntk::testing

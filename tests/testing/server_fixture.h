@@ -24,6 +24,7 @@
 
 #include <Eigen/Dense>
 #include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -143,6 +144,9 @@ Eigen::MatrixXd SoftTargets(const std::vector<int>& y, int classes, double eps);
 // A small ReLU spec: depth 2, CROSS_ENTROPY, regularization `lambda`
 // (negative: unset, the server's default).
 v1::ModelSpec SmallSpec(double lambda = -1);
+
+// A client context whose deadline is `timeout` from now.
+std::unique_ptr<grpc::ClientContext> CallContext(std::chrono::seconds timeout);
 
 }  // namespace ntk::testing
 

@@ -125,6 +125,13 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& p, const Serve
   }
   s.num_classes = static_cast<int>(p.num_classes());
   s.class_names.assign(p.class_names().begin(), p.class_names().end());
+  if (p.approximation().kind() == v1::Approximation::NYSTROM) {
+    return absl::UnimplementedError("spec.approximation.kind: NYSTROM is not implemented yet");
+  }
+  if (!v1::Approximation::Kind_IsValid(p.approximation().kind())) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "spec.approximation.kind: unknown value %d", static_cast<int>(p.approximation().kind())));
+  }
   return s;
 }
 
@@ -204,6 +211,9 @@ absl::StatusOr<DistributionOptions> DistributionOptionsFromProto(
           CheckLimit("num_samples", r.num_samples(), limits.max_num_samples, "max_num_samples");
       !s.ok()) {
     return s;
+  }
+  if (r.columnar()) {
+    return absl::UnimplementedError("columnar: the DistributionBatch answer is not implemented yet");
   }
   DistributionOptions o;
   o.method = static_cast<DistributionMethod>(static_cast<int>(r.method()));

@@ -57,6 +57,12 @@ absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, Memor
   call.log().model_id = id;
   call.log().rows = job.data.features.rows();
   if (absl::Status s = ValidateModelId(id); !s.ok()) return s;
+  if (job.selection != nullptr && job.selection->folds() != 0) {
+    return absl::UnimplementedError("selection: model selection is not implemented yet");
+  }
+  if (job.background) {
+    return absl::UnimplementedError("background: background fits are not implemented yet");
+  }
   static const v1::ModelSpec kEmptySpec;
   absl::StatusOr<ModelSpec> spec =
       ModelSpecFromProto(job.spec != nullptr ? *job.spec : kEmptySpec, options);

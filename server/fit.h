@@ -3,7 +3,8 @@
 // deadline/cancellation and progress log lines, then persist and publish.
 //
 //   absl::StatusOr<TrainingData> data = TrainingDataFromProto(request, options);
-//   FitJob job{request.model_id(), request.replace(), &request.spec(), *std::move(data)};
+//   FitJob job{request.model_id(), request.replace(), &request.spec(), &request.selection(),
+//              request.background(), *std::move(data)};
 //   absl::Status s = RunFit(options, registry, budget, call, std::move(job), response);
 //
 // Long fits write progress lines (when options.log_rpcs):
@@ -41,6 +42,8 @@ struct FitJob {
   std::string model_id;                 // empty: the server assigns one
   bool replace = false;
   const v1::ModelSpec* spec = nullptr;  // not owned; must outlive RunFit
+  const v1::ModelSelection* selection = nullptr;  // not owned; null: no selection
+  bool background = false;              // FitRequest.background
   TrainingData data;                    // wire facts and limits already checked
 };
 

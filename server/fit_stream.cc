@@ -127,7 +127,7 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
     Done(std::move(s));
   }
 
-  // Only the first message sets model_id, spec and replace.
+  // Only the first message sets model_id, spec, replace, selection and background.
   absl::Status CheckHeader(const v1::FitRequest& m, int index) const {
     if (!m.model_id().empty() && m.model_id() != model_id_) {
       return absl::InvalidArgumentError(
@@ -144,6 +144,18 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
       return absl::InvalidArgumentError(absl::StrFormat(
           "replace: FitStream message %d sets replace; only the first message sets it", index));
     }
+    if (m.has_selection() &&
+        !google::protobuf::util::MessageDifferencer::Equals(m.selection(), selection_)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "selection: FitStream message %d carries a different selection; only the first "
+          "message sets it",
+          index));
+    }
+    if (m.background() && !background_) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "background: FitStream message %d sets background; only the first message sets it",
+          index));
+    }
     return absl::OkStatus();
   }
 
@@ -155,6 +167,8 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
       model_id_ = m.model_id();
       replace_ = m.replace();
       spec_ = m.spec();
+      selection_ = m.selection();
+      background_ = m.background();
       call_.log().model_id = model_id_;
       // The stream is now a call in flight (shutdown waits for it); the line
       // tells operators (and tests) that its data has started to arrive.
@@ -186,6 +200,8 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
       job.model_id = model_id_;
       job.replace = replace_;
       job.spec = &spec_;
+      job.selection = &selection_;
+      job.background = background_;
       job.data.features = features_.TakeMatrix();
       job.data.labels.assign(labels_.begin(), labels_.end());
       std::vector<int32_t>().swap(labels_);
@@ -207,6 +223,8 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
   std::string model_id_;
   bool replace_ = false;
   v1::ModelSpec spec_;
+  v1::ModelSelection selection_;
+  bool background_ = false;
   Rows features_, targets_;
   std::vector<int32_t> labels_;
 };

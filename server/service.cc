@@ -46,7 +46,8 @@ grpc::ServerUnaryReactor* NtkServiceImpl::Fit(grpc::CallbackServerContext* ctx,
       [this, request, response](RpcCall& call) -> absl::Status {
         absl::StatusOr<TrainingData> data = TrainingDataFromProto(*request, options_);
         if (!data.ok()) return data.status();
-        FitJob job{request->model_id(), request->replace(), &request->spec(), *std::move(data)};
+        FitJob job{request->model_id(),     request->replace(),    &request->spec(),
+                   &request->selection(),   request->background(), *std::move(data)};
         return RunFit(options_, registry_, runner_.memory_budget(), call, std::move(job),
                       response);
       });

@@ -27,7 +27,7 @@ JOBS=${JOBS:-$(nproc)}
 # (openssl makes the TLS tests' certificates).
 PKGS_BUILD=(g++ make cmake pkg-config protobuf-compiler protobuf-compiler-grpc
   libgrpc++-dev libprotobuf-dev libeigen3-dev libopenblas-dev liblapacke-dev
-  libgtest-dev libgmock-dev libbenchmark-dev grpc-proto openssl)
+  libgtest-dev libgmock-dev libbenchmark-dev grpc-proto openssl nlohmann-json3-dev)
 # The README's example data (digits CSV), the Python client example, and the
 # Python benchmarks (bench/*.py: NumPy reference, Fashion-MNIST).
 PKGS_DATA=(python3 python3-numpy python3-scipy python3-sklearn python3-grpcio python3-protobuf

@@ -52,11 +52,8 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
     const DistributionOptions& options) {
   const Regime regime = state.problem.regime;
   const bool is_2a = regime == Regime::kRegularizedCE;
-  DistributionMethod method = options.method;
+  const DistributionMethod method = ResolvedMethod(options.method, regime);
   switch (method) {
-    case DistributionMethod::kUnspecified:
-      method = is_2a ? DistributionMethod::kLinearized : DistributionMethod::kExact;
-      break;
     case DistributionMethod::kExact:
       if (is_2a) {
         return absl::FailedPreconditionError(absl::StrFormat(

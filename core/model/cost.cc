@@ -68,12 +68,6 @@ int64_t PredictResponseBytes(int64_t rows, int64_t c) {
   return Bytes(2.0 * static_cast<double>(rows) * static_cast<double>(c)) + 5 * rows + 64;
 }
 
-DistributionMethod ResolvedMethod(DistributionMethod requested, Regime regime) {
-  if (requested != DistributionMethod::kUnspecified) return requested;
-  return regime == Regime::kRegularizedCE ? DistributionMethod::kLinearized
-                                          : DistributionMethod::kExact;
-}
-
 Cost DistributionCost(DistributionMethod requested, Regime regime, int64_t rows_in,
                       int64_t n_in, int64_t d_in, int64_t c_in, int64_t num_samples) {
   const double rows = static_cast<double>(rows_in), n = static_cast<double>(n_in),

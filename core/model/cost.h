@@ -40,10 +40,6 @@ Cost PredictCost(int64_t rows, int64_t n, int64_t d, int64_t c);
 // Bytes of the PredictResponse (probabilities and logits as doubles, labels).
 int64_t PredictResponseBytes(int64_t rows, int64_t c);
 
-// The method PredictDistribution uses for `requested` on a model of
-// `regime` (kUnspecified: EXACT for 2b/2c, LINEARIZED for 2a).
-DistributionMethod ResolvedMethod(DistributionMethod requested, Regime regime);
-
 // FittedModel::PredictDistribution (docs/model-contract.md
 // "4. PredictDistribution") of `rows` queries: the method's factors, one
 // query batch's work, and the rows * C^2 covariances of the result.

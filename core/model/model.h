@@ -113,6 +113,15 @@ enum class DistributionMethod {
   kLaplacePosterior = 4,
 };
 
+// The method PredictDistribution uses for `requested` on a model of
+// `regime`: kUnspecified means EXACT for 2b/2c and LINEARIZED for 2a
+// (docs/model-contract.md "4. PredictDistribution"). The one place that rule lives.
+inline DistributionMethod ResolvedMethod(DistributionMethod requested, Regime regime) {
+  if (requested != DistributionMethod::kUnspecified) return requested;
+  return regime == Regime::kRegularizedCE ? DistributionMethod::kLinearized
+                                          : DistributionMethod::kExact;
+}
+
 inline constexpr int kDefaultNumSamples = 1000;       // probability moments
 // Largest DistributionOptions::num_samples accepted (per point this many
 // C-vectors are drawn); the one limit, used by core and the server alike.

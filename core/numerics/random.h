@@ -40,7 +40,7 @@ uint64_t IndexSeed(uint64_t seed, uint64_t tag, uint64_t index);
 enum class BoxMullerU1 {
   kPlusOne,     // (k + 1) / 2^53  (PredictDistribution, test fixtures)
   kOneMinus,    // 1 - k / 2^53    (finite-width networks, tools/validate data)
-  kRejectZero,  // k / 2^53, redrawn while 0 (tests/kernel_test)
+  kRejectZero,  // k / 2^53, redrawn while 0 (tests/kernel_monte_carlo_test.cc)
 };
 
 // Standard normal variates: mt19937_64 + Box-Muller on 53-bit uniforms,

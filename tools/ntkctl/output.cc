@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include <google/protobuf/util/json_util.h>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -18,25 +19,9 @@ std::string JsonNumber(double v) {
 }
 
 std::string JsonString(absl::string_view s) {
-  std::string out = "\"";
-  for (const char ch : s) {
-    const unsigned char c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += absl::StrFormat("\\u%04x", c);
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += "\"";
-  return out;
+  // nlohmann's escaping (RFC 8259); invalid UTF-8 becomes U+FFFD, never a throw.
+  return nlohmann::json(std::string(s)).dump(-1, ' ', false,
+                                              nlohmann::json::error_handler_t::replace);
 }
 
 std::string JsonArray(const double* v, int n) {

@@ -249,6 +249,30 @@ absl::Status Client::DeleteModel(const std::string& model_id) {
   }));
 }
 
+absl::StatusOr<v1::ModelInfo> Client::WatchModel(
+    const std::string& model_id, const std::function<bool(const v1::ModelInfo&)>& on_update) {
+  v1::GetModelRequest request;
+  request.set_model_id(model_id);
+  grpc::ClientContext ctx;
+  impl_->Prepare(&ctx, std::chrono::system_clock::now() + impl_->options.default_deadline);
+  std::unique_ptr<grpc::ClientReader<v1::ModelInfo>> reader =
+      impl_->stub->WatchModel(&ctx, request);
+  v1::ModelInfo info, last;
+  bool any = false;
+  while (reader->Read(&info)) {
+    any = true;
+    last = info;
+    if (on_update && !on_update(info)) {
+      ctx.TryCancel();
+      break;
+    }
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return FromGrpc(s);
+  if (!any) return absl::InternalError("WatchModel: the stream ended without a ModelInfo");
+  return last;
+}
+
 absl::Status Client::Health(const std::string& service) {
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);

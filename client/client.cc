@@ -163,6 +163,8 @@ absl::StatusOr<v1::ModelInfo> Client::Fit(const v1::FitRequest& request) {
         m.set_model_id(request.model_id());
         *m.mutable_spec() = request.spec();
         m.set_replace(request.replace());
+        m.set_background(request.background());
+        if (request.has_selection()) *m.mutable_selection() = request.selection();
       }
       *m.mutable_features() = SliceMatrixRows(request.features(), begin, end);
       if (has_labels) {

@@ -259,5 +259,37 @@ TEST_F(LongFitTest, WatchOfASynchronousFitEndsReadyWithTheFitsModel) {
   EXPECT_EQ(w.infos.back().created_unix_ms(), sync.model().created_unix_ms());
 }
 
+// The C++ client: a fit too large for one message (FitStream) keeps
+// `background` (only the first message carries it), and Client::WatchModel
+// reports every update and returns the READY model.
+TEST_F(LongFitTest, ClientStreamsABackgroundFitAndWatchesItToReady) {
+  ClientOptions options;
+  options.max_message_mb = 1;  // 2000 x 80 doubles (1.28 MB) must stream
+  std::unique_ptr<Client> client = server_->Connect(options);
+  const testing::Blobs b = testing::MakeBlobs(2000, 80, 3, 48);
+  v1::FitRequest req;
+  req.set_model_id("streamed");
+  *req.mutable_spec() = testing::SmallSpec(1.0);
+  *req.mutable_features() = MatrixToProto(b.x);
+  req.mutable_labels()->Add(b.y.begin(), b.y.end());
+  req.set_background(true);
+  ASSERT_GT(req.ByteSizeLong(), 1u << 20);  // over the client's 3/4 MiB: FitStream
+  absl::StatusOr<v1::ModelInfo> started = client->Fit(req);
+  ASSERT_TRUE(started.ok()) << started.status();
+  EXPECT_EQ(started->state(), v1::FITTING);
+  EXPECT_EQ(started->num_train(), 2000u);
+
+  int updates = 0;
+  absl::StatusOr<v1::ModelInfo> done =
+      client->WatchModel("streamed", [&updates](const v1::ModelInfo&) {
+        ++updates;
+        return true;
+      });
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state(), v1::READY);
+  EXPECT_EQ(done->num_train(), 2000u);
+  EXPECT_GE(updates, 1);
+}
+
 }  // namespace
 }  // namespace ntk

@@ -117,6 +117,21 @@ def inside(address, secured_address):
         fail("ntk_client imported from %s, not the venv %s" % (ntk_client.__file__, sys.prefix))
     c = Client(address)
     X, y = blobs(300, 8, 3, 1)
+
+    # fit's hand-concatenated encoding parses as the message protobuf builds
+    # (both dtypes, labels and targets).
+    from ntk_client.client import encode_fit_request
+    for dt in (np.float64, np.float32):
+        header = pb.FitRequest(model_id="m", background=True, spec=ntk_client.make_spec(depth=2))
+        T = np.full((300, 3), 1.0 / 3)
+        want = pb.FitRequest()
+        want.CopyFrom(header)
+        ntk_client.to_matrix(X.astype(dt), want.features)
+        want.labels.extend(y.tolist())
+        ntk_client.to_matrix(T, want.targets)
+        got = pb.FitRequest.FromString(encode_fit_request(header, X.astype(dt), y, T))
+        if got != want:
+            fail("encode_fit_request(%s) differs from the protobuf-built request" % dt.__name__)
     Q, _ = blobs(20, 8, 3, 2)
 
     # One Fit call (raw FLOAT64 bytes) and FitStream in chunks of 70 rows:

@@ -71,6 +71,53 @@ def to_matrix(x, out=None):
     return m
 
 
+def _varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _len_field(number, payload_len):
+    """The tag and length of a length-delimited field (wire type 2)."""
+    return _varint(number << 3 | 2) + _varint(payload_len)
+
+
+def _matrix_parts(number, x):
+    """Field `number` of a message holding `x` as a Matrix with raw data, as
+    a list of byte strings and buffers to concatenate: the array's memory is
+    referenced, not copied (b"".join makes the only copy). Same wire bytes
+    as to_matrix(x).SerializeToString() inside that field."""
+    x = np.asarray(x)
+    dt = np.dtype("<f4") if x.dtype == np.float32 else np.dtype("<f8")
+    x = np.ascontiguousarray(x, dtype=dt)
+    head = pb.Matrix(rows=x.shape[0], cols=x.shape[1]).SerializeToString()
+    dtype = pb.Matrix(dtype=_DTYPES[np.dtype(dt.type)]).SerializeToString()
+    raw = memoryview(x).cast("B")
+    data_head = _len_field(4, raw.nbytes) if raw.nbytes else b""
+    size = len(head) + len(data_head) + raw.nbytes + len(dtype)
+    return [_len_field(number, size), head, data_head, raw, dtype]
+
+
+def encode_fit_request(header, X, labels=None, targets=None):
+    """A serialized FitRequest: `header` (model_id, spec, replace,
+    background) followed by features, labels and targets. Protobuf allows
+    fields in any order, so this parses as the message with those fields
+    set (FitRequest.FromString), while the features' bytes are copied once
+    instead of three times (tobytes, into the message, serializing)."""
+    parts = [header.SerializeToString()] + _matrix_parts(3, X)
+    if labels is not None and len(labels):
+        parts.append(pb.FitRequest(labels=labels.tolist()).SerializeToString())
+    if targets is not None:
+        parts += _matrix_parts(5, targets)
+    return b"".join(parts)
+
+
 def from_matrix(m):
     """An ntk.v1.Matrix as a (rows, cols) float64 array (a read-only view of
     the message's bytes when it carries FLOAT64 data)."""
@@ -104,6 +151,13 @@ class Client:
             self._channel = grpc.secure_channel(
                 address, grpc.ssl_channel_credentials(root_certificates=roots), options=options)
         self._stub = pb_grpc.NtkServiceStub(self._channel)
+        # Fit and FitStream with requests serialized by encode_fit_request.
+        self._fit_raw = self._channel.unary_unary(
+            "/ntk.v1.NtkService/Fit", request_serializer=None,
+            response_deserializer=pb.FitResponse.FromString)
+        self._fit_stream_raw = self._channel.stream_unary(
+            "/ntk.v1.NtkService/FitStream", request_serializer=None,
+            response_deserializer=pb.FitResponse.FromString)
         self._metadata = (("authorization", "Bearer " + token),) if token else None
         self.timeout = timeout
 
@@ -149,33 +203,18 @@ class Client:
         header.spec.CopyFrom(spec)
         row_bytes = X.shape[1] * X.dtype.itemsize + 4 + (0 if T is None else T.shape[1] * 8)
         if chunk_rows is None and n * row_bytes + 4096 <= self.max_message_bytes * 3 // 4:
-            req = header
-            self._fill(req, X, labels, T, 0, n)
-            return self._call(self._stub.Fit, req).model
+            return self._call(self._fit_raw, encode_fit_request(header, X, labels, T)).model
         if chunk_rows is None:
             chunk_rows = max(1, (self.max_message_bytes // 4) // max(1, row_bytes))
 
         def messages():
             for begin in range(0, max(n, 1), chunk_rows):
-                m = pb.FitRequest()
-                if begin == 0:
-                    m.CopyFrom(header)
-                self._fill(m, X, labels, T, begin, min(n, begin + chunk_rows))
-                yield m
+                end = min(n, begin + chunk_rows)
+                yield encode_fit_request(header if begin == 0 else pb.FitRequest(), X[begin:end],
+                                         None if labels is None else labels[begin:end],
+                                         None if T is None else T[begin:end])
 
-        try:
-            return self._stub.FitStream(messages(), timeout=self.timeout,
-                                        metadata=self._metadata).model
-        except grpc.RpcError as e:
-            raise NtkError(e.code(), e.details()) from None
-
-    @staticmethod
-    def _fill(req, X, labels, T, begin, end):
-        to_matrix(X[begin:end], req.features)
-        if labels is not None:
-            req.labels.extend(labels[begin:end].tolist())
-        if T is not None:
-            to_matrix(T[begin:end], req.targets)
+        return self._call(self._fit_stream_raw, messages()).model
 
     # ---- predictions ----
 

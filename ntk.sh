@@ -28,10 +28,12 @@ JOBS=${JOBS:-$(nproc)}
 PKGS_BUILD=(g++ make cmake pkg-config protobuf-compiler protobuf-compiler-grpc
   libgrpc++-dev libprotobuf-dev libeigen3-dev libopenblas-dev liblapacke-dev
   libgtest-dev libgmock-dev libbenchmark-dev grpc-proto openssl nlohmann-json3-dev)
-# The README's example data (digits CSV), the Python client example, and the
-# Python benchmarks (bench/*.py: NumPy reference, Fashion-MNIST).
+# The README's example data (digits CSV), the Python client example and
+# package (client/python: `pip install` offline into a venv needs venv,
+# setuptools and wheel), and the Python benchmarks (bench/*.py: NumPy
+# reference, Fashion-MNIST).
 PKGS_DATA=(python3 python3-numpy python3-scipy python3-sklearn python3-grpcio python3-protobuf
-  dataset-fashion-mnist)
+  python3-venv python3-setuptools python3-wheel dataset-fashion-mnist)
 # Sanitizer and fuzz builds: clang with libFuzzer and the sanitizer runtimes.
 PKGS_SANITIZE=(clang-14 libclang-rt-14-dev libomp-14-dev)
 

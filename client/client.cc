@@ -163,6 +163,8 @@ absl::StatusOr<v1::ModelInfo> Client::Fit(const v1::FitRequest& request) {
         m.set_model_id(request.model_id());
         *m.mutable_spec() = request.spec();
         m.set_replace(request.replace());
+        m.set_background(request.background());
+        if (request.has_selection()) *m.mutable_selection() = request.selection();
       }
       *m.mutable_features() = SliceMatrixRows(request.features(), begin, end);
       if (has_labels) {
@@ -247,6 +249,30 @@ absl::Status Client::DeleteModel(const std::string& model_id) {
   return FromGrpc(impl_->Once([&](grpc::ClientContext* ctx) {
     return impl_->stub->DeleteModel(ctx, request, &response);
   }));
+}
+
+absl::StatusOr<v1::ModelInfo> Client::WatchModel(
+    const std::string& model_id, const std::function<bool(const v1::ModelInfo&)>& on_update) {
+  v1::GetModelRequest request;
+  request.set_model_id(model_id);
+  grpc::ClientContext ctx;
+  impl_->Prepare(&ctx, std::chrono::system_clock::now() + impl_->options.default_deadline);
+  std::unique_ptr<grpc::ClientReader<v1::ModelInfo>> reader =
+      impl_->stub->WatchModel(&ctx, request);
+  v1::ModelInfo info, last;
+  bool any = false;
+  while (reader->Read(&info)) {
+    any = true;
+    last = info;
+    if (on_update && !on_update(info)) {
+      ctx.TryCancel();
+      break;
+    }
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return FromGrpc(s);
+  if (!any) return absl::InternalError("WatchModel: the stream ended without a ModelInfo");
+  return last;
 }
 
 absl::Status Client::Health(const std::string& service) {

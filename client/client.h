@@ -4,6 +4,7 @@
 //       ntk::Client::Connect({.target = "127.0.0.1:50051"});
 //   ntk::v1::FitResponse r = *(*c)->Fit(request);   // FitStream when large
 //   absl::StatusOr<ntk::Client::PredictResult> p = (*c)->Predict("digits", x);
+//   request.set_background(true); (*c)->Fit(request); (*c)->WatchModel(id, print);
 //
 // Matrices go in and out as Eigen (row-major on the wire, converted by
 // proto/matrix_convert.h in ClientOptions::encoding); results are
@@ -17,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,7 +80,15 @@ class Client {
 
   absl::StatusOr<v1::ModelInfo> GetModel(const std::string& model_id);
   absl::StatusOr<std::vector<v1::ModelInfo>> ListModels();
+  // DeleteModel on a FITTING model cancels its fit (docs/api.md "Long fits").
   absl::Status DeleteModel(const std::string& model_id);
+  // WatchModel: calls on_update with each ModelInfo the server streams
+  // (FITTING with progress, then READY or FAILED) and returns the last one
+  // once the stream ends OK. on_update returning false cancels the watch
+  // (then CANCELLED). Not retried; default_deadline applies.
+  absl::StatusOr<v1::ModelInfo> WatchModel(
+      const std::string& model_id,
+      const std::function<bool(const v1::ModelInfo&)>& on_update = {});
   // grpc.health.v1 Check for `service` ("" = the whole server). OK when
   // SERVING, UNAVAILABLE otherwise.
   absl::Status Health(const std::string& service = "");

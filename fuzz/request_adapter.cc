@@ -118,7 +118,8 @@ absl::Status ConvertPredictDistribution(const v1::PredictDistributionRequest& r,
   if (!d.ok()) return d.status();
   Require(d->points.size() == static_cast<size_t>(x->rows()));
   v1::PredictDistributionResponse response;
-  server::DistributionToProto(*d, &response);
+  server::DistributionToProto(*d, ResponseEncodingFor(EncodingOf(r.features())), r.columnar(),
+                              &response);
   return absl::OkStatus();
 }
 

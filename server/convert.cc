@@ -212,9 +212,6 @@ absl::StatusOr<DistributionOptions> DistributionOptionsFromProto(
       !s.ok()) {
     return s;
   }
-  if (r.columnar()) {
-    return absl::UnimplementedError("columnar: the DistributionBatch answer is not implemented yet");
-  }
   DistributionOptions o;
   o.method = static_cast<DistributionMethod>(static_cast<int>(r.method()));
   // uint32 -> int without wrapping; core bounds num_samples itself.
@@ -261,6 +258,7 @@ void ModelInfoToProto(const std::string& id, int64_t created_unix_ms, const Fitt
   ps->set_condition_estimate(st.condition_estimate);
   ps->set_regime(RegimeName(info.regime));
   out->set_created_unix_ms(created_unix_ms);
+  out->set_state(v1::READY);
 }
 
 void PredictionToProto(const Prediction& p, MatrixEncoding encoding, v1::PredictResponse* out) {
@@ -282,8 +280,13 @@ void MatrixRowMajorTo(const Eigen::MatrixXd& m, google::protobuf::RepeatedField<
 }
 }  // namespace
 
-void DistributionToProto(const DistributionResult& d, v1::PredictDistributionResponse* out) {
+void DistributionToProto(const DistributionResult& d, MatrixEncoding encoding, bool columnar,
+                         v1::PredictDistributionResponse* out) {
   out->set_method(static_cast<v1::DistributionMethod>(static_cast<int>(d.method)));
+  if (columnar) {
+    DistributionBatchToProto(d, encoding, out->mutable_batch());
+    return;
+  }
   out->mutable_points()->Reserve(static_cast<int>(d.points.size()));
   for (const PointDistribution& p : d.points) {
     v1::PointDistribution* q = out->add_points();
@@ -296,6 +299,32 @@ void DistributionToProto(const DistributionResult& d, v1::PredictDistributionRes
     q->set_mutual_information(p.mutual_information);
     q->set_label(p.label);
   }
+}
+
+void DistributionBatchToProto(const DistributionResult& d, MatrixEncoding encoding,
+                              v1::DistributionBatch* out) {
+  const Eigen::Index m = static_cast<Eigen::Index>(d.points.size());
+  const Eigen::Index c = m > 0 ? d.points[0].logit_mean.size() : 0;
+  // Row i of each matrix is point i; a C x C covariance goes row-major into
+  // C*C columns (docs/api.md "Columnar answers").
+  RowMajorMatrixXd logit_mean(m, c), prob_mean(m, c), logit_cov(m, c * c), prob_cov(m, c * c),
+      entropies(m, 3);
+  for (Eigen::Index i = 0; i < m; ++i) {
+    const PointDistribution& p = d.points[static_cast<size_t>(i)];
+    logit_mean.row(i) = p.logit_mean.transpose();
+    prob_mean.row(i) = p.probability_mean.transpose();
+    Eigen::Map<RowMajorMatrixXd>(logit_cov.row(i).data(), c, c) = p.logit_covariance;
+    Eigen::Map<RowMajorMatrixXd>(prob_cov.row(i).data(), c, c) = p.probability_covariance;
+    entropies(i, 0) = p.predictive_entropy;
+    entropies(i, 1) = p.expected_entropy;
+    entropies(i, 2) = p.mutual_information;
+    out->add_labels(p.label);
+  }
+  MatrixToProto(logit_mean, encoding, out->mutable_logit_mean());
+  MatrixToProto(logit_cov, encoding, out->mutable_logit_covariance());
+  MatrixToProto(prob_mean, encoding, out->mutable_probability_mean());
+  MatrixToProto(prob_cov, encoding, out->mutable_probability_covariance());
+  MatrixToProto(entropies, encoding, out->mutable_entropies());
 }
 
 }  // namespace ntk::server

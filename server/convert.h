@@ -71,8 +71,12 @@ void ModelInfoToProto(const std::string& id, int64_t created_unix_ms,
                       const FittedModel& model, v1::ModelInfo* out);
 // Matrices in `encoding` (the request features' answer encoding).
 void PredictionToProto(const Prediction& p, MatrixEncoding encoding, v1::PredictResponse* out);
-void DistributionToProto(const DistributionResult& d,
+// `points`, or with `columnar` the DistributionBatch (M x C, M x C*C and
+// M x 3 matrices in `encoding`, the request features' answer encoding).
+void DistributionToProto(const DistributionResult& d, MatrixEncoding encoding, bool columnar,
                          v1::PredictDistributionResponse* out);
+void DistributionBatchToProto(const DistributionResult& d, MatrixEncoding encoding,
+                              v1::DistributionBatch* out);
 
 }  // namespace ntk::server
 

@@ -48,33 +48,20 @@ int64_t ClassesOf(const ModelSpec& spec, const TrainingData& data) {
   return c;
 }
 
-}  // namespace
+// What one fit needs once admitted; a background fit moves it into its closure.
+struct PreparedFit {
+  std::string id;
+  ModelSpec spec;
+  TrainingData data;
+  MemoryBudget::Reservation memory;   // released when the fit ends
+  std::shared_ptr<FitRecord> record;  // state and progress (server/fit_tracker.h)
+};
 
-absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, MemoryBudget* budget,
-                    RpcCall& call, FitJob job, v1::FitResponse* response) {
-  if (call.Cancelled()) return absl::CancelledError("Fit: cancelled by the client");
-  const std::string id = job.model_id.empty() ? GenerateModelId() : job.model_id;
-  call.log().model_id = id;
-  call.log().rows = job.data.features.rows();
-  if (absl::Status s = ValidateModelId(id); !s.ok()) return s;
-  if (job.selection != nullptr && job.selection->folds() != 0) {
-    return absl::UnimplementedError("selection: model selection is not implemented yet");
-  }
-  if (job.background) {
-    return absl::UnimplementedError("background: background fits are not implemented yet");
-  }
-  static const v1::ModelSpec kEmptySpec;
-  absl::StatusOr<ModelSpec> spec =
-      ModelSpecFromProto(job.spec != nullptr ? *job.spec : kEmptySpec, options);
-  if (!spec.ok()) return spec.status();
-  const Cost cost = FitCostUpperBound(job.data.features.rows(), job.data.features.cols(),
-                                      ClassesOf(*spec, job.data),
-                                      spec->training.loss == Loss::kSquared);
-  absl::StatusOr<MemoryBudget::Reservation> reserved =
-      budget->Reserve(cost.bytes, call.log().method);
-  if (!reserved.ok()) return reserved.status();
-
-  if (absl::Status s = registry->Reserve(id, job.replace); !s.ok()) return s;
+// Core's fit with progress and cancellation, then persist and publish
+// (*entry). Releases the registry's reservation of p.id in every case.
+absl::Status Execute(const ServerOptions& options, ModelRegistry* registry, RpcCall& call,
+                     PreparedFit& p, std::shared_ptr<const ModelEntry>* entry) {
+  const std::string& id = p.id;
   bool committed = false;
   struct ReleaseGuard {
     ModelRegistry* r;
@@ -86,14 +73,15 @@ absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, Memor
   } guard{registry, id, &committed};
 
   if (options.log_rpcs) {
-    Logf("fit model=%s phase=start rows=%d cols=%d", id, job.data.features.rows(),
-         job.data.features.cols());
+    Logf("fit model=%s phase=start rows=%d cols=%d", id, p.data.features.rows(),
+         p.data.features.cols());
   }
   FitProgressLog progress(id, options.log_rpcs);
   bool stopped = false;
   FitOptions fit_options;
   fit_options.progress = [&](double fraction, const char* phase) {
     progress.Report(fraction, phase);
+    p.record->Report(fraction, phase);
     stopped = call.Stopped();
     return !stopped;
   };
@@ -103,8 +91,8 @@ absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, Memor
   fit_options.keep_distribution_factors = registry->cache() != nullptr;
   FitOutputs outputs;
   absl::StatusOr<std::unique_ptr<FittedModel>> fitted =
-      FittedModel::Fit(*spec, job.data, fit_options, &outputs);
-  job.data = TrainingData();  // no longer needed: free it before persisting
+      FittedModel::Fit(p.spec, p.data, fit_options, &outputs);
+  p.data = TrainingData();  // no longer needed: free it before persisting
   if ((stopped || !fitted.ok()) && call.PastDeadline()) {
     return absl::DeadlineExceededError(absl::StrFormat(
         "Fit: deadline exceeded (phase %s); no model was kept", progress.phase()));
@@ -116,22 +104,93 @@ absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, Memor
   if (call.PastDeadline()) {
     return absl::DeadlineExceededError("Fit: deadline exceeded; no model was kept");
   }
+  p.record->Report(0, "persist");
   std::shared_ptr<const FittedModel> model(std::move(*fitted));
   std::string payload = model->Serialize();
   committed = true;  // Commit releases the reservation in every case
-  absl::StatusOr<std::shared_ptr<const ModelEntry>> entry =
+  absl::StatusOr<std::shared_ptr<const ModelEntry>> published =
       registry->Commit(id, NowUnixMs(), std::move(model), std::move(payload));
-  if (!entry.ok()) return entry.status();
-  outputs.PutInto((*entry)->CacheScope(registry->cache()));
+  if (!published.ok()) return published.status();
+  outputs.PutInto((*published)->CacheScope(registry->cache()));
   outputs = FitOutputs();
   if (options.log_rpcs) {
     const DistributionCache* cache = registry->cache();
     Logf("fit model=%s phase=done generation=%d model_bytes=%d cache_bytes=%d models=%d", id,
-         (*entry)->generation, (*entry)->model_bytes,
+         (*published)->generation, (*published)->model_bytes,
          cache != nullptr ? cache->stats().bytes : 0, registry->size());
   }
-  *response->mutable_model() = (*entry)->info;
-  return CheckResponseFinite(call.log().method, *response);
+  *entry = *std::move(published);
+  return absl::OkStatus();
+}
+
+// Execute, exceptions turned into a status, and the record ended with the
+// outcome (so watchers and DeleteModel never wait for a fit that threw).
+absl::Status ExecuteAndFinish(const ServerOptions& options, ModelRegistry* registry,
+                              RpcCall& call, PreparedFit& p,
+                              std::shared_ptr<const ModelEntry>* entry) {
+  absl::Status s =
+      RpcRunner::NoThrow([&] { return Execute(options, registry, call, p, entry); });
+  registry->fits().Finish(p.record, s, s.ok() ? &(*entry)->info : nullptr);
+  return s;
+}
+
+}  // namespace
+
+absl::Status RunFit(RpcRunner* runner, ModelRegistry* registry, RpcCall& call, FitJob job,
+                    v1::FitResponse* response) {
+  const ServerOptions& options = runner->options();
+  if (call.Cancelled()) return absl::CancelledError("Fit: cancelled by the client");
+  const std::string id = job.model_id.empty() ? GenerateModelId() : job.model_id;
+  call.log().model_id = id;
+  const int64_t rows = job.data.features.rows();
+  call.log().rows = rows;
+  if (absl::Status s = ValidateModelId(id); !s.ok()) return s;
+  if (job.selection != nullptr && job.selection->folds() != 0) {
+    return absl::UnimplementedError("selection: model selection is not implemented yet");
+  }
+  static const v1::ModelSpec kEmptySpec;
+  const v1::ModelSpec& wire_spec = job.spec != nullptr ? *job.spec : kEmptySpec;
+  absl::StatusOr<ModelSpec> spec = ModelSpecFromProto(wire_spec, options);
+  if (!spec.ok()) return spec.status();
+  const Cost cost = FitCostUpperBound(rows, job.data.features.cols(), ClassesOf(*spec, job.data),
+                                      spec->training.loss == Loss::kSquared);
+  absl::StatusOr<MemoryBudget::Reservation> reserved =
+      runner->memory_budget()->Reserve(cost.bytes, call.log().method);
+  if (!reserved.ok()) return reserved.status();
+  if (absl::Status s = registry->Reserve(id, job.replace); !s.ok()) return s;
+
+  PreparedFit p;
+  p.id = id;
+  p.spec = *std::move(spec);
+  p.record = registry->fits().Start(id, wire_spec, rows, job.data.features.cols(), job.background);
+  p.data = std::move(job.data);
+  p.memory = *std::move(reserved);
+  if (!job.background) {
+    call.set_cancel_flag(p.record->cancel_flag());
+    std::shared_ptr<const ModelEntry> entry;
+    if (absl::Status s = ExecuteAndFinish(options, registry, call, p, &entry); !s.ok()) return s;
+    *response->mutable_model() = entry->info;
+    return CheckResponseFinite(call.log().method, *response);
+  }
+  // Background: answer FITTING now; the fit keeps this call's fit slot and
+  // runs on the fit pool (docs/api.md "Long fits").
+  *response->mutable_model() = p.record->Snapshot().info;
+  call.DetachFitSlot();
+  auto shared = std::make_shared<PreparedFit>(std::move(p));
+  runner->Schedule(Where::kFit, [runner, registry, shared, rows] {
+    RpcCall background(nullptr, CallLog("Fit(background)", shared->id, rows));
+    background.set_cancel_flag(shared->record->cancel_flag());
+    std::shared_ptr<const ModelEntry> entry;
+    const absl::Status s =
+        ExecuteAndFinish(runner->options(), registry, background, *shared, &entry);
+    if (!s.ok() && runner->options().log_rpcs) {
+      Logf("fit model=%s phase=failed code=%s msg=%s", LogfmtValue(shared->id),
+           absl::StatusCodeToString(s.code()), LogfmtValue(s.message(), /*always_quote=*/true));
+    }
+    shared->memory = MemoryBudget::Reservation();
+    runner->ReleaseFitSlot();
+  });
+  return absl::OkStatus();
 }
 
 }  // namespace ntk::server

@@ -5,7 +5,7 @@
 //   absl::StatusOr<TrainingData> data = TrainingDataFromProto(request, options);
 //   FitJob job{request.model_id(), request.replace(), &request.spec(), &request.selection(),
 //              request.background(), *std::move(data)};
-//   absl::Status s = RunFit(options, registry, budget, call, std::move(job), response);
+//   absl::Status s = RunFit(runner, registry, call, std::move(job), response);
 //
 // Long fits write progress lines (when options.log_rpcs):
 //   <UTC time> fit model=<id> phase=<phase> progress=<pct>% elapsed_ms=<ms>
@@ -19,7 +19,20 @@
 // A fit honors the call's deadline and cancellation: core's ProgressFn
 // returns false once the call is cancelled or past its deadline; the fit
 // then ends with DEADLINE_EXCEEDED or CANCELLED and leaves no model and no
-// file.
+// file. DeleteModel cancels it the same way (its FitRecord's cancel flag).
+//
+// State and progress: from the registry's Reserve until the end, the fit
+// has a FitRecord in registry->fits() (server/fit_tracker.h): GetModel,
+// ListModels and WatchModel show it as FITTING with core's progress, then
+// READY (the published model) or FAILED (the status message).
+//
+// Background (job.background, FitRequest.background): everything that can
+// be refused at once is checked synchronously (spec, memory budget, id
+// reservation: ALREADY_EXISTS, ABORTED, RESOURCE_EXHAUSTED), then RunFit
+// answers ModelInfo with state FITTING and schedules the fit on the fit
+// pool; it keeps the call's fit slot (RpcCall::DetachFitSlot) and memory
+// reservation until it ends. It has no deadline; a failure leaves a FAILED
+// record (error = the status message) and no file. Shutdown cancels it.
 //
 // Thread safety: RunFit may run concurrently for different calls (the
 // registry serializes publishing). Runs on the fit pool.
@@ -47,8 +60,11 @@ struct FitJob {
   TrainingData data;                    // wire facts and limits already checked
 };
 
-absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, MemoryBudget* budget,
-                    RpcCall& call, FitJob job, v1::FitResponse* response);
+// REQUIRES: runs on the fit pool holding a fit slot (Where::kFit); `runner`
+// and `registry` outlive every background fit (the server drains the fit
+// pool before destroying them).
+absl::Status RunFit(RpcRunner* runner, ModelRegistry* registry, RpcCall& call, FitJob job,
+                    v1::FitResponse* response);
 
 }  // namespace ntk::server
 

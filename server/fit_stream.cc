@@ -206,8 +206,7 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
       job.data.labels.assign(labels_.begin(), labels_.end());
       std::vector<int32_t>().swap(labels_);
       if (targets_.rows > 0 || targets_.cols > 0) job.data.targets = targets_.TakeMatrix();
-      return RunFit(runner_->options(), registry_, runner_->memory_budget(), call_, std::move(job),
-                    response_);
+      return RunFit(runner_, registry_, call_, std::move(job), response_);
     });
     Done(std::move(s));
   }

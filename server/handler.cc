@@ -77,7 +77,7 @@ void RpcRunner::Schedule(Where where, std::function<void()> fn) {
 
 grpc::Status RpcRunner::Complete(const RpcCall& call, Where where, bool admitted,
                                  absl::Status status) {
-  if (admitted && where == Where::kFit) fit_slots_.Release();
+  if (admitted && where == Where::kFit && !call.fit_slot_detached()) fit_slots_.Release();
   if (status.code() == absl::StatusCode::kCancelled && call.PastDeadline()) {
     status = absl::DeadlineExceededError(
         absl::StrFormat("%s: deadline exceeded (%s)", call.log().method, status.message()));

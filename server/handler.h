@@ -68,14 +68,29 @@ enum class Where {
 };
 
 // One call as its body sees it.
+// A background fit (server/fit.h) runs as an RpcCall without a context
+// (ctx null: no deadline) after its Fit call has answered.
 class RpcCall {
  public:
   RpcCall(grpc::CallbackServerContext* ctx, CallLog log) : ctx_(ctx), log_(std::move(log)) {}
   CallLog& log() { return log_; }
   const CallLog& log() const { return log_; }
-  std::chrono::system_clock::time_point deadline() const { return ctx_->deadline(); }
+  std::chrono::system_clock::time_point deadline() const {
+    return ctx_ != nullptr ? ctx_->deadline() : std::chrono::system_clock::time_point::max();
+  }
   bool PastDeadline() const { return std::chrono::system_clock::now() > deadline(); }
-  bool Cancelled() const { return ctx_->IsCancelled(); }
+  // The client cancelled, or `cancel_flag` (set_cancel_flag) is set.
+  bool Cancelled() const {
+    return (ctx_ != nullptr && ctx_->IsCancelled()) ||
+           (cancel_flag_ != nullptr && cancel_flag_->load());
+  }
+  // A flag that cancels this call's work too (DeleteModel of a FITTING
+  // model: server/fit_tracker.h). Not owned; must outlive the call's body.
+  void set_cancel_flag(const std::atomic<bool>* flag) { cancel_flag_ = flag; }
+  // The body handed its fit slot to a background fit (server/fit.h), which
+  // releases it with RpcRunner::ReleaseFitSlot; Complete then does not.
+  void DetachFitSlot() { fit_slot_detached_ = true; }
+  bool fit_slot_detached() const { return fit_slot_detached_; }
   // The client is gone or the deadline has passed: stop working.
   bool Stopped() const { return Cancelled() || PastDeadline(); }
   // A core ProgressFn that asks the work to stop once Stopped().
@@ -86,6 +101,8 @@ class RpcCall {
  private:
   grpc::CallbackServerContext* ctx_;
   CallLog log_;
+  const std::atomic<bool>* cancel_flag_ = nullptr;
+  bool fit_slot_detached_ = false;
 };
 
 // At most `max` holders at once (admission for fits).
@@ -122,6 +139,8 @@ class RpcRunner {
   // releases it. FitStream takes its slot only once the data is complete.
   absl::Status TakeSlot(Where where);
   void Schedule(Where where, std::function<void()> fn);
+  // Releases a fit slot a call detached (RpcCall::DetachFitSlot).
+  void ReleaseFitSlot() { fit_slots_.Release(); }
   // Releases what Admit took (when `admitted`), maps `status` (CANCELLED
   // past the deadline -> DEADLINE_EXCEEDED), logs and returns the edge status.
   grpc::Status Complete(const RpcCall& call, Where where, bool admitted, absl::Status status);

@@ -15,7 +15,9 @@
 //
 // A Fit first Reserve()s its id (ALREADY_EXISTS without `replace`, ABORTED
 // while another Fit of the same id runs, RESOURCE_EXHAUSTED over max_models),
-// and then either Commit()s or Release()s it.
+// and then either Commit()s or Release()s it. While it runs, its state and
+// progress are in fits() (server/fit_tracker.h): ModelInfo FITTING, and
+// FAILED for a background fit that failed.
 //
 // Generations: every published entry gets the next value of one monotonic
 // counter, so a re-fitted or re-loaded id never shares DistributionCache keys
@@ -48,6 +50,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/model/model.h"
 #include "proto/ntk/v1/ntk.pb.h"
+#include "server/fit_tracker.h"
 #include "server/model_store.h"
 
 namespace ntk::server {
@@ -96,6 +99,9 @@ class ModelRegistry {
                     std::shared_ptr<const FittedModel> model, int64_t payload_bytes);
 
   DistributionCache* cache() const { return cache_; }
+  // Fits in progress (and failed background fits) by id.
+  FitTracker& fits() { return fits_; }
+  const FitTracker& fits() const { return fits_; }
 
  private:
   std::shared_ptr<const ModelEntry> MakeEntry(const std::string& id, int64_t created_unix_ms,
@@ -112,6 +118,7 @@ class ModelRegistry {
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<const ModelEntry>> models_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> pending_ ABSL_GUARDED_BY(mu_);  // ids with a Fit in progress
+  FitTracker fits_;
 };
 
 }  // namespace ntk::server

@@ -131,6 +131,9 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
 void NtkServer::Shutdown(std::chrono::system_clock::time_point deadline) {
   std::call_once(shutdown_once_, [&] {
     if (server_ == nullptr) return;
+    // Background fits would not survive the restart (docs/api.md "Long
+    // fits"): stop them now, so their watchers end and the pool drains.
+    registry_->fits().CancelBackground();
     if (grpc::HealthCheckServiceInterface* h = server_->GetHealthCheckService()) {
       h->SetServingStatus(false);
     }

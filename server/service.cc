@@ -1,6 +1,9 @@
 #include "server/service.h"
 
+#include <map>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "core/model/cost.h"
@@ -8,6 +11,7 @@
 #include "server/fit.h"
 #include "server/finite_response.h"
 #include "server/fit_stream.h"
+#include "server/watch_model.h"
 
 namespace ntk::server {
 
@@ -23,10 +27,23 @@ absl::StatusOr<std::shared_ptr<const ModelEntry>> NtkServiceImpl::FindModel(
     const std::string& model_id) const {
   if (absl::Status s = ValidateModelId(model_id); !s.ok()) return s;
   std::shared_ptr<const ModelEntry> entry = registry_->Get(model_id);
-  if (entry == nullptr) {
-    return absl::NotFoundError(absl::StrFormat("model_id: no model \"%s\"", model_id));
+  if (entry != nullptr) return entry;
+  if (std::shared_ptr<FitRecord> fit = registry_->fits().Find(model_id)) {
+    const v1::ModelInfo info = fit->Snapshot().info;
+    if (info.state() == v1::FAILED) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "model_id: model \"%s\" is FAILED (%s); fit it again", model_id, info.error()));
+    }
+    if (info.state() == v1::FITTING) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "model_id: model \"%s\" is FITTING (%s, %.0f%%); wait until it is READY "
+          "(WatchModel)",
+          model_id, info.progress().phase(), 100 * info.progress().fraction()));
+    }
+    entry = registry_->Get(model_id);  // the fit published it meanwhile
+    if (entry != nullptr) return entry;
   }
-  return entry;
+  return absl::NotFoundError(absl::StrFormat("model_id: no model \"%s\"", model_id));
 }
 
 Where NtkServiceImpl::PredictPlace(const v1::PredictRequest& request) const {
@@ -48,8 +65,7 @@ grpc::ServerUnaryReactor* NtkServiceImpl::Fit(grpc::CallbackServerContext* ctx,
         if (!data.ok()) return data.status();
         FitJob job{request->model_id(),     request->replace(),    &request->spec(),
                    &request->selection(),   request->background(), *std::move(data)};
-        return RunFit(options_, registry_, runner_.memory_budget(), call, std::move(job),
-                      response);
+        return RunFit(&runner_, registry_, call, std::move(job), response);
       });
 }
 
@@ -115,7 +131,8 @@ grpc::ServerUnaryReactor* NtkServiceImpl::PredictDistribution(
               registry_->cache()->ModelBytes((*entry)->id), registry_->cache()->stats().bytes);
         }
         if (!d.ok()) return d.status();
-        DistributionToProto(*d, response);
+        DistributionToProto(*d, ResponseEncodingFor(EncodingOf(request->features())),
+                            request->columnar(), response);
         return CheckResponseFinite("PredictDistribution", *response);
       });
 }
@@ -123,38 +140,75 @@ grpc::ServerUnaryReactor* NtkServiceImpl::PredictDistribution(
 grpc::ServerUnaryReactor* NtkServiceImpl::GetModel(grpc::CallbackServerContext* ctx,
                                                    const v1::GetModelRequest* request,
                                                    v1::ModelInfo* response) {
-  return runner_.Unary(ctx, CallLog("GetModel", request->model_id()), Where::kInline,
-                       [this, request, response](RpcCall& call) -> absl::Status {
-                         absl::StatusOr<std::shared_ptr<const ModelEntry>> entry =
-                             FindModel(request->model_id());
-                         if (!entry.ok()) return entry.status();
-                         *response = (*entry)->info;
-                         call.log().rows = (*entry)->info.num_train();
-                         return absl::OkStatus();
-                       });
+  return runner_.Unary(
+      ctx, CallLog("GetModel", request->model_id()), Where::kInline,
+      [this, request, response](RpcCall& call) -> absl::Status {
+        const std::string& id = request->model_id();
+        absl::StatusOr<std::shared_ptr<const ModelEntry>> entry = FindModel(id);
+        if (entry.ok()) {
+          *response = (*entry)->info;
+        } else if (std::shared_ptr<FitRecord> fit = registry_->fits().Find(id);
+                   entry.status().code() == absl::StatusCode::kFailedPrecondition &&
+                   fit != nullptr) {
+          *response = fit->Snapshot().info;  // FITTING or FAILED
+        } else {
+          return entry.status();
+        }
+        call.log().rows = response->num_train();
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* NtkServiceImpl::ListModels(grpc::CallbackServerContext* ctx,
                                                      const v1::ListModelsRequest*,
                                                      v1::ListModelsResponse* response) {
-  return runner_.Unary(ctx, CallLog("ListModels"), Where::kInline,
-                       [this, response](RpcCall& call) -> absl::Status {
-                         for (const auto& e : registry_->List()) *response->add_models() = e->info;
-                         call.log().rows = response->models_size();
-                         return absl::OkStatus();
-                       });
+  return runner_.Unary(
+      ctx, CallLog("ListModels"), Where::kInline, [this, response](RpcCall& call) -> absl::Status {
+        // Published models, and fits (FITTING or FAILED) of ids without one,
+        // ordered by id.
+        std::map<std::string, const v1::ModelInfo*> by_id;
+        const std::vector<std::shared_ptr<const ModelEntry>> entries = registry_->List();
+        for (const auto& e : entries) by_id[e->id] = &e->info;
+        std::vector<v1::ModelInfo> fitting;
+        const std::vector<std::shared_ptr<FitRecord>> fits = registry_->fits().List();
+        fitting.reserve(fits.size());
+        for (const auto& f : fits) {
+          if (by_id.count(f->id()) > 0) continue;
+          fitting.push_back(f->Snapshot().info);
+          by_id[f->id()] = &fitting.back();
+        }
+        for (const auto& [id, info] : by_id) *response->add_models() = *info;
+        call.log().rows = response->models_size();
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* NtkServiceImpl::DeleteModel(grpc::CallbackServerContext* ctx,
                                                       const v1::DeleteModelRequest* request,
                                                       v1::DeleteModelResponse*) {
-  return runner_.Unary(ctx, CallLog("DeleteModel", request->model_id()), Where::kCompute,
-                       [this, request](RpcCall&) -> absl::Status {
-                         if (absl::Status s = ValidateModelId(request->model_id()); !s.ok()) {
-                           return s;
-                         }
-                         return registry_->Delete(request->model_id());
-                       });
+  return runner_.Unary(
+      ctx, CallLog("DeleteModel", request->model_id()), Where::kCompute,
+      [this, request](RpcCall&) -> absl::Status {
+        const std::string& id = request->model_id();
+        if (absl::Status s = ValidateModelId(id); !s.ok()) return s;
+        // A fit of the id in progress is cancelled and waited for (it stops
+        // at core's next progress check and leaves no file); a failed one is
+        // forgotten. Then the published model, if any, goes.
+        std::shared_ptr<FitRecord> fit = registry_->fits().Find(id);
+        if (fit != nullptr) {
+          fit->Cancel();
+          fit->WaitDone();
+          registry_->fits().Forget(id);
+        }
+        absl::Status s = registry_->Delete(id);
+        if (fit != nullptr && absl::IsNotFound(s)) return absl::OkStatus();
+        return s;
+      });
+}
+
+grpc::ServerWriteReactor<v1::ModelInfo>* NtkServiceImpl::WatchModel(
+    grpc::CallbackServerContext* ctx, const v1::GetModelRequest* request) {
+  return NewWatchModelReactor(&runner_, registry_, ctx, request);
 }
 
 }  // namespace ntk::server

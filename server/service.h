@@ -6,7 +6,9 @@
 // Where work runs: GetModel, ListModels and small Predicts inline on gRPC's
 // callback threads; Fit and FitStream (server/fit_stream.h) on `fit_pool` (at
 // most --max_concurrent_fits at once; more is RESOURCE_EXHAUSTED);
-// PredictDistribution, large Predict and DeleteModel on `compute_pool`.
+// PredictDistribution, large Predict and DeleteModel on `compute_pool`;
+// WatchModel (server/watch_model.h) writes from whichever thread reports
+// the fit's progress.
 // PredictDistribution looks its factors up in the registry's
 // DistributionCache under the entry's (model id, generation).
 //
@@ -58,11 +60,15 @@ class NtkServiceImpl final : public v1::NtkService::CallbackService {
   grpc::ServerUnaryReactor* DeleteModel(grpc::CallbackServerContext* context,
                                         const v1::DeleteModelRequest* request,
                                         v1::DeleteModelResponse* response) override;
+  grpc::ServerWriteReactor<v1::ModelInfo>* WatchModel(
+      grpc::CallbackServerContext* context, const v1::GetModelRequest* request) override;
 
   const TokenAuth& auth() const { return auth_; }
 
  private:
-  // Model-id validation and registry lookup for handlers that read one model.
+  // Model-id validation and registry lookup for handlers that compute with
+  // one model: NOT_FOUND when absent, FAILED_PRECONDITION naming the state
+  // when the id has only a fit in progress (FITTING) or a failed one.
   absl::StatusOr<std::shared_ptr<const ModelEntry>> FindModel(const std::string& model_id) const;
   // Inline for small work (options.inline_predict_max_work), else the compute pool.
   Where PredictPlace(const v1::PredictRequest& request) const;

@@ -476,6 +476,32 @@ TEST_F(NtkctlTest, ListGetDelete) {
   EXPECT_EQ(Ctl({"delete", "--model=digits-crud"}).exit_code, 1);
 }
 
+// fit runs in the background and is watched (docs/cli.md "fit", "watch"):
+// a fit that fails in core (labels up to 9 with --num_classes=2, a check of
+// core's, so the Fit call itself is accepted) exits 1 with the fit's error;
+// watch prints a READY model, and an unknown id is NOT_FOUND.
+TEST_F(NtkctlTest, FitFailureAndWatch) {
+  ProcessResult bad = FitDigits("digits-bad", {"--num_classes=2"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  EXPECT_THAT(bad.err, HasSubstr("FAILED"));
+  EXPECT_THAT(bad.err, HasSubstr("label"));
+  ProcessResult get = Ctl({"get", "--model=digits-bad"});
+  EXPECT_EQ(get.exit_code, 0) << get.err;
+  EXPECT_THAT(get.out, HasSubstr("FAILED"));
+  EXPECT_EQ(Ctl({"delete", "--model=digits-bad"}).exit_code, 0);
+
+  ASSERT_EQ(FitDigits("digits-watch").exit_code, 0);
+  ProcessResult w = Ctl({"watch", "--model=digits-watch", "--format=json"});
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+  Json j;
+  ASSERT_TRUE(JsonParser(w.out).Parse(&j)) << w.out;
+  EXPECT_EQ(j.object["state"].str, "READY");
+  ProcessResult nope = Ctl({"watch", "--model=digits-nope"});
+  EXPECT_EQ(nope.exit_code, 1);
+  EXPECT_THAT(nope.err, HasSubstr("NOT_FOUND"));
+  EXPECT_EQ(Ctl({"delete", "--model=digits-watch"}).exit_code, 0);
+}
+
 // A server that wants TLS and a bearer token: ntkctl's --tls_ca and
 // --token_file, and the exit codes when either is missing or wrong.
 TEST(NtkctlSecurityTest, TlsCaAndTokenFile) {

@@ -5,8 +5,9 @@
 //
 // Layout: main.cc parses the command line and dispatches; flags.cc holds the
 // flags and shared help text; common.cc the shared pieces; fit.cc,
-// predict.cc, predict_dist.cc and models.cc (list/get/delete/health) one
-// command group each, with its help text next to its code.
+// predict.cc, predict_dist.cc, models.cc (list/get/delete/health) and
+// watch.cc (watch, the fit progress display) one command group each, with
+// its help text next to its code.
 //
 // Thread safety: ntkctl is single-threaded; nothing here is thread-safe
 // (ExplicitFlags() is a process-wide set filled once by main).
@@ -99,6 +100,12 @@ Command FitCommand();
 Command PredictCommand();
 Command PredictDistCommand();
 std::vector<Command> ModelCommands();  // list, get, delete, health
+Command WatchCommand();                // watch.cc
+
+// Follows `model_id` with WatchModel, showing progress on stderr (a bar on
+// a terminal, plain lines otherwise), then prints the model (PrintModel).
+// Returns the exit code: kExitRpc when the fit FAILED or the watch failed.
+int WatchFit(ntk::Client* client, const std::string& model_id);
 
 // Connects with the global flags; on failure prints the error, sets
 // *exit_code and returns null.

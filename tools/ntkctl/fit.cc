@@ -112,10 +112,12 @@ int RunFit() {
 
   std::unique_ptr<ntk::Client> client = Connect(kLongDeadline, &rc);
   if (!client) return rc;
+  // In the background, so the fit's progress can be shown while it runs
+  // (WatchFit); the answer is at once, with the id the server assigned.
+  req.set_background(true);
   absl::StatusOr<ntk::v1::ModelInfo> info = client->Fit(req);
   if (!info.ok()) return RpcError("fit", info.status());
-  PrintModel(*info);
-  return kExitOk;
+  return WatchFit(client.get(), info->model_id());
 }
 
 }  // namespace
@@ -125,6 +127,11 @@ Command FitCommand() {
        std::string(R"(Usage: ntkctl fit --model=ID --data=FILE [flags]
 
 Reads features and labels (or --targets) and fits a model on the server.
+The fit runs in the background on the server; its progress is shown on
+stderr (a bar with the ETA on a terminal, plain lines otherwise) until the
+model is READY (then printed) or FAILED (exit 1). Interrupting ntkctl leaves
+the fit running: `ntkctl watch --model=ID` follows it again, `ntkctl delete
+--model=ID` cancels it.
 Example:
   ntkctl fit --model=digits --data=digits.csv.gz --rows=0:1500 --normalize_rows
 

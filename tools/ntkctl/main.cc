@@ -28,7 +28,7 @@ namespace {
 const std::vector<Command>& Commands() {
   static const std::vector<Command>* commands = [] {
     auto* v = new std::vector<Command>{FitCommand(), PredictCommand(),
-                                       PredictDistCommand()};
+                                       PredictDistCommand(), WatchCommand()};
     for (Command& c : ModelCommands()) v->push_back(std::move(c));
     return v;
   }();

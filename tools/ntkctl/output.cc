@@ -74,6 +74,12 @@ std::string ModelSummary(const ntk::v1::ModelInfo& info) {
     absl::StrAppend(&out, absl::StrFormat("%-22s %s\n", k, v));
   };
   line("model_id", info.model_id());
+  line("state", ntk::v1::ModelState_Name(info.state()));
+  if (info.state() == ntk::v1::FITTING) {
+    line("progress", absl::StrFormat("%.0f%% %s", 100 * info.progress().fraction(),
+                                     info.progress().phase()));
+  }
+  if (info.state() == ntk::v1::FAILED) line("error", info.error());
   line("created", TimeText(info.created_unix_ms()));
   line("num_train", absl::StrCat(info.num_train()));
   line("num_features", absl::StrCat(info.num_features()));

@@ -1,0 +1,1 @@
+"""gRPC stubs of ntk.v1 (generated; see client/python/gen_stubs.py)."""

@@ -12,7 +12,7 @@ namespace {
 
 bool AsksForDistribution(const inference::ModelInferRequest& request) {
   for (const auto& o : request.outputs()) {
-    if (o.name() != "probabilities" && o.name() != "labels" && o.name() != "logits") return true;
+    if (!IsPredictOutput(o.name())) return true;
   }
   return false;
 }

@@ -279,6 +279,8 @@ absl::Status CheckModelVersion(const std::string& version) {
       "model_version: no version \"%s\" (each model has one, \"%s\")", version, kModelVersion));
 }
 
+bool IsPredictOutput(const std::string& output) { return Contains(kPredictOutputs, output); }
+
 void FeatureShape(const ModelInferRequest& r, int64_t* rows, int64_t* cols) {
   *rows = *cols = 0;
   if (r.inputs_size() == 1 && r.inputs(0).shape_size() == 2) {

@@ -59,6 +59,10 @@ struct InferPlan {
   bool raw = false;                  // answer in raw_output_contents
 };
 
+// Whether `output` is one of Predict's outputs (probabilities, labels,
+// logits); every other name needs PredictDistribution (or is unknown).
+bool IsPredictOutput(const std::string& output);
+
 // The request's shape facts only (no model needed): the rows and columns
 // of its "features" input, or 0 x 0 when it has none. For choosing where
 // the call runs before it is decoded.

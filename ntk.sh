@@ -3,7 +3,7 @@
 # Debian 12. Every verb first installs the Debian packages that are missing
 # (idempotent; a no-op when all are there), then configures and builds.
 #
-#   ./ntk.sh serve [server flags]   install, build, start ntk_server on 127.0.0.1:50051
+#   ./ntk.sh serve [server flags]   install, build, start ntk_server (NTK_LISTEN, NTK_MODEL_DIR, any NTK_<FLAG>)
 #   ./ntk.sh test                   install, build, run the test suite (CI runs this;
 #                                   NTK_CI_CHECKS=1 adds the sanitizer/fuzz checks of docs/testing.md)
 #   ./ntk.sh test-long              the long experiments left out of `test`
@@ -27,13 +27,15 @@ JOBS=${JOBS:-$(nproc)}
 # (openssl makes the TLS tests' certificates).
 PKGS_BUILD=(g++ make cmake pkg-config protobuf-compiler protobuf-compiler-grpc
   libgrpc++-dev libprotobuf-dev libeigen3-dev libopenblas-dev liblapacke-dev
-  libgtest-dev libgmock-dev libbenchmark-dev grpc-proto openssl nlohmann-json3-dev)
+  libgtest-dev libgmock-dev libbenchmark-dev grpc-proto openssl
+  libcpp-httplib-dev prometheus-cpp-dev nlohmann-json3-dev)
 # The README's example data (digits CSV), the Python client example and
 # package (client/python: `pip install` offline into a venv needs venv,
-# setuptools and wheel), and the Python benchmarks (bench/*.py: NumPy
-# reference, Fashion-MNIST).
+# setuptools and wheel), the OIP test's stubs (grpc_tools), and the Python
+# benchmarks (bench/*.py: NumPy reference, Fashion-MNIST; h2load).
 PKGS_DATA=(python3 python3-numpy python3-scipy python3-sklearn python3-grpcio python3-protobuf
-  python3-venv python3-setuptools python3-wheel dataset-fashion-mnist)
+  python3-venv python3-setuptools python3-wheel python3-grpc-tools nghttp2-client
+  dataset-fashion-mnist)
 # Sanitizer and fuzz builds: clang with libFuzzer and the sanitizer runtimes.
 PKGS_SANITIZE=(clang-14 libclang-rt-14-dev libomp-14-dev)
 
@@ -133,7 +135,9 @@ case "$verb" in
   serve)
     install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build
     log "starting ntk_server (Ctrl-C stops it gracefully)"
-    exec "$BUILD_DIR/server/ntk_server" --listen=127.0.0.1:50051 --model_dir="$ROOT/models" "$@" ;;
+    # NTK_LISTEN / NTK_MODEL_DIR (like every NTK_<FLAG>) win over these defaults.
+    exec "$BUILD_DIR/server/ntk_server" --listen="${NTK_LISTEN:-127.0.0.1:50051}" \
+      --model_dir="${NTK_MODEL_DIR:-$ROOT/models}" "$@" ;;
   test)
     install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build
     run_ctest -L unit --output-on-failure -j "$JOBS" --timeout 900 "$@"

@@ -3,7 +3,8 @@ for the Python benchmarks and tests (bench/e2e_vs_numpy.py, bench/targets.py,
 tests/numpy_reference_test.py).
 
 - Server: `ntk_server --listen=127.0.0.1:0 --model_dir=<temp>` plus extra
-  flags; the port is read from its "listening on ..." line (stdout), then
+  flags; the port is read from its "listening on ..." line (stdout; with
+  --http_listen also "http listening on ..." into http_address), then
   grpc.health.v1 is polled. Its stderr (one line per RPC with the server's
   own handler time, "rpc=... model=... ms=...") goes to a file, parsed by
   server_ms(). Peak RSS from /proc/<pid>/status (VmHWM).
@@ -71,6 +72,14 @@ class Server:
             if m:
                 self.address = m.group(1).decode()
                 break
+        # With --http_listen the server prints "http listening on ..." next.
+        self.http_address = None
+        if self.address is not None and any(a.startswith("--http_listen=") and a != "--http_listen="
+                                            for a in extra_args):
+            m = re.match(rb"http listening on (\S+)", self.proc.stdout.readline())
+            self.http_address = m.group(1).decode() if m else None
+            if self.http_address is None:
+                self.address = None
         if self.address is None:
             self.stop()
             raise RuntimeError("ntk_server did not start (%s); log:\n%s" % (

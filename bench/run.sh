@@ -8,7 +8,10 @@
 #   --only=LIST      comma list of: linalg,fit,predict,distribution,memory,load,other,
 #                    targets (issue 10's table: bench/e2e_vs_numpy.py + bench/targets.py;
 #                    not in the default list; ~15 min on an idle machine at today's speed,
-#                    hours when the machine is shared; --quick: ~2-3 min)
+#                    hours when the machine is shared; --quick: ~2-3 min),
+#                    h2load (bench/h2load_bench.py: Predict and OIP ModelInfer under
+#                    h2load at concurrency 1-64, rows/s and p50/p99; not in the default
+#                    list; ~6 min, --quick ~1 min; needs nghttp2-client)
 #   --out=FILE       summary file (default BUILD_DIR/bench-results.md)
 #
 # Default sizes (about 15-20 minutes on an idle 2-core machine, several times
@@ -185,6 +188,14 @@ fi
 if want load; then
   step loadgen 600 "$BIN/ntk_loadgen" --duration_ms="$LOAD_MS" --json_out="$RES/loadgen.json" \
     || true
+fi
+
+# ---- 6b. concurrency under h2load (issue 13 item 4) ----
+if want h2load; then
+  if [ "$MODE" = quick ]; then H2_N=2000 H2_S=2; else H2_N=10000 H2_S=10; fi
+  step h2load 3600 /usr/bin/python3 -B "$HERE/h2load_bench.py" "$BUILD" \
+    --large_n="${NTK_BENCH_H2LOAD_LARGE_N:-$H2_N}" --seconds="${NTK_BENCH_H2LOAD_SECONDS:-$H2_S}" \
+    --json_out="$RES/h2load.json"
 fi
 
 # ---- 7. issue 10's targets: end to end vs NumPy, then the ratios ----

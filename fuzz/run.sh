@@ -17,7 +17,7 @@ BUILD=$1
 SECONDS_PER_TARGET=${2:-30}
 shift $(( $# >= 2 ? 2 : 1 ))
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(model csv idx request fit)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(model csv idx request fit oip_json)
 
 # One core per fuzzer: no OpenMP / OpenBLAS thread pools.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1

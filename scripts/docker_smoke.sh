@@ -2,11 +2,13 @@
 # docker_smoke.sh: builds the container image and checks that it works end
 # to end (takes minutes; not part of ./ntk.sh test):
 #
-#   1. podman build --format docker -f docker/Dockerfile -t ntk-serve .
+#   1. builds the image with docker or podman, whichever is installed
+#      (podman: build --format docker, to keep the HEALTHCHECK)
 #   2. checks every shared library of the binaries resolves in the image and
 #      reports the image size (and its size on top of debian:bookworm)
 #   3. starts the container (--network=host, a fresh named volume, listening
-#      on 127.0.0.1:<free port>) and waits for its HEALTHCHECK to pass
+#      on 127.0.0.1:<free port>, HTTP on another) and waits for its
+#      HEALTHCHECK to pass; checks /v2/health/ready and /metrics over HTTP
 #   4. fits a small model with ntkctl inside the container (digits rows from
 #      scikit-learn's CSV when the host has it, else a generated CSV),
 #      predicts and saves the output
@@ -20,7 +22,9 @@
 #   (the committed tree) instead of the working tree.
 # Env: IMAGE (default ntk-serve), JOBS (build parallelism, default 2),
 #      CMAKE_ARGS (extra CMake arguments for the image's build),
-#      CONTAINER_ENV (default ../shared/tools/container-env.sh next to the repo).
+#      ENGINE (docker or podman; default: podman if installed, else docker),
+#      CONTAINER_ENV (optional: a file sourced first, e.g. to set up podman).
+# Nothing outside the repository is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -32,27 +36,41 @@ case "${1:-}" in
   --no-build) BUILD=0 ;;
   --from-git) FROM_GIT=1 ;;
   "") ;;
-  *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,27p' "$0" >&2; exit 2 ;;
 esac
 
 log() { printf '[smoke %4ds] %s\n' "$SECONDS" "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 
-CONTAINER_ENV=${CONTAINER_ENV:-"$(dirname "$0")/../../shared/tools/container-env.sh"}
-if [ ! -f "$CONTAINER_ENV" ]; then
-  echo "docker_smoke: $CONTAINER_ENV not found; it sets up podman on these machines." >&2
-  echo "  Set CONTAINER_ENV=/path/to/container-env.sh (or make podman work and" >&2
-  echo "  point CONTAINER_ENV at an empty file)." >&2
-  exit 2
+if [ -n "${CONTAINER_ENV:-}" ]; then
+  # shellcheck disable=SC1090
+  . "$CONTAINER_ENV"
 fi
-# shellcheck disable=SC1090
-. "$CONTAINER_ENV"
-command -v podman >/dev/null || die "podman not available after sourcing $CONTAINER_ENV"
+if [ -z "${ENGINE:-}" ]; then
+  if command -v podman >/dev/null; then ENGINE=podman
+  elif command -v docker >/dev/null; then ENGINE=docker
+  else die "neither podman nor docker is installed"; fi
+fi
+command -v "$ENGINE" >/dev/null || die "ENGINE=$ENGINE is not installed"
+log "container engine: $ENGINE"
 
-# podman without systemd complains on every run/stop that it cannot set up
-# the healthcheck timer; drop those lines (the HEALTHCHECK itself is run by
-# wait_healthy below).
-qpodman() { podman "$@" 2> >(grep -v 'systemd connection' >&2); }
+# The engines' differences, in one place. podman without systemd complains
+# on every run/stop that it cannot set up the healthcheck timer; drop those
+# lines (the HEALTHCHECK itself is run by wait_healthy below).
+eng() { "$ENGINE" "$@" 2> >(grep -v 'systemd connection' >&2); }
+if [ "$ENGINE" = podman ]; then
+  BUILD_FORMAT=(--format docker)
+  RUN_HEALTH=(--health-interval=disable)   # no systemd timer; see wait_healthy
+  RM_TIMEOUT=(-t 2)
+  image_exists() { podman image exists "$1"; }
+  healthy() { podman healthcheck run "$1" >/dev/null 2>&1; }
+else
+  BUILD_FORMAT=()
+  RUN_HEALTH=(--health-interval=1s)        # dockerd runs the HEALTHCHECK itself
+  RM_TIMEOUT=()
+  image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+  healthy() { [ "$(docker inspect --format '{{.State.Health.Status}}' "$1")" = healthy ]; }
+fi
 
 TAG=ntk-smoke-$$
 WORK=$(mktemp -d /tmp/ntk-smoke.XXXXXX)
@@ -60,8 +78,8 @@ VOLUME=$TAG-models
 NAME=$TAG
 cleanup() {
   local rc=$?
-  podman rm -f -t 2 "$NAME" >/dev/null 2>&1 || true
-  podman volume rm -f "$VOLUME" >/dev/null 2>&1 || true
+  "$ENGINE" rm -f "${RM_TIMEOUT[@]}" "$NAME" >/dev/null 2>&1 || true
+  "$ENGINE" volume rm -f "$VOLUME" >/dev/null 2>&1 || true
   rm -rf "$WORK"
   [ $rc -eq 0 ] && log "PASS" || log "exit code $rc"
 }
@@ -76,31 +94,33 @@ if [ $BUILD = 1 ]; then
     git archive --format=tar HEAD | tar -x -C "$context"
     log "context: git HEAD $(git rev-parse --short HEAD)"
   fi
-  log "building $IMAGE (podman build, -j$JOBS)"
+  log "building $IMAGE ($ENGINE build, -j$JOBS)"
   t0=$SECONDS
-  podman build --format docker --build-arg JOBS="$JOBS" \
+  "$ENGINE" build "${BUILD_FORMAT[@]}" --build-arg JOBS="$JOBS" \
     --build-arg CMAKE_ARGS="${CMAKE_ARGS:-}" -f "$context/docker/Dockerfile" \
     -t "$IMAGE" "$context" >"$WORK/build.log" 2>&1 \
-    || { tail -40 "$WORK/build.log" >&2; die "podman build failed"; }
+    || { tail -40 "$WORK/build.log" >&2; die "$ENGINE build failed"; }
   log "build took $((SECONDS - t0)) s"
 fi
-podman image exists "$IMAGE" || die "no image $IMAGE (run without --no-build)"
+image_exists "$IMAGE" || die "no image $IMAGE (run without --no-build)"
 
 # ---- 2. Libraries and size -------------------------------------------------------
-missing=$(qpodman run --rm --no-healthcheck --entrypoint /bin/sh "$IMAGE" -c \
+missing=$(eng run --rm --no-healthcheck --entrypoint /bin/sh "$IMAGE" -c \
   'ldd /usr/local/bin/ntk_server /usr/local/bin/ntkctl | grep "not found" || true')
 [ -z "$missing" ] || die "missing libraries in the image: $missing"
-uid=$(qpodman run --rm --no-healthcheck --entrypoint /usr/bin/id "$IMAGE" -u)
+uid=$(eng run --rm --no-healthcheck --entrypoint /usr/bin/id "$IMAGE" -u)
 [ "$uid" != 0 ] || die "the image runs as root"
-size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
-base=$(podman image inspect --format '{{.Size}}' docker.io/library/debian:bookworm)
+size=$("$ENGINE" image inspect --format '{{.Size}}' "$IMAGE")
+base=$("$ENGINE" image inspect --format '{{.Size}}' docker.io/library/debian:bookworm)
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
 log "image $IMAGE: $(mb "$size") total, $(mb $((size - base))) on top of debian:bookworm ($(mb "$base")); runs as uid $uid"
-podman history --format '{{.Size}}\t{{.CreatedBy}}' "$IMAGE" 2>/dev/null \
+"$ENGINE" history --format '{{.Size}}\t{{.CreatedBy}}' "$IMAGE" 2>/dev/null \
   | grep -v '^0 B' | head -4 | cut -c1-110 >&2 || true
 
 # ---- 3. Start ---------------------------------------------------------------------
-port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+http_port=$(free_port)
 mkdir -p "$WORK/data"
 DIGITS=/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz
 if [ -f "$DIGITS" ]; then
@@ -119,37 +139,39 @@ else
   log "data: generated 150 x 4 CSV (fit rows 0:120, predict rows 120:150)"
 fi
 chmod -R a+rX "$WORK/data"
-podman volume create "$VOLUME" >/dev/null
+"$ENGINE" volume create "$VOLUME" >/dev/null
 
 start() {
-  # --health-interval=disable: no systemd timer (there is no systemd here);
-  # wait_healthy runs the image's HEALTHCHECK itself.
-  qpodman run -d --name "$NAME" --network=host --health-interval=disable \
-    -v "$VOLUME:/models" \
-    -v "$WORK/data:/data:ro" -e NTK_LISTEN="127.0.0.1:$port" "$IMAGE" >/dev/null
+  eng run -d --name "$NAME" --network=host "${RUN_HEALTH[@]}" \
+    -v "$VOLUME:/models" -v "$WORK/data:/data:ro" -e NTK_LISTEN="127.0.0.1:$port" \
+    -e NTK_HTTP_LISTEN="127.0.0.1:$http_port" "$IMAGE" >/dev/null
 }
-ctl() { podman exec "$NAME" ntkctl --server="127.0.0.1:$port" "$@"; }
+ctl() { "$ENGINE" exec "$NAME" ntkctl --server="127.0.0.1:$port" "$@"; }
 wait_healthy() {
   local t0=$SECONDS
   for _ in $(seq 1 120); do
     # Runs the image's HEALTHCHECK command (no systemd timers here).
-    if podman healthcheck run "$NAME" >/dev/null 2>&1; then
+    if healthy "$NAME"; then
       log "healthy after $((SECONDS - t0)) s (HEALTHCHECK: ntkctl health)"
       return 0
     fi
-    if [ "$(podman inspect --format '{{.State.Running}}' "$NAME")" != true ]; then
-      podman logs "$NAME" >&2 || true
+    if [ "$("$ENGINE" inspect --format '{{.State.Running}}' "$NAME")" != true ]; then
+      "$ENGINE" logs "$NAME" >&2 || true
       die "container exited"
     fi
     sleep 0.5
   done
-  podman logs "$NAME" >&2 || true
+  "$ENGINE" logs "$NAME" >&2 || true
   die "not healthy after 60 s"
 }
 
 log "starting $NAME on 127.0.0.1:$port, volume $VOLUME"
 start
 wait_healthy
+http_get() { /usr/bin/python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "http://127.0.0.1:$http_port$1"; }
+http_get /v2/health/ready | grep -q '"ready":true' || die "HTTP /v2/health/ready"
+http_get /metrics | grep -q '^ntk_models_loaded ' || die "HTTP /metrics"
+log "HTTP on 127.0.0.1:$http_port: /v2/health/ready and /metrics answer"
 
 # ---- 4. Fit and predict -------------------------------------------------------------
 t0=$SECONDS
@@ -163,10 +185,10 @@ log "predicted $(($(wc -l <"$WORK/pred1.csv") - 1)) rows, $(grep accuracy "$WORK
 
 # ---- 5. A new container on the same volume ------------------------------------------
 t0=$SECONDS
-qpodman stop -t 10 "$NAME" >/dev/null
-code=$(podman inspect --format '{{.State.ExitCode}}' "$NAME")
+eng stop -t 10 "$NAME" >/dev/null
+code=$("$ENGINE" inspect --format '{{.State.ExitCode}}' "$NAME")
 [ "$code" = 0 ] || die "server exited with $code on SIGTERM (graceful shutdown expected)"
-qpodman rm "$NAME" >/dev/null
+eng rm "$NAME" >/dev/null
 start
 wait_healthy
 log "restart took $((SECONDS - t0)) s (stop, new container, healthy)"

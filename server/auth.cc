@@ -19,13 +19,20 @@ absl::Status TokenAuth::Check(const grpc::ServerContextBase& context) const {
   if (token_.empty()) return absl::OkStatus();
   const auto& md = context.client_metadata();
   auto it = md.find("authorization");
-  if (it == md.end()) {
+  if (it == md.end()) return CheckAuthorization(nullptr);
+  const std::string value(it->second.data(), it->second.size());
+  return CheckAuthorization(&value);
+}
+
+absl::Status TokenAuth::CheckAuthorization(const std::string* header) const {
+  if (token_.empty()) return absl::OkStatus();
+  if (header == nullptr) {
     return absl::UnauthenticatedError(
         "authorization: missing; send \"authorization: Bearer <token>\"");
   }
   // RFC 6750 / RFC 7235: the scheme name is case-insensitive ("bearer" too).
   constexpr absl::string_view kScheme = "Bearer ";
-  const absl::string_view value(it->second.data(), it->second.size());
+  const absl::string_view value(*header);
   if (value.size() < kScheme.size() ||
       !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme) ||
       !SecretEquals(value.substr(kScheme.size()), token_)) {

@@ -1,4 +1,5 @@
-// ntk/server/auth.h: bearer-token check for every NtkService RPC.
+// ntk/server/auth.h: bearer-token check for every NtkService and Open
+// Inference Protocol call, gRPC metadata or HTTP header alike.
 //
 // When a token is configured, a call must carry the metadata
 // "authorization: Bearer <token>" (the scheme in any case, RFC 6750: "bearer"
@@ -25,6 +26,9 @@ class TokenAuth {
   bool enabled() const { return !token_.empty(); }
   // OK, or UNAUTHENTICATED "authorization: ...".
   absl::Status Check(const grpc::ServerContextBase& context) const;
+  // The same rule for an authorization value from anywhere (an HTTP
+  // header); null when the call has none.
+  absl::Status CheckAuthorization(const std::string* value) const;
 
  private:
   std::string token_;  // the token, or empty

@@ -40,14 +40,6 @@ bool IdChar(char c) {
 
 // RESOURCE_EXHAUSTED "<field>: <value> exceeds --<flag> = <limit>" when a
 // limit (> 0) is exceeded.
-absl::Status CheckLimit(absl::string_view field, uint64_t value, int limit,
-                        absl::string_view flag) {
-  if (limit > 0 && value > static_cast<uint64_t>(limit)) {
-    return absl::ResourceExhaustedError(
-        absl::StrFormat("%s: %d exceeds --%s = %d", field, value, flag, limit));
-  }
-  return absl::OkStatus();
-}
 
 // A matrix the request must carry: rows > 0 (a wire fact: the field is required).
 absl::Status RequirePresent(const v1::Matrix& m, absl::string_view field) {
@@ -63,6 +55,15 @@ bool IsEmptyMatrix(const v1::Matrix& m) {
 }
 
 }  // namespace
+
+absl::Status CheckLimit(absl::string_view field, uint64_t value, int limit,
+                        absl::string_view flag) {
+  if (limit > 0 && value > static_cast<uint64_t>(limit)) {
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("%s: %d exceeds --%s = %d", field, value, flag, limit));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateModelId(absl::string_view id, absl::string_view field) {
   if (id.empty()) {

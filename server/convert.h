@@ -33,6 +33,11 @@
 
 namespace ntk::server {
 
+// RESOURCE_EXHAUSTED "<field>: <value> exceeds --<flag> = <limit>" when
+// limit > 0 and value > limit.
+absl::Status CheckLimit(absl::string_view field, uint64_t value, int limit,
+                        absl::string_view flag);
+
 // 1-128 characters of [A-Za-z0-9._-], not starting with '.' (so no path
 // separators, no "." or ".."). INVALID_ARGUMENT "<field>: ..." otherwise.
 absl::Status ValidateModelId(absl::string_view id, absl::string_view field = "model_id");

@@ -21,6 +21,10 @@ const ntk::server::ServerOptions kDefaults;
 
 ABSL_FLAG(std::string, listen, kDefaults.listen,
           "host:port to listen on; port 0 picks a free port (printed as \"listening on ...\")");
+ABSL_FLAG(std::string, http_listen, kDefaults.http_listen,
+          "host:port of the HTTP listener: Open Inference Protocol REST (/v2/...) and "
+          "Prometheus /metrics; port 0 picks a free port (printed as \"http listening on "
+          "...\"); empty: no HTTP");
 ABSL_FLAG(std::string, model_dir, kDefaults.model_dir,
           "directory holding one <model_id>.ntkm file per model; created if missing");
 ABSL_FLAG(int, threads, kDefaults.threads,
@@ -111,7 +115,7 @@ absl::StatusOr<ServerOptions> ParseServerFlags(int argc, char** argv) {
   absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
       "fits infinite-width NTK classifiers and serves predictions over gRPC "
-      "(ntk.v1.NtkService).\nEvery flag may also be set as environment variable "
+      "(ntk.v1.NtkService, Open Inference Protocol V2) and optionally HTTP (--http_listen).\nEvery flag may also be set as environment variable "
       "NTK_<FLAG IN CAPITALS>; the command line wins.");
   if (absl::Status s = ApplyEnvironment(); !s.ok()) return s;
   absl::ParseCommandLine(argc, argv);
@@ -119,6 +123,7 @@ absl::StatusOr<ServerOptions> ParseServerFlags(int argc, char** argv) {
   ServerOptions o;
   o.listen = absl::GetFlag(FLAGS_listen);
   o.model_dir = absl::GetFlag(FLAGS_model_dir);
+  o.http_listen = absl::GetFlag(FLAGS_http_listen);
   o.threads = absl::GetFlag(FLAGS_threads);
   o.blas_threads = absl::GetFlag(FLAGS_blas_threads);
   o.worker_threads = absl::GetFlag(FLAGS_worker_threads);

@@ -48,10 +48,11 @@ bool SlotCounter::TryAcquire() {
   return false;
 }
 
-RpcRunner::RpcRunner(const ServerOptions& options, const TokenAuth* auth,
+RpcRunner::RpcRunner(const ServerOptions& options, const TokenAuth* auth, Metrics* metrics,
                      WorkerPool* compute_pool, WorkerPool* fit_pool, InflightCalls* inflight)
     : options_(options),
       auth_(auth),
+      metrics_(metrics),
       compute_pool_(compute_pool),
       fit_pool_(fit_pool),
       inflight_(inflight),
@@ -72,18 +73,27 @@ absl::Status RpcRunner::Admit(const grpc::ServerContextBase& ctx, Where where) {
 }
 
 void RpcRunner::Schedule(Where where, std::function<void()> fn) {
-  (where == Where::kFit ? fit_pool_ : compute_pool_)->Schedule(std::move(fn));
+  const bool fit = where == Where::kFit;
+  (fit ? fit_pool_ : compute_pool_)
+      ->Schedule([this, fit, queued_ns = SteadyNs(), fn = std::move(fn)] {
+        metrics_->ObserveQueueWait(fit ? "fit" : "compute",
+                                   static_cast<double>(SteadyNs() - queued_ns) / 1e9);
+        fn();
+      });
 }
 
-grpc::Status RpcRunner::Complete(const RpcCall& call, Where where, bool admitted,
-                                 absl::Status status) {
+absl::Status RpcRunner::Finish(const RpcCall& call, Where where, bool admitted,
+                               absl::Status status) {
   if (admitted && where == Where::kFit && !call.fit_slot_detached()) fit_slots_.Release();
   if (status.code() == absl::StatusCode::kCancelled && call.PastDeadline()) {
     status = absl::DeadlineExceededError(
         absl::StrFormat("%s: deadline exceeded (%s)", call.log().method, status.message()));
   }
   if (options_.log_rpcs) call.log().Done(status);
-  return ToGrpcStatus(status);
+  metrics_->ObserveCall(call.log().method, status.code(),
+                        static_cast<double>(SteadyNs() - call.log().start_ns) / 1e9,
+                        call.log().rows, where == Where::kFit);
+  return status;
 }
 
 }  // namespace ntk::server

@@ -9,8 +9,11 @@
 // runs after auth (and, for Where::kFit, after a fit slot was taken) and
 // returns absl::Status; RpcRunner maps it to grpc::Status (server/status.h),
 // turning CANCELLED after the deadline into DEADLINE_EXCEEDED, writes the log
-// line and finishes the call. Streaming handlers (server/fit_stream.h) use
-// the building blocks Admit / Schedule / Complete.
+// line, counts the call in the metrics (server/metrics.h) and finishes the
+// call. Streaming handlers (server/fit_stream.h) use the building blocks
+// Admit / Schedule / Complete. Calls that are not gRPC calls (the HTTP/REST
+// binding, server/http/) go through Blocking: the same auth rule, admission,
+// places, log line, metrics and status, returned as absl::Status.
 //
 // Every RPC writes one log line to stderr when it finishes:
 //   <UTC time> rpc=<Method> model=<id or -> rows=<n> code=<STATUS_CODE> ms=<milliseconds>
@@ -28,6 +31,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <future>
 #include <new>
 #include <string>
 #include <type_traits>
@@ -42,6 +46,7 @@
 #include "server/auth.h"
 #include "server/inflight.h"
 #include "server/memory_budget.h"
+#include "server/metrics.h"
 #include "server/options.h"
 #include "server/status.h"
 #include "server/stream_idle.h"
@@ -72,7 +77,10 @@ enum class Where {
 // (ctx null: no deadline) after its Fit call has answered.
 class RpcCall {
  public:
+  // A gRPC call: its deadline and cancellation are the context's.
   RpcCall(grpc::CallbackServerContext* ctx, CallLog log) : ctx_(ctx), log_(std::move(log)) {}
+  // A call without a gRPC context (HTTP): no deadline, never cancelled.
+  explicit RpcCall(CallLog log) : ctx_(nullptr), log_(std::move(log)) {}
   CallLog& log() { return log_; }
   const CallLog& log() const { return log_; }
   std::chrono::system_clock::time_point deadline() const {
@@ -112,6 +120,7 @@ class SlotCounter {
   bool TryAcquire();
   void Release() { used_.fetch_sub(1); }
   int max() const { return max_; }
+  int used() const { return used_.load(); }
 
  private:
   const int max_;
@@ -121,8 +130,8 @@ class SlotCounter {
 class RpcRunner {
  public:
   // REQUIRES: every pointer non-null.
-  RpcRunner(const ServerOptions& options, const TokenAuth* auth, WorkerPool* compute_pool,
-            WorkerPool* fit_pool, InflightCalls* inflight);
+  RpcRunner(const ServerOptions& options, const TokenAuth* auth, Metrics* metrics,
+            WorkerPool* compute_pool, WorkerPool* fit_pool, InflightCalls* inflight);
 
   // Auth, admission, then `body(RpcCall&) -> absl::Status` where `place`
   // says (a Where, or a callable returning one, evaluated after auth), then
@@ -142,8 +151,20 @@ class RpcRunner {
   // Releases a fit slot a call detached (RpcCall::DetachFitSlot).
   void ReleaseFitSlot() { fit_slots_.Release(); }
   // Releases what Admit took (when `admitted`), maps `status` (CANCELLED
-  // past the deadline -> DEADLINE_EXCEEDED), logs and returns the edge status.
-  grpc::Status Complete(const RpcCall& call, Where where, bool admitted, absl::Status status);
+  // past the deadline -> DEADLINE_EXCEEDED), logs, counts the call in the
+  // metrics and returns the final status.
+  absl::Status Finish(const RpcCall& call, Where where, bool admitted, absl::Status status);
+  // Finish, as the gRPC edge status.
+  grpc::Status Complete(const RpcCall& call, Where where, bool admitted, absl::Status status) {
+    return ToGrpcStatus(Finish(call, where, admitted, std::move(status)));
+  }
+
+  // A call that is not a gRPC call (HTTP/REST), run to completion on the
+  // calling thread (which waits while a pool runs it): auth against
+  // `authorization` (the header's value; null when absent), admission, then
+  // body(RpcCall&) -> absl::Status where `place` says, then Finish.
+  template <typename Place, typename Body>
+  absl::Status Blocking(const std::string* authorization, CallLog log, Place place, Body body);
 
   // fn() -> absl::Status, with any exception turned into a status
   // (bad_alloc: RESOURCE_EXHAUSTED; others: INTERNAL). None may cross the edge.
@@ -152,6 +173,10 @@ class RpcRunner {
 
   const ServerOptions& options() const { return options_; }
   InflightCalls* inflight() const { return inflight_; }
+  const TokenAuth& auth() const { return *auth_; }
+  Metrics* metrics() const { return metrics_; }
+  // Fit slots held now.
+  int fits_in_flight() const { return fit_slots_.used(); }
   // Working-memory admission (server/memory_budget.h).
   MemoryBudget* memory_budget() { return &memory_budget_; }
   // Ends streams idle for --stream_idle_seconds (server/stream_idle.h).
@@ -159,7 +184,17 @@ class RpcRunner {
 
  private:
   const ServerOptions options_;
+  template <typename Place>
+  static Where Resolve(Place& place) {
+    if constexpr (std::is_invocable_r_v<Where, Place>) {
+      return place();
+    } else {
+      return place;
+    }
+  }
+
   const TokenAuth* const auth_;
+  Metrics* const metrics_;
   WorkerPool* const compute_pool_;
   WorkerPool* const fit_pool_;
   InflightCalls* const inflight_;
@@ -195,11 +230,7 @@ grpc::ServerUnaryReactor* RpcRunner::Unary(grpc::CallbackServerContext* ctx, Cal
   Where where = Where::kInline;
   absl::Status admitted = auth_->Check(*ctx);
   if (admitted.ok()) {
-    if constexpr (std::is_invocable_r_v<Where, Place>) {
-      where = place();
-    } else {
-      where = place;
-    }
+    where = Resolve(place);
     admitted = TakeSlot(where);
   }
   if (!admitted.ok()) {
@@ -217,6 +248,30 @@ grpc::ServerUnaryReactor* RpcRunner::Unary(grpc::CallbackServerContext* ctx, Cal
     Schedule(where, std::move(run));
   }
   return reactor;
+}
+
+template <typename Place, typename Body>
+absl::Status RpcRunner::Blocking(const std::string* authorization, CallLog log, Place place,
+                                 Body body) {
+  RpcCall call(std::move(log));
+  Where where = Where::kInline;
+  absl::Status admitted = auth_->CheckAuthorization(authorization);
+  if (admitted.ok()) {
+    where = Resolve(place);
+    admitted = TakeSlot(where);
+  }
+  if (!admitted.ok()) return Finish(call, where, false, std::move(admitted));
+  absl::Status s;
+  if (where == Where::kInline) {
+    SingleThreadedComputeOnThisThread();
+    s = NoThrow([&] { return body(call); });
+  } else {
+    std::promise<absl::Status> done;
+    std::future<absl::Status> result = done.get_future();
+    Schedule(where, [&] { done.set_value(NoThrow([&] { return body(call); })); });
+    s = result.get();
+  }
+  return Finish(call, where, true, std::move(s));
 }
 
 }  // namespace ntk::server

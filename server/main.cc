@@ -69,6 +69,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("listening on %s\n", (*server)->address().c_str());
+  if (!o.http_listen.empty()) {
+    std::printf("http listening on %s\n", (*server)->http_address().c_str());
+  }
   std::fflush(stdout);
 
   std::thread signal_thread([&] {

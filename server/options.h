@@ -19,6 +19,9 @@ namespace ntk::server {
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks one
   std::string model_dir = "./models";      // created when missing
+  // host:port of the HTTP listener (Open Inference Protocol REST, /metrics,
+  // server/http/http_server.h); port 0 picks one; empty: no HTTP.
+  std::string http_listen;
   int threads = 0;          // compute threads (OpenMP; OpenBLAS too when blas_threads == 0); 0: library defaults
   // OpenBLAS threads. 1 (default): OpenBLAS's shared thread pool is not used,
   // so concurrent small Predicts do not queue for it (measured with

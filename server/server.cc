@@ -27,7 +27,20 @@ void SetComputeThreads(int threads, int blas_threads) {
   if (blas > 0) openblas_set_num_threads(blas);
 }
 
-NtkServer::NtkServer(const ServerOptions& options) : options_(options) {}
+NtkServer::NtkServer(const ServerOptions& options)
+    : options_(options), auth_(options.auth_token) {}
+
+ServerState NtkServer::State() const {
+  ServerState state;
+  for (const auto& e : registry_->List()) {
+    ++state.models;
+    state.model_bytes += e->model_bytes;
+  }
+  state.cache_bytes = cache_->stats().bytes;
+  state.cache_budget_bytes = DistributionCacheBudgetBytes(options_);
+  state.fits_in_flight = runner_->fits_in_flight();
+  return state;
+}
 
 absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions& options) {
   if (options.tls_cert_pem.empty() != options.tls_key_pem.empty()) {
@@ -72,13 +85,19 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
   int workers = options.worker_threads;
   if (workers <= 0) workers = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
   s->compute_pool_ = std::make_unique<WorkerPool>(workers, init);
-  s->service_ = std::make_unique<NtkServiceImpl>(options, s->registry_.get(),
-                                                 s->compute_pool_.get(), s->fit_pool_.get(),
-                                                 &s->inflight_);
+  s->runner_ = std::make_unique<RpcRunner>(options, &s->auth_, &s->metrics_,
+                                           s->compute_pool_.get(), s->fit_pool_.get(),
+                                           &s->inflight_);
+  s->inference_ = std::make_unique<Inference>(s->registry_.get(), s->runner_.get());
+  s->service_ = std::make_unique<NtkServiceImpl>(s->registry_.get(), s->runner_.get(),
+                                                 s->inference_.get());
+  s->oip_service_ =
+      std::make_unique<oip::InferenceServiceImpl>(s->runner_.get(), s->inference_.get());
   s->reflection_ = std::make_unique<ReflectionService>(
-      &s->service_->auth(), &s->inflight_,
+      &s->auth_, &s->inflight_,
       std::vector<std::string>{
           v1::NtkService::service_full_name(),
+          inference::GRPCInferenceService::service_full_name(),
           // Naming it through its descriptor also links health.proto's
           // descriptors into the server (only clients use them otherwise),
           // so that reflection can describe grpc.health.v1.Health.
@@ -102,6 +121,7 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.listen, creds, &s->port_);
   builder.RegisterService(s->service_.get());
+  builder.RegisterService(s->oip_service_.get());
   builder.RegisterService(s->reflection_.get());
   const int max_bytes = static_cast<int>(MaxMessageBytes(options));
   builder.SetMaxReceiveMessageSize(max_bytes);
@@ -115,6 +135,17 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
   if (grpc::HealthCheckServiceInterface* h = s->server_->GetHealthCheckService()) {
     h->SetServingStatus(true);
     h->SetServingStatus("ntk.v1.NtkService", true);
+  }
+  if (!options.http_listen.empty()) {
+    NtkServer* const self = s.get();
+    absl::StatusOr<std::unique_ptr<HttpServer>> http =
+        HttpServer::Start(options.http_listen, s->runner_.get(), s->inference_.get(),
+                          [self] { return self->State(); });
+    if (!http.ok()) {
+      s->server_->Shutdown();
+      return http.status();
+    }
+    s->http_ = *std::move(http);
   }
   const size_t colon = options.listen.rfind(':');
   s->address_ = absl::StrCat(
@@ -130,6 +161,7 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
 
 void NtkServer::Shutdown(std::chrono::system_clock::time_point deadline) {
   std::call_once(shutdown_once_, [&] {
+    if (http_ != nullptr) http_->Stop();
     if (server_ == nullptr) return;
     // Background fits would not survive the restart (docs/api.md "Long
     // fits"): stop them now, so their watchers end and the pool drains.
@@ -195,8 +227,10 @@ NtkServer::~NtkServer() {
   // service and registry they point to go away.
   compute_pool_.reset();
   fit_pool_.reset();
+  http_.reset();
   server_.reset();
   reflection_.reset();
+  oip_service_.reset();
   service_.reset();
 }
 

@@ -9,9 +9,11 @@
 // Start() applies --threads, creates the DistributionCache (budget
 // --distribution_cache_mb, server/options.h), opens the model directory
 // (removing leftover temporary files), loads every model there (damaged files are logged and
-// skipped), and serves ntk.v1.NtkService plus grpc.health.v1 and server
-// reflection (grpc.reflection.v1alpha, server/reflection.h; behind the
-// bearer token like NtkService).
+// skipped), and serves ntk.v1.NtkService, the Open Inference Protocol's
+// inference.GRPCInferenceService (server/oip/service.h), grpc.health.v1 and
+// server reflection (grpc.reflection.v1alpha, server/reflection.h; behind
+// the bearer token like NtkService). With --http_listen it also serves HTTP
+// (server/http/http_server.h: OIP REST, /metrics).
 //
 // Shutdown: the server stops accepting calls and sends every connection a
 // GOAWAY; calls in flight (counted by server/inflight.h) get until the
@@ -36,8 +38,14 @@
 
 #include "absl/status/statusor.h"
 #include "core/distribution/cache.h"
+#include "server/auth.h"
+#include "server/handler.h"
+#include "server/http/http_server.h"
+#include "server/inference.h"
+#include "server/metrics.h"
 #include "server/model_registry.h"
 #include "server/model_store.h"
+#include "server/oip/service.h"
 #include "server/inflight.h"
 #include "server/options.h"
 #include "server/reflection.h"
@@ -61,6 +69,10 @@ class NtkServer {
   int port() const { return port_; }
   // host:port with the selected port, e.g. "127.0.0.1:38811".
   const std::string& address() const { return address_; }
+  // The HTTP listener's host:port, "" when --http_listen is empty.
+  std::string http_address() const { return http_ ? http_->address() : ""; }
+  // What the server holds now (for /metrics).
+  ServerState State() const;
 
   // Stops accepting RPCs, lets in-flight ones finish until `deadline`, then
   // cancels the rest (their fits stop at the next progress check). Returns
@@ -84,8 +96,14 @@ class NtkServer {
   std::unique_ptr<WorkerPool> fit_pool_;
   std::unique_ptr<WorkerPool> compute_pool_;
   InflightCalls inflight_;  // outlives the services and the grpc::Server
+  TokenAuth auth_;
+  Metrics metrics_;
+  std::unique_ptr<RpcRunner> runner_;
+  std::unique_ptr<Inference> inference_;
   std::unique_ptr<NtkServiceImpl> service_;
+  std::unique_ptr<oip::InferenceServiceImpl> oip_service_;
   std::unique_ptr<ReflectionService> reflection_;
+  std::unique_ptr<HttpServer> http_;
   std::unique_ptr<grpc::Server> server_;  // declared last: destroyed first
   int port_ = 0;
   std::string address_;

@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "core/model/cost.h"
 #include "server/convert.h"
 #include "server/fit.h"
 #include "server/finite_response.h"
@@ -15,45 +14,9 @@
 
 namespace ntk::server {
 
-NtkServiceImpl::NtkServiceImpl(const ServerOptions& options, ModelRegistry* registry,
-                               WorkerPool* compute_pool, WorkerPool* fit_pool,
-                               InflightCalls* inflight)
-    : options_(options),
-      auth_(options.auth_token),
-      registry_(registry),
-      runner_(options, &auth_, compute_pool, fit_pool, inflight) {}
-
-absl::StatusOr<std::shared_ptr<const ModelEntry>> NtkServiceImpl::FindModel(
-    const std::string& model_id) const {
-  if (absl::Status s = ValidateModelId(model_id); !s.ok()) return s;
-  std::shared_ptr<const ModelEntry> entry = registry_->Get(model_id);
-  if (entry != nullptr) return entry;
-  if (std::shared_ptr<FitRecord> fit = registry_->fits().Find(model_id)) {
-    const v1::ModelInfo info = fit->Snapshot().info;
-    if (info.state() == v1::FAILED) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "model_id: model \"%s\" is FAILED (%s); fit it again", model_id, info.error()));
-    }
-    if (info.state() == v1::FITTING) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "model_id: model \"%s\" is FITTING (%s, %.0f%%); wait until it is READY "
-          "(WatchModel)",
-          model_id, info.progress().phase(), 100 * info.progress().fraction()));
-    }
-    entry = registry_->Get(model_id);  // the fit published it meanwhile
-    if (entry != nullptr) return entry;
-  }
-  return absl::NotFoundError(absl::StrFormat("model_id: no model \"%s\"", model_id));
-}
-
-Where NtkServiceImpl::PredictPlace(const v1::PredictRequest& request) const {
-  std::shared_ptr<const ModelEntry> entry = registry_->Get(request.model_id());
-  if (entry == nullptr) return Where::kInline;  // answered at once (NOT_FOUND, ...)
-  const FittedModelInfo info = entry->model->Info();
-  const double work = static_cast<double>(request.features().rows()) * info.num_train *
-                      (static_cast<double>(request.features().cols()) + info.num_classes);
-  return work <= options_.inline_predict_max_work ? Where::kInline : Where::kCompute;
-}
+NtkServiceImpl::NtkServiceImpl(ModelRegistry* registry, RpcRunner* runner,
+                               const Inference* inference)
+    : options_(runner->options()), registry_(registry), runner_(*runner), inference_(*inference) {}
 
 grpc::ServerUnaryReactor* NtkServiceImpl::Fit(grpc::CallbackServerContext* ctx,
                                               const v1::FitRequest* request,
@@ -79,21 +42,17 @@ grpc::ServerUnaryReactor* NtkServiceImpl::Predict(grpc::CallbackServerContext* c
                                                   v1::PredictResponse* response) {
   return runner_.Unary(
       ctx, CallLog("Predict", request->model_id(), request->features().rows()),
-      [this, request] { return PredictPlace(*request); },
+      [this, request] {
+        return inference_.PredictPlace(request->model_id(), request->features().rows(),
+                                       request->features().cols());
+      },
       [this, request, response](RpcCall&) -> absl::Status {
         absl::StatusOr<std::shared_ptr<const ModelEntry>> entry =
-            FindModel(request->model_id());
+            inference_.FindModel(request->model_id());
         if (!entry.ok()) return entry.status();
         absl::StatusOr<Eigen::MatrixXd> x = QueryFeaturesFromProto(request->features(), options_);
         if (!x.ok()) return x.status();
-        const FittedModelInfo info = (*entry)->model->Info();
-        const int64_t rows = x->rows();
-        absl::StatusOr<MemoryBudget::Reservation> reserved = AdmitRequest(
-            runner_.memory_budget(), options_, "Predict",
-            PredictResponseBytes(rows, info.num_classes),
-            PredictCost(rows, info.num_train, info.num_features, info.num_classes).bytes);
-        if (!reserved.ok()) return reserved.status();
-        absl::StatusOr<Prediction> p = (*entry)->model->Predict(*x);
+        absl::StatusOr<Prediction> p = inference_.Predict("Predict", **entry, *x);
         if (!p.ok()) return p.status();
         PredictionToProto(*p, ResponseEncodingFor(EncodingOf(request->features())), response);
         return CheckResponseFinite("Predict", *response);
@@ -107,29 +66,14 @@ grpc::ServerUnaryReactor* NtkServiceImpl::PredictDistribution(
       ctx, CallLog("PredictDistribution", request->model_id(), request->features().rows()),
       Where::kCompute, [this, request, response](RpcCall& call) -> absl::Status {
         absl::StatusOr<std::shared_ptr<const ModelEntry>> entry =
-            FindModel(request->model_id());
+            inference_.FindModel(request->model_id());
         if (!entry.ok()) return entry.status();
         absl::StatusOr<DistributionOptions> opts = DistributionOptionsFromProto(*request, options_);
         if (!opts.ok()) return opts.status();
         absl::StatusOr<Eigen::MatrixXd> x = QueryFeaturesFromProto(request->features(), options_);
         if (!x.ok()) return x.status();
-        const FittedModelInfo info = (*entry)->model->Info();
-        const int64_t rows = x->rows();
-        absl::StatusOr<MemoryBudget::Reservation> reserved = AdmitRequest(
-            runner_.memory_budget(), options_, "PredictDistribution",
-            DistributionResponseBytes(rows, info.num_classes),
-            DistributionCost(opts->method, info.regime, rows, info.num_train, info.num_features,
-                             info.num_classes, opts->num_samples)
-                .bytes);
-        if (!reserved.ok()) return reserved.status();
-        opts->progress = call.ContinueWhileWanted();
-        opts->cache = (*entry)->CacheScope(registry_->cache());
-        absl::StatusOr<DistributionResult> d = (*entry)->model->PredictDistribution(*x, *opts);
-        if (registry_->cache() != nullptr) {
-          call.log().extra = absl::StrFormat(
-              "model_bytes=%d model_cache_bytes=%d cache_bytes=%d", (*entry)->model_bytes,
-              registry_->cache()->ModelBytes((*entry)->id), registry_->cache()->stats().bytes);
-        }
+        absl::StatusOr<DistributionResult> d = inference_.PredictDistribution(
+            "PredictDistribution", call, **entry, *x, *std::move(opts));
         if (!d.ok()) return d.status();
         DistributionToProto(*d, ResponseEncodingFor(EncodingOf(request->features())),
                             request->columnar(), response);
@@ -144,7 +88,7 @@ grpc::ServerUnaryReactor* NtkServiceImpl::GetModel(grpc::CallbackServerContext* 
       ctx, CallLog("GetModel", request->model_id()), Where::kInline,
       [this, request, response](RpcCall& call) -> absl::Status {
         const std::string& id = request->model_id();
-        absl::StatusOr<std::shared_ptr<const ModelEntry>> entry = FindModel(id);
+        absl::StatusOr<std::shared_ptr<const ModelEntry>> entry = inference_.FindModel(id);
         if (entry.ok()) {
           *response = (*entry)->info;
         } else if (std::shared_ptr<FitRecord> fit = registry_->fits().Find(id);

@@ -1,7 +1,9 @@
 // ntk/server/service.h: the ntk.v1.NtkService implementation (gRPC callback
 // API). Each handler is the translation (server/convert.h) and the call into
-// core; auth, admission, where the work runs, deadlines, logging and status
-// mapping are RpcRunner's (server/handler.h).
+// core (Predict and PredictDistribution through server/inference.h, shared
+// with the Open Inference Protocol); auth, admission, where the work runs,
+// deadlines, logging, metrics and status mapping are RpcRunner's
+// (server/handler.h).
 //
 // Where work runs: GetModel, ListModels and small Predicts inline on gRPC's
 // callback threads; Fit and FitStream (server/fit_stream.h) on `fit_pool` (at
@@ -16,7 +18,7 @@
 // entry until gRPC is done with it, so shutdown knows when nothing is left.
 //
 // Thread safety: all methods are called by gRPC from any thread. The
-// registry, pools and `inflight` are not owned and must outlive the
+// registry, runner and inference are not owned and must outlive the
 // grpc::Server.
 #ifndef NTK_SERVER_SERVICE_H_
 #define NTK_SERVER_SERVICE_H_
@@ -25,20 +27,17 @@
 #include <string>
 
 #include "proto/ntk/v1/ntk.grpc.pb.h"
-#include "server/auth.h"
 #include "server/handler.h"
-#include "server/inflight.h"
+#include "server/inference.h"
 #include "server/model_registry.h"
 #include "server/options.h"
-#include "server/worker_pool.h"
 
 namespace ntk::server {
 
 class NtkServiceImpl final : public v1::NtkService::CallbackService {
  public:
   // REQUIRES: every pointer non-null.
-  NtkServiceImpl(const ServerOptions& options, ModelRegistry* registry,
-                 WorkerPool* compute_pool, WorkerPool* fit_pool, InflightCalls* inflight);
+  NtkServiceImpl(ModelRegistry* registry, RpcRunner* runner, const Inference* inference);
 
   grpc::ServerUnaryReactor* Fit(grpc::CallbackServerContext* context,
                                 const v1::FitRequest* request,
@@ -63,20 +62,11 @@ class NtkServiceImpl final : public v1::NtkService::CallbackService {
   grpc::ServerWriteReactor<v1::ModelInfo>* WatchModel(
       grpc::CallbackServerContext* context, const v1::GetModelRequest* request) override;
 
-  const TokenAuth& auth() const { return auth_; }
-
  private:
-  // Model-id validation and registry lookup for handlers that compute with
-  // one model: NOT_FOUND when absent, FAILED_PRECONDITION naming the state
-  // when the id has only a fit in progress (FITTING) or a failed one.
-  absl::StatusOr<std::shared_ptr<const ModelEntry>> FindModel(const std::string& model_id) const;
-  // Inline for small work (options.inline_predict_max_work), else the compute pool.
-  Where PredictPlace(const v1::PredictRequest& request) const;
-
-  const ServerOptions options_;
-  const TokenAuth auth_;
+  const ServerOptions& options_;
   ModelRegistry* const registry_;
-  RpcRunner runner_;
+  RpcRunner& runner_;
+  const Inference& inference_;
 };
 
 }  // namespace ntk::server

@@ -118,7 +118,8 @@ TEST(ReflectionAuthTest, OpenWhenAuthIsOff) {
   ASSERT_TRUE(r.status.ok()) << r.status.error_message();
   ASSERT_TRUE(r.got_response);
   EXPECT_THAT(ServiceNames(r.response),
-              ::testing::UnorderedElementsAre("ntk.v1.NtkService", "grpc.health.v1.Health",
+              ::testing::UnorderedElementsAre("ntk.v1.NtkService", "inference.GRPCInferenceService",
+                                              "grpc.health.v1.Health",
                                               "grpc.reflection.v1alpha.ServerReflection"));
 }
 
@@ -142,8 +143,9 @@ TEST(ReflectionAuthTest, SubprocessEveryListedServiceIsDescribed) {
   ReflectionResult list = Reflect(channel, ListServices(), kToken);
   ASSERT_TRUE(list.status.ok()) << list.status.error_message();
   const std::vector<std::string> names = ServiceNames(list.response);
-  EXPECT_THAT(names, ::testing::UnorderedElementsAre("ntk.v1.NtkService", "grpc.health.v1.Health",
-                                                     "grpc.reflection.v1alpha.ServerReflection"));
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre(
+                         "ntk.v1.NtkService", "inference.GRPCInferenceService",
+                         "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"));
   for (const std::string& name : names) {
     rpb::ServerReflectionRequest request;
     request.set_file_containing_symbol(name);

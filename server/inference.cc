@@ -1,0 +1,78 @@
+#include "server/inference.h"
+
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "core/model/cost.h"
+#include "server/convert.h"
+#include "server/fit_tracker.h"
+#include "server/memory_budget.h"
+
+namespace ntk::server {
+
+absl::StatusOr<std::shared_ptr<const ModelEntry>> Inference::FindModel(
+    const std::string& model_id, absl::string_view field) const {
+  if (absl::Status s = ValidateModelId(model_id, field); !s.ok()) return s;
+  std::shared_ptr<const ModelEntry> entry = registry_->Get(model_id);
+  if (entry != nullptr) return entry;
+  if (std::shared_ptr<FitRecord> fit = registry_->fits().Find(model_id)) {
+    const v1::ModelInfo info = fit->Snapshot().info;
+    if (info.state() == v1::FAILED) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "%s: model \"%s\" is FAILED (%s); fit it again", field, model_id, info.error()));
+    }
+    if (info.state() == v1::FITTING) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "%s: model \"%s\" is FITTING (%s, %.0f%%); wait until it is READY (WatchModel)",
+          field, model_id, info.progress().phase(), 100 * info.progress().fraction()));
+    }
+    entry = registry_->Get(model_id);  // the fit published it meanwhile
+    if (entry != nullptr) return entry;
+  }
+  return absl::NotFoundError(absl::StrFormat("%s: no model \"%s\"", field, model_id));
+}
+
+Where Inference::PredictPlace(const std::string& model_id, int64_t rows, int64_t cols) const {
+  std::shared_ptr<const ModelEntry> entry = registry_->Get(model_id);
+  if (entry == nullptr) return Where::kInline;  // answered at once (NOT_FOUND, ...)
+  const FittedModelInfo info = entry->model->Info();
+  const double work = static_cast<double>(rows) * info.num_train *
+                      (static_cast<double>(cols) + info.num_classes);
+  return work <= options().inline_predict_max_work ? Where::kInline : Where::kCompute;
+}
+
+absl::StatusOr<Prediction> Inference::Predict(const char* method, const ModelEntry& entry,
+                                              const Eigen::MatrixXd& x) const {
+  const FittedModelInfo info = entry.model->Info();
+  const int64_t rows = x.rows();
+  absl::StatusOr<MemoryBudget::Reservation> reserved = AdmitRequest(
+      runner_->memory_budget(), options(), method, PredictResponseBytes(rows, info.num_classes),
+      PredictCost(rows, info.num_train, info.num_features, info.num_classes).bytes);
+  if (!reserved.ok()) return reserved.status();
+  return entry.model->Predict(x);
+}
+
+absl::StatusOr<DistributionResult> Inference::PredictDistribution(
+    const char* method, RpcCall& call, const ModelEntry& entry, const Eigen::MatrixXd& x,
+    DistributionOptions options) const {
+  const FittedModelInfo info = entry.model->Info();
+  const int64_t rows = x.rows();
+  absl::StatusOr<MemoryBudget::Reservation> reserved = AdmitRequest(
+      runner_->memory_budget(), this->options(), method,
+      DistributionResponseBytes(rows, info.num_classes),
+      DistributionCost(options.method, info.regime, rows, info.num_train, info.num_features,
+                       info.num_classes, options.num_samples)
+          .bytes);
+  if (!reserved.ok()) return reserved.status();
+  options.progress = call.ContinueWhileWanted();
+  options.cache = entry.CacheScope(registry_->cache());
+  absl::StatusOr<DistributionResult> d = entry.model->PredictDistribution(x, options);
+  if (registry_->cache() != nullptr) {
+    call.log().extra = absl::StrFormat("model_bytes=%d model_cache_bytes=%d cache_bytes=%d",
+                                       entry.model_bytes, registry_->cache()->ModelBytes(entry.id),
+                                       registry_->cache()->stats().bytes);
+  }
+  return d;
+}
+
+}  // namespace ntk::server

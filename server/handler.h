@@ -74,10 +74,21 @@ class RpcCall {
   CallLog& log() { return log_; }
   const CallLog& log() const { return log_; }
   std::chrono::system_clock::time_point deadline() const { return ctx_->deadline(); }
+  bool HasDeadline() const {
+    return deadline() != std::chrono::system_clock::time_point::max();
+  }
   bool PastDeadline() const { return std::chrono::system_clock::now() > deadline(); }
   bool Cancelled() const { return ctx_->IsCancelled(); }
-  // The client is gone or the deadline has passed: stop working.
-  bool Stopped() const { return Cancelled() || PastDeadline(); }
+  // --max_request_seconds (ServerOptions::max_request_seconds): when the
+  // call has no deadline and `seconds` > 0, its work may run `seconds` of
+  // wall time from now. Called when the work starts (for FitStream: once
+  // the data is complete, so upload time does not count).
+  void StartTimeCeiling(double seconds);
+  // The ceiling is set and has passed.
+  bool PastTimeCeiling() const;
+  double time_ceiling_seconds() const { return ceiling_seconds_; }
+  // The client is gone, the deadline or the time ceiling has passed: stop working.
+  bool Stopped() const { return Cancelled() || PastDeadline() || PastTimeCeiling(); }
   // A core ProgressFn that asks the work to stop once Stopped().
   ProgressFn ContinueWhileWanted() const {
     return [this](double, const char*) { return !Stopped(); };
@@ -86,6 +97,8 @@ class RpcCall {
  private:
   grpc::CallbackServerContext* ctx_;
   CallLog log_;
+  double ceiling_seconds_ = 0;  // 0: no ceiling
+  std::chrono::steady_clock::time_point ceiling_at_;
 };
 
 // At most `max` holders at once (admission for fits).
@@ -123,7 +136,9 @@ class RpcRunner {
   absl::Status TakeSlot(Where where);
   void Schedule(Where where, std::function<void()> fn);
   // Releases what Admit took (when `admitted`), maps `status` (CANCELLED
-  // past the deadline -> DEADLINE_EXCEEDED), logs and returns the edge status.
+  // past the deadline -> DEADLINE_EXCEEDED; CANCELLED past the time ceiling
+  // -> RESOURCE_EXHAUSTED naming --max_request_seconds), logs and returns
+  // the edge status.
   grpc::Status Complete(const RpcCall& call, Where where, bool admitted, absl::Status status);
 
   // fn() -> absl::Status, with any exception turned into a status
@@ -188,6 +203,7 @@ grpc::ServerUnaryReactor* RpcRunner::Unary(grpc::CallbackServerContext* ctx, Cal
     return reactor;
   }
   auto run = [this, reactor, call, where, body = std::move(body)]() mutable {
+    call->StartTimeCeiling(options_.max_request_seconds);
     absl::Status s = NoThrow([&] { return body(*call); });
     reactor->Finish(Complete(*call, where, true, std::move(s)));
   };

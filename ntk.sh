@@ -4,11 +4,14 @@
 # (idempotent; a no-op when all are there), then configures and builds.
 #
 #   ./ntk.sh serve [server flags]   install, build, start ntk_server (NTK_LISTEN, NTK_MODEL_DIR, any NTK_<FLAG>)
-#   ./ntk.sh test                   install, build, run the test suite (CI runs this;
-#                                   NTK_CI_CHECKS=1 adds the sanitizer/fuzz checks of docs/testing.md)
+#   ./ntk.sh test                   install, build, run the test suite (CI runs this first)
+#   ./ntk.sh ci-checks              ASan+UBSan tests, 30 s per fuzzer, TSan concurrency
+#                                   tests (docs/testing.md; on demand until measured in CI)
 #   ./ntk.sh test-long              the long experiments left out of `test`
 #   ./ntk.sh test-sanitize [asan|tsan]  ASan+UBSan unit/e2e tests, TSan concurrency tests
 #   ./ntk.sh fuzz [seconds] [target...] the libFuzzer targets of fuzz/ (default 30 s each)
+#   ./ntk.sh churn [seconds] [threads]  the churn test, longer (default 60 s, 48 clients)
+#   ./ntk.sh crash [sequences]      the kill -9 crash test, more sequences (default 20)
 #   ./ntk.sh bench                  install, build, run bench/ (see docs/performance.md)
 #   ./ntk.sh build                  install and build only
 #   ./ntk.sh deps                   install the packages only
@@ -88,10 +91,17 @@ run_ctest() {
   return $status
 }
 
-# sanitizer_build DIR TARGET CMAKE_ARGS...: clang-14 at -O1 -g with assertions
-# on (no NDEBUG: Eigen's bounds checks stay active), no benchmarks.
+# The TSan build compiles only what tests/sanitizers/run.sh tsan runs: the
+# server and every test binary with a test named *Concurrency*, *Shutdown*
+# or *Cache* (update both together).
+TSAN_TARGETS=(ntk_server e2e_concurrency_test e2e_churn_test server_shutdown_test
+  distribution_cache_test distribution_reuse_test distribution_test kernel_test
+  model_cache_test server_registry_test)
+
+# sanitizer_build DIR "TARGET..." CMAKE_ARGS...: clang-14 at -O1 -g with
+# assertions on (no NDEBUG: Eigen's bounds checks stay active), no benchmarks.
 sanitizer_build() {
-  local dir=$1 target=$2 launcher=()
+  local dir=$1 targets=($2) launcher=()
   shift 2
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   if [ ! -f "$dir/CMakeCache.txt" ]; then
@@ -99,7 +109,7 @@ sanitizer_build() {
       -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" \
       "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g" -DNTK_BUILD_BENCH=OFF "${launcher[@]}" "$@"
   fi
-  cmake --build "$dir" -j "$JOBS" --target "$target"
+  cmake --build "$dir" -j "$JOBS" --target "${targets[@]}"
 }
 
 # test_sanitize asan|tsan [ctest args]
@@ -110,7 +120,7 @@ test_sanitize() {
     # NTK_FUZZ=ON: the same ASan+UBSan objects also give the fuzzers CI runs.
     sanitizer_build "$ROOT/build-asan" all -DNTK_SANITIZE=address,undefined -DNTK_FUZZ=ON
   else
-    sanitizer_build "$ROOT/build-tsan" all -DNTK_SANITIZE=thread
+    sanitizer_build "$ROOT/build-tsan" "${TSAN_TARGETS[*]}" -DNTK_SANITIZE=thread
   fi
   "$ROOT/tests/sanitizers/run.sh" "$mode" "$ROOT/build-$mode" "$@"
 }
@@ -140,10 +150,10 @@ case "$verb" in
       --model_dir="${NTK_MODEL_DIR:-$ROOT/models}" "$@" ;;
   test)
     install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build
-    run_ctest -L unit --output-on-failure -j "$JOBS" --timeout 900 "$@"
-    # The sanitizer builds and the fuzz smoke (docs/testing.md) add two clang
-    # builds: on demand (NTK_CI_CHECKS=1, ./ntk.sh test-sanitize, ./ntk.sh fuzz).
-    if [ "${NTK_CI_CHECKS:-0}" = 1 ]; then ci_checks; fi ;;
+    run_ctest -L unit --output-on-failure -j "$JOBS" --timeout 900 "$@" ;;
+  ci-checks)
+    install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"
+    ci_checks ;;
   test-sanitize)
     install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}" "${PKGS_SANITIZE[@]}"
     case "${1:-all}" in
@@ -155,11 +165,21 @@ case "$verb" in
     install_pkgs "${PKGS_BUILD[@]}" "${PKGS_SANITIZE[@]}"
     sanitizer_build "$ROOT/build-fuzz" fuzzers -DNTK_FUZZ=ON -DNTK_BUILD_TESTS=OFF
     exec "$ROOT/fuzz/run.sh" "$ROOT/build-fuzz" "$@" ;;
+  churn)
+    # tests/e2e_churn_test.cc at a larger scale than in `test` (docs/testing.md).
+    install_pkgs "${PKGS_BUILD[@]}"; build
+    NTK_CHURN_SECONDS=${1:-60} NTK_CHURN_THREADS=${2:-48} \
+      run_ctest -R '^ConcurrencyChurnTest\.' --output-on-failure --timeout 3600 -V ;;
+  crash)
+    # tests/e2e_crash_test.cc with more kill -9 sequences (docs/testing.md).
+    install_pkgs "${PKGS_BUILD[@]}"; build
+    NTK_CRASH_SEQUENCES=${1:-20} \
+      run_ctest -R '^CrashTest\.' --output-on-failure --timeout 3600 -V ;;
   test-long)
     install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build
     run_ctest -L long --output-on-failure "$@" ;;
   bench)
     install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build
     exec "$ROOT/bench/run.sh" "$BUILD_DIR" "$@" ;;
-  *) sed -n '2,19p' "$0"; [ "$verb" = help ] || exit 2 ;;
+  *) sed -n '2,22p' "$0"; [ "$verb" = help ] || exit 2 ;;
 esac

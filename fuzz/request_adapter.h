@@ -33,10 +33,6 @@ struct FuzzBudget {
   int max_classes = 6;
   uint64_t max_query_rows = 4;
   uint32_t max_num_samples = 64;
-  // Fit runs only when every |feature| is at most this: a 6 x 2 fit with
-  // one feature 4.5e43 took 94 s (known finding F2, docs/testing.md
-  // "Findings"; issue 11 item 3 will refuse such values).
-  double max_abs_feature = 1e6;
 };
 
 // Fit and FitStream messages. `run_fit`: also fit when within `budget`,

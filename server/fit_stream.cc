@@ -195,6 +195,7 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
   }
 
   void RunFitAndFinish() {
+    call_.StartTimeCeiling(runner_->options().max_request_seconds);
     absl::Status s = RpcRunner::NoThrow([&] {
       FitJob job;
       job.model_id = model_id_;

@@ -66,6 +66,9 @@ ABSL_FLAG(int, shutdown_grace_seconds, kDefaults.shutdown_grace_seconds,
 ABSL_FLAG(double, stream_idle_seconds, kDefaults.stream_idle_seconds,
           "a FitStream that sends no message for this many seconds is ended with "
           "DEADLINE_EXCEEDED; 0: no limit");
+ABSL_FLAG(double, max_request_seconds, kDefaults.max_request_seconds,
+          "a call without a deadline whose work runs longer than this many seconds (wall "
+          "time) is stopped and answered RESOURCE_EXHAUSTED; 0: no limit");
 ABSL_FLAG(int64_t, memory_budget_mb, kDefaults.memory_budget_mb,
           "MiB of working memory all requests together may reserve (estimated before "
           "they run; over it: RESOURCE_EXHAUSTED); 0: the smallest of 3/4 of physical "
@@ -138,6 +141,7 @@ absl::StatusOr<ServerOptions> ParseServerFlags(int argc, char** argv) {
   o.distribution_cache_mb = absl::GetFlag(FLAGS_distribution_cache_mb);
   o.shutdown_grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
   o.stream_idle_seconds = absl::GetFlag(FLAGS_stream_idle_seconds);
+  o.max_request_seconds = absl::GetFlag(FLAGS_max_request_seconds);
   o.log_rpcs = absl::GetFlag(FLAGS_log_rpcs);
   o.memory_budget_mb = absl::GetFlag(FLAGS_memory_budget_mb);
   if (o.memory_budget_mb < 0) return absl::InvalidArgumentError("--memory_budget_mb: must be >= 0");

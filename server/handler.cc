@@ -2,6 +2,9 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <chrono>
+
 #include "absl/strings/str_format.h"
 #include "server/log.h"
 
@@ -82,12 +85,30 @@ void RpcRunner::Schedule(Where where, std::function<void()> fn) {
       });
 }
 
+void RpcCall::StartTimeCeiling(double seconds) {
+  if (!(seconds > 0) || HasDeadline()) return;
+  ceiling_seconds_ = std::min(seconds, 1e9);  // ~31 years: no duration overflow
+  ceiling_at_ = std::chrono::steady_clock::now() +
+                std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                    std::chrono::duration<double>(ceiling_seconds_));
+}
+
+bool RpcCall::PastTimeCeiling() const {
+  return ceiling_seconds_ > 0 && std::chrono::steady_clock::now() > ceiling_at_;
+}
+
 absl::Status RpcRunner::Finish(const RpcCall& call, Where where, bool admitted,
                                absl::Status status) {
   if (admitted && where == Where::kFit && !call.fit_slot_detached()) fit_slots_.Release();
   if (status.code() == absl::StatusCode::kCancelled && call.PastDeadline()) {
     status = absl::DeadlineExceededError(
         absl::StrFormat("%s: deadline exceeded (%s)", call.log().method, status.message()));
+  } else if (status.code() == absl::StatusCode::kCancelled && call.PastTimeCeiling()) {
+    status = absl::ResourceExhaustedError(absl::StrFormat(
+        "%s: stopped after %g s of work without a deadline (--max_request_seconds = %g); "
+        "set a deadline or ask the operator to raise the limit (%s)",
+        call.log().method, call.time_ceiling_seconds(), call.time_ceiling_seconds(),
+        status.message()));
   }
   if (options_.log_rpcs) call.log().Done(status);
   metrics_->ObserveCall(call.log().method, status.code(),

@@ -86,6 +86,9 @@ class RpcCall {
   std::chrono::system_clock::time_point deadline() const {
     return ctx_ != nullptr ? ctx_->deadline() : std::chrono::system_clock::time_point::max();
   }
+  bool HasDeadline() const {
+    return deadline() != std::chrono::system_clock::time_point::max();
+  }
   bool PastDeadline() const { return std::chrono::system_clock::now() > deadline(); }
   // The client cancelled, or `cancel_flag` (set_cancel_flag) is set.
   bool Cancelled() const {
@@ -99,8 +102,16 @@ class RpcCall {
   // releases it with RpcRunner::ReleaseFitSlot; Complete then does not.
   void DetachFitSlot() { fit_slot_detached_ = true; }
   bool fit_slot_detached() const { return fit_slot_detached_; }
-  // The client is gone or the deadline has passed: stop working.
-  bool Stopped() const { return Cancelled() || PastDeadline(); }
+  // --max_request_seconds (ServerOptions::max_request_seconds): when the
+  // call has no deadline and `seconds` > 0, its work may run `seconds` of
+  // wall time from now. Called when the work starts (for FitStream: once
+  // the data is complete, so upload time does not count).
+  void StartTimeCeiling(double seconds);
+  // The ceiling is set and has passed.
+  bool PastTimeCeiling() const;
+  double time_ceiling_seconds() const { return ceiling_seconds_; }
+  // The client is gone, the deadline or the time ceiling has passed: stop working.
+  bool Stopped() const { return Cancelled() || PastDeadline() || PastTimeCeiling(); }
   // A core ProgressFn that asks the work to stop once Stopped().
   ProgressFn ContinueWhileWanted() const {
     return [this](double, const char*) { return !Stopped(); };
@@ -111,6 +122,8 @@ class RpcCall {
   CallLog log_;
   const std::atomic<bool>* cancel_flag_ = nullptr;
   bool fit_slot_detached_ = false;
+  double ceiling_seconds_ = 0;  // 0: no ceiling
+  std::chrono::steady_clock::time_point ceiling_at_;
 };
 
 // At most `max` holders at once (admission for fits).
@@ -151,8 +164,9 @@ class RpcRunner {
   // Releases a fit slot a call detached (RpcCall::DetachFitSlot).
   void ReleaseFitSlot() { fit_slots_.Release(); }
   // Releases what Admit took (when `admitted`), maps `status` (CANCELLED
-  // past the deadline -> DEADLINE_EXCEEDED), logs, counts the call in the
-  // metrics and returns the final status.
+  // past the deadline -> DEADLINE_EXCEEDED; CANCELLED past the time ceiling
+  // -> RESOURCE_EXHAUSTED naming --max_request_seconds), logs, counts the
+  // call in the metrics and returns the final status.
   absl::Status Finish(const RpcCall& call, Where where, bool admitted, absl::Status status);
   // Finish, as the gRPC edge status.
   grpc::Status Complete(const RpcCall& call, Where where, bool admitted, absl::Status status) {
@@ -238,6 +252,7 @@ grpc::ServerUnaryReactor* RpcRunner::Unary(grpc::CallbackServerContext* ctx, Cal
     return reactor;
   }
   auto run = [this, reactor, call, where, body = std::move(body)]() mutable {
+    call->StartTimeCeiling(options_.max_request_seconds);
     absl::Status s = NoThrow([&] { return body(*call); });
     reactor->Finish(Complete(*call, where, true, std::move(s)));
   };
@@ -261,6 +276,7 @@ absl::Status RpcRunner::Blocking(const std::string* authorization, CallLog log, 
     admitted = TakeSlot(where);
   }
   if (!admitted.ok()) return Finish(call, where, false, std::move(admitted));
+  call.StartTimeCeiling(options_.max_request_seconds);  // REST calls have no deadline
   absl::Status s;
   if (where == Where::kInline) {
     SingleThreadedComputeOnThisThread();

@@ -49,6 +49,12 @@ struct ServerOptions {
   // DEADLINE_EXCEEDED (it holds no fit slot while it streams; the slot is
   // taken once its data is complete). <= 0: no limit.
   double stream_idle_seconds = 30;
+  // A call without a deadline whose work runs longer than this (wall time
+  // since its work started, not CPU time: the work's OpenMP threads are not
+  // the calling thread) is stopped at its next progress check and answered
+  // RESOURCE_EXHAUSTED naming the flag (server/handler.h). Calls with a
+  // deadline are bounded by it instead. <= 0: no limit.
+  double max_request_seconds = 0;
   bool log_rpcs = true;          // one stderr line per RPC
   // Working memory all requests together may reserve, MiB
   // (server/memory_budget.h). 0: the default, the smallest of 3/4 of

@@ -26,7 +26,7 @@ TEST(ServerFlagsTest, HelpListsEveryServerFlag) {
         "--max_classes", "--max_models", "--max_concurrent_fits", "--max_num_samples",
         "--distribution_cache_mb", "--tls_cert", "--tls_key", "--auth_token_file",
         "--shutdown_grace_seconds", "--log_rpcs", "--stream_idle_seconds",
-        "--memory_budget_mb", "--http_listen"}) {
+        "--memory_budget_mb", "--http_listen", "--max_request_seconds"}) {
     EXPECT_THAT(text, HasSubstr(std::string(flag) + " (")) << flag;
   }
   EXPECT_THAT(text, HasSubstr("NTK_<FLAG IN CAPITALS>"));

@@ -28,6 +28,7 @@
 #include "core/distribution/methods.h"
 #include "core/distribution/moments.h"
 #include "core/kernels/kernel.h"
+#include "core/numerics/parallel.h"
 #include "core/numerics/random.h"
 
 namespace ntk {
@@ -176,14 +177,18 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
     for (Index j = 0; j < b.size; ++j) {
       roots[j] = CovarianceSqrt(result.points[begin + j].logit_covariance);
     }
+    RegionExceptions trap;  // core/numerics/parallel.h
 #pragma omp parallel for schedule(static)
     for (Index j = 0; j < b.size; ++j) {
-      PointDistribution& pd = result.points[begin + j];
-      std::vector<double> scratch;
-      GaussianProbabilityMoments(pd.logit_mean, roots[j], num_samples,
-                                 PointSeed(options.seed, kTagGaussian, x, begin + j),
-                                 scratch, &pd);
+      trap.Run([&] {
+        PointDistribution& pd = result.points[begin + j];
+        std::vector<double> scratch;
+        GaussianProbabilityMoments(pd.logit_mean, roots[j], num_samples,
+                                   PointSeed(options.seed, kTagGaussian, x, begin + j),
+                                   scratch, &pd);
+      });
     }
+    trap.Rethrow();
   }
   if (absl::Status s = progress.Report(1.0, "distribution: points"); !s.ok()) {
     return s;

@@ -5,6 +5,7 @@
 // L_M shared with LINEARIZED (linearized.cc). See methods.h.
 #include "core/distribution/methods.h"
 #include "core/distribution/moments.h"
+#include "core/numerics/parallel.h"
 
 namespace ntk::distribution_internal {
 
@@ -18,21 +19,25 @@ void LaplaceBatch(const LinearizedFactors& f, const Batch& b, int C, double lamb
   auto dot = [](const MatrixXd& u, Index i, const MatrixXd& v, Index k) {
     return u.col(i).dot(v.col(k));
   };
+  RegionExceptions trap;  // core/numerics/parallel.h
 #pragma omp parallel for schedule(static)
   for (Index j = 0; j < nb; ++j) {
-    MatrixXd cov(C, C);
-    for (Index c = 0; c < C; ++c) {
-      for (Index c2 = 0; c2 <= c; ++c2) {
-        double v = dot(p.alpha, c * nb + j, p.alpha, c2 * nb + j);
-        if (c == c2) {
-          v += b.diag.ntk[j] / lambda - dot(p.kp, j, p.a, c * nb + j);
+    trap.Run([&] {
+      MatrixXd cov(C, C);
+      for (Index c = 0; c < C; ++c) {
+        for (Index c2 = 0; c2 <= c; ++c2) {
+          double v = dot(p.alpha, c * nb + j, p.alpha, c2 * nb + j);
+          if (c == c2) {
+            v += b.diag.ntk[j] / lambda - dot(p.kp, j, p.a, c * nb + j);
+          }
+          cov(c, c2) = v;
+          cov(c2, c) = v;
         }
-        cov(c, c2) = v;
-        cov(c2, c) = v;
       }
-    }
-    StoreCenteredLogits(p.mean.row(j).transpose(), cov, &(*out)[b.begin + j]);
+      StoreCenteredLogits(p.mean.row(j).transpose(), cov, &(*out)[b.begin + j]);
+    });
   }
+  trap.Rethrow();
 }
 
 }  // namespace ntk::distribution_internal

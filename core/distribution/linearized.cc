@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/distribution/methods.h"
 #include "core/distribution/moments.h"
+#include "core/numerics/parallel.h"
 #include "core/training/solve.h"
 #include "core/training/solvers.h"
 
@@ -182,29 +183,33 @@ void LinearizedBatch(const LinearizedFactors& f, const LinearizedCovarianceFacto
   auto dot = [](const MatrixXd& u, Index i, const MatrixXd& v, Index k) {
     return u.col(i).dot(v.col(k));
   };
+  RegionExceptions trap;  // core/numerics/parallel.h
 #pragma omp parallel for schedule(static)
   for (Index j = 0; j < nb; ++j) {
-    MatrixXd cov(C, C);
-    MatrixXd t1(C, C);
-    for (Index c = 0; c < C; ++c) {
-      for (Index c2 = 0; c2 < C; ++c2) {
-        t1(c, c2) = -dot(alpha, c * nb + j, beta, c2 * nb + j);
+    trap.Run([&] {
+      MatrixXd cov(C, C);
+      MatrixXd t1(C, C);
+      for (Index c = 0; c < C; ++c) {
+        for (Index c2 = 0; c2 < C; ++c2) {
+          t1(c, c2) = -dot(alpha, c * nb + j, beta, c2 * nb + j);
+        }
+        t1(c, c) += kp.col(j).dot(bm.col(c * nb + j));
       }
-      t1(c, c) += kp.col(j).dot(bm.col(c * nb + j));
-    }
-    for (Index c = 0; c < C; ++c) {
-      for (Index c2 = 0; c2 <= c; ++c2) {
-        const Index i1 = c * nb + j, i2 = c2 * nb + j;
-        double t2 = -dot(h, i1, g, i2) - dot(g, i1, h, i2) + dot(g, i1, hg, i2);
-        if (c == c2) t2 += dot(a, i1, ka, i1);
-        double v = t2 - t1(c, c2) - t1(c2, c);
-        if (c == c2) v += b.diag.nngp[j];
-        cov(c, c2) = v;
-        cov(c2, c) = v;
+      for (Index c = 0; c < C; ++c) {
+        for (Index c2 = 0; c2 <= c; ++c2) {
+          const Index i1 = c * nb + j, i2 = c2 * nb + j;
+          double t2 = -dot(h, i1, g, i2) - dot(g, i1, h, i2) + dot(g, i1, hg, i2);
+          if (c == c2) t2 += dot(a, i1, ka, i1);
+          double v = t2 - t1(c, c2) - t1(c2, c);
+          if (c == c2) v += b.diag.nngp[j];
+          cov(c, c2) = v;
+          cov(c2, c) = v;
+        }
       }
-    }
-    StoreCenteredLogits(p.mean.row(j).transpose(), cov, &(*out)[b.begin + j]);
+      StoreCenteredLogits(p.mean.row(j).transpose(), cov, &(*out)[b.begin + j]);
+    });
   }
+  trap.Rethrow();
 }
 
 }  // namespace ntk::distribution_internal

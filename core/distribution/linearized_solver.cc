@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "core/numerics/parallel.h"
 
 namespace ntk {
 namespace {
@@ -215,18 +216,22 @@ absl::StatusOr<std::vector<MatrixXd>> ApplyLinearized(
       }
     }
   }
+  RegionExceptions trap;  // core/numerics/parallel.h
 #pragma omp parallel for schedule(static)
   for (Index j = 0; j < m; ++j) {
-    MatrixXd t1 = -t1g[j];
-    MatrixXd t2 = t2x[j] - cross[j] - cross[j].transpose();
-    for (Index c = 0; c < cc; ++c) {
-      t1(c, c) += a.col(c * m + j).dot(nngp_xq.col(j));
-      t2(c, c) += ColDot(a, c * m + j, ka, c * m + j);
-    }
-    MatrixXd s = t2 - t1 - t1.transpose();
-    s.diagonal().array() += nngp_qq(j);
-    cov[j] = 0.5 * (s + s.transpose());
+    trap.Run([&] {
+      MatrixXd t1 = -t1g[j];
+      MatrixXd t2 = t2x[j] - cross[j] - cross[j].transpose();
+      for (Index c = 0; c < cc; ++c) {
+        t1(c, c) += a.col(c * m + j).dot(nngp_xq.col(j));
+        t2(c, c) += ColDot(a, c * m + j, ka, c * m + j);
+      }
+      MatrixXd s = t2 - t1 - t1.transpose();
+      s.diagonal().array() += nngp_qq(j);
+      cov[j] = 0.5 * (s + s.transpose());
+    });
   }
+  trap.Rethrow();
   if (!Report(progress, 1.0, "linearized: done")) return Cancelled();
   return cov;
 }

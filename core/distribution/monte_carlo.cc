@@ -13,6 +13,7 @@
 #include "core/distribution/methods.h"
 #include "core/distribution/moments.h"
 #include "core/numerics/linalg.h"
+#include "core/numerics/parallel.h"
 #include "core/numerics/random.h"
 #include "core/training/solve.h"
 #include "core/training/solvers.h"
@@ -119,27 +120,31 @@ absl::Status SolveSamples2a(const State& state, FactorSource& source, const Matr
     return cancelled.ok();
   };
   std::vector<absl::Status> failed(static_cast<size_t>(S));
+  RegionExceptions trap;  // core/numerics/parallel.h
 #pragma omp parallel for schedule(dynamic, 1)
   for (int s = 0; s < S; ++s) {
-    if (stop.load(std::memory_order_relaxed)) continue;
-    const MatrixXd f0s = f0.middleCols(static_cast<Index>(s) * C, C);
-    SolveOptions opt;
-    opt.initial_outputs = &f0s;
-    opt.eigenbasis = &basis;
-    opt.warm_start_dual = &(*dual0)->value;
-    opt.progress = shared_progress;
-    absl::StatusOr<SolverSolution> sol = Solve(state.problem, theta, opt);
-    if (!sol.ok()) {
-      failed[static_cast<size_t>(s)] =
-          absl::Status(sol.status().code(),
-                       absl::StrCat("distribution: Monte Carlo sample ", s, ": ",
-                                    sol.status().message()));
-      stop = true;
-      continue;
-    }
-    z_and_dual->block(N, static_cast<Index>(s) * C, N, C) = sol->dual;
-    ++done;
+    trap.Run([&] {
+      if (stop.load(std::memory_order_relaxed)) return;
+      const MatrixXd f0s = f0.middleCols(static_cast<Index>(s) * C, C);
+      SolveOptions opt;
+      opt.initial_outputs = &f0s;
+      opt.eigenbasis = &basis;
+      opt.warm_start_dual = &(*dual0)->value;
+      opt.progress = shared_progress;
+      absl::StatusOr<SolverSolution> sol = Solve(state.problem, theta, opt);
+      if (!sol.ok()) {
+        failed[static_cast<size_t>(s)] =
+            absl::Status(sol.status().code(),
+                         absl::StrCat("distribution: Monte Carlo sample ", s, ": ",
+                                      sol.status().message()));
+        stop = true;
+        return;
+      }
+      z_and_dual->block(N, static_cast<Index>(s) * C, N, C) = sol->dual;
+      ++done;
+    });
   }
+  trap.Rethrow();
   {
     absl::MutexLock lock(&mu);
     if (!cancelled.ok()) return cancelled;
@@ -270,47 +275,51 @@ void MonteCarloBatch(const PriorFactor& prior, const MonteCarloSamples& smp,
   q.bottomRows(N) = b.cross.ntk;
   const VectorXd w2 = q.topRows(N).colwise().squaredNorm().transpose();
   const MatrixXd mean_part = q.transpose() * smp.z_and_dual;  // nb x S*C
+  RegionExceptions trap;  // core/numerics/parallel.h
 #pragma omp parallel for schedule(static)
   for (Index j = 0; j < nb; ++j) {
-    const double sigma = std::sqrt(std::max(0.0, b.diag.nngp[j] - w2[j]));
-    NormalStream stream(PointSeed(seed, kTagQuery, *b.x, b.begin + j));
-    std::vector<double> logits(static_cast<size_t>(S) * C);
-    VectorXd mean = VectorXd::Zero(C);
-    for (int s = 0; s < S; ++s) {
-      double* z = logits.data() + static_cast<size_t>(s) * C;
-      double avg = 0;
-      for (int c = 0; c < C; ++c) {
-        z[c] = mean_part(j, static_cast<Index>(s) * C + c) + sigma * stream.Next();
-        avg += z[c];
-      }
-      avg /= C;
-      for (int c = 0; c < C; ++c) {
-        z[c] -= avg;
-        mean[c] += z[c];
-      }
-    }
-    mean /= S;
-    MatrixXd cov = MatrixXd::Zero(C, C);
-    for (int s = 0; s < S; ++s) {
-      const double* z = logits.data() + static_cast<size_t>(s) * C;
-      for (int c2 = 0; c2 < C; ++c2) {
-        for (int c = c2; c < C; ++c) {
-          cov(c, c2) += (z[c] - mean[c]) * (z[c2] - mean[c2]);
+    trap.Run([&] {
+      const double sigma = std::sqrt(std::max(0.0, b.diag.nngp[j] - w2[j]));
+      NormalStream stream(PointSeed(seed, kTagQuery, *b.x, b.begin + j));
+      std::vector<double> logits(static_cast<size_t>(S) * C);
+      VectorXd mean = VectorXd::Zero(C);
+      for (int s = 0; s < S; ++s) {
+        double* z = logits.data() + static_cast<size_t>(s) * C;
+        double avg = 0;
+        for (int c = 0; c < C; ++c) {
+          z[c] = mean_part(j, static_cast<Index>(s) * C + c) + sigma * stream.Next();
+          avg += z[c];
+        }
+        avg /= C;
+        for (int c = 0; c < C; ++c) {
+          z[c] -= avg;
+          mean[c] += z[c];
         }
       }
-    }
-    for (int c2 = 0; c2 < C; ++c2) {
-      for (int c = c2; c < C; ++c) {
-        cov(c, c2) /= S;
-        cov(c2, c) = cov(c, c2);
+      mean /= S;
+      MatrixXd cov = MatrixXd::Zero(C, C);
+      for (int s = 0; s < S; ++s) {
+        const double* z = logits.data() + static_cast<size_t>(s) * C;
+        for (int c2 = 0; c2 < C; ++c2) {
+          for (int c = c2; c < C; ++c) {
+            cov(c, c2) += (z[c] - mean[c]) * (z[c2] - mean[c2]);
+          }
+        }
       }
-    }
-    PointDistribution& pd = (*out)[b.begin + j];
-    pd.logit_mean = mean;
-    pd.logit_covariance = cov;
-    std::vector<double> scratch;
-    ProbabilityMomentsFromLogitSamples(logits.data(), S, C, scratch, &pd);
+      for (int c2 = 0; c2 < C; ++c2) {
+        for (int c = c2; c < C; ++c) {
+          cov(c, c2) /= S;
+          cov(c2, c) = cov(c, c2);
+        }
+      }
+      PointDistribution& pd = (*out)[b.begin + j];
+      pd.logit_mean = mean;
+      pd.logit_covariance = cov;
+      std::vector<double> scratch;
+      ProbabilityMomentsFromLogitSamples(logits.data(), S, C, scratch, &pd);
+    });
   }
+  trap.Rethrow();
 }
 
 }  // namespace ntk::distribution_internal

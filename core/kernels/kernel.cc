@@ -56,6 +56,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/kernels/kernel_internal.h"
+#include "core/numerics/parallel.h"
 
 namespace ntk {
 namespace {
@@ -483,19 +484,23 @@ KernelMatrices CrossKernelsImpl(const KernelSpec& spec, const Eigen::MatrixXd& x
   const Index tr = NumTiles(n);
   const Index tc = NumTiles(m);
   const Index ntiles = tr * tc;
+  RegionExceptions trap;  // core/numerics/parallel.h
 #pragma omp parallel for schedule(dynamic, 1) if (ntiles > 1)
   for (Index tile = 0; tile < ntiles; ++tile) {
-    Scratch sc;
-    const Index i0 = (tile % tr) * kTile;
-    const Index j0 = (tile / tr) * kTile;
-    const Index len = std::min(kTile, n - i0);
-    const Index j1 = std::min(j0 + kTile, m);
-    for (Index j = j0; j < j1; ++j) {
-      double* k_col = out.nngp.data() + j * n + i0;
-      double* theta_col = out.ntk.data() + j * n + i0;
-      segment(rec, k_col, i0, len, j, k_col, theta_col, sc);
-    }
+    trap.Run([&] {
+      Scratch sc;
+      const Index i0 = (tile % tr) * kTile;
+      const Index j0 = (tile / tr) * kTile;
+      const Index len = std::min(kTile, n - i0);
+      const Index j1 = std::min(j0 + kTile, m);
+      for (Index j = j0; j < j1; ++j) {
+        double* k_col = out.nngp.data() + j * n + i0;
+        double* theta_col = out.ntk.data() + j * n + i0;
+        segment(rec, k_col, i0, len, j, k_col, theta_col, sc);
+      }
+    });
   }
+  trap.Rethrow();
   return out;
 }
 
@@ -545,53 +550,57 @@ bool TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x,
   // before each of its tiles; once it says stop, every thread skips the
   // tiles left.
   std::atomic<bool> stop{false};
+  RegionExceptions trap;  // core/numerics/parallel.h
 #pragma omp parallel for schedule(dynamic, 1) if (ntiles > 1)
   for (Index tile = 0; tile < ntiles; ++tile) {
-    if (stop.load(std::memory_order_relaxed)) continue;
-    if (keep_going && omp_get_thread_num() == 0 && !keep_going()) {
-      stop = true;
-      continue;
-    }
-    // Map the linear index to (bi, bj) with bi <= bj: column bj holds tiles
-    // bj (bj + 1) / 2 .. bj (bj + 1) / 2 + bj.
-    Index bj = static_cast<Index>((std::sqrt(8.0 * tile + 1.0) - 1.0) / 2.0);
-    while (bj * (bj + 1) / 2 > tile) --bj;
-    while ((bj + 1) * (bj + 2) / 2 <= tile) ++bj;
-    const Index bi = tile - bj * (bj + 1) / 2;
-    Scratch sc;
-    const Index i0 = bi * kTile;
-    const Index j0 = bj * kTile;
-    const Index i1 = std::min(i0 + kTile, n);
-    const Index j1 = std::min(j0 + kTile, n);
-    if (bi < bj) {
-      for (Index j = j0; j < j1; ++j) {
-        double* k_col = kd + j * n + i0;
-        segment(rec, k_col, i0, i1 - i0, j, k_col, td + j * n + i0, sc);
+    trap.Run([&] {
+      if (stop.load(std::memory_order_relaxed)) return;
+      if (keep_going && omp_get_thread_num() == 0 && !keep_going()) {
+        stop = true;
+        return;
       }
-      // Mirror into the lower triangle, tile (bj, bi).
-      for (Index j = j0; j < j1; ++j) {
-        for (Index i = i0; i < i1; ++i) {
-          kd[i * n + j] = kd[j * n + i];
-          td[i * n + j] = td[j * n + i];
-        }
-      }
-    } else {  // diagonal tile
-      for (Index j = j0; j < j1; ++j) {
-        if (j > i0) {
+      // Map the linear index to (bi, bj) with bi <= bj: column bj holds tiles
+      // bj (bj + 1) / 2 .. bj (bj + 1) / 2 + bj.
+      Index bj = static_cast<Index>((std::sqrt(8.0 * tile + 1.0) - 1.0) / 2.0);
+      while (bj * (bj + 1) / 2 > tile) --bj;
+      while ((bj + 1) * (bj + 2) / 2 <= tile) ++bj;
+      const Index bi = tile - bj * (bj + 1) / 2;
+      Scratch sc;
+      const Index i0 = bi * kTile;
+      const Index j0 = bj * kTile;
+      const Index i1 = std::min(i0 + kTile, n);
+      const Index j1 = std::min(j0 + kTile, n);
+      if (bi < bj) {
+        for (Index j = j0; j < j1; ++j) {
           double* k_col = kd + j * n + i0;
-          segment(rec, k_col, i0, j - i0, j, k_col, td + j * n + i0, sc);
+          segment(rec, k_col, i0, i1 - i0, j, k_col, td + j * n + i0, sc);
         }
-        kd[j * n + j] = pts.nngp(j);  // rho = 1 exactly
-        td[j * n + j] = pts.ntk(j);
-      }
-      for (Index j = j0; j < j1; ++j) {
-        for (Index i = j + 1; i < j1; ++i) {
-          kd[j * n + i] = kd[i * n + j];
-          td[j * n + i] = td[i * n + j];
+        // Mirror into the lower triangle, tile (bj, bi).
+        for (Index j = j0; j < j1; ++j) {
+          for (Index i = i0; i < i1; ++i) {
+            kd[i * n + j] = kd[j * n + i];
+            td[i * n + j] = td[j * n + i];
+          }
+        }
+      } else {  // diagonal tile
+        for (Index j = j0; j < j1; ++j) {
+          if (j > i0) {
+            double* k_col = kd + j * n + i0;
+            segment(rec, k_col, i0, j - i0, j, k_col, td + j * n + i0, sc);
+          }
+          kd[j * n + j] = pts.nngp(j);  // rho = 1 exactly
+          td[j * n + j] = pts.ntk(j);
+        }
+        for (Index j = j0; j < j1; ++j) {
+          for (Index i = j + 1; i < j1; ++i) {
+            kd[j * n + i] = kd[i * n + j];
+            td[j * n + i] = td[i * n + j];
+          }
         }
       }
-    }
+    });
   }
+  trap.Rethrow();
   return !stop.load();
 }
 

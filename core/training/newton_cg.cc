@@ -12,6 +12,7 @@
 // The preconditioner and the Hessian blocks are in newton_cg_preconditioner.h.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -109,10 +110,19 @@ absl::StatusOr<NewtonCG::Next> NewtonCG::CheckProgress(int it) {
   }
   if (it >= options_.max_newton_iterations) {
     if (rel <= 1e3 * options_.tolerance) return Next::kStop;
-    return absl::InternalError(absl::StrFormat(
-        "2a Newton solver did not converge in %d iterations (relative "
-        "fixed-point residual %.3g, target %.3g)",
-        options_.max_newton_iterations, rel, options_.tolerance));
+    // Not a server fault: seen only for data and lambda whose fit float64
+    // cannot represent (fuzz finding F1, docs/testing.md: a row with a huge
+    // norm, or a tiny lambda, needs probabilities within rounding of 0 or 1).
+    // The client gets a precise code and what to change.
+    Index row = 0;
+    const double theta_max = theta_.diagonal().maxCoeff(&row);
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "spec.training.regularization: the 2a Newton solve did not converge in %d "
+        "iterations for these data (relative fixed-point residual %.3g, target %.3g; "
+        "lambda = %g, largest Theta_ii = %g at training row %d): float64 cannot "
+        "represent this fit; raise spec.training.regularization or rescale the "
+        "features (spec.preprocessing.standardize / normalize_rows)",
+        options_.max_newton_iterations, rel, options_.tolerance, lambda_, theta_max, row));
   }
   // Progress: fraction of the way (on a log scale) from the first
   // residual to the target.
@@ -160,8 +170,14 @@ bool NewtonCG::SolveNewtonSystem(LowRankPreconditioner& precond) {
   d_ = zp_;
   double rz = Dot(r_, zp_);
   int cg = 0;
+  // CG on this (N C)-dimensional SPD system ends in at most N C steps in
+  // exact arithmetic; far beyond that it only cycles on rounding error
+  // (fuzz finding F2, docs/testing.md: 2000 steps per Newton step on a
+  // 6-row fit with a 4.5e43 feature). So small systems stop at 10 N C.
+  const int64_t cg_cap = std::min<int64_t>(options_.max_cg_iterations,
+                                           std::max<int64_t>(50, 10 * n_ * c_));
   if (rhs_norm > 0) {
-    while (cg < options_.max_cg_iterations) {
+    while (cg < cg_cap) {
       if (r_.norm() <= eta * rhs_norm) break;
       if (!ReportProgress(options_.progress, frac_, "newton")) return false;
       hess_.ApplySqrt(d_, &sd_);

@@ -16,6 +16,7 @@
 #include <Eigen/Dense>
 #include <Eigen/Eigenvalues>
 
+#include "core/numerics/parallel.h"
 #include "core/training/solvers.h"
 
 namespace ntk::solver_internal {
@@ -36,15 +37,19 @@ struct BlockHessian {
     c = static_cast<int>(p.cols());
     vecs.resize(n);
     vals.resize(n, c);
+    RegionExceptions trap;  // core/numerics/parallel.h
 #pragma omp parallel for schedule(static) if (n > 256)
     for (Index i = 0; i < n; ++i) {
-      const VectorXd pi = p.row(i).transpose();
-      MatrixXd w = -pi * pi.transpose();
-      w.diagonal() += pi;
-      Eigen::SelfAdjointEigenSolver<MatrixXd> es(w);
-      vecs[i] = es.eigenvectors();
-      vals.row(i) = es.eigenvalues().cwiseMax(0.0).transpose();
+      trap.Run([&] {
+        const VectorXd pi = p.row(i).transpose();
+        MatrixXd w = -pi * pi.transpose();
+        w.diagonal() += pi;
+        Eigen::SelfAdjointEigenSolver<MatrixXd> es(w);
+        vecs[i] = es.eigenvectors();
+        vals.row(i) = es.eigenvalues().cwiseMax(0.0).transpose();
+      });
     }
+    trap.Rethrow();
   }
   // out_i = V_i diag(g(w_i)) V_i^T in_i for each row i; plain loops (C is
   // small; this keeps tiny products out of the BLAS and out of the heap).
@@ -53,27 +58,31 @@ struct BlockHessian {
     const Index n = in.rows();
     out->resize(n, c);
     // About 2 C^2 flops per row: threads only pay off for large N.
+    RegionExceptions trap;  // core/numerics/parallel.h
 #pragma omp parallel for schedule(static) if (n > 4096)
     for (Index i = 0; i < n; ++i) {
-      const MatrixXd& v = vecs[i];
-      double t[64];
-      std::vector<double> big;
-      double* tp = t;
-      if (c > 64) {
-        big.resize(c);
-        tp = big.data();
-      }
-      for (int k = 0; k < c; ++k) {
-        double acc = 0;
-        for (int j = 0; j < c; ++j) acc += v(j, k) * in(i, j);
-        tp[k] = acc * g(i, k);
-      }
-      for (int j = 0; j < c; ++j) {
-        double acc = 0;
-        for (int k = 0; k < c; ++k) acc += v(j, k) * tp[k];
-        (*out)(i, j) = acc;
-      }
+      trap.Run([&] {
+        const MatrixXd& v = vecs[i];
+        double t[64];
+        std::vector<double> big;
+        double* tp = t;
+        if (c > 64) {
+          big.resize(c);
+          tp = big.data();
+        }
+        for (int k = 0; k < c; ++k) {
+          double acc = 0;
+          for (int j = 0; j < c; ++j) acc += v(j, k) * in(i, j);
+          tp[k] = acc * g(i, k);
+        }
+        for (int j = 0; j < c; ++j) {
+          double acc = 0;
+          for (int k = 0; k < c; ++k) acc += v(j, k) * tp[k];
+          (*out)(i, j) = acc;
+        }
+      });
     }
+    trap.Rethrow();
   }
   void ApplySqrt(const MatrixXd& in, MatrixXd* out) const {
     ApplySpectral(in, out, [this](Index i, int k) { return std::sqrt(vals(i, k)); });

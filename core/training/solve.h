@@ -41,7 +41,8 @@ struct SolveOptions {
 // Trains `problem` with the training NTK `theta` (N x N). Errors: those of
 // the solvers (solvers.h): INVALID_ARGUMENT for bad shapes, CANCELLED,
 // FAILED_PRECONDITION (2b/2c: not positive definite with the largest
-// jitter), INTERNAL (2a did not converge).
+// jitter), INVALID_ARGUMENT naming spec.training.regularization (2a did
+// not converge).
 absl::StatusOr<SolverSolution> Solve(const TrainingProblem& problem,
                                      const Eigen::MatrixXd& theta,
                                      const SolveOptions& options = {});

@@ -110,8 +110,11 @@ struct RegularizedCEOptions {
 // `tolerance`, or when it stops improving within 100x of it (the rounding
 // floor of Theta * dual, ~sqrt(N) eps max_i sum_j |Theta_ij| |dual_j|,
 // which exceeds 1e-12 relative for small lambda).
-// Errors: INVALID_ARGUMENT for bad shapes / lambda <= 0, CANCELLED,
-// INTERNAL if max_newton_iterations pass without reaching 1e3 x tolerance.
+// CG stops after max_cg_iterations or 10 N C steps, whichever is fewer.
+// Errors: INVALID_ARGUMENT for bad shapes / lambda <= 0, CANCELLED;
+// INVALID_ARGUMENT naming spec.training.regularization if
+// max_newton_iterations pass without reaching 1e3 x tolerance (data and
+// lambda whose fit float64 cannot represent, e.g. a row of huge norm).
 // A warm start of the wrong shape is ignored.
 // REQUIRES: theta symmetric PSD, y rows on the simplex.
 absl::StatusOr<SolverSolution> SolveRegularizedCE(

@@ -22,6 +22,7 @@
 #include <grpcpp/security/credentials.h>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
@@ -253,6 +254,13 @@ std::unique_ptr<grpc::ClientContext> CallContext(std::chrono::seconds timeout) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() + timeout);
   return ctx;
+}
+
+int EnvInt(const char* name, int fallback) {
+  const char* value = std::getenv(name);
+  int parsed = 0;
+  if (value != nullptr && absl::SimpleAtoi(value, &parsed) && parsed > 0) return parsed;
+  return fallback;
 }
 
 }  // namespace ntk::testing

@@ -148,6 +148,10 @@ v1::ModelSpec SmallSpec(double lambda = -1);
 // A client context whose deadline is `timeout` from now.
 std::unique_ptr<grpc::ClientContext> CallContext(std::chrono::seconds timeout);
 
+// The positive integer in environment variable `name` (how the long runs of
+// the churn and crash tests scale them up, see ./ntk.sh), else `fallback`.
+int EnvInt(const char* name, int fallback);
+
 }  // namespace ntk::testing
 
 #endif  // NTK_TESTS_TESTING_SERVER_FIXTURE_H_

@@ -99,15 +99,16 @@ grpc::ServerUnaryReactor* NtkServiceImpl::PredictDistribution(
         if (!x.ok()) return x.status();
         const FittedModelInfo info = (*entry)->model->Info();
         const int64_t rows = x->rows();
+        opts->cache = (*entry)->CacheScope(registry_->cache());
         absl::StatusOr<MemoryBudget::Reservation> reserved = AdmitRequest(
             runner_.memory_budget(), options_, "PredictDistribution",
             DistributionResponseBytes(rows, info.num_classes),
             DistributionCost(opts->method, info.regime, rows, info.num_train, info.num_features,
-                             info.num_classes, opts->num_samples)
+                             info.num_classes, opts->num_samples,
+                             DistributionFactorCapacity(*opts))
                 .bytes);
         if (!reserved.ok()) return reserved.status();
         opts->progress = call.ContinueWhileWanted();
-        opts->cache = (*entry)->CacheScope(registry_->cache());
         absl::StatusOr<DistributionResult> d = (*entry)->model->PredictDistribution(*x, *opts);
         if (registry_->cache() != nullptr) {
           call.log().extra = absl::StrFormat(

@@ -239,7 +239,18 @@ class Client:
             if columnar:
                 req.columnar = True
             return req
-        resp, t = self.timed("PredictDistribution", build, pb.PredictDistributionResponse)
+        import grpc
+        try:
+            resp, t = self.timed("PredictDistribution", build, pb.PredictDistributionResponse)
+        except grpc.RpcError as e:
+            # A server whose proto has the field but that does not build the
+            # columnar answer yet refuses it (UNIMPLEMENTED naming it): ask
+            # again per point, and from now on.
+            if not (columnar and e.code() == grpc.StatusCode.UNIMPLEMENTED and
+                    "columnar" in (e.details() or "")):
+                raise
+            self.has_columnar = columnar = False
+            resp, t = self.timed("PredictDistribution", build, pb.PredictDistributionResponse)
         t0 = time.perf_counter()
         out = self.decode_distribution(resp)
         t["decode"] += time.perf_counter() - t0

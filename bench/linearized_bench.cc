@@ -3,7 +3,10 @@
 // data, plus peak RSS. A plain main (one timed run each: these are minutes
 // long at large N), not a Google Benchmark loop.
 //
-//   build/bench/linearized_bench --n=5000 [--queries=100] [--lambda=0.01]
+//   build/bench/linearized_bench --n=5000 [--queries=100] [--lambda=0.01] [--keep=0|1]
+//
+// --keep=1 keeps the per-class factors L_c in the factor ((C + 2) N^2
+// doubles) instead of streaming them (2 N^2; the default here).
 //
 // Data: bench_support's TrainingSet (Fashion-MNIST when installed), z-scored
 // and rows scaled to norm sqrt(d) (the model's preprocessing); ReLU depth 3,
@@ -50,6 +53,7 @@ int main(int argc, char** argv) {
   const int queries = static_cast<int>(ntk::bench::TakeIntFlag(&argc, argv, "queries", 100));
   const double lambda =
       std::stod(ntk::bench::TakeStringFlag(&argc, argv, "lambda", "0.01"));
+  const bool keep = ntk::bench::TakeIntFlag(&argc, argv, "keep", 0) != 0;
 
   ntk::bench::Dataset train = ntk::bench::TrainingSet(n);
   ntk::bench::Dataset query = ntk::bench::QuerySet(queries);
@@ -86,7 +90,7 @@ int main(int argc, char** argv) {
   const double query_kernel_s = Seconds(t0);
 
   t0 = std::chrono::steady_clock::now();
-  auto factor = ntk::PrepareLinearized(std::move(km.ntk), std::move(km.nngp), p, lambda);
+  auto factor = ntk::PrepareLinearized(std::move(km.ntk), std::move(km.nngp), p, lambda, keep);
   const double prepare_s = Seconds(t0);
   if (!factor.ok()) {
     fprintf(stderr, "prepare failed: %s\n", factor.status().ToString().c_str());

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Measurements behind docs/linearized-derivation.md ("Why not low rank").
+"""Measurements behind docs/model-contract.md "4. PredictDistribution" ("Why not low rank").
 
 Fashion-MNIST (first N training rows, z-scored, rows to norm sqrt(d)),
 ReLU depth 3, sw^2 = 2, sb^2 = 0, C = 10, eps = 0.1 smoothed targets:

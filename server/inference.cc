@@ -57,15 +57,16 @@ absl::StatusOr<DistributionResult> Inference::PredictDistribution(
     DistributionOptions options) const {
   const FittedModelInfo info = entry.model->Info();
   const int64_t rows = x.rows();
+  options.cache = entry.CacheScope(registry_->cache());
   absl::StatusOr<MemoryBudget::Reservation> reserved = AdmitRequest(
       runner_->memory_budget(), this->options(), method,
       DistributionResponseBytes(rows, info.num_classes),
       DistributionCost(options.method, info.regime, rows, info.num_train, info.num_features,
-                       info.num_classes, options.num_samples)
+                       info.num_classes, options.num_samples,
+                       DistributionFactorCapacity(options))
           .bytes);
   if (!reserved.ok()) return reserved.status();
   options.progress = call.ContinueWhileWanted();
-  options.cache = entry.CacheScope(registry_->cache());
   absl::StatusOr<DistributionResult> d = entry.model->PredictDistribution(x, options);
   if (registry_->cache() != nullptr) {
     call.log().extra = absl::StrFormat("model_bytes=%d model_cache_bytes=%d cache_bytes=%d",

@@ -6,7 +6,9 @@
 //     nothing (the cache's miss counter stays 0);
 //   - a progress callback that says stop after k calls ends a first call
 //     with CANCELLED, leaves no entry for that factor in the cache, and the
-//     next call computes it and succeeds.
+//     next call computes it and succeeds;
+//   - LINEARIZED keeps the per-class factors L_c when the cache budget holds
+//     them and streams otherwise, with the same answers.
 // Every comparison here is exact (EXPECT_EQ on doubles): the claims are
 // bit-identity, not closeness.
 #include <string>
@@ -16,6 +18,7 @@
 
 #include "core/distribution/cache.h"
 #include "core/distribution/factors.h"
+#include "core/distribution/linearized_solver.h"
 #include "core/model/model.h"
 #include "tests/testing/distribution_fixtures.h"
 
@@ -199,6 +202,99 @@ TEST(DistributionCancellation, MonteCarloSampleSolvesStopAndCacheStaysConsistent
     SCOPED_TRACE(k);
     CancelThenRetry(**model, d.queries, DistributionMethod::kMonteCarlo, 8, "mc/seed=11/S=8",
                     solves, k);
+  }
+}
+
+TEST(DistributionCancellation, LinearizedFactorBuildStopsAndCacheStaysConsistent) {
+  const Data d = MakeData(300, 7);
+  auto model = FittedModel::Fit(Spec(Loss::kCrossEntropy, 0.5), d.train);
+  ASSERT_TRUE(model.ok()) << model.status();
+  // The factor build reports before each Cholesky / inverse block of each
+  // class (a deterministic count): cancel at the first, half way and last.
+  const std::string factor = "linearized: factor";
+  const int n = CountReports(**model, d.queries, DistributionMethod::kLinearized, 100, factor);
+  ASSERT_GE(n, 3 * 3);  // >= 3 blocks (Cholesky, L^-1, S^-1) x 3 classes
+  for (int k : {0, n / 2, n - 1}) {
+    SCOPED_TRACE(k);
+    CancelThenRetry(**model, d.queries, DistributionMethod::kLinearized, 100, "linearized",
+                    factor, k);
+  }
+}
+
+// A call cancelled while it applies a cached factor (the streamed mode
+// refactors each class) returns CANCELLED, keeps the factor, and the next
+// call gives the bits of an uncancelled call.
+// A cache whose budget makes LINEARIZED keep its per-class factors (room
+// for the kept factor and the F0 = 0 dual, N x C) or stream them (one byte
+// short of the kept factor), for N training points and C = 3; and the
+// options of a LINEARIZED call through it.
+DistributionCache::Options LinearizedBudget(int n, bool keep) {
+  DistributionCache::Options co;
+  co.budget_bytes = keep ? LinearizedFactorBytes(n, 3, true) + 8 * n * 3
+                         : LinearizedFactorBytes(n, 3, true) - 1;
+  return co;
+}
+DistributionOptions LinearizedCall(DistributionCache* cache, uint64_t seed) {
+  DistributionOptions o;
+  o.method = DistributionMethod::kLinearized;
+  o.seed = seed;
+  o.cache = {cache, "m", 1};
+  return o;
+}
+
+TEST(DistributionCancellation, LinearizedApplyStopsAndLeavesTheFactor) {
+  const Data d = MakeData(300, 8);
+  auto model = FittedModel::Fit(Spec(Loss::kCrossEntropy, 0.5), d.train);
+  ASSERT_TRUE(model.ok()) << model.status();
+  for (bool keep : {false, true}) {
+    SCOPED_TRACE(keep);
+    DistributionCache cache(LinearizedBudget(300, keep));
+    DistributionOptions o = LinearizedCall(&cache, 3);
+    auto first = (*model)->PredictDistribution(d.queries, o);
+    ASSERT_TRUE(first.ok()) << first.status();
+    int calls = 0;
+    o.progress = [&](double, const char* p) {
+      calls += std::string(p) == "linearized: apply";
+      return calls < 2;
+    };
+    auto cancelled = (*model)->PredictDistribution(d.queries, o);
+    ASSERT_EQ(cancelled.status().code(), absl::StatusCode::kCancelled) << cancelled.status();
+    EXPECT_EQ(calls, 2);
+    EXPECT_EQ(cache.stats().in_flight, 0);
+    const auto* f =
+        dynamic_cast<const LinearizedFactor*>(cache.Lookup({"m", 1, "linearized"}).get());
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->keeps_class_factors(), keep);
+    o.progress = nullptr;
+    auto again = (*model)->PredictDistribution(d.queries, o);
+    ASSERT_TRUE(again.ok()) << again.status();
+    ExpectSamePoints(*first, *again);
+  }
+}
+
+// The two storage modes give the same answer: the same S_c factored by the
+// same routine (linearized_solver.h). Tolerance 1e-12 relative on the logit
+// covariances: rounding only (measured 0: the same BLAS calls).
+TEST(LinearizedStorage, KeptAndStreamedFactorsAgree) {
+  const Data d = MakeData(200, 9);
+  auto model = FittedModel::Fit(Spec(Loss::kCrossEntropy, 0.1), d.train);
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<DistributionResult> results;
+  for (bool keep : {false, true}) {
+    DistributionCache cache(LinearizedBudget(200, keep));
+    auto r = (*model)->PredictDistribution(d.queries, LinearizedCall(&cache, 4));
+    ASSERT_TRUE(r.ok()) << r.status();
+    const auto* f =
+        dynamic_cast<const LinearizedFactor*>(cache.Lookup({"m", 1, "linearized"}).get());
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->keeps_class_factors(), keep);
+    EXPECT_EQ(f->Bytes(), LinearizedFactorBytes(200, 3, keep));
+    results.push_back(*std::move(r));
+  }
+  for (size_t j = 0; j < results[0].points.size(); ++j) {
+    const Eigen::MatrixXd& a = results[0].points[j].logit_covariance;
+    const Eigen::MatrixXd& b = results[1].points[j].logit_covariance;
+    EXPECT_LE((a - b).norm(), 1e-12 * a.norm()) << j;
   }
 }
 

@@ -434,7 +434,7 @@ TEST(Serialize, DamagedBytes) {
 TEST(Serialize, Crc32cKnownValue) {
   // RFC 3720 test vector: CRC-32C of "123456789" is 0xE3069283.
   EXPECT_EQ(Crc32c("123456789", 9), 0xE3069283u);
+  EXPECT_EQ(internal::Crc32cPortableForTesting("123456789", 9), 0xE3069283u);
 }
-
 }  // namespace
 }  // namespace ntk

@@ -29,6 +29,7 @@
 #include "core/distribution/moments.h"
 #include "core/kernels/kernel.h"
 #include "core/numerics/parallel.h"
+#include "core/model/cost.h"
 #include "core/numerics/random.h"
 
 namespace ntk {
@@ -111,8 +112,8 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
   TrainingKernelsOnce kernels(state);
   const int64_t budget = options.max_cache_bytes;
   std::shared_ptr<const ExactFactors> exact;
-  std::shared_ptr<const LinearizedFactors> lin;
-  std::shared_ptr<const LinearizedCovarianceFactors> lin_cov;  // LINEARIZED only
+  std::shared_ptr<const LinearizedFactor> lin;
+  std::shared_ptr<const MatrixFactor> zero_f0_dual;  // with lin: the mean's dual
   std::shared_ptr<const PriorFactor> prior;
   std::shared_ptr<const MonteCarloSamples> samples;
   if (method == DistributionMethod::kMonteCarlo) {
@@ -122,16 +123,16 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
     samples = f->samples;
     prior = f->prior;
   } else if (is_2a) {
-    absl::StatusOr<std::shared_ptr<const LinearizedFactors>> f = GetLinearizedFactors(
-        state, source, kernels, method == DistributionMethod::kLinearized, budget, progress);
+    absl::StatusOr<std::shared_ptr<const LinearizedFactor>> f = GetLinearizedFactor(
+        state, source, kernels,
+        method == DistributionMethod::kLinearized ? "LINEARIZED" : "LAPLACE_POSTERIOR",
+        DistributionFactorCapacity(options), budget, progress);
     if (!f.ok()) return f.status();
     lin = *f;
-    if (method == DistributionMethod::kLinearized) {
-      absl::StatusOr<std::shared_ptr<const LinearizedCovarianceFactors>> fc =
-          GetLinearizedCovarianceFactors(state, source, kernels, *lin, budget, progress);
-      if (!fc.ok()) return fc.status();
-      lin_cov = *fc;
-    }
+    absl::StatusOr<std::shared_ptr<const MatrixFactor>> d =
+        GetZeroF0Dual(state, source, kernels, progress);
+    if (!d.ok()) return d.status();
+    zero_f0_dual = *d;
   } else {
     absl::StatusOr<std::shared_ptr<const ExactFactors>> f =
         GetExactFactors(state, source, budget, progress);
@@ -141,7 +142,7 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
 
   // Batch width: keep the per-batch work matrices under kBatchWorkDoubles.
   double per_point = 4.0 * N + 1;
-  if (lin) per_point = (9.0 * C + 3) * N;
+  if (lin) per_point = (5.0 * C + 3) * N;  // ApplyLinearized's 5 N C m + kernels
   if (samples) per_point = 3.0 * N + 2.0 * num_samples * C;
   const Index batch = std::clamp<Index>(
       static_cast<Index>(kBatchWorkDoubles / per_point), 1, 1024);
@@ -166,10 +167,12 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
     }
     if (exact) {
       ExactBatch(*exact, b, C, &result.points);
-    } else if (lin_cov) {
-      LinearizedBatch(*lin, *lin_cov, b, C, state.problem.lambda, &result.points);
     } else {
-      LaplaceBatch(*lin, b, C, state.problem.lambda, &result.points);
+      const absl::Status s =
+          method == DistributionMethod::kLinearized
+              ? LinearizedBatch(*lin, zero_f0_dual->value, b, progress, &result.points)
+              : LaplaceBatch(*lin, zero_f0_dual->value, b, progress, &result.points);
+      if (!s.ok()) return s;
     }
     // Probability moments of the Gaussian logits. The square roots may
     // reach LAPACK: computed serially; the sampling runs in parallel.

@@ -13,8 +13,9 @@
 //     A = Theta_XX + (lambda_2c + jitter) I (the fit's matrix), T = log Y or Y.
 //   LINEARIZED (all): for 2b/2c the map is linear and the EXACT formula is
 //     used (the result reports LINEARIZED); for 2a the map F0 -> f(x) is
-//     linearized at F0 = 0 (R&W algorithm 3.3 factors, see factors.h and
-//     the derivation in linearized.cc).
+//     linearized at F0 = 0 (R&W algorithm 3.3 factors,
+//     linearized_solver.h; docs/model-contract.md "4. PredictDistribution",
+//     "LINEARIZED: derivation and cost").
 //   MONTE_CARLO (all): S samples F0_s ~ N(0, K_XX (x) I) from the seed alone,
 //     each trained (2a: one Newton solve, core/training/solvers.h; 2b/2c: the linear
 //     map), f0_s(x) | F0_s drawn per point; sample moments (divisor S).
@@ -28,15 +29,18 @@
 // logit samples used for the probability moments and entropies.
 //
 // Cost (N training points, C classes, per query point, besides the kernel
-// row O(N d)): EXACT ~4 N^2 flops, LAPLACE ~3 C N^2, LINEARIZED ~13 C N^2,
-// MONTE_CARLO ~N^2 + 4 N S C; plus S C^2 for the probability moments.
-// Factors built on first use (kept in options.cache): EXACT 2 N^2 doubles (~2 N^3/3 flops + kernels);
-// LAPLACE (C + 1) N^2 (~2.3 C N^3 flops); LINEARIZED (C + 3) N^2
-// (~6.3 C N^3 flops); MONTE_CARLO 2 N^2 (+ EXACT's for 2b/2c) plus
-// 2 N S C per sample set (2a: S Newton solves). Refused with
-// RESOURCE_EXHAUSTED when the method's cache exceeds
+// row O(N d)): EXACT ~4 N^2 flops, LAPLACE ~2 (C + 1) C N^2, LINEARIZED
+// ~2 (2C + 3) C N^2, MONTE_CARLO ~N^2 + 4 N S C; plus S C^2 for the
+// probability moments.
+// Factors built on first use (kept in options.cache): EXACT 2 N^2 doubles
+// (~2 N^3/3 flops + kernels); LINEARIZED and LAPLACE share one factor
+// ((C + 1/3) N^3 flops): 2 N^2 doubles, or (C + 2) N^2 with the per-class
+// Cholesky factors kept when DistributionFactorCapacity (core/model/cost.h)
+// holds them; streamed, each call refactors (LINEARIZED 2C N^3/3 flops,
+// LAPLACE C N^3/3; core/distribution/linearized_solver.h); MONTE_CARLO
+// 2 N^2 (+ EXACT's for 2b/2c) plus 2 N S C per sample set (2a: S Newton
+// solves). Refused with RESOURCE_EXHAUSTED when the method's cache exceeds
 // DistributionOptions::max_cache_bytes.
-//
 // Determinism: the same request on the same model (or its serialized copy)
 // gives bit-identical results, whatever the OpenMP thread count. Each
 // point's randomness depends only on (seed, its preprocessed row), so a

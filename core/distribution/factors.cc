@@ -14,14 +14,6 @@ namespace ntk {
 int64_t ExactFactors::Bytes() const {
   return 8 * (nngp_train.size() + chol_a.size() + mean_dual.size());
 }
-int64_t LinearizedFactors::Bytes() const {
-  int64_t n = chol_m.size() + mean_dual.size();
-  for (const Eigen::MatrixXd& m : e) n += m.size();
-  return 8 * n;
-}
-int64_t LinearizedCovarianceFactors::Bytes() const {
-  return 8 * (nngp_train.size() + h.size());
-}
 int64_t PriorFactor::Bytes() const { return 8 * chol_k.size(); }
 int64_t MonteCarloSamples::Bytes() const { return 8 * z_and_dual.size(); }
 int64_t MatrixFactor::Bytes() const { return 8 * value.size(); }
@@ -103,6 +95,13 @@ absl::StatusOr<const KernelMatrices*> TrainingKernelsOnce::Get(const Progress& p
     km_ = *std::move(km);
   }
   return &*km_;
+}
+
+absl::StatusOr<KernelMatrices> TrainingKernelsOnce::Take(const Progress& progress) {
+  if (absl::StatusOr<const KernelMatrices*> km = Get(progress); !km.ok()) return km.status();
+  KernelMatrices out = *std::move(km_);
+  km_.reset();
+  return out;
 }
 
 }  // namespace distribution_internal

@@ -9,8 +9,9 @@
 // samples, of (seed, number of samples). Nothing here is serialized. Entries
 // are immutable once built and handed out as shared_ptr<const ...>, so a
 // request keeps using its factors even if the cache evicts them meanwhile.
-// Cache key parts: "exact", "linearized", "linearized_cov", "prior",
-// "ntk_train", "zero_f0_dual", "mc/seed=<s>/S=<S>".
+// Cache key parts: "exact", "linearized" (LinearizedFactor,
+// linearized_solver.h), "prior", "ntk_train", "zero_f0_dual",
+// "mc/seed=<s>/S=<S>".
 //
 // Notation (docs/model-contract.md): K = NNGP kernel, Theta = NTK, N training points,
 // C classes, lambda the regularization.
@@ -42,29 +43,6 @@ struct ExactFactors : CacheEntry {
   // Mean dual for f0 == 0: A^{-1} T with T = log Y (2b) or Y (2c). Equal to
   // state.dual when the fit used F0 = 0 (it is then copied from it).
   Eigen::MatrixXd mean_dual;   // N x C
-  int64_t Bytes() const override;
-};
-
-// 2a, methods LINEARIZED and LAPLACE_POSTERIOR (Rasmussen & Williams
-// algorithm 3.3 structure at the F0 = 0 solution with prior kernel
-// Theta / lambda per class):
-//   D_c = diag(p_c), p = softmax(F*) (N x C),
-//   E_c = D_c^{1/2} (I + D_c^{1/2} (Theta/lambda) D_c^{1/2})^{-1} D_c^{1/2},
-//   M = sum_c E_c = L_M L_M^T,
-//   B := W (I + (Theta/lambda (x) I) W)^{-1} = E - E R M^{-1} R^T E
-// (R = the C stacked N x N identities).
-struct LinearizedFactors : CacheEntry {
-  std::vector<Eigen::MatrixXd> e;  // E_c, C of N x N, symmetric
-  Eigen::MatrixXd chol_m;          // L_M, lower
-  Eigen::MatrixXd mean_dual;       // (Y - softmax(F*)) / lambda at F0 = 0
-  int64_t Bytes() const override;
-};
-
-// LINEARIZED only (LAPLACE_POSTERIOR does not need them):
-// K_XX and H = sum_c E_c K_XX E_c.
-struct LinearizedCovarianceFactors : CacheEntry {
-  Eigen::MatrixXd nngp_train;  // K_XX
-  Eigen::MatrixXd h;           // H, symmetric
   int64_t Bytes() const override;
 };
 

@@ -1,62 +1,219 @@
-// Exact streamed LINEARIZED covariance; see linearized_solver.h and
-// docs/linearized-derivation.md for the formulas and the cost model.
+// Exact LINEARIZED / LAPLACE_POSTERIOR covariances; see linearized_solver.h
+// and docs/model-contract.md "4. PredictDistribution" for the formulas and
+// the cost model.
 #include "core/distribution/linearized_solver.h"
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
-
-#include <lapacke.h>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "core/numerics/parallel.h"
+#include "core/numerics/cholesky.h"
 
 namespace ntk {
-namespace {
 
 using Eigen::Index;
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
-absl::Status Cancelled() {
-  return absl::CancelledError("linearized: cancelled");
+// The factor's fields, for the functions of this file only.
+class LinearizedAccess {
+ public:
+  static MatrixXd& packed(LinearizedFactor& f) { return f.packed_; }
+  static VectorXd& theta_diag(LinearizedFactor& f) { return f.theta_diag_; }
+  static MatrixXd& chol_m(LinearizedFactor& f) { return f.chol_m_; }
+  static std::vector<MatrixXd>& chol_c(LinearizedFactor& f) { return f.chol_c_; }
+  static MatrixXd& sqrt_p(LinearizedFactor& f) { return f.sqrt_p_; }
+  static double& lambda(LinearizedFactor& f) { return f.lambda_; }
+  static const MatrixXd& packed(const LinearizedFactor& f) { return f.packed_; }
+  static const VectorXd& theta_diag(const LinearizedFactor& f) { return f.theta_diag_; }
+  static const MatrixXd& chol_m(const LinearizedFactor& f) { return f.chol_m_; }
+  static const std::vector<MatrixXd>& chol_c(const LinearizedFactor& f) { return f.chol_c_; }
+  static const MatrixXd& sqrt_p(const LinearizedFactor& f) { return f.sqrt_p_; }
+  static double lambda(const LinearizedFactor& f) { return f.lambda_; }
+};
+
+namespace {
+
+using A = LinearizedAccess;
+
+// Asks progress before each step; false once it said stop.
+class Steps {
+ public:
+  Steps(const ProgressFn& progress, const char* phase) : progress_(progress), phase_(phase) {}
+  void set_fraction(double f) { fraction_ = f; }
+  bool Continue() const { return ReportProgress(progress_, fraction_, phase_); }
+  std::function<bool()> KeepGoing() const {
+    return [this] { return Continue(); };
+  }
+  absl::Status Cancelled() const {
+    return absl::CancelledError(absl::StrFormat("%s: cancelled", phase_));
+  }
+
+ private:
+  const ProgressFn& progress_;
+  const char* phase_;
+  double fraction_ = 0;
+};
+
+// Columns of an N x N operator applied per step (2 N^2 flops per column).
+Index ChunkColumns(Index n) {
+  const double per_column = 2.0 * static_cast<double>(n) * static_cast<double>(n);
+  return std::max<Index>(8, static_cast<Index>(kLinearizedStepFlops / std::max(1.0, per_column)));
 }
 
-bool Report(const ProgressFn& progress, double fraction, const char* phase) {
-  return !progress || progress(fraction, phase);
+// Columns per step of the Cholesky and inverse blocks (~N^2 b flops each).
+Index BlockColumns(Index n) {
+  const double nn = std::max(1.0, static_cast<double>(n) * static_cast<double>(n));
+  return std::clamp<Index>(static_cast<Index>(kLinearizedStepFlops / nn), 64, kCholeskyBlock);
 }
 
-// In place: the lower triangle of *a becomes L with L L^T = a.
-absl::Status CholeskyInPlace(MatrixXd* a, const char* what) {
-  const lapack_int info = LAPACKE_dpotrf(
-      LAPACK_COL_MAJOR, 'L', static_cast<lapack_int>(a->rows()), a->data(),
-      static_cast<lapack_int>(a->outerStride()));
-  if (info != 0) {
-    return absl::InternalError(absl::StrFormat(
-        "linearized: %s is not positive definite (LAPACK dpotrf info %d; "
-        "Theta_XX not PSD?)",
-        what, static_cast<int>(info)));
+// fn(begin, width) over column chunks of `cols`, asking steps first.
+absl::Status ForChunks(Index cols, Index width, const Steps& steps,
+                       const std::function<void(Index, Index)>& fn) {
+  for (Index b = 0; b < cols; b += width) {
+    if (!steps.Continue()) return steps.Cancelled();
+    fn(b, std::min(width, cols - b));
   }
   return absl::OkStatus();
 }
 
-// *work = S_c = I + D^{1/2} Theta D^{1/2} / lambda (both triangles), then its
-// lower Cholesky factor in place.
-absl::Status FactorClass(const MatrixXd& theta, const VectorXd& sqrt_p,
-                         double lambda, MatrixXd* work) {
-  const VectorXd s = sqrt_p / std::sqrt(lambda);
-  work->noalias() = s.asDiagonal() * theta * s.asDiagonal();
-  work->diagonal().array() += 1.0;
-  return CholeskyInPlace(work, "I + D_c^1/2 Theta D_c^1/2 / lambda");
+absl::Status NotPositiveDefinite(const char* what) {
+  return absl::InternalError(absl::StrFormat(
+      "linearized: %s is not positive definite (Theta_XX not PSD?)", what));
 }
 
-// x <- E_c x = D^{1/2} L^{-T} L^{-1} D^{1/2} x with L the lower factor of S_c
-// in `chol` (two dtrsm, 2 N^2 flops per column).
-void ApplyE(const MatrixXd& chol, const VectorXd& sqrt_p, MatrixXd* x) {
-  *x = sqrt_p.asDiagonal() * (*x);
-  chol.triangularView<Eigen::Lower>().solveInPlace(*x);
-  chol.triangularView<Eigen::Lower>().transpose().solveInPlace(*x);
-  *x = sqrt_p.asDiagonal() * (*x);
+// *work = L_c, the lower factor of S_c = I + D^{1/2} Theta D^{1/2} / lambda,
+// from Theta's strict lower triangle in `packed` and its diagonal.
+absl::Status FactorClass(const MatrixXd& packed, const VectorXd& theta_diag,
+                         const VectorXd& sqrt_p, double lambda, const Steps& steps,
+                         MatrixXd* work) {
+  const VectorXd s = sqrt_p / std::sqrt(lambda);
+  work->noalias() = s.asDiagonal() * packed * s.asDiagonal();  // upper part unused
+  work->diagonal() = (s.array().square() * theta_diag.array() + 1.0).matrix();
+  const absl::Status st =
+      CholeskyLowerInPlace(work, steps.KeepGoing(), BlockColumns(work->rows()));
+  if (st.code() == absl::StatusCode::kCancelled) return steps.Cancelled();
+  if (!st.ok()) return NotPositiveDefinite("I + D_c^1/2 Theta D_c^1/2 / lambda");
+  return absl::OkStatus();
+}
+
+// Lower triangle of *m += diag(s) S^{-1} diag(s), S = L L^T with L the
+// lower triangle of *l (strict upper zero), which becomes L^{-1}.
+// Blocked so that each step is ~N^2 b flops: first L^{-1} column block by
+// column block (dtrsm; block J uses only columns >= J of L), then
+// S^{-1}[J:, J] = L^{-1}[J:, J:]^T L^{-1}[J:, J] (dtrmm). N^3/3 + N^3/3
+// flops, like LAPACK dpotri.
+absl::Status AddScaledInverse(MatrixXd* l, const VectorXd& s, const Steps& steps,
+                              MatrixXd* m) {
+  const Index n = l->rows();
+  const Index b = BlockColumns(n);
+  for (Index j0 = 0; j0 < n; j0 += b) {
+    if (!steps.Continue()) return steps.Cancelled();
+    const Index bw = std::min(b, n - j0), r = n - j0;
+    MatrixXd t = MatrixXd::Zero(r, bw);
+    t.topRows(bw).setIdentity();
+    l->block(j0, j0, r, r).triangularView<Eigen::Lower>().solveInPlace(t);
+    l->block(j0, j0, r, bw) = t;
+  }
+  for (Index j0 = 0; j0 < n; j0 += b) {
+    if (!steps.Continue()) return steps.Cancelled();
+    const Index bw = std::min(b, n - j0), r = n - j0;
+    const MatrixXd x = l->block(j0, j0, r, bw);
+    MatrixXd y(r, bw);
+    y.noalias() = l->block(j0, j0, r, r).triangularView<Eigen::Lower>().transpose() * x;
+    m->block(j0, j0, r, bw).noalias() +=
+        s.segment(j0, r).asDiagonal() * y * s.segment(j0, bw).asDiagonal();
+  }
+  return absl::OkStatus();
+}
+
+// x <- E_c x = D^{1/2} L^{-T} L^{-1} D^{1/2} x (two dtrsm, 2 N^2 flops per
+// column), in column chunks.
+absl::Status ApplyE(const MatrixXd& chol, const VectorXd& sqrt_p, const Steps& steps,
+                    MatrixXd* x) {
+  return ForChunks(x->cols(), ChunkColumns(chol.rows()), steps, [&](Index b, Index w) {
+    auto blk = x->middleCols(b, w);
+    blk = sqrt_p.asDiagonal() * blk;
+    chol.triangularView<Eigen::Lower>().solveInPlace(blk);
+    chol.triangularView<Eigen::Lower>().transpose().solveInPlace(blk);
+    blk = sqrt_p.asDiagonal() * blk;
+  });
+}
+
+// *out = K_XX x (K's upper triangle in `packed`; dsymm), in column chunks.
+absl::Status MultiplyK(const MatrixXd& packed, const MatrixXd& x, const Steps& steps,
+                       MatrixXd* out) {
+  out->resize(packed.rows(), x.cols());
+  return ForChunks(x.cols(), ChunkColumns(packed.rows()), steps, [&](Index b, Index w) {
+    out->middleCols(b, w).noalias() = packed.selfadjointView<Eigen::Upper>() * x.middleCols(b, w);
+  });
+}
+
+// x <- L^{-1} x (transpose: L^{-T} x) for lower L, in column chunks.
+absl::Status SolveChunked(const MatrixXd& l, bool transpose, const Steps& steps, MatrixXd* x) {
+  return ForChunks(x->cols(), ChunkColumns(l.rows()), steps, [&](Index b, Index w) {
+    auto blk = x->middleCols(b, w);
+    if (transpose) {
+      l.triangularView<Eigen::Lower>().transpose().solveInPlace(blk);
+    } else {
+      l.triangularView<Eigen::Lower>().solveInPlace(blk);
+    }
+  });
+}
+
+// The factor L_c of class c: the kept one, or S_c refactored into *work.
+absl::StatusOr<const MatrixXd*> ClassFactor(const LinearizedFactor& f, Index c,
+                                            const Steps& steps, MatrixXd* work) {
+  if (f.keeps_class_factors()) return &A::chol_c(f)[static_cast<size_t>(c)];
+  work->resize(f.num_train(), f.num_train());
+  if (absl::Status st = FactorClass(A::packed(f), A::theta_diag(f), A::sqrt_p(f).col(c),
+                                    A::lambda(f), steps, work);
+      !st.ok()) {
+    return st;
+  }
+  return work;
+}
+
+// Pass 1 of both methods: a (N x C m, column c * m + j) = E_c v.
+absl::Status FormA(const LinearizedFactor& f, const MatrixXd& v, Steps& steps, int passes,
+                   MatrixXd* work, MatrixXd* a) {
+  const Index cc = f.num_classes(), m = v.cols();
+  a->resize(f.num_train(), cc * m);
+  for (Index c = 0; c < cc; ++c) {
+    steps.set_fraction(static_cast<double>(c) / (passes * cc));
+    absl::StatusOr<const MatrixXd*> chol = ClassFactor(f, c, steps, work);
+    if (!chol.ok()) return chol.status();
+    MatrixXd block = v;
+    if (absl::Status st = ApplyE(**chol, A::sqrt_p(f).col(c), steps, &block); !st.ok()) {
+      return st;
+    }
+    a->middleCols(c * m, m) = block;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckQueries(const LinearizedFactor& f, const MatrixXd& theta_xq,
+                          const MatrixXd* nngp_xq, Index diag_size, const char* diag_name) {
+  const Index n = f.num_train(), m = theta_xq.cols();
+  if (theta_xq.rows() != n) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "linearized: theta_xq must have %d rows, got %d", n, theta_xq.rows()));
+  }
+  if (nngp_xq != nullptr && (nngp_xq->rows() != n || nngp_xq->cols() != m)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "linearized: nngp_xq must be %d x %d like theta_xq, got %d x %d", n, m,
+        nngp_xq->rows(), nngp_xq->cols()));
+  }
+  if (diag_size != m) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "linearized: %s must have %d entries, got %d", diag_name, m, diag_size));
+  }
+  return absl::OkStatus();
 }
 
 double ColDot(const MatrixXd& a, Index i, const MatrixXd& b, Index j) {
@@ -65,142 +222,119 @@ double ColDot(const MatrixXd& a, Index i, const MatrixXd& b, Index j) {
 
 }  // namespace
 
+int64_t LinearizedFactorBytes(int64_t n, int64_t c, bool keep_class_factors) {
+  // Theta/K packed and L_M, plus C x L_c when kept; sqrt(p), diag Theta.
+  const int64_t squares = keep_class_factors ? c + 2 : 2;
+  return 8 * (squares * n * n + n * c + n);
+}
+
+bool KeepClassFactors(int64_t n, int64_t c, int64_t capacity_bytes) {
+  return LinearizedFactorBytes(n, c, true) <= capacity_bytes;
+}
+
 int64_t LinearizedFactor::Bytes() const {
-  return 8 * static_cast<int64_t>(theta_.size() + nngp_.size() +
-                                  chol_m_.size() + sqrt_p_.size());
+  int64_t doubles = packed_.size() + theta_diag_.size() + chol_m_.size() + sqrt_p_.size();
+  for (const MatrixXd& l : chol_c_) doubles += l.size();
+  return 8 * doubles;
 }
 
 absl::StatusOr<std::shared_ptr<const LinearizedFactor>> PrepareLinearized(
-    MatrixXd theta, MatrixXd nngp, const MatrixXd& p, double lambda,
+    MatrixXd theta, MatrixXd nngp, const MatrixXd& p, double lambda, bool keep_class_factors,
     const ProgressFn& progress) {
   const Index n = theta.rows();
   if (n == 0 || theta.cols() != n) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "linearized: theta must be square and non-empty, got %d x %d",
-        theta.rows(), theta.cols()));
+        "linearized: theta must be square and non-empty, got %d x %d", theta.rows(),
+        theta.cols()));
   }
   if (nngp.rows() != n || nngp.cols() != n) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "linearized: nngp must be %d x %d like theta, got %d x %d", n, n,
-        nngp.rows(), nngp.cols()));
+        "linearized: nngp must be %d x %d like theta, got %d x %d", n, n, nngp.rows(),
+        nngp.cols()));
   }
   if (p.rows() != n || p.cols() < 1) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "linearized: p must be %d x C (C >= 1), got %d x %d", n, p.rows(),
-        p.cols()));
+        "linearized: p must be %d x C (C >= 1), got %d x %d", n, p.rows(), p.cols()));
   }
   if (!(p.array() >= 0.0).all() || !(p.array() <= 1.0).all()) {
-    return absl::InvalidArgumentError(
-        "linearized: p must hold probabilities in [0, 1]");
+    return absl::InvalidArgumentError("linearized: p must hold probabilities in [0, 1]");
   }
   if (!(lambda > 0) || !std::isfinite(lambda)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "linearized: lambda must be finite and > 0, got %g", lambda));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("linearized: lambda must be finite and > 0, got %g", lambda));
   }
   const Index c_count = p.cols();
   auto f = std::make_shared<LinearizedFactor>();
-  f->sqrt_p_ = p.array().sqrt();
-  f->lambda_ = lambda;
+  A::sqrt_p(*f) = p.array().sqrt();
+  A::lambda(*f) = lambda;
+  // Pack K's upper triangle and diagonal over Theta's, in place.
+  A::theta_diag(*f) = theta.diagonal();
+  theta.triangularView<Eigen::Upper>() = nngp.triangularView<Eigen::Upper>();
+  nngp.resize(0, 0);
+  MatrixXd& packed = A::packed(*f);
+  packed = std::move(theta);
+  Steps steps(progress, "linearized: factor");
   // M's lower triangle accumulates sum_c D^{1/2} S_c^{-1} D^{1/2}.
   MatrixXd m = MatrixXd::Zero(n, n);
   MatrixXd work(n, n);
   for (Index c = 0; c < c_count; ++c) {
-    if (!Report(progress, static_cast<double>(c) / c_count,
-                "linearized: factor M")) {
-      return Cancelled();
-    }
-    const VectorXd s = f->sqrt_p_.col(c);
-    if (absl::Status st = FactorClass(theta, s, lambda, &work); !st.ok()) {
+    steps.set_fraction(static_cast<double>(c) / c_count);
+    const VectorXd s = A::sqrt_p(*f).col(c);
+    if (absl::Status st = FactorClass(packed, A::theta_diag(*f), s, lambda, steps, &work);
+        !st.ok()) {
       return st;
     }
-    // S_c^{-1} from its factor (dpotri, lower triangle, 2 N^3 / 3 flops).
-    const lapack_int info = LAPACKE_dpotri(
-        LAPACK_COL_MAJOR, 'L', static_cast<lapack_int>(n), work.data(),
-        static_cast<lapack_int>(work.outerStride()));
-    if (info != 0) {
-      return absl::InternalError(absl::StrFormat(
-          "linearized: dpotri failed (info %d)", static_cast<int>(info)));
-    }
-#pragma omp parallel for schedule(static)
-    for (Index j = 0; j < n; ++j) {
-      for (Index i = j; i < n; ++i) m(i, j) += s(i) * work(i, j) * s(j);
-    }
+    if (keep_class_factors) A::chol_c(*f).push_back(work);
+    if (absl::Status st = AddScaledInverse(&work, s, steps, &m); !st.ok()) return st;
   }
   work.resize(0, 0);
-  if (absl::Status st = CholeskyInPlace(&m, "M = sum_c E_c"); !st.ok()) {
-    return st;
-  }
-  f->chol_m_ = std::move(m);
-  f->theta_ = std::move(theta);
-  f->nngp_ = std::move(nngp);
+  steps.set_fraction(1.0);
+  const absl::Status st = CholeskyLowerInPlace(&m, steps.KeepGoing(), BlockColumns(n));
+  if (st.code() == absl::StatusCode::kCancelled) return steps.Cancelled();
+  if (!st.ok()) return NotPositiveDefinite("M = sum_c E_c");
+  A::chol_m(*f) = std::move(m);
   return std::shared_ptr<const LinearizedFactor>(std::move(f));
 }
 
 // Two passes over the classes (see linearized_solver.h for the names):
-// pass 1 factors S_c and forms a_c = E_c v; then g_c = M^{-1} a_c and
-// K a_c; pass 2 factors S_c'' again and forms y = E_c'' g_c for every c,
-// accumulating T2x = sum_c'' y^T K y and, at c'' = c, the cross terms.
-absl::StatusOr<std::vector<MatrixXd>> ApplyLinearized(
-    const LinearizedFactor& f, const MatrixXd& theta_xq,
-    const MatrixXd& nngp_xq, const VectorXd& nngp_qq,
-    const ProgressFn& progress) {
-  const Index n = f.theta_.rows();
-  const Index cc = f.sqrt_p_.cols();
+// pass 1 forms a_c = E_c v; then g_c = M^{-1} a_c and K a_c; pass 2 forms
+// y = E_c'' g_c for every c, accumulating T2x = sum_c'' y^T K y and, at
+// c'' = c, the cross terms.
+absl::StatusOr<std::vector<MatrixXd>> ApplyLinearized(const LinearizedFactor& f,
+                                                      const MatrixXd& theta_xq,
+                                                      const MatrixXd& nngp_xq,
+                                                      const VectorXd& nngp_qq,
+                                                      const ProgressFn& progress) {
+  if (absl::Status st = CheckQueries(f, theta_xq, &nngp_xq, nngp_qq.size(), "nngp_qq");
+      !st.ok()) {
+    return st;
+  }
+  const Index cc = f.num_classes();
   const Index m = theta_xq.cols();
-  if (theta_xq.rows() != n) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "linearized: theta_xq must have %d rows, got %d", n, theta_xq.rows()));
-  }
-  if (nngp_xq.rows() != n || nngp_xq.cols() != m) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "linearized: nngp_xq must be %d x %d like theta_xq, got %d x %d", n, m,
-        nngp_xq.rows(), nngp_xq.cols()));
-  }
-  if (nngp_qq.size() != m) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "linearized: nngp_qq must have %d entries, got %d", m, nngp_qq.size()));
-  }
   std::vector<MatrixXd> cov(m, MatrixXd::Zero(cc, cc));
   if (m == 0) return cov;
-  const MatrixXd v = theta_xq / f.lambda_;
-  // Column c * m + j: class c, query j.
-  MatrixXd a(n, cc * m);
-  MatrixXd work(n, n);
-  const int steps = static_cast<int>(2 * cc);
-  for (Index c = 0; c < cc; ++c) {
-    if (!Report(progress, static_cast<double>(c) / steps, "linearized: pass 1")) {
-      return Cancelled();
-    }
-    if (absl::Status st = FactorClass(f.theta_, f.sqrt_p_.col(c), f.lambda_, &work);
-        !st.ok()) {
-      return st;
-    }
-    MatrixXd block = v;
-    ApplyE(work, f.sqrt_p_.col(c), &block);
-    a.middleCols(c * m, m) = block;
+  const MatrixXd& packed = A::packed(f);
+  const MatrixXd& chol_m = A::chol_m(f);
+  Steps steps(progress, "linearized: apply");
+  MatrixXd work, a, g, ka, y, ky;
+  if (absl::Status st = FormA(f, theta_xq / A::lambda(f), steps, 2, &work, &a); !st.ok()) {
+    return st;
   }
-  MatrixXd g = a;  // M^{-1} a
-  f.chol_m_.triangularView<Eigen::Lower>().solveInPlace(g);
-  f.chol_m_.triangularView<Eigen::Lower>().transpose().solveInPlace(g);
-  MatrixXd ka(n, cc * m);
-  ka.noalias() = f.nngp_ * a;
+  g = a;  // M^{-1} a
+  if (absl::Status st = SolveChunked(chol_m, false, steps, &g); !st.ok()) return st;
+  if (absl::Status st = SolveChunked(chol_m, true, steps, &g); !st.ok()) return st;
+  if (absl::Status st = MultiplyK(packed, a, steps, &ka); !st.ok()) return st;
   // Per query: t2x(c, c') = sum_c'' y_c^T K y_c', cross(c, c') =
   // (K a_c).(E_c g_c'), t1g(c, c') = (E_c' g_c).k.
   std::vector<MatrixXd> t2x(m, MatrixXd::Zero(cc, cc)), cross(m, MatrixXd(cc, cc)),
       t1g(m, MatrixXd(cc, cc));
-  MatrixXd y(n, cc * m), ky(n, cc * m);
   for (Index c2 = 0; c2 < cc; ++c2) {
-    if (!Report(progress, static_cast<double>(cc + c2) / steps,
-                "linearized: pass 2")) {
-      return Cancelled();
-    }
-    if (absl::Status st = FactorClass(f.theta_, f.sqrt_p_.col(c2), f.lambda_, &work);
-        !st.ok()) {
-      return st;
-    }
+    steps.set_fraction(static_cast<double>(cc + c2) / (2 * cc));
+    absl::StatusOr<const MatrixXd*> chol = ClassFactor(f, c2, steps, &work);
+    if (!chol.ok()) return chol.status();
     y = g;
-    ApplyE(work, f.sqrt_p_.col(c2), &y);
-    ky.noalias() = f.nngp_ * y;
+    if (absl::Status st = ApplyE(**chol, A::sqrt_p(f).col(c2), steps, &y); !st.ok()) return st;
+    if (absl::Status st = MultiplyK(packed, y, steps, &ky); !st.ok()) return st;
 #pragma omp parallel for schedule(static)
     for (Index j = 0; j < m; ++j) {
       for (Index c = 0; c < cc; ++c) {
@@ -232,7 +366,40 @@ absl::StatusOr<std::vector<MatrixXd>> ApplyLinearized(
     });
   }
   trap.Rethrow();
-  if (!Report(progress, 1.0, "linearized: done")) return Cancelled();
+  return cov;
+}
+
+absl::StatusOr<std::vector<MatrixXd>> ApplyLaplace(const LinearizedFactor& f,
+                                                   const MatrixXd& theta_xq,
+                                                   const VectorXd& theta_qq,
+                                                   const ProgressFn& progress) {
+  if (absl::Status st = CheckQueries(f, theta_xq, nullptr, theta_qq.size(), "theta_qq");
+      !st.ok()) {
+    return st;
+  }
+  const Index cc = f.num_classes();
+  const Index m = theta_xq.cols();
+  std::vector<MatrixXd> cov(m, MatrixXd::Zero(cc, cc));
+  if (m == 0) return cov;
+  Steps steps(progress, "linearized: apply");
+  const double lambda = A::lambda(f);
+  const MatrixXd v = theta_xq / lambda;
+  MatrixXd work, a;
+  if (absl::Status st = FormA(f, v, steps, 1, &work, &a); !st.ok()) return st;
+  MatrixXd alpha = a;
+  if (absl::Status st = SolveChunked(A::chol_m(f), false, steps, &alpha); !st.ok()) return st;
+#pragma omp parallel for schedule(static)
+  for (Index j = 0; j < m; ++j) {
+    MatrixXd& s = cov[j];
+    for (Index c = 0; c < cc; ++c) {
+      for (Index d = 0; d <= c; ++d) {
+        double x = ColDot(alpha, c * m + j, alpha, d * m + j);
+        if (c == d) x += theta_qq(j) / lambda - v.col(j).dot(a.col(c * m + j));
+        s(c, d) = x;
+        s(d, c) = x;
+      }
+    }
+  }
   return cov;
 }
 

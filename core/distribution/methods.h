@@ -4,7 +4,8 @@
 //
 //   exact.cc        EXACT (2b, 2c): Gaussian logits from the fit's factor
 //   linearized.cc   LINEARIZED (2a): F0 -> f(x) linearized at F0 = 0, and
-//                   the factors E_c, L_M it shares with LAPLACE_POSTERIOR
+//                   the factor (linearized_solver.h) it shares with
+//                   LAPLACE_POSTERIOR
 //   laplace.cc      LAPLACE_POSTERIOR (2a): R&W algorithm 3.4 covariance
 //   monte_carlo.cc  MONTE_CARLO (all): S trained samples of F0
 //   moments.h       logit samples -> probability moments and entropies
@@ -20,6 +21,7 @@
 #define NTK_CORE_DISTRIBUTION_METHODS_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -29,6 +31,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/distribution/factors.h"
+#include "core/distribution/linearized_solver.h"
 #include "core/distribution/moments.h"
 #include "core/kernels/kernel.h"
 #include "core/model/model.h"
@@ -57,6 +60,7 @@ class Progress {
  public:
   explicit Progress(const ProgressFn& fn) : fn_(fn) {}
   absl::Status Report(double fraction, const char* phase) const;
+  const ProgressFn& fn() const { return fn_; }
 
  private:
   const ProgressFn& fn_;
@@ -102,6 +106,8 @@ class TrainingKernelsOnce {
   explicit TrainingKernelsOnce(const State& state) : state_(state) {}
   // Reports "distribution: kernels" before computing them.
   absl::StatusOr<const KernelMatrices*> Get(const Progress& progress);
+  // The kernels (computed if needed), moved out: a later Get recomputes.
+  absl::StatusOr<KernelMatrices> Take(const Progress& progress);
 
  private:
   const State& state_;
@@ -127,33 +133,34 @@ void ExactBatch(const ExactFactors& f, const Batch& b, int C,
                 std::vector<PointDistribution>* out);
 
 // ---- linearized.cc ----
-// 2a: the dual of the F0 = 0 solution (the fit's own when it used F0 = 0).
+// 2a: the dual of the F0 = 0 solution (the fit's own when it used F0 = 0;
+// else one Solve with Theta_XX from `theta`, called only then).
 absl::StatusOr<std::shared_ptr<const MatrixFactor>> GetZeroF0Dual(
-    const State& state, FactorSource& source, const MatrixXd& theta);
-// E_c and L_M (LINEARIZED and LAPLACE_POSTERIOR).
-absl::StatusOr<std::shared_ptr<const LinearizedFactors>> GetLinearizedFactors(
+    const State& state, FactorSource& source,
+    const std::function<absl::StatusOr<const MatrixXd*>()>& theta);
+// The same with Theta_XX from `kernels`.
+absl::StatusOr<std::shared_ptr<const MatrixFactor>> GetZeroF0Dual(
     const State& state, FactorSource& source, TrainingKernelsOnce& kernels,
-    bool need_covariance, int64_t budget, const Progress& progress);
-// K_XX and H (LINEARIZED only).
-absl::StatusOr<std::shared_ptr<const LinearizedCovarianceFactors>>
-GetLinearizedCovarianceFactors(const State& state, FactorSource& source,
-                               TrainingKernelsOnce& kernels, const LinearizedFactors& lin,
-                               int64_t budget, const Progress& progress);
-// What LINEARIZED and LAPLACE_POSTERIOR compute alike for a batch:
-// mean = Theta_xX mean_dual (nb x C), k' = Theta_Xx / lambda, a_c = E_c k'
-// and alpha_c = L_M^{-1} a_c (class blocks side by side: column c * nb + j).
-struct LinearizedProjections {
-  MatrixXd mean, kp, a, alpha;
-};
-LinearizedProjections ProjectLinearized(const LinearizedFactors& f, const Batch& b, int C,
-                                        double lambda);
-void LinearizedBatch(const LinearizedFactors& f, const LinearizedCovarianceFactors& fc,
-                     const Batch& b, int C, double lambda,
-                     std::vector<PointDistribution>* out);
+    const Progress& progress);
+// The LINEARIZED / LAPLACE_POSTERIOR factor (cache part "linearized");
+// `method` names the caller in RESOURCE_EXHAUSTED; the L_c are kept when
+// KeepClassFactors(N, C, capacity) (capacity: DistributionFactorCapacity,
+// core/model/cost.h).
+absl::StatusOr<std::shared_ptr<const LinearizedFactor>> GetLinearizedFactor(
+    const State& state, FactorSource& source, TrainingKernelsOnce& kernels, const char* method,
+    int64_t capacity, int64_t budget, const Progress& progress);
+// Stores, for the points of b, the mean Theta_xX mean_dual (Predict's
+// logits at F0 = 0) and the covariances `cov` (or returns its error).
+absl::Status StoreWithPredictMean(const MatrixXd& mean_dual, const Batch& b,
+                                  const absl::StatusOr<std::vector<MatrixXd>>& cov,
+                                  std::vector<PointDistribution>* out);
+absl::Status LinearizedBatch(const LinearizedFactor& f, const MatrixXd& mean_dual,
+                             const Batch& b, const Progress& progress,
+                             std::vector<PointDistribution>* out);
 
 // ---- laplace.cc ----
-void LaplaceBatch(const LinearizedFactors& f, const Batch& b, int C, double lambda,
-                  std::vector<PointDistribution>* out);
+absl::Status LaplaceBatch(const LinearizedFactor& f, const MatrixXd& mean_dual, const Batch& b,
+                          const Progress& progress, std::vector<PointDistribution>* out);
 
 // ---- monte_carlo.cc ----
 struct MonteCarloFactors {

@@ -100,8 +100,8 @@ absl::Status SolveSamples2a(const State& state, FactorSource& source, const Matr
                             MatrixXd* z_and_dual) {
   const Index N = state.x_train.rows();
   const Index C = state.problem.targets.cols();
-  absl::StatusOr<std::shared_ptr<const MatrixFactor>> dual0 =
-      GetZeroF0Dual(state, source, theta);
+  absl::StatusOr<std::shared_ptr<const MatrixFactor>> dual0 = GetZeroF0Dual(
+      state, source, [&]() -> absl::StatusOr<const MatrixXd*> { return &theta; });
   if (!dual0.ok()) return dual0.status();
   const ThetaEigenbasis basis =
       ComputeThetaEigenbasis(theta, RegularizedCEOptions().preconditioner_rank);

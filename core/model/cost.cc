@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/distribution/cache.h"
+#include "core/distribution/linearized_solver.h"
+
 namespace ntk {
 namespace {
 
@@ -68,8 +71,14 @@ int64_t PredictResponseBytes(int64_t rows, int64_t c) {
   return Bytes(2.0 * static_cast<double>(rows) * static_cast<double>(c)) + 5 * rows + 64;
 }
 
+int64_t DistributionFactorCapacity(const DistributionOptions& options) {
+  if (options.cache.cache == nullptr) return options.max_cache_bytes;
+  return std::min(options.max_cache_bytes, options.cache.cache->stats().budget_bytes);
+}
+
 Cost DistributionCost(DistributionMethod requested, Regime regime, int64_t rows_in,
-                      int64_t n_in, int64_t d_in, int64_t c_in, int64_t num_samples) {
+                      int64_t n_in, int64_t d_in, int64_t c_in, int64_t num_samples,
+                      int64_t factor_capacity_bytes) {
   const double rows = static_cast<double>(rows_in), n = static_cast<double>(n_in),
                d = static_cast<double>(d_in), c = static_cast<double>(c_in);
   const DistributionMethod method = ResolvedMethod(requested, regime);
@@ -77,6 +86,9 @@ Cost DistributionCost(DistributionMethod requested, Regime regime, int64_t rows_
   // The method's factors (the sizes its BudgetCheck names) and the training
   // kernels they are computed from; per query point, the batch work.
   double factors = 0, per_point = 4 * n + 1, flops = 0;
+  // The training kernels the factors are computed from (LINEARIZED packs
+  // them into its factor instead).
+  double kernels = 2 * n * n;
   switch (method) {
     case DistributionMethod::kExact:
     case DistributionMethod::kUnspecified:
@@ -85,10 +97,17 @@ Cost DistributionCost(DistributionMethod requested, Regime regime, int64_t rows_
       break;
     case DistributionMethod::kLinearized:
     case DistributionMethod::kLaplacePosterior: {
-      const double extra = method == DistributionMethod::kLinearized ? 3 : 1;
-      factors = (c + extra) * n * n + n * c;
-      per_point = (9 * c + 3) * n;
-      flops = c * n * n * n / 3 + 3 * rows * c * n * n;
+      // core/distribution/linearized_solver.h: the factor (2 N^2 streamed,
+      // (C + 2) N^2 kept) plus one N x N work matrix; its peak (kernels ->
+      // packed + L_M + work) has no separate kernel term. Flops: Prepare
+      // (C + 1/3) N^3, per call 2C N^3/3 refactoring when streamed, and
+      // (2C + 3) products of an N x N operator with C vectors per row.
+      const bool keep = KeepClassFactors(n_in, c_in, factor_capacity_bytes);
+      factors = static_cast<double>(LinearizedFactorBytes(n_in, c_in, keep)) / 8 + n * n;
+      kernels = 0;
+      per_point = (5 * c + 3) * n;
+      flops = (c + 1.0 / 3) * n * n * n + (keep ? 0 : 2 * c * n * n * n / 3) +
+              rows * (2 * c + 3) * 2 * n * n * c;
       break;
     }
     case DistributionMethod::kMonteCarlo: {
@@ -101,7 +120,6 @@ Cost DistributionCost(DistributionMethod requested, Regime regime, int64_t rows_
       break;
     }
   }
-  const double kernels = 2 * n * n;
   const double batch_work = std::min(rows, std::max(1.0, kBlockDoubles / per_point)) * per_point;
   // Each point keeps two C x C covariances, two C-vectors and its scalars.
   const double result = rows * (2 * c * c + 2 * c + 4);

@@ -40,12 +40,21 @@ Cost PredictCost(int64_t rows, int64_t n, int64_t d, int64_t c);
 // Bytes of the PredictResponse (probabilities and logits as doubles, labels).
 int64_t PredictResponseBytes(int64_t rows, int64_t c);
 
+// The bytes a method's cached factor may take for a call with `options`:
+// the smaller of options.max_cache_bytes and the budget of options.cache's
+// cache (when it has one). LINEARIZED / LAPLACE_POSTERIOR keep their
+// per-class factors when they fit in it (KeepClassFactors,
+// core/distribution/linearized_solver.h).
+int64_t DistributionFactorCapacity(const DistributionOptions& options);
+
 // FittedModel::PredictDistribution (docs/model-contract.md
 // "4. PredictDistribution") of `rows` queries: the method's factors, one
 // query batch's work, and the rows * C^2 covariances of the result.
-// num_samples: 0 for the method's default.
+// num_samples: 0 for the method's default. factor_capacity_bytes:
+// DistributionFactorCapacity of the call (LINEARIZED's storage choice).
 Cost DistributionCost(DistributionMethod method, Regime regime, int64_t rows, int64_t n,
-                      int64_t d, int64_t c, int64_t num_samples);
+                      int64_t d, int64_t c, int64_t num_samples,
+                      int64_t factor_capacity_bytes);
 // Bytes of the PredictDistributionResponse (two C x C covariances, two
 // C-vectors and four scalars per point).
 int64_t DistributionResponseBytes(int64_t rows, int64_t c);

@@ -15,62 +15,107 @@
 
 namespace ntk {
 
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "the block copies below write the little-endian format as memory");
+
 namespace {
 
-std::array<uint32_t, 256> MakeCrcTable() {
-  std::array<uint32_t, 256> t{};
+// Slicing-by-8 tables: t[0] is the byte-wise table of the reflected
+// polynomial 0x82F63B78; t[k][b] advances t[k-1][b] by one more zero byte.
+using CrcTables = std::array<std::array<uint32_t, 256>, 8>;
+CrcTables MakeCrcTables() {
+  CrcTables t{};
   for (uint32_t i = 0; i < 256; ++i) {
     uint32_t c = i;
     for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-    t[i] = c;
+    t[0][i] = c;
+  }
+  for (uint32_t i = 0; i < 256; ++i) {
+    for (int k = 1; k < 8; ++k) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF];
   }
   return t;
 }
 
+// Portable: 8 bytes per step (slicing-by-8), then byte-wise.
+uint32_t Crc32cSlicing(const unsigned char* p, size_t n, uint32_t crc) {
+  static const CrcTables t = MakeCrcTables();
+  for (; n >= 8; n -= 8, p += 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    v ^= crc;
+    crc = t[7][v & 0xFF] ^ t[6][(v >> 8) & 0xFF] ^ t[5][(v >> 16) & 0xFF] ^
+          t[4][(v >> 24) & 0xFF] ^ t[3][(v >> 32) & 0xFF] ^ t[2][(v >> 40) & 0xFF] ^
+          t[1][(v >> 48) & 0xFF] ^ t[0][v >> 56];
+  }
+  for (; n > 0; --n, ++p) crc = t[0][(crc ^ *p) & 0xFF] ^ (crc >> 8);
+  return crc;
+}
+
+#if defined(__x86_64__)
+// SSE4.2's crc32 instruction computes exactly this CRC (Castagnoli).
+__attribute__((target("sse4.2"))) uint32_t Crc32cHardware(const unsigned char* p, size_t n,
+                                                          uint32_t crc) {
+  uint64_t c = crc;
+  for (; n >= 8; n -= 8, p += 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+  }
+  uint32_t c32 = static_cast<uint32_t>(c);
+  for (; n > 0; --n, ++p) c32 = __builtin_ia32_crc32qi(c32, *p);
+  return c32;
+}
+#endif
+
 }  // namespace
 
 uint32_t Crc32c(const void* data, size_t n, uint32_t crc) {
-  static const std::array<uint32_t, 256> table = MakeCrcTable();
   const auto* p = static_cast<const unsigned char*>(data);
-  crc = ~crc;
-  for (size_t i = 0; i < n; ++i) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-  return ~crc;
+#if defined(__x86_64__)
+  static const bool hardware = __builtin_cpu_supports("sse4.2");
+  if (hardware) return ~Crc32cHardware(p, n, ~crc);
+#endif
+  return ~Crc32cSlicing(p, n, ~crc);
 }
+
+namespace internal {
+uint32_t Crc32cPortableForTesting(const void* data, size_t n, uint32_t crc) {
+  return ~Crc32cSlicing(static_cast<const unsigned char*>(data), n, ~crc);
+}
+}  // namespace internal
 
 namespace {
 
 using Eigen::Index;
 using Eigen::MatrixXd;
 
+using RowMajorMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Integers and doubles are written as their little-endian memory (see the
+// static_assert above): one append per value, one per matrix.
 class Writer {
  public:
   void U8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
-  void U32(uint32_t v) {
-    for (int i = 0; i < 4; ++i) U8(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  void U64(uint64_t v) {
-    for (int i = 0; i < 8; ++i) U8(static_cast<uint8_t>(v >> (8 * i)));
-  }
+  void U32(uint32_t v) { Raw(&v, 4); }
+  void U64(uint64_t v) { Raw(&v, 8); }
+  void Raw(const void* p, size_t n) { out_.append(static_cast<const char*>(p), n); }
   void I32(int32_t v) { U32(static_cast<uint32_t>(v)); }
   void I64(int64_t v) { U64(static_cast<uint64_t>(v)); }
-  void F64(double v) {
-    uint64_t bits;
-    std::memcpy(&bits, &v, 8);
-    U64(bits);
-  }
+  void F64(double v) { Raw(&v, 8); }
   void Str(const std::string& s) {
     U32(static_cast<uint32_t>(s.size()));
     out_.append(s);
   }
   void Vec(const Eigen::RowVectorXd& v) {
     U64(static_cast<uint64_t>(v.size()));
-    for (Index i = 0; i < v.size(); ++i) F64(v(i));
+    Raw(v.data(), 8 * static_cast<size_t>(v.size()));
   }
+  // Row-major (the format's order): one transposing copy, one append.
   void Mat(const MatrixXd& m) {
     U64(static_cast<uint64_t>(m.rows()));
     U64(static_cast<uint64_t>(m.cols()));
-    for (Index i = 0; i < m.rows(); ++i)
-      for (Index j = 0; j < m.cols(); ++j) F64(m(i, j));
+    const RowMajorMatrix rm = m;
+    Raw(rm.data(), 8 * static_cast<size_t>(rm.size()));
   }
   std::string& bytes() { return out_; }
 
@@ -89,20 +134,25 @@ class Reader {
   }
   uint32_t U32() {
     uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(U8()) << (8 * i);
+    Raw(&v, 4);
     return v;
   }
   uint64_t U64() {
     uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(U8()) << (8 * i);
+    Raw(&v, 8);
     return v;
+  }
+  // Copies n bytes out (zeros and !ok() when fewer are left).
+  void Raw(void* out, size_t n) {
+    if (!Need(n)) return;
+    std::memcpy(out, p_, n);
+    p_ += n;
   }
   int32_t I32() { return static_cast<int32_t>(U32()); }
   int64_t I64() { return static_cast<int64_t>(U64()); }
   double F64() {
-    const uint64_t bits = U64();
-    double v;
-    std::memcpy(&v, &bits, 8);
+    double v = 0;
+    Raw(&v, 8);
     return v;
   }
   std::string Str() {
@@ -119,7 +169,7 @@ class Reader {
       return {};
     }
     Eigen::RowVectorXd v(static_cast<Index>(n));
-    for (Index i = 0; i < v.size(); ++i) v(i) = F64();
+    Raw(v.data(), 8 * n);
     return v;
   }
   MatrixXd Mat() {
@@ -135,9 +185,8 @@ class Reader {
       ok_ = false;
       return {};
     }
-    MatrixXd m(static_cast<Index>(rows), static_cast<Index>(cols));
-    for (Index i = 0; i < m.rows(); ++i)
-      for (Index j = 0; j < m.cols(); ++j) m(i, j) = F64();
+    RowMajorMatrix m(static_cast<Index>(rows), static_cast<Index>(cols));
+    Raw(m.data(), 8 * static_cast<size_t>(m.size()));
     return m;
   }
 
@@ -176,6 +225,16 @@ std::string FittedModel::Serialize() const {
   const State& s = *state_;
   Writer w;
   const ModelSpec& spec = s.problem.spec;
+  // Header (length patched below), payload, CRC in one buffer.
+  w.bytes().reserve(kModelHeaderBytes + 4 + 256 +
+                    8 * static_cast<size_t>(s.x_train.size() + s.problem.targets.size() +
+                                            s.initial_train_outputs.size() +
+                                            s.train_logits.size() + s.dual.size() +
+                                            s.preprocessor.mean.size() +
+                                            s.preprocessor.scale.size()));
+  w.Raw(kModelMagic, 8);
+  w.U32(kModelFormatVersion);
+  w.U64(0);
   w.U32(static_cast<uint32_t>(spec.kernel.activation));
   w.I32(spec.kernel.depth);
   w.F64(spec.kernel.weight_variance);
@@ -209,17 +268,11 @@ std::string FittedModel::Serialize() const {
   w.F64(s.stats.jitter);
   w.F64(s.stats.condition_estimate);
   w.I64(s.created_unix_ms);
-  const std::string payload = std::move(w.bytes());
-
-  Writer out;
-  std::string& bytes = out.bytes();
-  bytes.reserve(kModelHeaderBytes + payload.size() + 4);
-  bytes.append(kModelMagic, 8);
-  out.U32(kModelFormatVersion);
-  out.U64(payload.size());
-  bytes.append(payload);
-  out.U32(Crc32c(bytes.data(), bytes.size()));
-  return bytes;
+  std::string& bytes = w.bytes();
+  const uint64_t payload = bytes.size() - kModelHeaderBytes;
+  std::memcpy(&bytes[12], &payload, 8);
+  w.U32(Crc32c(bytes.data(), bytes.size()));
+  return std::move(bytes);
 }
 
 absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(

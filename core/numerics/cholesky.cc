@@ -10,14 +10,15 @@ namespace ntk {
 using Eigen::Index;
 
 absl::Status CholeskyLowerInPlace(Eigen::MatrixXd* a_ptr,
-                                  const std::function<bool()>& keep_going) {
+                                  const std::function<bool()>& keep_going,
+                                  Index block) {
   Eigen::MatrixXd& a = *a_ptr;
   const Index n = a.rows();
-  for (Index k = 0; k < n; k += kCholeskyBlock) {
+  for (Index k = 0; k < n; k += block) {
     if (keep_going && !keep_going()) {
       return absl::CancelledError("Cholesky factorization cancelled");
     }
-    const Index b = std::min(kCholeskyBlock, n - k);
+    const Index b = std::min(block, n - k);
     const Index rest = n - k - b;
     Eigen::Ref<Eigen::MatrixXd> a11 = a.block(k, k, b, b);
     Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(a11);  // dpotrf, in place

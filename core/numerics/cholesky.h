@@ -34,8 +34,11 @@ inline constexpr Eigen::Index kCholeskyBlock = 512;
 // triangle is zero. FAILED_PRECONDITION when A is not (numerically) positive
 // definite, CANCELLED when keep_going (may be empty) returns false; on
 // either error `a` holds partial work (callers start again from A).
+// `block` (>= 1): columns per step; a smaller one checks keep_going more
+// often (the same block gives the same bits).
 absl::Status CholeskyLowerInPlace(Eigen::MatrixXd* a,
-                                  const std::function<bool()>& keep_going = {});
+                                  const std::function<bool()>& keep_going = {},
+                                  Eigen::Index block = kCholeskyBlock);
 
 }  // namespace ntk
 

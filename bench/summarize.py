@@ -69,6 +69,16 @@ def bench_section(d, name, lines, write_body):
     lines.extend(f"- ERROR {e}" for e in bench_errors(doc))
 
 
+def step_section(d, step, title, lines, write_body):
+    """A section from d/<step>.json: write_body(doc) when the step wrote it,
+    a FAILED heading when only its log d/<step>.log is there, else nothing."""
+    doc = load(os.path.join(d, step + ".json"))
+    if doc:
+        write_body(doc)
+    elif os.path.exists(os.path.join(d, step + ".log")):
+        lines.extend([f"## {title}: FAILED (see {step}.log)", ""])
+
+
 def bench_errors(doc):
     if not doc:
         return []
@@ -257,8 +267,7 @@ def main():
     bench_section(d, "distribution.json", lines, distribution_section)
 
     # ---- 5. memory ----
-    mem = load(os.path.join(d, "memory.json"))
-    if mem:
+    def memory_section(mem):
         n = mem["n"]
         r = mem["peak_over_matrix"]
         w(f"## 5. Peak memory of Fit (N = {n}, d = {mem['d']}, C = {mem['classes']}, "
@@ -270,9 +279,7 @@ def main():
           f"{mem['fit_increase_over_matrix']:.2f}x | {mem['fit_seconds']:.1f} s | <= 4x: {verdict(r <= 4)} |")
         w("")
         targets.append((f"Fit peak RSS / (N^2 * 8 B), N = {n}", f"{r:.2f}x", "<= 4x", r <= 4))
-    elif os.path.exists(os.path.join(d, "memory.log")):
-        w("## 5. Peak memory of Fit: FAILED (see memory.log)")
-        w("")
+    step_section(d, "memory", "5. Peak memory of Fit", lines, memory_section)
 
     # ---- 6. load ----
     load_cells = load(os.path.join(d, "loadgen.json"))
@@ -302,8 +309,7 @@ def main():
     # ---- 7. issue 10's targets (bench/targets.py, bench/e2e_vs_numpy.py) ----
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import issue10_tables
-    tres = load(os.path.join(d, "targets.json"))
-    if tres:
+    def targets_section(tres):
         w("## 7. Uncertainty at speed (issue 10): targets")
         w("")
         w("Through ntk_server over gRPC from Python (client wall times), Fashion-MNIST, "
@@ -311,9 +317,7 @@ def main():
         w("")
         w(issue10_tables.table(tres))
         w("")
-    elif os.path.exists(os.path.join(d, "targets.log")):
-        w("## 7. Uncertainty at speed (issue 10): FAILED (see targets.log)")
-        w("")
+    step_section(d, "targets", "7. Uncertainty at speed (issue 10)", lines, targets_section)
     e2e = load(os.path.join(d, "e2e.json"))
     if e2e:
         w("### End to end vs the NumPy reference (bench/e2e_vs_numpy.py)")

@@ -197,8 +197,11 @@ absl::Status FormA(const LinearizedFactor& f, const MatrixXd& v, Steps& steps, i
   return absl::OkStatus();
 }
 
-absl::Status CheckQueries(const LinearizedFactor& f, const MatrixXd& theta_xq,
-                          const MatrixXd* nngp_xq, Index diag_size, const char* diag_name) {
+// The m query covariances (C x C zeros) after checking the queries' shapes.
+absl::StatusOr<std::vector<MatrixXd>> QueryCovariances(const LinearizedFactor& f,
+                                                       const MatrixXd& theta_xq,
+                                                       const MatrixXd* nngp_xq, Index diag_size,
+                                                       const char* diag_name) {
   const Index n = f.num_train(), m = theta_xq.cols();
   if (theta_xq.rows() != n) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -213,7 +216,7 @@ absl::Status CheckQueries(const LinearizedFactor& f, const MatrixXd& theta_xq,
     return absl::InvalidArgumentError(absl::StrFormat(
         "linearized: %s must have %d entries, got %d", diag_name, m, diag_size));
   }
-  return absl::OkStatus();
+  return std::vector<MatrixXd>(m, MatrixXd::Zero(f.num_classes(), f.num_classes()));
 }
 
 double ColDot(const MatrixXd& a, Index i, const MatrixXd& b, Index j) {
@@ -305,14 +308,12 @@ absl::StatusOr<std::vector<MatrixXd>> ApplyLinearized(const LinearizedFactor& f,
                                                       const MatrixXd& nngp_xq,
                                                       const VectorXd& nngp_qq,
                                                       const ProgressFn& progress) {
-  if (absl::Status st = CheckQueries(f, theta_xq, &nngp_xq, nngp_qq.size(), "nngp_qq");
-      !st.ok()) {
-    return st;
-  }
+  absl::StatusOr<std::vector<MatrixXd>> checked =
+      QueryCovariances(f, theta_xq, &nngp_xq, nngp_qq.size(), "nngp_qq");
+  if (!checked.ok() || checked->empty()) return checked;
+  std::vector<MatrixXd>& cov = *checked;
   const Index cc = f.num_classes();
   const Index m = theta_xq.cols();
-  std::vector<MatrixXd> cov(m, MatrixXd::Zero(cc, cc));
-  if (m == 0) return cov;
   const MatrixXd& packed = A::packed(f);
   const MatrixXd& chol_m = A::chol_m(f);
   Steps steps(progress, "linearized: apply");
@@ -366,21 +367,19 @@ absl::StatusOr<std::vector<MatrixXd>> ApplyLinearized(const LinearizedFactor& f,
     });
   }
   trap.Rethrow();
-  return cov;
+  return checked;
 }
 
 absl::StatusOr<std::vector<MatrixXd>> ApplyLaplace(const LinearizedFactor& f,
                                                    const MatrixXd& theta_xq,
                                                    const VectorXd& theta_qq,
                                                    const ProgressFn& progress) {
-  if (absl::Status st = CheckQueries(f, theta_xq, nullptr, theta_qq.size(), "theta_qq");
-      !st.ok()) {
-    return st;
-  }
+  absl::StatusOr<std::vector<MatrixXd>> checked =
+      QueryCovariances(f, theta_xq, nullptr, theta_qq.size(), "theta_qq");
+  if (!checked.ok() || checked->empty()) return checked;
+  std::vector<MatrixXd>& cov = *checked;
   const Index cc = f.num_classes();
   const Index m = theta_xq.cols();
-  std::vector<MatrixXd> cov(m, MatrixXd::Zero(cc, cc));
-  if (m == 0) return cov;
   Steps steps(progress, "linearized: apply");
   const double lambda = A::lambda(f);
   const MatrixXd v = theta_xq / lambda;
@@ -400,7 +399,7 @@ absl::StatusOr<std::vector<MatrixXd>> ApplyLaplace(const LinearizedFactor& f,
       }
     }
   }
-  return cov;
+  return checked;
 }
 
 }  // namespace ntk

@@ -67,9 +67,11 @@ absl::Status RunFit(const ServerOptions& options, ModelRegistry* registry, Memor
   absl::StatusOr<ModelSpec> spec =
       ModelSpecFromProto(job.spec != nullptr ? *job.spec : kEmptySpec, options);
   if (!spec.ok()) return spec.status();
-  const Cost cost = FitCostUpperBound(job.data.features.rows(), job.data.features.cols(),
-                                      ClassesOf(*spec, job.data),
-                                      spec->training.loss == Loss::kSquared);
+  const int64_t rows = job.data.features.rows();
+  const Cost cost = FitCostUpperBound(
+      rows, job.data.features.cols(), ClassesOf(*spec, job.data),
+      spec->training.loss == Loss::kSquared,
+      spec->nystrom() && rows > 0 ? ResolveNumCenters(spec->approximation.num_centers, rows) : 0);
   absl::StatusOr<MemoryBudget::Reservation> reserved =
       budget->Reserve(cost.bytes, call.log().method);
   if (!reserved.ok()) return reserved.status();

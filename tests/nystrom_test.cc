@@ -1,5 +1,5 @@
 // Tests of Nystrom models (core/nystrom/, docs/model-contract.md
-// "5. Nystrom models") through FittedModel: with m = N centers (every
+// "6. Nystrom models") through FittedModel: with m = N centers (every
 // training point) the model equals the exact one in every regime; with
 // m < N it solves the documented equations (checked against kernels and
 // solves computed independently here); seeds, clipping, bad input,

@@ -322,7 +322,7 @@ absl::StatusOr<DistributionResult> FittedModel::PredictDistribution(
   const State& s = *state_;
   if (absl::Status st = CheckQueries(features, s.num_features()); !st.ok()) return st;
   if (s.is_nystrom()) {
-    // docs/model-contract.md "5. Nystrom models": no method is derived for
+    // docs/model-contract.md "6. Nystrom models": no method is derived for
     // the Nystrom kernels yet; refuse rather than answer with the exact
     // model's formulas on a model that keeps no training set.
     return absl::UnimplementedError(absl::StrCat(

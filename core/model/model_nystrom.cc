@@ -1,5 +1,5 @@
 // ntk/core/model/model_nystrom.cc: FitNystrom (model_state.h), the Nystrom
-// branch of FittedModel::Fit (docs/model-contract.md "5. Nystrom models").
+// branch of FittedModel::Fit (docs/model-contract.md "6. Nystrom models").
 #include <utility>
 #include <vector>
 

@@ -42,7 +42,7 @@ struct FittedModel::State {
   int64_t created_unix_ms = 0;
 
   // Nystrom models (problem.spec.nystrom()), docs/model-contract.md
-  // "5. Nystrom models": f(x) = f0(x) + Theta(x, Z) beta. They keep no
+  // "6. Nystrom models": f(x) = f0(x) + Theta(x, Z) beta. They keep no
   // training set: x_train, x_train_sq_norms, problem.targets,
   // initial_train_outputs, train_logits and dual are empty (O(m^2 + m d)
   // in memory and on disk).

@@ -35,7 +35,7 @@
 // Version 2 (Nystrom models only; exact models are still written as
 // version 1): the version-1 payload with x_train, targets,
 // initial_train_outputs, train_logits and dual all 0 x 0 (a Nystrom model
-// keeps no training set, docs/model-contract.md "5. Nystrom models"), then
+// keeps no training set, docs/model-contract.md "6. Nystrom models"), then
 //   u32 approximation kind (2 = NYSTROM), i32 num_centers m, u64 seed,
 //   i64 num_train N, mat centers (m x d, preprocessed), mat beta (m x C)
 // The reader also checks that the shapes agree with each other and that

@@ -1,5 +1,5 @@
 // ntk/core/nystrom/centers.h: the centers of a Nystrom model
-// (docs/model-contract.md "5. Nystrom models"): m of the N training rows,
+// (docs/model-contract.md "6. Nystrom models"): m of the N training rows,
 // drawn uniformly without replacement from a seed.
 //
 //   std::vector<Eigen::Index> rows = SelectCenters(n, m, seed);

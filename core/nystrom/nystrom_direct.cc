@@ -1,6 +1,6 @@
 // ntk/core/nystrom/nystrom_direct.cc: ComputeNystromKernels, SolveNystrom's
 // dispatch and the 2b / 2c normal equations of docs/model-contract.md
-// "5. Nystrom models" (nystrom_solve.h).
+// "6. Nystrom models" (nystrom_solve.h).
 #include <algorithm>
 #include <cmath>
 #include <limits>

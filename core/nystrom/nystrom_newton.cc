@@ -1,7 +1,7 @@
 // ntk/core/nystrom/nystrom_newton.cc: the 2a solver of a Nystrom model,
 // Newton's method with FALKON-preconditioned conjugate gradients in the
 // m x C parametrization beta (nystrom_solve.h; docs/model-contract.md
-// "5. Nystrom models"). Written from the papers cited there; the
+// "6. Nystrom models"). Written from the papers cited there; the
 // preconditioner follows FALKON's construction with the per-point
 // curvature W_i of the cross-entropy replaced by its mean.
 #include <algorithm>

@@ -1,5 +1,5 @@
 // ntk/core/nystrom/nystrom_solve.h: training a Nystrom model
-// (docs/model-contract.md "5. Nystrom models"): the kernels between the
+// (docs/model-contract.md "6. Nystrom models"): the kernels between the
 // training rows and the centers, and the one entry point SolveNystrom that
 // dispatches on the regime DecideTrainingProblem decided (problem.h).
 //

@@ -65,7 +65,7 @@ absl::StatusOr<TrainingProblem> DecideTrainingProblem(const ModelSpec& spec,
   // ---- kernel ----
   if (absl::Status s = ValidateKernelSpec(spec.kernel); !s.ok()) return s;
 
-  // ---- approximation (docs/model-contract.md "5. Nystrom models") ----
+  // ---- approximation (docs/model-contract.md "6. Nystrom models") ----
   const ApproximationSpec& ap = spec.approximation;
   if (ap.kind != ApproximationKind::kExactKernel && ap.kind != ApproximationKind::kNystrom) {
     return absl::InvalidArgumentError(absl::StrCat(

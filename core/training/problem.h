@@ -73,7 +73,7 @@ struct TrainingProblem {
 absl::StatusOr<TrainingProblem> DecideTrainingProblem(const ModelSpec& spec,
                                                       const TrainingData& data);
 
-// docs/model-contract.md "5. Nystrom models": the default number of
+// docs/model-contract.md "6. Nystrom models": the default number of
 // centers, min(N, ceil(kCentersPerSqrtN * sqrt(N)) clamped to
 // [kMinDefaultCenters, kMaxDefaultCenters]) -- all points up to N = 256,
 // then growing like sqrt(N) (N = 5000: 1132, 60000: 3920), capped so that

@@ -39,7 +39,7 @@ struct PreprocessingSpec {
   bool normalize_rows = false;  // then scale each row to L2 norm sqrt(d)
 };
 
-// docs/model-contract.md "5. Nystrom models": the exact kernel, or the
+// docs/model-contract.md "6. Nystrom models": the exact kernel, or the
 // Nystrom approximation with m centers drawn uniformly (seeded) from the
 // training rows.
 enum class ApproximationKind { kExactKernel = 1, kNystrom = 2 };

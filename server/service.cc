@@ -29,11 +29,19 @@ absl::StatusOr<std::shared_ptr<const ModelEntry>> NtkServiceImpl::FindModel(
   return entry;
 }
 
+namespace {
+// The rows Predict's cross kernels run against: N training rows, or the m
+// centers of a Nystrom model (docs/model-contract.md "6. Nystrom models").
+int64_t KernelRows(const FittedModelInfo& info) {
+  return info.spec.nystrom() ? info.spec.approximation.num_centers : info.num_train;
+}
+}  // namespace
+
 Where NtkServiceImpl::PredictPlace(const v1::PredictRequest& request) const {
   std::shared_ptr<const ModelEntry> entry = registry_->Get(request.model_id());
   if (entry == nullptr) return Where::kInline;  // answered at once (NOT_FOUND, ...)
   const FittedModelInfo info = entry->model->Info();
-  const double work = static_cast<double>(request.features().rows()) * info.num_train *
+  const double work = static_cast<double>(request.features().rows()) * KernelRows(info) *
                       (static_cast<double>(request.features().cols()) + info.num_classes);
   return work <= options_.inline_predict_max_work ? Where::kInline : Where::kCompute;
 }
@@ -75,7 +83,7 @@ grpc::ServerUnaryReactor* NtkServiceImpl::Predict(grpc::CallbackServerContext* c
         absl::StatusOr<MemoryBudget::Reservation> reserved = AdmitRequest(
             runner_.memory_budget(), options_, "Predict",
             PredictResponseBytes(rows, info.num_classes),
-            PredictCost(rows, info.num_train, info.num_features, info.num_classes).bytes);
+            PredictCost(rows, KernelRows(info), info.num_features, info.num_classes).bytes);
         if (!reserved.ok()) return reserved.status();
         absl::StatusOr<Prediction> p = (*entry)->model->Predict(*x);
         if (!p.ok()) return p.status();
@@ -102,7 +110,7 @@ grpc::ServerUnaryReactor* NtkServiceImpl::PredictDistribution(
         absl::StatusOr<MemoryBudget::Reservation> reserved = AdmitRequest(
             runner_.memory_budget(), options_, "PredictDistribution",
             DistributionResponseBytes(rows, info.num_classes),
-            DistributionCost(opts->method, info.regime, rows, info.num_train, info.num_features,
+            DistributionCost(opts->method, info.regime, rows, KernelRows(info), info.num_features,
                              info.num_classes, opts->num_samples)
                 .bytes);
         if (!reserved.ok()) return reserved.status();

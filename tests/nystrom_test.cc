@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "core/kernels/kernel.h"
+#include "core/model/cost.h"
 #include "core/model/model.h"
 #include "core/model/model_state.h"
 #include "core/nystrom/centers.h"
@@ -230,6 +231,22 @@ TEST(NystromTest, DefaultNumCentersGrowsWithN) {
   EXPECT_EQ(DefaultNumCenters(60000), 3920);  // ceil(16 sqrt(60000))
   EXPECT_EQ(DefaultNumCenters(int64_t{1} << 40), kMaxDefaultCenters);
   EXPECT_EQ(ResolveNumCenters(500, 300), 300);
+}
+
+// The admission estimate (core/model/cost.h) of a Nystrom fit holds
+// Theta_nm (8 N m bytes) but never an N x N matrix: the full
+// Fashion-MNIST fit (N = 60000, d = 784, C = 10, default m) must be
+// estimated under its 12 GiB target, while the exact fit needs > 2 N^2
+// doubles (57 GB).
+TEST(NystromTest, FitCostCountsNTimesMNotNSquared) {
+  const int64_t n = 60000, d = 784, c = 10, m = DefaultNumCenters(n);
+  for (const bool squared : {false, true}) {
+    const Cost ny = FitCostUpperBound(n, d, c, squared, m);
+    const Cost exact = FitCostUpperBound(n, d, c, squared);
+    EXPECT_GE(ny.bytes, 8 * n * m);
+    EXPECT_LT(ny.bytes, int64_t{12} << 30);
+    EXPECT_GT(exact.bytes, 16 * n * n);
+  }
 }
 
 TEST(NystromTest, BadApproximationIsInvalidArgumentNamingTheField) {

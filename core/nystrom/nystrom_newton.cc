@@ -38,8 +38,8 @@ class FalkonPreconditioner {
     for (double jitter = 0;; jitter = jitter == 0 ? policy.relative * scale : 10 * jitter) {
       l_ = theta_mm;
       l_.diagonal().array() += jitter;
-      const absl::Status st =
-          CholeskyLowerInPlace(&l_, [&] { return ReportProgress(progress, 0.0, "preconditioner"); });
+      const absl::Status st = CholeskyLowerInPlace(
+          &l_, [&] { return ReportProgress(progress, 0.0, "preconditioner"); });
       if (st.ok()) break;
       if (st.code() == absl::StatusCode::kCancelled) return st;
       if (jitter > policy.max_relative * scale) {

@@ -6,6 +6,8 @@
 #   --quick          small sizes, about 5 minutes: checks that everything runs
 #   --big            adds N = 10000 to GEMM/Cholesky and 2 repetitions of Fit
 #   --only=LIST      comma list of: linalg,fit,predict,distribution,memory,load,other,
+#                    nystrom (issue 12's exact vs Nystrom table, bench/nystrom_fashion.py;
+#                    not in the default list: hours at N = 60000),
 #                    targets (issue 10's table: bench/e2e_vs_numpy.py + bench/targets.py;
 #                    not in the default list; ~15 min on an idle machine at today's speed,
 #                    hours when the machine is shared; --quick: ~2-3 min),
@@ -209,6 +211,14 @@ if want targets; then
     --n_load="${NTK_BENCH_T_LOAD_N:-$T_LOAD}" --probes="$T_PROBES" \
     --server_args="${NTK_BENCH_T_SERVER_ARGS:-}" \
     --e2e_json="$RES/e2e.json" --json_out="$RES/targets.json"
+fi
+
+# ---- issue 12: exact vs Nystrom scaling on Fashion-MNIST (hours at N = 60000) ----
+if want nystrom; then
+  step nystrom 21600 /usr/bin/python3 -B "$HERE/nystrom_fashion.py" "$BUILD" \
+    --ns="${NTK_BENCH_NYSTROM_NS:-5000,10000,20000,60000}" \
+    --exact_max_n="${NTK_BENCH_NYSTROM_EXACT_MAX_N:-20000}" \
+    --json_out="$RES/nystrom.json"
 fi
 
 # ---- other benchmarks (e.g. kernel_bench) with their defaults ----

@@ -50,6 +50,22 @@ absl::Status RequirePresent(const v1::Matrix& m, absl::string_view field) {
   return absl::OkStatus();
 }
 
+// --max_train_rows for exact models, --max_nystrom_train_rows for Nystrom
+// ones (docs/model-contract.md "6. Nystrom models"); an exact fit over its
+// limit is told about NYSTROM.
+absl::Status CheckTrainRows(absl::string_view field, uint64_t rows, const v1::ModelSpec& spec,
+                            const ServerOptions& limits) {
+  if (spec.approximation().kind() == v1::Approximation::NYSTROM) {
+    return CheckLimit(field, rows, limits.max_nystrom_train_rows, "max_nystrom_train_rows");
+  }
+  absl::Status s = CheckLimit(field, rows, limits.max_train_rows, "max_train_rows");
+  if (s.ok()) return s;
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "%s (the exact kernel's limit: for more rows set spec.approximation.kind = NYSTROM, "
+      "up to --max_nystrom_train_rows = %d)",
+      s.message(), limits.max_nystrom_train_rows));
+}
+
 bool IsEmptyMatrix(const v1::Matrix& m) {
   return m.rows() == 0 && m.cols() == 0 && m.values_size() == 0 && m.data().empty();
 }
@@ -126,36 +142,40 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& p, const Serve
   }
   s.num_classes = static_cast<int>(p.num_classes());
   s.class_names.assign(p.class_names().begin(), p.class_names().end());
-  if (p.approximation().kind() == v1::Approximation::NYSTROM) {
-    return absl::UnimplementedError("spec.approximation.kind: NYSTROM is not implemented yet");
+  const v1::Approximation& a = p.approximation();
+  if (!v1::Approximation::Kind_IsValid(a.kind())) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("spec.approximation.kind: unknown value %d", static_cast<int>(a.kind())));
   }
-  if (!v1::Approximation::Kind_IsValid(p.approximation().kind())) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "spec.approximation.kind: unknown value %d", static_cast<int>(p.approximation().kind())));
+  if (a.kind() == v1::Approximation::NYSTROM) {
+    s.approximation.kind = ApproximationKind::kNystrom;
+    // uint32 -> int without wrapping; core clips m to N.
+    s.approximation.num_centers = static_cast<int>(
+        std::min<uint32_t>(a.num_centers(), std::numeric_limits<int>::max()));
+    s.approximation.seed = a.seed();
   }
   return s;
 }
 
-absl::Status CheckTrainingShape(uint64_t rows, uint64_t cols, const ServerOptions& limits) {
-  if (absl::Status s = CheckLimit("features.rows", rows, limits.max_train_rows, "max_train_rows");
-      !s.ok()) {
+absl::Status CheckTrainingShape(uint64_t rows, uint64_t cols, const v1::ModelSpec& spec,
+                                const ServerOptions& limits) {
+  if (absl::Status s = CheckTrainRows("features.rows", rows, spec, limits); !s.ok()) {
     return s;
   }
   return CheckLimit("features.cols", cols, limits.max_features, "max_features");
 }
 
-absl::Status CheckTargetsShape(uint64_t rows, uint64_t cols, const ServerOptions& limits) {
-  if (absl::Status s = CheckLimit("targets.rows", rows, limits.max_train_rows, "max_train_rows");
-      !s.ok()) {
+absl::Status CheckTargetsShape(uint64_t rows, uint64_t cols, const v1::ModelSpec& spec,
+                               const ServerOptions& limits) {
+  if (absl::Status s = CheckTrainRows("targets.rows", rows, spec, limits); !s.ok()) {
     return s;
   }
   return CheckLimit("targets.cols", cols, limits.max_classes, "max_classes");
 }
 
 absl::Status CheckLabelLimits(absl::Span<const int32_t> labels, size_t labels_before,
-                              const ServerOptions& limits) {
-  if (absl::Status s = CheckLimit("labels", labels_before + labels.size(),
-                                  limits.max_train_rows, "max_train_rows");
+                              const v1::ModelSpec& spec, const ServerOptions& limits) {
+  if (absl::Status s = CheckTrainRows("labels", labels_before + labels.size(), spec, limits);
       !s.ok()) {
     return s;
   }
@@ -174,9 +194,10 @@ absl::StatusOr<TrainingData> TrainingDataFromProto(const v1::FitRequest& request
                                                    const ServerOptions& limits) {
   const v1::Matrix& f = request.features();
   const v1::Matrix& t = request.targets();
-  if (absl::Status s = CheckTrainingShape(f.rows(), f.cols(), limits); !s.ok()) return s;
-  if (absl::Status s = CheckTargetsShape(t.rows(), t.cols(), limits); !s.ok()) return s;
-  if (absl::Status s = CheckLabelLimits(request.labels(), 0, limits); !s.ok()) return s;
+  const v1::ModelSpec& spec = request.spec();
+  if (absl::Status s = CheckTrainingShape(f.rows(), f.cols(), spec, limits); !s.ok()) return s;
+  if (absl::Status s = CheckTargetsShape(t.rows(), t.cols(), spec, limits); !s.ok()) return s;
+  if (absl::Status s = CheckLabelLimits(request.labels(), 0, spec, limits); !s.ok()) return s;
   if (absl::Status s = RequirePresent(f, "features"); !s.ok()) return s;
   TrainingData data;
   absl::StatusOr<Eigen::MatrixXd> x = MatrixFromProto(f, "features");
@@ -238,6 +259,13 @@ void ResolvedSpecToProto(const FittedModelInfo& r, v1::ModelSpec* out) {
   out->set_num_classes(static_cast<uint32_t>(r.num_classes));
   out->mutable_class_names()->Clear();
   for (const std::string& n : s.class_names) out->add_class_names(n);
+  if (s.nystrom()) {
+    // The resolved m (the default, or N when more were asked for).
+    v1::Approximation* a = out->mutable_approximation();
+    a->set_kind(v1::Approximation::NYSTROM);
+    a->set_num_centers(static_cast<uint32_t>(s.approximation.num_centers));
+    a->set_seed(s.approximation.seed);
+  }
 }
 
 void ModelInfoToProto(const std::string& id, int64_t created_unix_ms, const FittedModel& model,

@@ -51,11 +51,16 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& spec,
 
 // Limits on training shapes (RESOURCE_EXHAUSTED): features rows/cols,
 // targets rows/cols, label count and label values (a label >= --max_classes
-// implies too many classes). FitStream checks them as its rows accumulate.
-absl::Status CheckTrainingShape(uint64_t rows, uint64_t cols, const ServerOptions& limits);
-absl::Status CheckTargetsShape(uint64_t rows, uint64_t cols, const ServerOptions& limits);
+// implies too many classes). Rows are limited by --max_train_rows for exact
+// models (the message suggests NYSTROM) and --max_nystrom_train_rows when
+// spec.approximation.kind is NYSTROM. FitStream checks them as its rows
+// accumulate.
+absl::Status CheckTrainingShape(uint64_t rows, uint64_t cols, const v1::ModelSpec& spec,
+                                const ServerOptions& limits);
+absl::Status CheckTargetsShape(uint64_t rows, uint64_t cols, const v1::ModelSpec& spec,
+                               const ServerOptions& limits);
 absl::Status CheckLabelLimits(absl::Span<const int32_t> labels, size_t labels_before,
-                              const ServerOptions& limits);
+                              const v1::ModelSpec& spec, const ServerOptions& limits);
 
 // Features, labels and targets of a Fit request: limits, then the matrices'
 // wire facts, then copies into core's types.

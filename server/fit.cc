@@ -152,8 +152,10 @@ absl::Status RunFit(RpcRunner* runner, ModelRegistry* registry, RpcCall& call, F
   const v1::ModelSpec& wire_spec = job.spec != nullptr ? *job.spec : kEmptySpec;
   absl::StatusOr<ModelSpec> spec = ModelSpecFromProto(wire_spec, options);
   if (!spec.ok()) return spec.status();
-  const Cost cost = FitCostUpperBound(rows, job.data.features.cols(), ClassesOf(*spec, job.data),
-                                      spec->training.loss == Loss::kSquared);
+  const Cost cost = FitCostUpperBound(
+      rows, job.data.features.cols(), ClassesOf(*spec, job.data),
+      spec->training.loss == Loss::kSquared,
+      spec->nystrom() && rows > 0 ? ResolveNumCenters(spec->approximation.num_centers, rows) : 0);
   absl::StatusOr<MemoryBudget::Reservation> reserved =
       runner->memory_budget()->Reserve(cost.bytes, call.log().method);
   if (!reserved.ok()) return reserved.status();

@@ -178,16 +178,16 @@ class FitStreamReactor final : public grpc::ServerReadReactor<v1::FitRequest> {
     }
     if (HasMatrix(m.features())) {
       if (absl::Status s = features_.Append("features", m.features(), index); !s.ok()) return s;
-      if (absl::Status s = CheckTrainingShape(features_.rows, features_.cols, limits); !s.ok()) {
+      if (absl::Status s = CheckTrainingShape(features_.rows, features_.cols, spec_, limits); !s.ok()) {
         return s;
       }
     }
     call_.log().rows = static_cast<int64_t>(features_.rows);
-    if (absl::Status s = CheckLabelLimits(m.labels(), labels_.size(), limits); !s.ok()) return s;
+    if (absl::Status s = CheckLabelLimits(m.labels(), labels_.size(), spec_, limits); !s.ok()) return s;
     labels_.insert(labels_.end(), m.labels().begin(), m.labels().end());
     if (HasMatrix(m.targets())) {
       if (absl::Status s = targets_.Append("targets", m.targets(), index); !s.ok()) return s;
-      if (absl::Status s = CheckTargetsShape(targets_.rows, targets_.cols, limits); !s.ok()) {
+      if (absl::Status s = CheckTargetsShape(targets_.rows, targets_.cols, spec_, limits); !s.ok()) {
         return s;
       }
     }

@@ -39,7 +39,10 @@ ABSL_FLAG(int, worker_threads, kDefaults.worker_threads,
 ABSL_FLAG(int, max_message_mb, kDefaults.max_message_mb,
           "largest gRPC message in either direction, MiB");
 ABSL_FLAG(int, max_train_rows, kDefaults.max_train_rows,
-          "most training rows per Fit (RESOURCE_EXHAUSTED above; 0: no limit)");
+          "most training rows per Fit of an exact model (RESOURCE_EXHAUSTED above; 0: no limit)");
+ABSL_FLAG(int, max_nystrom_train_rows, kDefaults.max_nystrom_train_rows,
+          "most training rows per Fit of a Nystrom model (spec.approximation.kind = NYSTROM; "
+          "RESOURCE_EXHAUSTED above; 0: no limit)");
 ABSL_FLAG(int, max_predict_rows, kDefaults.max_predict_rows,
           "most query rows per Predict/PredictDistribution (0: no limit)");
 ABSL_FLAG(int, max_features, kDefaults.max_features,
@@ -132,6 +135,7 @@ absl::StatusOr<ServerOptions> ParseServerFlags(int argc, char** argv) {
   o.worker_threads = absl::GetFlag(FLAGS_worker_threads);
   o.max_message_mb = absl::GetFlag(FLAGS_max_message_mb);
   o.max_train_rows = absl::GetFlag(FLAGS_max_train_rows);
+  o.max_nystrom_train_rows = absl::GetFlag(FLAGS_max_nystrom_train_rows);
   o.max_predict_rows = absl::GetFlag(FLAGS_max_predict_rows);
   o.max_features = absl::GetFlag(FLAGS_max_features);
   o.max_classes = absl::GetFlag(FLAGS_max_classes);

@@ -9,6 +9,15 @@
 #include "server/memory_budget.h"
 
 namespace ntk::server {
+namespace {
+
+// The rows the cross kernels of a query run against: N training rows, or the
+// m centers of a Nystrom model (docs/model-contract.md "6. Nystrom models").
+int64_t KernelRows(const FittedModelInfo& info) {
+  return info.spec.nystrom() ? info.spec.approximation.num_centers : info.num_train;
+}
+
+}  // namespace
 
 absl::StatusOr<std::shared_ptr<const ModelEntry>> Inference::FindModel(
     const std::string& model_id, absl::string_view field) const {
@@ -36,7 +45,7 @@ Where Inference::PredictPlace(const std::string& model_id, int64_t rows, int64_t
   std::shared_ptr<const ModelEntry> entry = registry_->Get(model_id);
   if (entry == nullptr) return Where::kInline;  // answered at once (NOT_FOUND, ...)
   const FittedModelInfo info = entry->model->Info();
-  const double work = static_cast<double>(rows) * info.num_train *
+  const double work = static_cast<double>(rows) * KernelRows(info) *
                       (static_cast<double>(cols) + info.num_classes);
   return work <= options().inline_predict_max_work ? Where::kInline : Where::kCompute;
 }
@@ -47,7 +56,7 @@ absl::StatusOr<Prediction> Inference::Predict(const char* method, const ModelEnt
   const int64_t rows = x.rows();
   absl::StatusOr<MemoryBudget::Reservation> reserved = AdmitRequest(
       runner_->memory_budget(), options(), method, PredictResponseBytes(rows, info.num_classes),
-      PredictCost(rows, info.num_train, info.num_features, info.num_classes).bytes);
+      PredictCost(rows, KernelRows(info), info.num_features, info.num_classes).bytes);
   if (!reserved.ok()) return reserved.status();
   return entry.model->Predict(x);
 }
@@ -61,7 +70,7 @@ absl::StatusOr<DistributionResult> Inference::PredictDistribution(
   absl::StatusOr<MemoryBudget::Reservation> reserved = AdmitRequest(
       runner_->memory_budget(), this->options(), method,
       DistributionResponseBytes(rows, info.num_classes),
-      DistributionCost(options.method, info.regime, rows, info.num_train, info.num_features,
+      DistributionCost(options.method, info.regime, rows, KernelRows(info), info.num_features,
                        info.num_classes, options.num_samples,
                        DistributionFactorCapacity(options))
           .bytes);

@@ -30,7 +30,10 @@ struct ServerOptions {
   int blas_threads = 1;
   int worker_threads = 0;   // pool for PredictDistribution / large Predict / Delete; 0: max(2, cores)
   int max_message_mb = 64;  // gRPC max send/receive message size (MaxMessageBytes)
-  int max_train_rows = 10000;
+  int max_train_rows = 10000;  // exact models (N^2 kernel)
+  // Nystrom models (docs/model-contract.md "6. Nystrom models": N m kernel);
+  // the memory budget is the second guard (core/model/cost.h FitCost).
+  int max_nystrom_train_rows = 100000;
   int max_predict_rows = 100000;
   int max_features = 65536;
   int max_classes = 1000;

@@ -22,7 +22,8 @@ TEST(ServerFlagsTest, HelpListsEveryServerFlag) {
   EXPECT_THAT(text, Not(HasSubstr("No flags matched")));
   for (const char* flag :
        {"--listen", "--model_dir", "--threads", "--blas_threads", "--worker_threads",
-        "--max_message_mb", "--max_train_rows", "--max_predict_rows", "--max_features",
+        "--max_message_mb", "--max_train_rows", "--max_nystrom_train_rows", "--max_predict_rows",
+        "--max_features",
         "--max_classes", "--max_models", "--max_concurrent_fits", "--max_num_samples",
         "--distribution_cache_mb", "--tls_cert", "--tls_key", "--auth_token_file",
         "--shutdown_grace_seconds", "--log_rpcs", "--stream_idle_seconds",

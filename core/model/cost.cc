@@ -25,11 +25,37 @@ constexpr double kTypicalThetaProducts = 200;
 // kBatchWorkDoubles): 32 Mi doubles.
 constexpr double kBlockDoubles = 32.0 * 1024 * 1024;
 
+
+// A Nystrom fit (core/nystrom/nystrom_solve.h, core/model/model_nystrom.cc).
+Cost NystromFitCost(double n, double d, double c, double m, Regime regime) {
+  // Raw and preprocessed features, targets, logits, initial outputs; the
+  // centers; Theta_nm (held once) and one block of the cross kernels being
+  // computed (NNGP + NTK, <= 8 Mi doubles each, nystrom_direct.cc); Theta_mm
+  // with the NNGP of TrainKernels.
+  double doubles = 2 * n * d + 4 * n * c + m * d + n * m + 2 * std::min(n * m, kBlockDoubles / 4) +
+                   2 * m * m;
+  double flops = n * m * d + m * m * d;
+  if (regime == Regime::kRegularizedCE) {
+    // The FALKON factors L, L^T L, R (3 m^2); Hessian blocks (N C^2 + N C);
+    // ~15 N x C and m x C workspaces.
+    doubles += 3 * m * m + n * c * c + n * c + 15 * (n + m) * c;
+    flops += kTypicalThetaProducts * 2 * n * m * c + 20 * m * m * m / 3;
+  } else {
+    // Gram Theta_mn Theta_nm, the factored matrix, the right-hand sides.
+    doubles += 2 * m * m + 4 * n * c;
+    flops += n * m * m + m * m * m / 3;
+  }
+  return Cost{Bytes(doubles), flops};
+}
+
 }  // namespace
 
-Cost FitCost(int64_t n_in, int64_t d_in, int64_t c_in, Regime regime) {
+Cost FitCost(int64_t n_in, int64_t d_in, int64_t c_in, Regime regime, int64_t num_centers) {
   const double n = static_cast<double>(n_in), d = static_cast<double>(d_in),
                c = static_cast<double>(c_in);
+  if (num_centers > 0) {
+    return NystromFitCost(n, d, c, static_cast<double>(std::min(num_centers, n_in)), regime);
+  }
   // Raw and preprocessed features, the NTK and NNGP of the training set
   // (the NNGP is dropped at once, but both exist while computed), targets,
   // logits, dual and initial outputs.
@@ -51,8 +77,10 @@ Cost FitCost(int64_t n_in, int64_t d_in, int64_t c_in, Regime regime) {
   return Cost{Bytes(doubles), flops};
 }
 
-Cost FitCostUpperBound(int64_t n, int64_t d, int64_t c, bool squared_loss) {
-  return FitCost(n, d, c, squared_loss ? Regime::kSquared : Regime::kRegularizedCE);
+Cost FitCostUpperBound(int64_t n, int64_t d, int64_t c, bool squared_loss,
+                       int64_t num_centers) {
+  return FitCost(n, d, c, squared_loss ? Regime::kSquared : Regime::kRegularizedCE,
+                 num_centers);
 }
 
 Cost PredictCost(int64_t rows_in, int64_t n_in, int64_t d_in, int64_t c_in) {

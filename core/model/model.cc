@@ -31,7 +31,9 @@ int64_t FittedModel::MemoryBytes() const {
   const int64_t doubles = s.x_train.size() + s.x_train_sq_norms.size() +
                           s.problem.targets.size() + s.initial_train_outputs.size() +
                           s.train_logits.size() + s.dual.size() +
-                          s.preprocessor.mean.size() + s.preprocessor.scale.size();
+                          s.preprocessor.mean.size() + s.preprocessor.scale.size() +
+                          s.nystrom.centers.size() + s.nystrom.centers_sq_norms.size() +
+                          s.nystrom.beta.size();
   return static_cast<int64_t>(sizeof(FittedModel) + sizeof(State)) + 8 * doubles;
 }
 
@@ -44,8 +46,8 @@ FittedModelInfo FittedModel::Info() const {
   info.lambda = s.problem.lambda;
   info.label_smoothing = s.problem.label_smoothing;
   info.stats = s.stats;
-  info.num_train = static_cast<int>(s.x_train.rows());
-  info.num_features = static_cast<int>(s.x_train.cols());
+  info.num_train = static_cast<int>(s.is_nystrom() ? s.nystrom.num_train : s.x_train.rows());
+  info.num_features = static_cast<int>(s.num_features());
   info.num_classes = s.problem.num_classes;
   info.created_unix_ms = s.created_unix_ms;
   info.memory_bytes = MemoryBytes();
@@ -81,6 +83,22 @@ bool PointIsFinite(const PointDistribution& p) {
          std::isfinite(p.mutual_information);
 }
 
+// The wire name of a DistributionMethod (kUnspecified: "UNSPECIFIED").
+const char* MethodName(DistributionMethod m) {
+  switch (m) {
+    case DistributionMethod::kExact:
+      return "EXACT";
+    case DistributionMethod::kLinearized:
+      return "LINEARIZED";
+    case DistributionMethod::kMonteCarlo:
+      return "MONTE_CARLO";
+    case DistributionMethod::kLaplacePosterior:
+      return "LAPLACE_POSTERIOR";
+    default:
+      return "UNSPECIFIED";
+  }
+}
+
 // Argmax per row (first maximum on ties).
 std::vector<int> RowArgmax(const MatrixXd& m) {
   std::vector<int> out(m.rows());
@@ -99,19 +117,26 @@ Index QueryBlockRows(Index n_train) {
   return std::max<Index>(1, budget / std::max<Index>(1, n_train));
 }
 
-// Theta(x, X_train) * dual for preprocessed x, blockwise over query rows.
+// Theta(x, P) * coef for preprocessed x, blockwise over query rows, with
+// (P, coef) = (X_train, dual), or (Z, beta) for a Nystrom model.
 // The cross kernels are computed as Theta(X_train, x) (N x rows), the same
 // orientation as PredictDistribution's, so both compute identical kernel
 // values, and the recursion is vectorized along the N training points
 // rather than along the (often single) query rows.
 MatrixXd ThetaQueryTimesDual(const FittedModel::State& s, const MatrixXd& x) {
   const Index m = x.rows();
-  MatrixXd out(m, s.dual.cols());
-  const Index block = QueryBlockRows(s.x_train.rows());
+  const MatrixXd& points = s.expansion_points();
+  const MatrixXd& coef = s.expansion_coefficients();
+  MatrixXd out(m, coef.cols());
+  const Index block = QueryBlockRows(points.rows());
   for (Index r0 = 0; r0 < m; r0 += block) {
     const Index rows = std::min(block, m - r0);
-    const KernelMatrices k = TrainingCrossKernels(s, x.middleRows(r0, rows));
-    out.middleRows(r0, rows).noalias() = k.ntk.transpose() * s.dual;
+    const MatrixXd xb = x.middleRows(r0, rows);
+    const KernelMatrices k =
+        s.expansion_sq_norms().size() == points.rows()
+            ? CrossKernels(s.problem.spec.kernel, points, xb, s.expansion_sq_norms())
+            : CrossKernels(s.problem.spec.kernel, points, xb);
+    out.middleRows(r0, rows).noalias() = k.ntk.transpose() * coef;
   }
   return out;
 }
@@ -176,57 +201,81 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
   // away unless the EXACT factors are kept (FitOptions::keep_distribution_factors):
   // then the peak is Theta + K + the solve's factor, 3 N^2 doubles.
   const bool keep_exact = options.keep_distribution_factors && outputs != nullptr &&
-                          p.regime != Regime::kRegularizedCE;
-  MatrixXd theta, nngp;
-  {
-    KernelMatrices k;
-    if (!TrainKernels(p.spec.kernel, state->x_train,
-                      [&report] { return report(0.0, "kernel"); }, &k)) {
-      return absl::CancelledError("fit cancelled");
+                          p.regime != Regime::kRegularizedCE && !p.spec.nystrom();
+  MatrixXd theta, nngp, train_logits;
+  SolverInfo info;
+  if (p.spec.nystrom()) {
+    ProgressFn kernel_progress;
+    if (options.progress) {
+      kernel_progress = [&options](double fraction, const char* phase) {
+        return options.progress(0.2 * fraction, phase);
+      };
     }
-    theta = std::move(k.ntk);
-    if (keep_exact) nngp = std::move(k.nngp);
-  }
-  if (!theta.allFinite()) {
-    return absl::InvalidArgumentError(
-        "features: the training NTK has non-finite entries (features too "
-        "large in magnitude for the kernel?)");
-  }
-  if (!report(0.2, "solve")) return absl::CancelledError("fit cancelled");
+    if (absl::Status st = FitNystrom(state.get(), options, kernel_progress, solve_progress,
+                                     &train_logits, &info);
+        !st.ok()) {
+      return st;
+    }
+  } else {
+    {
+      KernelMatrices k;
+      if (!TrainKernels(p.spec.kernel, state->x_train,
+                        [&report] { return report(0.0, "kernel"); }, &k)) {
+        return absl::CancelledError("fit cancelled");
+      }
+      theta = std::move(k.ntk);
+      if (keep_exact) nngp = std::move(k.nngp);
+    }
+    if (!theta.allFinite()) {
+      return absl::InvalidArgumentError(
+          "features: the training NTK has non-finite entries (features too "
+          "large in magnitude for the kernel?)");
+    }
+    if (!report(0.2, "solve")) return absl::CancelledError("fit cancelled");
 
-  SolveOptions solve;
-  solve.initial_outputs = &f0;
-  solve.tolerance = options.tolerance;
-  solve.max_newton_iterations = options.max_iterations;
-  solve.progress = solve_progress;
-  solve.keep_factor = keep_exact;
-  absl::StatusOr<SolverSolution> sol = Solve(p, theta, solve);
-  if (!sol.ok()) return sol.status();
-  theta.resize(0, 0);
+    SolveOptions solve;
+    solve.initial_outputs = &f0;
+    solve.tolerance = options.tolerance;
+    solve.max_newton_iterations = options.max_iterations;
+    solve.progress = solve_progress;
+    solve.keep_factor = keep_exact;
+    absl::StatusOr<SolverSolution> sol = Solve(p, theta, solve);
+    if (!sol.ok()) return sol.status();
+    theta.resize(0, 0);
+    train_logits = std::move(sol->logits);
+    state->dual = std::move(sol->dual);
+    info = sol->info;
+    if (keep_exact) {
+      outputs->distribution_factors.push_back(
+          ExactFactorsFromFit(*state, std::move(nngp), std::move(sol->cholesky_factor)));
+    }
+  }
 
-  state->train_logits = std::move(sol->logits);
-  state->dual = std::move(sol->dual);
   FitStats& st = state->stats;
-  st.solver_iterations = sol->info.newton_iterations;
-  st.cg_iterations = sol->info.cg_iterations;
-  st.fixed_point_residual = sol->info.fixed_point_residual;
-  st.jitter = sol->info.jitter;
-  st.condition_estimate = sol->info.condition_estimate;
-  const std::vector<int> pred = RowArgmax(state->train_logits);
+  st.solver_iterations = info.newton_iterations;
+  st.cg_iterations = info.cg_iterations;
+  st.fixed_point_residual = info.fixed_point_residual;
+  st.jitter = info.jitter;
+  st.condition_estimate = info.condition_estimate;
+  const std::vector<int> pred = RowArgmax(train_logits);
   const std::vector<int> truth = RowArgmax(p.targets);
   int correct = 0;
   for (Index i = 0; i < n; ++i) correct += pred[i] == truth[i];
   st.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
-  st.train_nll = SumCrossEntropy(p.targets, state->train_logits) /
-                 static_cast<double>(n);
+  st.train_nll = SumCrossEntropy(p.targets, train_logits) / static_cast<double>(n);
+  if (p.spec.nystrom()) {
+    // A Nystrom model keeps no training set (model_state.h).
+    state->x_train.resize(0, 0);
+    state->x_train_sq_norms.resize(0);
+    state->initial_train_outputs.resize(0, 0);
+    state->problem.targets.resize(0, 0);
+  } else {
+    state->train_logits = std::move(train_logits);
+  }
   state->created_unix_ms = absl::ToUnixMillis(absl::Now());
   st.fit_seconds = std::chrono::duration<double>(
                        std::chrono::steady_clock::now() - start)
                        .count();
-  if (keep_exact) {
-    outputs->distribution_factors.push_back(
-        ExactFactorsFromFit(*state, std::move(nngp), std::move(sol->cholesky_factor)));
-  }
   report(1.0, "done");
   return ModelInternals::Make(std::move(state));
 }
@@ -245,7 +294,7 @@ absl::StatusOr<Prediction> FittedModel::Predict(const Eigen::MatrixXd& features)
 absl::StatusOr<Eigen::MatrixXd> FittedModel::PredictLogits(
     const Eigen::MatrixXd& features, const Eigen::MatrixXd& initial_query_outputs) const {
   const State& s = *state_;
-  if (absl::Status st = CheckQueries(features, s.x_train.cols()); !st.ok()) return st;
+  if (absl::Status st = CheckQueries(features, s.num_features()); !st.ok()) return st;
   const Index m = features.rows();
   const int c = s.problem.num_classes;
   if (initial_query_outputs.size() != 0) {
@@ -271,7 +320,15 @@ absl::StatusOr<Eigen::MatrixXd> FittedModel::PredictLogits(
 absl::StatusOr<DistributionResult> FittedModel::PredictDistribution(
     const Eigen::MatrixXd& features, const DistributionOptions& options) const {
   const State& s = *state_;
-  if (absl::Status st = CheckQueries(features, s.x_train.cols()); !st.ok()) return st;
+  if (absl::Status st = CheckQueries(features, s.num_features()); !st.ok()) return st;
+  if (s.is_nystrom()) {
+    // docs/model-contract.md "6. Nystrom models": no method is derived for
+    // the Nystrom kernels yet; refuse rather than answer with the exact
+    // model's formulas on a model that keeps no training set.
+    return absl::UnimplementedError(absl::StrCat(
+        "method: ", MethodName(options.method),
+        " is not implemented for Nystrom models (spec.approximation.kind = NYSTROM) yet"));
+  }
   const MatrixXd x = features.rows() == 0
                          ? MatrixXd(0, s.x_train.cols())
                          : s.preprocessor.Apply(features);

@@ -16,6 +16,7 @@
 #include "core/kernels/kernel.h"
 #include "core/model/model.h"
 #include "core/training/problem.h"
+#include "core/training/solvers.h"
 
 namespace ntk {
 
@@ -39,6 +40,32 @@ struct FittedModel::State {
   Eigen::MatrixXd dual;
   FitStats stats;
   int64_t created_unix_ms = 0;
+
+  // Nystrom models (problem.spec.nystrom()), docs/model-contract.md
+  // "6. Nystrom models": f(x) = f0(x) + Theta(x, Z) beta. They keep no
+  // training set: x_train, x_train_sq_norms, problem.targets,
+  // initial_train_outputs, train_logits and dual are empty (O(m^2 + m d)
+  // in memory and on disk).
+  struct Nystrom {
+    Eigen::MatrixXd centers;           // Z, m x d, preprocessed training rows
+    Eigen::VectorXd centers_sq_norms;  // derived (not serialized), as x_train_sq_norms
+    Eigen::MatrixXd beta;              // m x C
+    int64_t num_train = 0;             // N
+  } nystrom;
+
+  bool is_nystrom() const { return problem.spec.nystrom(); }
+  // The points and coefficients of f(x) = f0(x) + Theta(x, P) coef:
+  // (X, dual) for exact models, (Z, beta) for Nystrom ones.
+  const Eigen::MatrixXd& expansion_points() const {
+    return is_nystrom() ? nystrom.centers : x_train;
+  }
+  const Eigen::VectorXd& expansion_sq_norms() const {
+    return is_nystrom() ? nystrom.centers_sq_norms : x_train_sq_norms;
+  }
+  const Eigen::MatrixXd& expansion_coefficients() const {
+    return is_nystrom() ? nystrom.beta : dual;
+  }
+  Eigen::Index num_features() const { return expansion_points().cols(); }
 };
 
 // Core's (and core tests') access to a model's State.
@@ -48,6 +75,15 @@ struct ModelInternals {
     return std::unique_ptr<FittedModel>(new FittedModel(std::move(s)));
   }
 };
+
+// The Nystrom part of FittedModel::Fit (core/model/model_nystrom.cc): selects
+// the centers of s->x_train (preprocessed, with its norms), computes the
+// Nystrom kernels (kernel_progress 0 -> 1) and solves s->problem
+// (solve_progress), filling s->nystrom, *logits (N x C, F at the training
+// points) and *info. The caller keeps x_train until it has its statistics.
+absl::Status FitNystrom(FittedModel::State* s, const FitOptions& options,
+                        const ProgressFn& kernel_progress, const ProgressFn& solve_progress,
+                        Eigen::MatrixXd* logits, SolverInfo* info);
 
 // K and Theta between the training rows and preprocessed query rows x:
 // N x M, with the training set first (the orientation Predict and

@@ -233,7 +233,9 @@ std::string FittedModel::Serialize() const {
                                             s.preprocessor.mean.size() +
                                             s.preprocessor.scale.size()));
   w.Raw(kModelMagic, 8);
-  w.U32(kModelFormatVersion);
+  // Exact models keep version 1 (bit-identical to earlier builds' files);
+  // only Nystrom models need version 2.
+  w.U32(s.is_nystrom() ? kModelFormatVersion : 1);
   w.U64(0);
   w.U32(static_cast<uint32_t>(spec.kernel.activation));
   w.I32(spec.kernel.depth);
@@ -268,6 +270,15 @@ std::string FittedModel::Serialize() const {
   w.F64(s.stats.jitter);
   w.F64(s.stats.condition_estimate);
   w.I64(s.created_unix_ms);
+  if (s.is_nystrom()) {
+    const ApproximationSpec& a = spec.approximation;
+    w.U32(static_cast<uint32_t>(a.kind));
+    w.I32(a.num_centers);
+    w.U64(a.seed);
+    w.I64(s.nystrom.num_train);
+    w.Mat(s.nystrom.centers);
+    w.Mat(s.nystrom.beta);
+  }
   std::string& bytes = w.bytes();
   const uint64_t payload = bytes.size() - kModelHeaderBytes;
   std::memcpy(&bytes[12], &payload, 8);
@@ -346,6 +357,17 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
   st.jitter = r.F64();
   st.condition_estimate = r.F64();
   state->created_unix_ms = r.I64();
+  uint32_t approximation = static_cast<uint32_t>(ApproximationKind::kExactKernel);
+  FittedModel::State::Nystrom& ny = state->nystrom;
+  if (version >= 2) {
+    approximation = r.U32();
+    spec.approximation.num_centers = r.I32();
+    spec.approximation.seed = r.U64();
+    ny.num_train = r.I64();
+    ny.centers = r.Mat();
+    ny.centers_sq_norms = ny.centers.rowwise().squaredNorm();
+    ny.beta = r.Mat();
+  }
   if (!r.ok()) return Corrupt("payload truncated");
   if (r.remaining() != 0) return Corrupt("trailing bytes in the payload");
 
@@ -365,18 +387,35 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
               : regime == 1 ? Regime::kUnregularizedCE
                             : Regime::kSquared;
   rs.regime_reason = RestoredRegimeReason(rs.regime);
+  if (approximation != static_cast<uint32_t>(ApproximationKind::kExactKernel) &&
+      approximation != static_cast<uint32_t>(ApproximationKind::kNystrom)) {
+    return Corrupt(absl::StrCat("unknown approximation kind ", approximation));
+  }
+  spec.approximation.kind = static_cast<ApproximationKind>(approximation);
   if (!ValidateKernelSpec(spec.kernel).ok()) return Corrupt("invalid kernel spec");
-  const Index n = state->x_train.rows();
-  const Index d = state->x_train.cols();
+  const Index d = state->num_features();
   const Index c = spec.num_classes;
   auto is = [](const MatrixXd& m, Index rows, Index cols) {
     return m.rows() == rows && m.cols() == cols;
   };
-  if (n < 1 || d < 1 || c < 2 || !is(state->problem.targets, n, c) ||
+  if (spec.nystrom()) {
+    // No training set; Z (m x d) and beta (m x C), 1 <= m <= N.
+    const Index m = ny.centers.rows();
+    if (ny.num_train < 1 || m < 1 || m > ny.num_train || d < 1 || c < 2 ||
+        spec.approximation.num_centers != m || !is(ny.beta, m, c) ||
+        state->x_train.size() != 0 || state->problem.targets.size() != 0 ||
+        state->train_logits.size() != 0 || state->dual.size() != 0 ||
+        state->initial_train_outputs.size() != 0 ||
+        !(spec.class_names.empty() || static_cast<Index>(spec.class_names.size()) == c)) {
+      return Corrupt("inconsistent shapes");
+    }
+  }
+  const Index n = spec.nystrom() ? ny.num_train : state->x_train.rows();
+  if (!spec.nystrom() && (n < 1 || d < 1 || c < 2 || !is(state->problem.targets, n, c) ||
       !is(state->train_logits, n, c) || !is(state->dual, n, c) ||
       !(state->initial_train_outputs.size() == 0 ||
         is(state->initial_train_outputs, n, c)) ||
-      !(spec.class_names.empty() || static_cast<Index>(spec.class_names.size()) == c)) {
+      !(spec.class_names.empty() || static_cast<Index>(spec.class_names.size()) == c))) {
     return Corrupt("inconsistent shapes");
   }
   if (state->preprocessor.spec.standardize &&

@@ -32,6 +32,12 @@
 //          f64 fixed_point_residual, f64 train_accuracy, f64 train_nll,
 //          f64 jitter, f64 condition_estimate
 //   i64 created_unix_ms
+// Version 2 (Nystrom models only; exact models are still written as
+// version 1): the version-1 payload with x_train, targets,
+// initial_train_outputs, train_logits and dual all 0 x 0 (a Nystrom model
+// keeps no training set, docs/model-contract.md "6. Nystrom models"), then
+//   u32 approximation kind (2 = NYSTROM), i32 num_centers m, u64 seed,
+//   i64 num_train N, mat centers (m x d, preprocessed), mat beta (m x C)
 // The reader also checks that the shapes agree with each other and that
 // the enums are known (DATA_LOSS otherwise).
 //
@@ -46,7 +52,7 @@
 namespace ntk {
 
 inline constexpr char kModelMagic[8] = {'N', 'T', 'K', 'M', 'O', 'D', 'E', 'L'};
-inline constexpr uint32_t kModelFormatVersion = 1;
+inline constexpr uint32_t kModelFormatVersion = 2;
 inline constexpr size_t kModelHeaderBytes = 20;
 
 // CRC-32C of `n` bytes; `crc` continues a previous value (0 to start).

@@ -20,6 +20,7 @@ namespace ntk {
 using Eigen::Index;
 using Eigen::MatrixXd;
 using solver_internal::CheckShapes;
+using solver_internal::FactorWithJitter;
 using solver_internal::InfNorm;
 
 namespace {
@@ -36,39 +37,16 @@ absl::StatusOr<SolverSolution> SolveShifted(const MatrixXd& theta,
   const Index n = theta.rows();
   const double mean_diag = n > 0 ? theta.diagonal().mean() : 1.0;
   const double scale = mean_diag > 0 ? mean_diag : 1.0;
-  double jitter = base_shift >= policy.relative * scale ? 0.0 : policy.relative * scale;
-  if (!ReportProgress(progress, 0.0, "cholesky")) {
-    return absl::CancelledError("fit cancelled before the Cholesky factorization");
-  }
   MatrixXd factor(n, n);
-  bool ok = false;
   double anorm = 0;  // ||Theta + shift I||_1, for the condition estimate
-  for (;;) {
-    factor = theta;
-    factor.diagonal().array() += base_shift + jitter;
-    anorm = n > 0 ? factor.cwiseAbs().colwise().sum().maxCoeff() : 0.0;
-    // Progress between the factorization's blocks (0 - 0.8 of this solve).
-    const absl::Status st = CholeskyLowerInPlace(&factor, [&] {
-      return ReportProgress(progress, 0.0, "cholesky");
-    });
-    if (st.code() == absl::StatusCode::kCancelled) {
-      return absl::CancelledError("fit cancelled during the Cholesky factorization");
-    }
-    if (st.ok()) {
-      ok = true;
-      break;
-    }
-    const double next = jitter == 0 ? policy.relative * scale : jitter * 10;
-    if (next > policy.max_relative * scale * (1 + 1e-12)) break;
-    jitter = next;
-  }
-  if (!ok) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "features: the training NTK is not positive definite even with jitter "
-        "%.3g (%.0e x mean diagonal); the kernel has non-finite or "
-        "inconsistent entries",
-        jitter, policy.max_relative));
-  }
+  const absl::StatusOr<double> jittered = FactorWithJitter(
+      [&theta](double shift, MatrixXd* a) {
+        *a = theta;
+        a->diagonal().array() += shift;
+      },
+      base_shift, scale, policy, progress, "the training NTK", &factor, &anorm);
+  if (!jittered.ok()) return jittered.status();
+  const double jitter = *jittered;
   if (!ReportProgress(progress, 0.8, "solve")) {
     return absl::CancelledError("fit cancelled after the Cholesky factorization");
   }

@@ -3,6 +3,7 @@
 // "2. Training objective").
 #include "core/training/problem.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -63,6 +64,18 @@ absl::StatusOr<TrainingProblem> DecideTrainingProblem(const ModelSpec& spec,
                                                       const TrainingData& data) {
   // ---- kernel ----
   if (absl::Status s = ValidateKernelSpec(spec.kernel); !s.ok()) return s;
+
+  // ---- approximation (docs/model-contract.md "6. Nystrom models") ----
+  const ApproximationSpec& ap = spec.approximation;
+  if (ap.kind != ApproximationKind::kExactKernel && ap.kind != ApproximationKind::kNystrom) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.approximation.kind: unknown value ", static_cast<int>(ap.kind)));
+  }
+  if (ap.num_centers < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.approximation.num_centers: must be >= 0 (0: the default), got ",
+        ap.num_centers));
+  }
 
   // ---- training: loss, lambda, eps ----
   const TrainingSpec& tr = spec.training;
@@ -248,8 +261,30 @@ absl::StatusOr<TrainingProblem> DecideTrainingProblem(const ModelSpec& spec,
                 : std::string("soft targets"),
         ")");
   }
+  if (spec.nystrom()) {
+    const int64_t m = ResolveNumCenters(ap.num_centers, n);
+    r.spec.approximation.num_centers = static_cast<int>(m);
+    absl::StrAppend(&r.regime_reason, "; Nystrom with m = ", m, " centers",
+                    ap.num_centers == 0 ? " (default)"
+                    : ap.num_centers > n
+                        ? absl::StrCat(" (requested ", ap.num_centers, " > N = ", n,
+                                       ", clipped to N)")
+                        : std::string());
+  } else {
+    r.spec.approximation = ApproximationSpec();
+  }
   r.targets = MakeTargets(num_classes, eps, data);
   return r;
+}
+
+int64_t DefaultNumCenters(int64_t n) {
+  const int64_t grown =
+      static_cast<int64_t>(std::ceil(kCentersPerSqrtN * std::sqrt(static_cast<double>(n))));
+  return std::min(n, std::clamp<int64_t>(grown, kMinDefaultCenters, kMaxDefaultCenters));
+}
+
+int64_t ResolveNumCenters(int64_t requested, int64_t n) {
+  return std::min(requested == 0 ? DefaultNumCenters(n) : requested, n);
 }
 
 std::string RestoredRegimeReason(Regime regime) {

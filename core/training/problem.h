@@ -16,6 +16,7 @@
 #ifndef NTK_CORE_TRAINING_PROBLEM_H_
 #define NTK_CORE_TRAINING_PROBLEM_H_
 
+#include <cstdint>
 #include <string>
 
 #include <Eigen/Dense>
@@ -64,11 +65,26 @@ struct TrainingProblem {
 // targets off the simplex, lambda < 0, eps outside [0,1), depth, variances,
 // class names), fills in the documented defaults, builds Y and decides the
 // regime, refusing 2b with degenerate targets (lambda = 0, cross-entropy,
-// some target 0 after smoothing). Errors are INVALID_ARGUMENT with a message
+// some target 0 after smoothing), and resolves the approximation (unknown
+// kind or m < 0 refused; spec.approximation.num_centers set to the m used,
+// ResolveNumCenters; regime_reason says when m was clipped to N). Errors are INVALID_ARGUMENT with a message
 // that starts with the field's wire name, e.g.
 // "spec.training.regularization: must be a finite number >= 0, got -1".
 absl::StatusOr<TrainingProblem> DecideTrainingProblem(const ModelSpec& spec,
                                                       const TrainingData& data);
+
+// docs/model-contract.md "6. Nystrom models": the default number of
+// centers, min(N, ceil(kCentersPerSqrtN * sqrt(N)) clamped to
+// [kMinDefaultCenters, kMaxDefaultCenters]) -- all points up to N = 256,
+// then growing like sqrt(N) (N = 5000: 1132, 60000: 3920), capped so that
+// the m x m matrices stay under ~0.5 GiB each.
+inline constexpr double kCentersPerSqrtN = 16;
+inline constexpr int kMinDefaultCenters = 256;
+inline constexpr int kMaxDefaultCenters = 8192;
+int64_t DefaultNumCenters(int64_t n);
+// The m a Nystrom fit of n rows uses: `requested` (0: DefaultNumCenters(n)),
+// clipped to n. REQUIRES: requested >= 0, n >= 1.
+int64_t ResolveNumCenters(int64_t requested, int64_t n);
 
 // The reason string of a problem restored from a model file (the file keeps
 // the decision, not the inputs that led to it).

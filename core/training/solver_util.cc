@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/numerics/cholesky.h"
 #include "core/training/solvers.h"
 
 namespace ntk {
@@ -53,6 +55,34 @@ absl::Status CheckShapes(const MatrixXd& theta, const MatrixXd& y,
         ", got ", f0.rows(), " x ", f0.cols()));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<double> FactorWithJitter(
+    const std::function<void(double shift, MatrixXd* a)>& build, double base_shift,
+    double scale, const JitterPolicy& policy, const ProgressFn& progress, const char* what,
+    MatrixXd* factor, double* anorm) {
+  double jitter = base_shift >= policy.relative * scale ? 0.0 : policy.relative * scale;
+  if (!ReportProgress(progress, 0.0, "cholesky")) {
+    return absl::CancelledError("fit cancelled before the Cholesky factorization");
+  }
+  for (;;) {
+    build(base_shift + jitter, factor);
+    *anorm = factor->size() > 0 ? factor->cwiseAbs().colwise().sum().maxCoeff() : 0.0;
+    const absl::Status st = CholeskyLowerInPlace(factor, [&] {
+      return ReportProgress(progress, 0.0, "cholesky");
+    });
+    if (st.code() == absl::StatusCode::kCancelled) {
+      return absl::CancelledError("fit cancelled during the Cholesky factorization");
+    }
+    if (st.ok()) return jitter;
+    const double next = jitter == 0 ? policy.relative * scale : jitter * 10;
+    if (next > policy.max_relative * scale * (1 + 1e-12)) break;
+    jitter = next;
+  }
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "features: %s is not positive definite even with jitter %.3g (%.0e x mean diagonal); "
+      "the kernel has non-finite or inconsistent entries",
+      what, jitter, policy.max_relative));
 }
 
 double Dot(const MatrixXd& a, const MatrixXd& b) {

@@ -8,7 +8,12 @@
 
 #include <Eigen/Dense>
 
+#include <functional>
+
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/training/problem.h"
+#include "core/training/progress.h"
 
 namespace ntk::solver_internal {
 
@@ -17,6 +22,21 @@ double InfNorm(const Eigen::MatrixXd& m);
 
 // sum_ij a_ij b_ij.
 double Dot(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b);
+
+// The Cholesky factor of the 2b/2c systems with the jitter policy of
+// problem.h (JitterPolicy, docs/model-contract.md "2b. Unregularized"):
+// build(shift, a) writes the matrix A(shift) into *a; the shift is
+// base_shift + jitter, jitter = 0 when base_shift >= policy.relative *
+// scale, else policy.relative * scale, x10 per failed factorization up to
+// policy.max_relative * scale. On OK: *factor = L (lower, strict upper
+// zero) with L L^T = A, *anorm = ||A||_1, and the jitter is returned.
+// CANCELLED when progress (asked as (0, "cholesky") before and between the
+// blocks) says stop; FAILED_PRECONDITION "features: <what> is not positive
+// definite even with jitter ..." after the largest jitter.
+absl::StatusOr<double> FactorWithJitter(
+    const std::function<void(double shift, Eigen::MatrixXd* a)>& build, double base_shift,
+    double scale, const JitterPolicy& policy, const ProgressFn& progress, const char* what,
+    Eigen::MatrixXd* factor, double* anorm);
 
 // theta square, y N x C (C >= 1), f0 empty or N x C; INVALID_ARGUMENT naming
 // the field otherwise.

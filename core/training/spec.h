@@ -10,6 +10,7 @@
 #ifndef NTK_CORE_TRAINING_SPEC_H_
 #define NTK_CORE_TRAINING_SPEC_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,12 +39,28 @@ struct PreprocessingSpec {
   bool normalize_rows = false;  // then scale each row to L2 norm sqrt(d)
 };
 
+// docs/model-contract.md "6. Nystrom models": the exact kernel, or the
+// Nystrom approximation with m centers drawn uniformly (seeded) from the
+// training rows.
+enum class ApproximationKind { kExactKernel = 1, kNystrom = 2 };
+
+struct ApproximationSpec {
+  ApproximationKind kind = ApproximationKind::kExactKernel;
+  // m; 0: DefaultNumCenters(N) (core/training/problem.h); > N: clipped to N.
+  // DecideTrainingProblem stores the resolved m here.
+  int num_centers = 0;
+  uint64_t seed = 0;  // center selection: same seed, same centers
+};
+
 struct ModelSpec {
   KernelSpec kernel;
   TrainingSpec training;
   PreprocessingSpec preprocessing;
   int num_classes = 0;  // 0: 1 + the largest label (hard labels), or targets.cols()
   std::vector<std::string> class_names;  // empty, or exactly num_classes names
+  ApproximationSpec approximation;
+
+  bool nystrom() const { return approximation.kind == ApproximationKind::kNystrom; }
 };
 
 // Training data: features and exactly one of labels / targets.

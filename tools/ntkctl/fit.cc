@@ -65,6 +65,25 @@ int RunFit() {
     spec->mutable_training()->set_label_smoothing(
         absl::GetFlag(FLAGS_label_smoothing));
   }
+  int approximation = 0;
+  if (!ParseChoice("approximation", absl::GetFlag(FLAGS_approximation),
+                   {{"exact", ntk::v1::Approximation::EXACT_KERNEL},
+                    {"nystrom", ntk::v1::Approximation::NYSTROM}},
+                   &approximation, &rc)) {
+    return rc;
+  }
+  if (absl::GetFlag(FLAGS_num_centers) < 0) {
+    return Usage(absl::StrCat("--num_centers: must be >= 0, got ",
+                              absl::GetFlag(FLAGS_num_centers)));
+  }
+  if (approximation == ntk::v1::Approximation::NYSTROM) {
+    ntk::v1::Approximation* a = spec->mutable_approximation();
+    a->set_kind(ntk::v1::Approximation::NYSTROM);
+    a->set_num_centers(static_cast<uint32_t>(absl::GetFlag(FLAGS_num_centers)));
+    a->set_seed(absl::GetFlag(FLAGS_approx_seed));
+  } else if (IsSet("num_centers") || IsSet("approx_seed")) {
+    return Usage("--num_centers and --approx_seed need --approximation=nystrom");
+  }
   spec->mutable_preprocessing()->set_standardize(
       absl::GetFlag(FLAGS_standardize));
   spec->mutable_preprocessing()->set_normalize_rows(
@@ -145,6 +164,11 @@ Model flags:
   --loss=L               cross_entropy | squared (default cross_entropy)
   --regularization=R     lambda >= 0 (unset: the server's default)
   --label_smoothing=E    eps in [0, 1) (unset: the server's default)
+  --approximation=A      exact | nystrom (default exact; nystrom fits more rows in
+                         N m memory instead of N^2, see docs/model-contract.md
+                         "6. Nystrom models")
+  --num_centers=M        Nystrom centers (0: the server's default, ~16 sqrt(N))
+  --approx_seed=S        Nystrom center selection seed (same seed: same model)
   --standardize          z-score each feature with training statistics
   --normalize_rows       scale each row to L2 norm sqrt(d)
   --num_classes=C        number of classes (0: 1 + the largest label)
@@ -157,7 +181,8 @@ Model flags:
 )") + kDataHelp,
        {"model", "data", "targets", "header", "rows", "label_column",
         "activation", "depth", "weight_variance", "bias_variance", "loss",
-        "regularization", "label_smoothing", "standardize", "normalize_rows",
+        "regularization", "label_smoothing", "approximation", "num_centers",
+        "approx_seed", "standardize", "normalize_rows",
         "num_classes", "class_names", "replace", "format"},
        RunFit};
 }

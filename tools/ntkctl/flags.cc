@@ -35,6 +35,10 @@ ABSL_FLAG(double, bias_variance, 0.0, "sigma_b^2 >= 0");
 ABSL_FLAG(std::string, loss, "cross_entropy", "cross_entropy | squared");
 ABSL_FLAG(double, regularization, 0.0, "lambda >= 0 (unset: the server's default)");
 ABSL_FLAG(double, label_smoothing, 0.0, "eps in [0, 1) (unset: the server's default)");
+ABSL_FLAG(std::string, approximation, "exact",
+          "exact | nystrom (docs/model-contract.md \"6. Nystrom models\")");
+ABSL_FLAG(int32_t, num_centers, 0, "Nystrom centers m (0: the server's default, growing with N)");
+ABSL_FLAG(uint64_t, approx_seed, 0, "Nystrom center selection seed (same seed: same model)");
 ABSL_FLAG(bool, standardize, false, "z-score each feature with training statistics");
 ABSL_FLAG(bool, normalize_rows, false, "scale each row to L2 norm sqrt(d)");
 ABSL_FLAG(int32_t, num_classes, 0, "number of classes (0: 1 + the largest label)");

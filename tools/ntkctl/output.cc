@@ -101,6 +101,11 @@ std::string ModelSummary(const ntk::v1::ModelInfo& info) {
   line("standardize", spec.preprocessing().standardize() ? "true" : "false");
   line("normalize_rows",
        spec.preprocessing().normalize_rows() ? "true" : "false");
+  if (spec.approximation().kind() == ntk::v1::Approximation::NYSTROM) {
+    line("approximation", absl::StrFormat("nystrom m=%d seed=%d",
+                                          spec.approximation().num_centers(),
+                                          spec.approximation().seed()));
+  }
   line("regime", st.regime().empty() ? "-" : st.regime());
   line("fit_seconds", absl::StrFormat("%.3f", st.fit_seconds()));
   line("solver_iterations", absl::StrCat(st.solver_iterations()));

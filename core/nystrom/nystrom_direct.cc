@@ -1,0 +1,165 @@
+// ntk/core/nystrom/nystrom_direct.cc: ComputeNystromKernels, SolveNystrom's
+// dispatch and the 2b / 2c normal equations of docs/model-contract.md
+// "6. Nystrom models" (nystrom_solve.h).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <lapacke.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/nystrom/nystrom_solve.h"
+#include "core/training/solver_util.h"
+
+namespace ntk {
+
+using Eigen::Index;
+using Eigen::MatrixXd;
+
+using solver_internal::InfNorm;
+
+namespace {
+
+// Training rows per Theta_nm block: the block's NNGP and NTK (2 m rows
+// doubles) stay under ~128 MiB.
+Index KernelBlockRows(Index m) {
+  return std::max<Index>(1, (Index{8} << 20) / std::max<Index>(1, m));
+}
+
+// 2b / 2c: (G + delta Theta_mm) beta = Theta_mn rhs with G = Theta_mn
+// Theta_nm, delta = base_shift + jitter (JitterPolicy, scale mean diag Theta_XX,
+// x10 per failed Cholesky as the exact 2b/2c solve).
+absl::StatusOr<NystromSolution> SolveNormalEquations(const NystromKernels& k,
+                                                     const MatrixXd& rhs, const MatrixXd& f0,
+                                                     double base_shift,
+                                                     const JitterPolicy& policy,
+                                                     const ProgressFn& progress) {
+  const Index m = k.theta_mm.rows();
+  const double scale = k.mean_diag > 0 ? k.mean_diag : 1.0;
+  MatrixXd gram(m, m);
+  gram.noalias() = k.theta_nm.transpose() * k.theta_nm;
+  MatrixXd b(m, rhs.cols());
+  b.noalias() = k.theta_nm.transpose() * rhs;
+  MatrixXd factor;
+  double anorm = 0;
+  const absl::StatusOr<double> jittered = solver_internal::FactorWithJitter(
+      [&](double shift, MatrixXd* a) { *a = gram + shift * k.theta_mm; }, base_shift, scale,
+      policy, progress, "the Nystrom matrix Theta_mn Theta_nm + delta Theta_mm", &factor,
+      &anorm);
+  if (!jittered.ok()) return jittered.status();
+  const double jitter = *jittered;
+  if (!ReportProgress(progress, 0.8, "solve")) {
+    return absl::CancelledError("fit cancelled after the Cholesky factorization");
+  }
+  NystromSolution sol;
+  sol.info.jitter = jitter;
+  auto lower = factor.triangularView<Eigen::Lower>();
+  sol.beta = lower.solve(b);
+  lower.transpose().solveInPlace(sol.beta);
+  const double delta = base_shift + jitter;
+  MatrixXd h_beta(m, rhs.cols());
+  h_beta.noalias() = gram * sol.beta;
+  h_beta.noalias() += delta * (k.theta_mm * sol.beta);
+  sol.info.fixed_point_residual = InfNorm(h_beta - b);
+  sol.info.relative_residual = sol.info.fixed_point_residual / std::max(1.0, InfNorm(b));
+  sol.logits.noalias() = k.theta_nm * sol.beta;
+  if (f0.size() != 0) sol.logits += f0;
+  double rcond = 0;
+  const lapack_int info = LAPACKE_dpocon(LAPACK_COL_MAJOR, 'L', static_cast<lapack_int>(m),
+                                         factor.data(),
+                                         static_cast<lapack_int>(factor.outerStride()), anorm,
+                                         &rcond);
+  sol.info.condition_estimate =
+      info == 0 && rcond > 0 ? 1.0 / rcond : std::numeric_limits<double>::infinity();
+  return sol;
+}
+
+}  // namespace
+
+absl::StatusOr<NystromKernels> ComputeNystromKernels(const KernelSpec& spec,
+                                                     const MatrixXd& x,
+                                                     const std::vector<Index>& center_rows,
+                                                     const ProgressFn& progress) {
+  const Index n = x.rows();
+  const Index m = static_cast<Index>(center_rows.size());
+  MatrixXd z(m, x.cols());
+  for (Index j = 0; j < m; ++j) z.row(j) = x.row(center_rows[static_cast<size_t>(j)]);
+  const Eigen::VectorXd z_sq = z.rowwise().squaredNorm();
+  NystromKernels k;
+  k.mean_diag = DiagonalKernels(spec, x).ntk.mean();
+  {
+    KernelMatrices km;
+    if (!TrainKernels(spec, z, [&] { return ReportProgress(progress, 0.0, "kernel"); }, &km)) {
+      return absl::CancelledError("fit cancelled");
+    }
+    k.theta_mm = std::move(km.ntk);
+  }
+  k.theta_nm.resize(n, m);
+  const Index block = KernelBlockRows(m);
+  for (Index r0 = 0; r0 < n; r0 += block) {
+    if (!ReportProgress(progress, static_cast<double>(r0) / n, "kernel")) {
+      return absl::CancelledError("fit cancelled");
+    }
+    const Index rows = std::min(block, n - r0);
+    // Centers first: the orientation Predict uses (CrossKernels(Z, x)).
+    const KernelMatrices km = CrossKernels(spec, z, x.middleRows(r0, rows), z_sq);
+    k.theta_nm.middleRows(r0, rows) = km.ntk.transpose();
+  }
+  for (Index j = 0; j < m; ++j) {
+    k.theta_nm.row(center_rows[static_cast<size_t>(j)]) = k.theta_mm.row(j);
+  }
+  if (!k.theta_nm.allFinite() || !k.theta_mm.allFinite() || !std::isfinite(k.mean_diag)) {
+    return absl::InvalidArgumentError(
+        "features: the training NTK has non-finite entries (features too large in "
+        "magnitude for the kernel?)");
+  }
+  return k;
+}
+
+absl::StatusOr<NystromSolution> SolveNystrom(const TrainingProblem& problem,
+                                             const NystromKernels& k,
+                                             const NystromSolveOptions& options) {
+  const MatrixXd& y = problem.targets;
+  const Index n = y.rows();
+  const Index c = y.cols();
+  if (k.theta_nm.rows() != n || k.theta_mm.rows() != k.theta_nm.cols() ||
+      k.theta_mm.cols() != k.theta_mm.rows() || k.theta_mm.rows() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "theta: Nystrom kernels of shapes ", k.theta_nm.rows(), " x ", k.theta_nm.cols(),
+        " and ", k.theta_mm.rows(), " x ", k.theta_mm.cols(), " do not fit ", n,
+        " training rows"));
+  }
+  static const MatrixXd kNone;
+  const MatrixXd& f0_in = options.initial_outputs != nullptr ? *options.initial_outputs : kNone;
+  if (f0_in.size() != 0 && (f0_in.rows() != n || f0_in.cols() != c)) {
+    return absl::InvalidArgumentError(absl::StrCat("initial_train_outputs: expected ", n,
+                                                   " x ", c, ", got ", f0_in.rows(), " x ",
+                                                   f0_in.cols()));
+  }
+  switch (problem.regime) {
+    case Regime::kRegularizedCE: {
+      const MatrixXd f0 = f0_in.size() == 0 ? MatrixXd::Zero(n, c) : f0_in;
+      return nystrom_internal::SolveNystromNewton(k, y, f0, problem.lambda, options);
+    }
+    case Regime::kUnregularizedCE: {
+      if (!(y.array() > 0).all()) {
+        return absl::InvalidArgumentError(
+            "targets: 2b (lambda = 0) needs every target > 0 (docs/model-contract.md "
+            "\"2b. Unregularized\")");
+      }
+      MatrixXd rhs = y.array().log().matrix();
+      if (f0_in.size() != 0) rhs -= f0_in;
+      return SolveNormalEquations(k, rhs, f0_in, 0.0, problem.jitter, options.progress);
+    }
+    case Regime::kSquared: {
+      MatrixXd rhs = y;
+      if (f0_in.size() != 0) rhs -= f0_in;
+      return SolveNormalEquations(k, rhs, f0_in, problem.lambda, problem.jitter,
+                                  options.progress);
+    }
+  }
+  return absl::InternalError("SolveNystrom: unknown regime");
+}
+
+}  // namespace ntk

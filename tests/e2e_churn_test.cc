@@ -37,15 +37,22 @@ using Code = absl::StatusCode;
 //   ALREADY_EXISTS: Fit without replace of an id that exists;
 //   ABORTED: a Fit of the same id is in progress;
 //   RESOURCE_EXHAUSTED: every --max_concurrent_fits slot is taken, or the
-//     memory budget's admission refused.
+//     memory budget's admission refused;
+//   CANCELLED (Fit, Replace): a Delete of the id cancelled the fit while it
+//     was FITTING (docs/api.md "Long fits");
+//   FAILED_PRECONDITION (Predict, PredictDistribution): the id has only a
+//     fit in progress (FITTING, no older READY model), docs/api.md "Long fits".
 // Anything else (UNKNOWN, INTERNAL, DEADLINE_EXCEEDED: a call stuck until
 // its deadline, ...) fails the test.
 const std::map<std::string, std::set<Code>>& AllowedCodes() {
   static const auto* allowed = new std::map<std::string, std::set<Code>>{
-      {"Fit", {Code::kOk, Code::kAlreadyExists, Code::kAborted, Code::kResourceExhausted}},
-      {"Replace", {Code::kOk, Code::kAborted, Code::kResourceExhausted}},
-      {"Predict", {Code::kOk, Code::kNotFound}},
-      {"PredictDistribution", {Code::kOk, Code::kNotFound, Code::kResourceExhausted}},
+      {"Fit",
+       {Code::kOk, Code::kAlreadyExists, Code::kAborted, Code::kResourceExhausted,
+        Code::kCancelled}},
+      {"Replace", {Code::kOk, Code::kAborted, Code::kResourceExhausted, Code::kCancelled}},
+      {"Predict", {Code::kOk, Code::kNotFound, Code::kFailedPrecondition}},
+      {"PredictDistribution",
+       {Code::kOk, Code::kNotFound, Code::kResourceExhausted, Code::kFailedPrecondition}},
       {"Delete", {Code::kOk, Code::kNotFound, Code::kAborted}},
       {"List", {Code::kOk}},
   };

@@ -325,10 +325,23 @@ def main():
         w(issue10_tables.e2e_markdown(e2e))
         w("")
 
+    # ---- 6b. h2load (bench/h2load_bench.py prints its own table) ----
+    h2log = os.path.join(d, "h2load.log")
+    if os.path.exists(os.path.join(d, "h2load.json")) and os.path.exists(h2log):
+        w("## 6b. Concurrency under h2load (issue 13 item 4)")
+        w("")
+        with open(h2log, errors="replace") as f:
+            w("".join(line for line in f
+                      if line.startswith("|") or "target" in line).rstrip())
+        w("")
+    elif os.path.exists(h2log):
+        w("## 6b. Concurrency under h2load: FAILED (see h2load.log)")
+        w("")
+
     # ---- other benchmarks (e.g. kernel_bench, owned elsewhere) ----
     known = {"linalg_eigen.json", "linalg_openblas.json", "fit.json", "predict.json",
              "distribution.json", "memory.json", "loadgen.json", "meta.json", "targets.json",
-             "e2e.json"}
+             "e2e.json", "h2load.json"}
     for name in sorted(os.listdir(d)):
         if not name.endswith(".json") or name in known or name.startswith("linalg_"):
             continue

@@ -20,7 +20,10 @@ def fmt_s(s):
     return "-" if s is None else ("%.2f s" % s if s >= 1 else "%.1f ms" % (s * 1e3))
 
 
-def verdict(ok):
+def verdict(ok, error=None):
+    """MET / MISSED / - (not measured); a call that failed is FAILED, never MET."""
+    if error:
+        return "FAILED"
     return "-" if ok is None else ("MET" if ok else "MISSED")
 
 
@@ -32,7 +35,7 @@ def table(res):
         rows.append(("(a) 2b EXACT first call (500 rows) / Fit, N = %d" % a["n"],
                      "%s (%s / %s)%s" % (fmt_x(r), fmt_s(a["first_s"]), fmt_s(a["fit_s"]),
                                          "" if not a["error"] else " " + a["error"]),
-                     "<= 0.2x", verdict(None if r is None else r <= 0.2)))
+                     "<= 0.2x", verdict(None if r is None else r <= 0.2, a["error"])))
     b = res.get("lin")
     if b:
         r = ratio(b["linearized_s"], b["fit_s"])
@@ -40,7 +43,7 @@ def table(res):
                      "%s (%s / %s)%s" % (fmt_x(r), fmt_s(b["linearized_s"]), fmt_s(b["fit_s"]),
                                          "" if not b["linearized_error"] else
                                          " " + b["linearized_error"]),
-                     "<= 1x", verdict(None if r is None else r <= 1)))
+                     "<= 1x", verdict(None if r is None else r <= 1, b["linearized_error"])))
     big = res.get("big")
     if big:
         rss = big["peak_rss_bytes"]
@@ -50,7 +53,7 @@ def table(res):
                      "%s, %s (Fit %s)%s" % ("-" if rss is None else "%.2f GiB" % (rss / GIB),
                                             fmt_s(big["linearized_s"]), fmt_s(big["fit_s"]),
                                             "" if not big["error"] else " " + big["error"]),
-                     "<= 12 GiB, <= 600 s", verdict(ok) if big["error"] is None else "MISSED"))
+                     "<= 12 GiB, <= 600 s", verdict(ok, big["error"])))
     elif b:
         rows.append(("(b) LINEARIZED first call at N = 20000", "not run (--n_big=0)",
                      "<= 12 GiB, <= 600 s", "-"))
@@ -60,7 +63,7 @@ def table(res):
             b["mc_samples"], b["n"]),
             "%s (%s / %s)%s" % (fmt_x(r), fmt_s(b["mc_s"]), fmt_s(b["fit_s"]),
                                 "" if not b["mc_error"] else " " + b["mc_error"]),
-            "<= 10x", verdict(None if r is None else r <= 10)))
+            "<= 10x", verdict(None if r is None else r <= 10, b["mc_error"])))
     e2e = res.get("e2e")
     if e2e:
         for c in e2e["cases"]:

@@ -53,6 +53,11 @@ std::unique_ptr<FittedModel::State> MakeState(const KernelSpec& kernel,
                                               const Eigen::MatrixXd& y,
                                               const Eigen::MatrixXd& f0 = {});
 
+// The centering projection P = I - 11^T / C (reported logits are P f).
+inline Eigen::MatrixXd Centering(int C) {
+  return Eigen::MatrixXd::Identity(C, C) - Eigen::MatrixXd::Constant(C, C, 1.0 / C);
+}
+
 }  // namespace ntk::testing
 
 #endif  // NTK_TESTS_TESTING_DISTRIBUTION_FIXTURES_H_

@@ -49,14 +49,11 @@ absl::StatusOr<NystromSolution> SolveNormalEquations(const NystromKernels& k,
       &anorm);
   if (!jittered.ok()) return jittered.status();
   const double jitter = *jittered;
-  if (!ReportProgress(progress, 0.8, "solve")) {
-    return absl::CancelledError("fit cancelled after the Cholesky factorization");
-  }
+  absl::StatusOr<MatrixXd> beta = solver_internal::SolveFactored(factor, b, progress);
+  if (!beta.ok()) return beta.status();
   NystromSolution sol;
   sol.info.jitter = jitter;
-  auto lower = factor.triangularView<Eigen::Lower>();
-  sol.beta = lower.solve(b);
-  lower.transpose().solveInPlace(sol.beta);
+  sol.beta = *std::move(beta);
   const double delta = base_shift + jitter;
   MatrixXd h_beta(m, rhs.cols());
   h_beta.noalias() = gram * sol.beta;

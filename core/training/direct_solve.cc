@@ -47,15 +47,12 @@ absl::StatusOr<SolverSolution> SolveShifted(const MatrixXd& theta,
       base_shift, scale, policy, progress, "the training NTK", &factor, &anorm);
   if (!jittered.ok()) return jittered.status();
   const double jitter = *jittered;
-  if (!ReportProgress(progress, 0.8, "solve")) {
-    return absl::CancelledError("fit cancelled after the Cholesky factorization");
-  }
   // `factor` now holds L (lower triangle; strict upper triangle zero).
+  absl::StatusOr<MatrixXd> dual = solver_internal::SolveFactored(factor, rhs, progress);
+  if (!dual.ok()) return dual.status();
   SolverSolution sol;
   sol.info.jitter = jitter;
-  auto lower = factor.triangularView<Eigen::Lower>();
-  sol.dual = lower.solve(rhs);
-  lower.transpose().solveInPlace(sol.dual);
+  sol.dual = *std::move(dual);
   // Residual of the linear system with the matrix actually factored.
   MatrixXd theta_dual(n, rhs.cols());
   theta_dual.noalias() = theta * sol.dual;

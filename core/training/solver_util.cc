@@ -89,5 +89,16 @@ double Dot(const MatrixXd& a, const MatrixXd& b) {
   return (a.array() * b.array()).sum();
 }
 
+absl::StatusOr<Eigen::MatrixXd> SolveFactored(const Eigen::MatrixXd& factor,
+                                              const Eigen::MatrixXd& rhs,
+                                              const ProgressFn& progress) {
+  if (!ReportProgress(progress, 0.8, "solve")) {
+    return absl::CancelledError("fit cancelled after the Cholesky factorization");
+  }
+  Eigen::MatrixXd x = factor.triangularView<Eigen::Lower>().solve(rhs);
+  factor.transpose().triangularView<Eigen::Upper>().solveInPlace(x);
+  return x;
+}
+
 }  // namespace solver_internal
 }  // namespace ntk

@@ -38,6 +38,13 @@ absl::StatusOr<double> FactorWithJitter(
     double scale, const JitterPolicy& policy, const ProgressFn& progress, const char* what,
     Eigen::MatrixXd* factor, double* anorm);
 
+// After FactorWithJitter: asks progress (0.8, "solve"), then returns
+// A^{-1} rhs = L^{-T} L^{-1} rhs from `factor` (L in its lower triangle).
+// CANCELLED when progress says stop.
+absl::StatusOr<Eigen::MatrixXd> SolveFactored(const Eigen::MatrixXd& factor,
+                                              const Eigen::MatrixXd& rhs,
+                                              const ProgressFn& progress);
+
 // theta square, y N x C (C >= 1), f0 empty or N x C; INVALID_ARGUMENT naming
 // the field otherwise.
 absl::Status CheckShapes(const Eigen::MatrixXd& theta, const Eigen::MatrixXd& y,

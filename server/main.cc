@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "core/numerics/huge_pages.h"
 #include "server/flags.h"
 #include "server/log.h"
 #include "server/server.h"
@@ -35,6 +36,10 @@ extern "C" void ForwardShutdownSignal(int sig) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Huge pages for the large matrices (core/numerics/huge_pages.h): may
+  // re-execute the process once, so it comes before anything else.
+  ntk::ReexecWithHugePageMalloc(argv);
+
   // Debian's Abseil is built with absl::Mutex deadlock detection on (a
   // debug aid: a lock-order graph updated on every lock and mutex
   // destruction), and gRPC takes and destroys many absl::Mutexes per call:

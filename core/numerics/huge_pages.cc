@@ -19,7 +19,14 @@ void ReexecWithHugePageMalloc(char** argv) {
   value += value.empty() ? "" : ":";
   value += "glibc.malloc.hugetlb=1";
   if (::setenv("GLIBC_TUNABLES", value.c_str(), 1) != 0) return;
-  ::execv("/proc/self/exe", argv);
+  // Exec the binary by its real path, not /proc/self/exe: the kernel names
+  // the process (comm: ps, top, perf) after the path's last component.
+  char self[4096];
+  const ssize_t len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (len > 0) {
+    self[len] = '\0';
+    ::execv(self, argv);
+  }
   // The exec failed (no /proc, say): go on with 4 KiB pages, and do not
   // leave a tunable behind that claims otherwise to child processes.
   if (tunables == nullptr) {

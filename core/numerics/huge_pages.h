@@ -27,7 +27,8 @@ inline constexpr char kHugePagesEnv[] = "NTK_HUGE_PAGES";
 
 // When GLIBC_TUNABLES does not already set glibc.malloc.hugetlb and
 // NTK_HUGE_PAGES is not "0": appends glibc.malloc.hugetlb=1 to
-// GLIBC_TUNABLES and execv()s /proc/self/exe with the same argv (same pid,
+// GLIBC_TUNABLES and execv()s this binary (the target of /proc/self/exe) with
+// the same argv (same pid,
 // same arguments, same environment otherwise). Returns only when nothing
 // was done or the exec failed (then the program simply runs with 4 KiB
 // pages). Older glibc ignores the unknown tunable.

@@ -5,9 +5,59 @@
 
 #include <Eigen/Cholesky>
 
+#include "core/numerics/parallel.h"
+
 namespace ntk {
 
 using Eigen::Index;
+
+namespace {
+
+// Rows or columns per parallel task. Fixed (not derived from the thread
+// count), so that every element is computed by the same BLAS call on the
+// same operands whatever the number of threads: the bits do not depend on
+// --threads.
+constexpr Index kTask = 256;
+
+// A21 <- A21 L11^{-T} (dtrsm), in row blocks of kTask (rows are independent).
+void PanelSolve(const Eigen::Ref<const Eigen::MatrixXd>& l11, Eigen::Ref<Eigen::MatrixXd> a21) {
+  const Index rows = a21.rows();
+  const Index tasks = (rows + kTask - 1) / kTask;
+  RegionExceptions trap;
+#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
+  for (Index t = 0; t < tasks; ++t) {
+    trap.Run([&] {
+      const Index r0 = t * kTask, h = std::min(kTask, rows - r0);
+      auto block = a21.middleRows(r0, h);
+      l11.triangularView<Eigen::Lower>().transpose().solveInPlace<Eigen::OnTheRight>(block);
+    });
+  }
+  trap.Rethrow();
+}
+
+// The lower triangle of A22 -= L21 L21^T, in column panels of kTask: the
+// panel's diagonal block by dsyrk (lower), the rows below it by dgemm. The
+// first panels are the tallest; dynamic scheduling balances them.
+void TrailingUpdate(const Eigen::Ref<const Eigen::MatrixXd>& l21, Eigen::Ref<Eigen::MatrixXd> a22) {
+  const Index n = a22.rows();
+  const Index panels = (n + kTask - 1) / kTask;
+  RegionExceptions trap;
+#pragma omp parallel for schedule(dynamic, 1) if (panels > 1)
+  for (Index p = 0; p < panels; ++p) {
+    trap.Run([&] {
+      const Index j0 = p * kTask, w = std::min(kTask, n - j0), below = n - j0 - w;
+      a22.block(j0, j0, w, w).selfadjointView<Eigen::Lower>().rankUpdate(l21.middleRows(j0, w),
+                                                                          -1.0);
+      if (below > 0) {
+        a22.block(j0 + w, j0, below, w).noalias() -=
+            l21.middleRows(j0 + w, below) * l21.middleRows(j0, w).transpose();
+      }
+    });
+  }
+  trap.Rethrow();
+}
+
+}  // namespace
 
 absl::Status CholeskyLowerInPlace(Eigen::MatrixXd* a_ptr,
                                   const std::function<bool()>& keep_going,
@@ -26,10 +76,11 @@ absl::Status CholeskyLowerInPlace(Eigen::MatrixXd* a_ptr,
       return absl::FailedPreconditionError("matrix is not positive definite");
     }
     if (rest == 0) break;
-    // L21 = A21 L11^{-T} (dtrsm), then A22 -= L21 L21^T (dsyrk, lower).
+    // L21 = A21 L11^{-T}, then A22 -= L21 L21^T (lower), both on OpenMP
+    // threads, each task one single-threaded BLAS call.
     auto a21 = a.block(k + b, k, rest, b);
-    a11.triangularView<Eigen::Lower>().transpose().solveInPlace<Eigen::OnTheRight>(a21);
-    a.block(k + b, k + b, rest, rest).selfadjointView<Eigen::Lower>().rankUpdate(a21, -1.0);
+    PanelSolve(a11, a21);
+    TrailingUpdate(a21, a.block(k + b, k + b, rest, rest));
   }
   a.triangularView<Eigen::StrictlyUpper>().setZero();
   return absl::OkStatus();

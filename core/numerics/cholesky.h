@@ -7,15 +7,22 @@
 //
 // Right-looking blocked algorithm with kCholeskyBlock columns per step: the
 // diagonal block by LAPACK dpotrf (Eigen LLT under EIGEN_USE_LAPACKE), the
-// panel by dtrsm, the trailing matrix by dsyrk (lower). Each step is at most
+// panel by dtrsm in row blocks, the trailing matrix in column panels (dsyrk
+// on the diagonal block, dgemm below it), the blocks and panels spread over
+// the OpenMP threads (--threads): the server runs OpenBLAS with one thread
+// per call (--blas_threads, server/README.md "Threads") so that concurrent
+// small Predicts do not queue for its pool, and this is how a long
+// factorization still uses every core. Each step is at most
 // ~N^2 kCholeskyBlock flops (N = 5000: ~0.1-0.2 s on 2 cores), so a
 // `keep_going` checked between steps stops the work within one step.
-// Deterministic: a fixed sequence of BLAS calls for a given N, so the same
-// matrix gives the same bits in every caller (Fit hands its factor to EXACT;
+// Deterministic: a fixed set of BLAS calls for a given N, each on the same
+// operands whatever the thread count, so the same matrix gives the same
+// bits in every caller and for every --threads (Fit hands its factor to EXACT;
 // docs/model-contract.md "4. PredictDistribution").
 //
-// Thread safety: pure function of its arguments; the BLAS inside uses the
-// BLAS thread pool. `keep_going` is called on the calling thread only.
+// Thread safety: pure function of its arguments; uses the OpenMP threads (a
+// call from inside a parallel region runs on its thread alone) and the BLAS
+// thread pool. `keep_going` is called on the calling thread only.
 #ifndef NTK_CORE_NUMERICS_CHOLESKY_H_
 #define NTK_CORE_NUMERICS_CHOLESKY_H_
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "core/distribution/methods.h"
 #include "core/distribution/moments.h"
+#include "core/numerics/parallel.h"
 
 namespace ntk::distribution_internal {
 
@@ -78,7 +79,10 @@ void ExactBatch(const ExactFactors& f, const Batch& b, int C,
   MatrixXd r = b.cross.ntk;
   SolveLower(f.chol_a, &r);
   SolveLowerT(f.chol_a, &r);
-  const MatrixXd kr = f.nngp_train * r;
+  MatrixXd kr(r.rows(), r.cols());
+  ParallelColumnBlocks(r.cols(), [&](Index c0, Index w) {
+    kr.middleCols(c0, w).noalias() = f.nngp_train * r.middleCols(c0, w);
+  });
   const VectorXd rk = (r.array() * b.cross.nngp.array()).colwise().sum().transpose();
   const VectorXd rkr = (r.array() * kr.array()).colwise().sum().transpose();
   const MatrixXd p = MatrixXd::Identity(C, C) - MatrixXd::Constant(C, C, 1.0 / C);

@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "core/distribution/methods.h"
 #include "core/numerics/cholesky.h"
+#include "core/numerics/parallel.h"
 
 namespace ntk {
 
@@ -66,11 +67,19 @@ absl::Status CholeskyLower(MatrixXd a, MatrixXd* l, const Progress& progress, do
   return s;
 }
 
+// Columns of x are independent right-hand sides: solved in column blocks on
+// the OpenMP threads (core/numerics/parallel.h ParallelColumnBlocks).
 void SolveLower(const MatrixXd& l, MatrixXd* x) {
-  l.triangularView<Eigen::Lower>().solveInPlace(*x);
+  ParallelColumnBlocks(x->cols(), [&](Index b, Index w) {
+    auto blk = x->middleCols(b, w);
+    l.triangularView<Eigen::Lower>().solveInPlace(blk);
+  });
 }
 void SolveLowerT(const MatrixXd& l, MatrixXd* x) {
-  l.triangularView<Eigen::Lower>().transpose().solveInPlace(*x);
+  ParallelColumnBlocks(x->cols(), [&](Index b, Index w) {
+    auto blk = x->middleCols(b, w);
+    l.triangularView<Eigen::Lower>().transpose().solveInPlace(blk);
+  });
 }
 
 absl::StatusOr<KernelMatrices> TrainKernelsWithProgress(const State& state,

@@ -117,17 +117,23 @@ absl::Status AddScaledInverse(MatrixXd* l, const VectorXd& s, const Steps& steps
     const Index bw = std::min(b, n - j0), r = n - j0;
     MatrixXd t = MatrixXd::Zero(r, bw);
     t.topRows(bw).setIdentity();
-    l->block(j0, j0, r, r).triangularView<Eigen::Lower>().solveInPlace(t);
+    ParallelColumnBlocks(bw, [&](Index c0, Index cw) {
+      auto tc = t.middleCols(c0, cw);
+      l->block(j0, j0, r, r).triangularView<Eigen::Lower>().solveInPlace(tc);
+    });
     l->block(j0, j0, r, bw) = t;
   }
   for (Index j0 = 0; j0 < n; j0 += b) {
     if (!steps.Continue()) return steps.Cancelled();
     const Index bw = std::min(b, n - j0), r = n - j0;
     const MatrixXd x = l->block(j0, j0, r, bw);
-    MatrixXd y(r, bw);
-    y.noalias() = l->block(j0, j0, r, r).triangularView<Eigen::Lower>().transpose() * x;
-    m->block(j0, j0, r, bw).noalias() +=
-        s.segment(j0, r).asDiagonal() * y * s.segment(j0, bw).asDiagonal();
+    ParallelColumnBlocks(bw, [&](Index c0, Index cw) {
+      MatrixXd y(r, cw);
+      y.noalias() =
+          l->block(j0, j0, r, r).triangularView<Eigen::Lower>().transpose() * x.middleCols(c0, cw);
+      m->block(j0, j0 + c0, r, cw).noalias() +=
+          s.segment(j0, r).asDiagonal() * y * s.segment(j0 + c0, cw).asDiagonal();
+    });
   }
   return absl::OkStatus();
 }
@@ -137,11 +143,13 @@ absl::Status AddScaledInverse(MatrixXd* l, const VectorXd& s, const Steps& steps
 absl::Status ApplyE(const MatrixXd& chol, const VectorXd& sqrt_p, const Steps& steps,
                     MatrixXd* x) {
   return ForChunks(x->cols(), ChunkColumns(chol.rows()), steps, [&](Index b, Index w) {
-    auto blk = x->middleCols(b, w);
-    blk = sqrt_p.asDiagonal() * blk;
-    chol.triangularView<Eigen::Lower>().solveInPlace(blk);
-    chol.triangularView<Eigen::Lower>().transpose().solveInPlace(blk);
-    blk = sqrt_p.asDiagonal() * blk;
+    ParallelColumnBlocks(w, [&](Index b2, Index w2) {
+      auto blk = x->middleCols(b + b2, w2);
+      blk = sqrt_p.asDiagonal() * blk;
+      chol.triangularView<Eigen::Lower>().solveInPlace(blk);
+      chol.triangularView<Eigen::Lower>().transpose().solveInPlace(blk);
+      blk = sqrt_p.asDiagonal() * blk;
+    });
   });
 }
 
@@ -150,19 +158,24 @@ absl::Status MultiplyK(const MatrixXd& packed, const MatrixXd& x, const Steps& s
                        MatrixXd* out) {
   out->resize(packed.rows(), x.cols());
   return ForChunks(x.cols(), ChunkColumns(packed.rows()), steps, [&](Index b, Index w) {
-    out->middleCols(b, w).noalias() = packed.selfadjointView<Eigen::Upper>() * x.middleCols(b, w);
+    ParallelColumnBlocks(w, [&](Index b2, Index w2) {
+      out->middleCols(b + b2, w2).noalias() =
+          packed.selfadjointView<Eigen::Upper>() * x.middleCols(b + b2, w2);
+    });
   });
 }
 
 // x <- L^{-1} x (transpose: L^{-T} x) for lower L, in column chunks.
 absl::Status SolveChunked(const MatrixXd& l, bool transpose, const Steps& steps, MatrixXd* x) {
   return ForChunks(x->cols(), ChunkColumns(l.rows()), steps, [&](Index b, Index w) {
-    auto blk = x->middleCols(b, w);
-    if (transpose) {
-      l.triangularView<Eigen::Lower>().transpose().solveInPlace(blk);
-    } else {
-      l.triangularView<Eigen::Lower>().solveInPlace(blk);
-    }
+    ParallelColumnBlocks(w, [&](Index b2, Index w2) {
+      auto blk = x->middleCols(b + b2, w2);
+      if (transpose) {
+        l.triangularView<Eigen::Lower>().transpose().solveInPlace(blk);
+      } else {
+        l.triangularView<Eigen::Lower>().solveInPlace(blk);
+      }
+    });
   });
 }
 

@@ -19,42 +19,28 @@ namespace {
 // --threads.
 constexpr Index kTask = 256;
 
-// A21 <- A21 L11^{-T} (dtrsm), in row blocks of kTask (rows are independent).
+// A21 <- A21 L11^{-T} (dtrsm), in row blocks (rows are independent).
 void PanelSolve(const Eigen::Ref<const Eigen::MatrixXd>& l11, Eigen::Ref<Eigen::MatrixXd> a21) {
-  const Index rows = a21.rows();
-  const Index tasks = (rows + kTask - 1) / kTask;
-  RegionExceptions trap;
-#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
-  for (Index t = 0; t < tasks; ++t) {
-    trap.Run([&] {
-      const Index r0 = t * kTask, h = std::min(kTask, rows - r0);
-      auto block = a21.middleRows(r0, h);
-      l11.triangularView<Eigen::Lower>().transpose().solveInPlace<Eigen::OnTheRight>(block);
-    });
-  }
-  trap.Rethrow();
+  ParallelBlocks(a21.rows(), kTask, [&](Index r0, Index h) {
+    auto block = a21.middleRows(r0, h);
+    l11.triangularView<Eigen::Lower>().transpose().solveInPlace<Eigen::OnTheRight>(block);
+  });
 }
 
-// The lower triangle of A22 -= L21 L21^T, in column panels of kTask: the
-// panel's diagonal block by dsyrk (lower), the rows below it by dgemm. The
-// first panels are the tallest; dynamic scheduling balances them.
+// The lower triangle of A22 -= L21 L21^T, in column panels: the panel's
+// diagonal block by dsyrk (lower), the rows below it by dgemm. The first
+// panels are the tallest; ParallelBlocks' dynamic schedule balances them.
 void TrailingUpdate(const Eigen::Ref<const Eigen::MatrixXd>& l21, Eigen::Ref<Eigen::MatrixXd> a22) {
   const Index n = a22.rows();
-  const Index panels = (n + kTask - 1) / kTask;
-  RegionExceptions trap;
-#pragma omp parallel for schedule(dynamic, 1) if (panels > 1)
-  for (Index p = 0; p < panels; ++p) {
-    trap.Run([&] {
-      const Index j0 = p * kTask, w = std::min(kTask, n - j0), below = n - j0 - w;
-      a22.block(j0, j0, w, w).selfadjointView<Eigen::Lower>().rankUpdate(l21.middleRows(j0, w),
-                                                                          -1.0);
-      if (below > 0) {
-        a22.block(j0 + w, j0, below, w).noalias() -=
-            l21.middleRows(j0 + w, below) * l21.middleRows(j0, w).transpose();
-      }
-    });
-  }
-  trap.Rethrow();
+  ParallelBlocks(n, kTask, [&](Index j0, Index w) {
+    const Index below = n - j0 - w;
+    a22.block(j0, j0, w, w).selfadjointView<Eigen::Lower>().rankUpdate(l21.middleRows(j0, w),
+                                                                        -1.0);
+    if (below > 0) {
+      a22.block(j0 + w, j0, below, w).noalias() -=
+          l21.middleRows(j0 + w, below) * l21.middleRows(j0, w).transpose();
+    }
+  });
 }
 
 }  // namespace

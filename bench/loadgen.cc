@@ -50,13 +50,13 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "bench/bench_support.h"
 #include "bench/echo.grpc.pb.h"
 #include "bench/loadgen_cell.h"
 #include "bench/loadgen_process.h"
 #include "client/client.h"
 #include "proto/ntk/v1/ntk.grpc.pb.h"
+#include "tools/common/list_flags.h"
 
 namespace {
 
@@ -106,10 +106,14 @@ int main(int argc, char** argv) {
             "  [--json_out=FILE] [--log_rpcs=1]\n  unknown argument: %s\n", argv[1]);
     return 2;
   }
-  std::vector<int> concurrency;
-  for (absl::string_view s : absl::StrSplit(conc_flag, ',', absl::SkipEmpty()))
-    concurrency.push_back(std::atoi(std::string(s).c_str()));
-  auto wanted = [&](const char* t) { return targets_flag.find(t) != std::string::npos; };
+  const absl::StatusOr<std::vector<int>> levels =
+      ntk::tools::ParsePositiveIntList("concurrency", conc_flag);
+  if (!levels.ok()) {
+    fprintf(stderr, "ntk_loadgen: %s\n", levels.status().ToString().c_str());
+    return 2;
+  }
+  const std::vector<int>& concurrency = *levels;
+  auto wanted = [&](const char* t) { return ntk::tools::ListHas(targets_flag, t); };
 
   // Temp dir for the model store and the servers' logs.
   char tmpl[] = "/tmp/ntk-loadgen-XXXXXX";

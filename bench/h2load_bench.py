@@ -38,7 +38,8 @@ import bench_client  # noqa: E402
 
 def oip_stubs(out_dir):
     from grpc_tools import protoc
-    proto_dir = os.path.join(os.path.dirname(HERE), "proto", "inference")
+    proto_dir = os.path.join(os.path.dirname(HERE), "third_party", "open-inference-protocol",
+                             "proto", "inference")
     if protoc.main(["protoc", "-I" + proto_dir, "--python_out=" + out_dir,
                     os.path.join(proto_dir, "grpc_predict_v2.proto")]) != 0:
         sys.exit("grpc_tools.protoc failed")

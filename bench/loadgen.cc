@@ -27,30 +27,21 @@
 //
 //   ./ntk_loadgen --duration_ms=3000 --json_out=loadgen.json
 //
-// Why one file over ~500 lines: it is one self-contained benchmark binary
-// (echo service, subprocess control, completion-queue driver, report) whose
-// parts are used only here and only in this order; bench/ builds each
-// benchmark from one source so run.sh and the CMake list stay one line each.
+// Files: this one (flags, the runs against the two servers, the report);
+// bench/loadgen_cell.h (one measured cell and its JSON line);
+// bench/loadgen_process.{h,cc} (the echo service, child processes).
 //
 // Not a test: it asserts nothing about speed. Calls that fail are counted
 // (errors) and excluded from the latencies.
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
-#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
@@ -59,315 +50,20 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "bench/bench_support.h"
 #include "bench/echo.grpc.pb.h"
+#include "bench/loadgen_cell.h"
+#include "bench/loadgen_process.h"
 #include "client/client.h"
 #include "proto/ntk/v1/ntk.grpc.pb.h"
+#include "tools/common/list_flags.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// ---- The echo service (subprocess mode) ----------------------------------------
-
-class EchoService final : public ntk::bench::Echo::CallbackService {
-  grpc::ServerUnaryReactor* Echo(grpc::CallbackServerContext* ctx,
-                                 const ntk::bench::EchoMessage* request,
-                                 ntk::bench::EchoMessage* response) override {
-    *response = *request;
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-};
-
-// Serves Echo on 127.0.0.1:0, prints the chosen port on stdout, and stops
-// on SIGTERM/SIGINT (or when the parent dies).
-int ServeEcho() {
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before gRPC starts threads
-
-  EchoService service;
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
-    fprintf(stderr, "echo: cannot start\n");
-    return 1;
-  }
-  printf("%d\n", port);
-  fflush(stdout);
-  int sig = 0;
-  sigwait(&set, &sig);
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  return 0;
-}
-
-// ---- Subprocesses -------------------------------------------------------------
-
-struct Child {
-  pid_t pid = -1;
-};
-
-// Sends SIGTERM, waits up to 15 s, then SIGKILL. Only our own child's pid.
-void Stop(Child* c) {
-  if (c->pid <= 0) return;
-  kill(c->pid, SIGTERM);
-  const auto deadline = Clock::now() + std::chrono::seconds(15);
-  while (Clock::now() < deadline) {
-    int status = 0;
-    if (waitpid(c->pid, &status, WNOHANG) == c->pid) {
-      c->pid = -1;
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  kill(c->pid, SIGKILL);
-  waitpid(c->pid, nullptr, 0);
-  c->pid = -1;
-}
-
-// Starts `argv` with extra environment `env`; stdout to a pipe (returned in
-// *stdout_fd when non-null, else /dev/null), stderr to `log_path`.
-Child Spawn(const std::vector<std::string>& argv,
-            const std::vector<std::string>& env, const std::string& log_path,
-            int* stdout_fd) {
-  int fds[2] = {-1, -1};
-  if (stdout_fd != nullptr && pipe(fds) != 0) return {};
-  Child c;
-  c.pid = fork();
-  if (c.pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (stdout_fd != nullptr) {
-      dup2(fds[1], 1);
-      close(fds[0]);
-      close(fds[1]);
-    } else {
-      int null_fd = open("/dev/null", O_WRONLY);
-      dup2(null_fd, 1);
-    }
-    int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (log_fd >= 0) dup2(log_fd, 2);
-    for (const std::string& e : env) putenv(strdup(e.c_str()));
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    fprintf(stderr, "exec %s: %s\n", args[0], strerror(errno));
-    _exit(127);
-  }
-  if (stdout_fd != nullptr) {
-    close(fds[1]);
-    *stdout_fd = fds[0];
-  }
-  return c;
-}
-
-// Reads one line (the port) from fd, waiting at most 20 s.
-int ReadPort(int fd) {
-  std::string line;
-  const auto deadline = Clock::now() + std::chrono::seconds(20);
-  fcntl(fd, F_SETFL, O_NONBLOCK);
-  while (Clock::now() < deadline) {
-    char ch;
-    const ssize_t got = read(fd, &ch, 1);
-    if (got == 1) {
-      if (ch == '\n') return std::atoi(line.c_str());
-      line.push_back(ch);
-    } else if (got == 0) {
-      return 0;  // closed
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  }
-  return 0;
-}
-
-// A port that was free a moment ago (bind to 0, read it, close).
-int FreePort() {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  close(s);
-  return port;
-}
-
-// CPU time (user + system) process `pid` has used so far, microseconds;
-// -1 when /proc/<pid>/stat cannot be read.
-double ProcessCpuUs(pid_t pid) {
-  std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
-  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  const size_t comm_end = stat.rfind(')');  // the command name may hold spaces
-  if (comm_end == std::string::npos) return -1;
-  // Fields after "pid (comm) ": 3 state ... 14 utime, 15 stime (clock ticks).
-  std::vector<std::string> fields = absl::StrSplit(stat.substr(comm_end + 1), ' ', absl::SkipEmpty());
-  if (fields.size() < 13) return -1;
-  const double ticks = std::atof(fields[11].c_str()) + std::atof(fields[12].c_str());
-  return ticks * 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-// ---- The load loop --------------------------------------------------------------
-
-struct CellResult {
-  std::string target;
-  int concurrency = 0;
-  double seconds = 0;
-  long completed = 0;  // successful completions in the measured window
-  long errors = 0;
-  std::string first_error;
-  double rps = 0;
-  double p50_us = 0, p99_us = 0, mean_us = 0;
-  double server_cpu_us = -1;  // server CPU per completed call in the window (-1: unknown)
-};
-
-// Keeps `concurrency` calls in flight from this thread: `prepare` creates a
-// (not yet started) call of the request on `cq`; each completion starts the
-// next call until the measured window ends, then the rest drain. The CPU
-// time of `server_pid` is read when the window opens and closes.
-template <typename Request, typename Response>
-CellResult RunCell(
-    const std::string& target, pid_t server_pid, int concurrency, double warmup_s,
-    double duration_s, long max_calls, const std::vector<Request>& requests,
-    std::function<std::unique_ptr<grpc::ClientAsyncResponseReader<Response>>(
-        grpc::ClientContext*, const Request&, grpc::CompletionQueue*)>
-        prepare) {
-  struct Call {
-    grpc::ClientContext ctx;
-    Response response;
-    grpc::Status status;
-    std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> rpc;
-    Clock::time_point start;
-  };
-  grpc::CompletionQueue cq;
-  long issued = 0;
-  auto launch = [&]() {
-    auto* call = new Call;
-    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    call->start = Clock::now();
-    call->rpc = prepare(&call->ctx, requests[issued % requests.size()], &cq);
-    call->rpc->StartCall();
-    call->rpc->Finish(&call->response, &call->status, call);
-    ++issued;
-  };
-
-  const Clock::time_point t0 = Clock::now();
-  const Clock::time_point measure_from =
-      t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(warmup_s));
-  const Clock::time_point measure_to =
-      measure_from + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
-  CellResult r;
-  r.target = target;
-  r.concurrency = concurrency;
-  std::vector<double> latencies_us;
-  latencies_us.reserve(1 << 16);
-  int in_flight = 0;
-  for (int i = 0; i < concurrency; ++i, ++in_flight) launch();
-  Clock::time_point last_counted = measure_from;
-  bool capped = false;
-  double cpu_from = -1, cpu_to = -1;
-  while (in_flight > 0) {
-    void* tag = nullptr;
-    bool ok = false;
-    if (!cq.Next(&tag, &ok)) break;
-    auto* call = static_cast<Call*>(tag);
-    const Clock::time_point end = Clock::now();
-    if (cpu_from < 0 && end >= measure_from) cpu_from = ProcessCpuUs(server_pid);
-    if (cpu_to < 0 && cpu_from >= 0 && (end > measure_to || capped)) {
-      cpu_to = ProcessCpuUs(server_pid);
-    }
-    // Counted: every call that completes inside the measured window.
-    if (end >= measure_from && end <= measure_to && !capped) {
-      if (ok && call->status.ok()) {
-        ++r.completed;
-        latencies_us.push_back(
-            std::chrono::duration<double, std::micro>(end - call->start).count());
-        last_counted = end;
-        if (r.completed >= max_calls) capped = true;
-      } else {
-        ++r.errors;
-      }
-    }
-    if (!(ok && call->status.ok()) && r.first_error.empty())
-      r.first_error = call->status.error_message();
-    delete call;
-    --in_flight;
-    if (end < measure_to && !capped) {
-      launch();
-      ++in_flight;
-    }
-  }
-  cq.Shutdown();
-  {
-    void* tag;
-    bool ok;
-    while (cq.Next(&tag, &ok)) {
-    }
-  }
-  // Measured window: the full duration, or up to the last counted call when
-  // --max_calls cut it short.
-  r.seconds = capped ? std::chrono::duration<double>(last_counted - measure_from).count()
-                     : duration_s;
-  r.rps = r.seconds > 0 ? r.completed / r.seconds : 0;
-  if (cpu_to < 0 && cpu_from >= 0) cpu_to = ProcessCpuUs(server_pid);  // window ended last
-  if (cpu_from >= 0 && cpu_to >= cpu_from && r.completed > 0) {
-    r.server_cpu_us = (cpu_to - cpu_from) / static_cast<double>(r.completed);
-  }
-  if (!latencies_us.empty()) {
-    std::sort(latencies_us.begin(), latencies_us.end());
-    auto q = [&](double p) {
-      const size_t i = std::min(latencies_us.size() - 1,
-                                static_cast<size_t>(p * (latencies_us.size() - 1) + 0.5));
-      return latencies_us[i];
-    };
-    r.p50_us = q(0.50);
-    r.p99_us = q(0.99);
-    double sum = 0;
-    for (double v : latencies_us) sum += v;
-    r.mean_us = sum / latencies_us.size();
-  }
-  return r;
-}
-
-bool g_log_rpcs = true;  // --log_rpcs, reported with every cell
-
-std::string Json(const CellResult& r) {
-  return absl::StrCat("{\"target\":\"", r.target, "\",\"concurrency\":", r.concurrency,
-                      ",\"server_log_rpcs\":", g_log_rpcs ? "true" : "false",
-                      ",\"seconds\":", r.seconds, ",\"completed\":", r.completed,
-                      ",\"errors\":", r.errors, ",\"rps\":", r.rps,
-                      ",\"p50_us\":", r.p50_us, ",\"p99_us\":", r.p99_us,
-                      ",\"mean_us\":", r.mean_us, ",\"server_cpu_us\":", r.server_cpu_us, "}");
-}
-
-// RunCell at each concurrency of `levels`, appending to *results; each
-// cell's JSON goes to stderr as it completes.
-template <typename Request, typename Response, typename Prepare>
-void RunCells(const std::string& target, pid_t server_pid, const std::vector<int>& levels,
-              double warmup_s, double duration_s, long max_calls,
-              const std::vector<Request>& requests, const Prepare& prepare,
-              std::vector<CellResult>* results) {
-  for (int c : levels) {
-    results->push_back(RunCell<Request, Response>(target, server_pid, c, warmup_s, duration_s,
-                                                  max_calls, requests, prepare));
-    fprintf(stderr, "%s\n", Json(results->back()).c_str());
-  }
-}
-
+// Polls the health check every 100 ms for up to `seconds` (waiting for a
+// starting process, not synchronizing threads).
 bool WaitHealthy(ntk::Client* client, double seconds) {
+  using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                            std::chrono::duration<double>(seconds));
   while (Clock::now() < deadline) {
@@ -380,14 +76,19 @@ bool WaitHealthy(ntk::Client* client, double seconds) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  using ntk::bench::CellOptions;
+  using ntk::bench::CellResult;
+  using ntk::bench::Child;
+  using ntk::bench::RunCells;
   using ntk::bench::TakeIntFlag;
   using ntk::bench::TakeStringFlag;
-  if (argc > 1 && std::strcmp(argv[1], "--serve_echo") == 0) return ServeEcho();
+  if (argc > 1 && std::strcmp(argv[1], "--serve_echo") == 0) return ntk::bench::ServeEcho();
 
   const std::string server_path = TakeStringFlag(&argc, argv, "server", NTK_SERVER_PATH);
-  const double duration_s = TakeIntFlag(&argc, argv, "duration_ms", 3000) / 1000.0;
-  const double warmup_s = TakeIntFlag(&argc, argv, "warmup_ms", 500) / 1000.0;
-  const long max_calls = TakeIntFlag(&argc, argv, "max_calls", 1000000);
+  CellOptions cells;
+  cells.duration_s = TakeIntFlag(&argc, argv, "duration_ms", 3000) / 1000.0;
+  cells.warmup_s = TakeIntFlag(&argc, argv, "warmup_ms", 500) / 1000.0;
+  cells.max_calls = TakeIntFlag(&argc, argv, "max_calls", 1000000);
   const int n = static_cast<int>(TakeIntFlag(&argc, argv, "n", 1000));
   const int d = static_cast<int>(TakeIntFlag(&argc, argv, "d", 64));
   const int classes = static_cast<int>(TakeIntFlag(&argc, argv, "classes", 10));
@@ -396,7 +97,7 @@ int main(int argc, char** argv) {
       TakeStringFlag(&argc, argv, "targets", "echo,predict,distribution");
   const std::string json_out = TakeStringFlag(&argc, argv, "json_out", "");
   const bool log_rpcs = TakeIntFlag(&argc, argv, "log_rpcs", 1) != 0;
-  g_log_rpcs = log_rpcs;
+  cells.server_log_rpcs = log_rpcs;
   if (argc > 1) {
     fprintf(stderr,
             "usage: ntk_loadgen [--server=PATH] [--duration_ms=3000] [--warmup_ms=500]\n"
@@ -405,10 +106,14 @@ int main(int argc, char** argv) {
             "  [--json_out=FILE] [--log_rpcs=1]\n  unknown argument: %s\n", argv[1]);
     return 2;
   }
-  std::vector<int> concurrency;
-  for (absl::string_view s : absl::StrSplit(conc_flag, ',', absl::SkipEmpty()))
-    concurrency.push_back(std::atoi(std::string(s).c_str()));
-  auto wanted = [&](const char* t) { return targets_flag.find(t) != std::string::npos; };
+  const absl::StatusOr<std::vector<int>> levels =
+      ntk::tools::ParsePositiveIntList("concurrency", conc_flag);
+  if (!levels.ok()) {
+    fprintf(stderr, "ntk_loadgen: %s\n", levels.status().ToString().c_str());
+    return 2;
+  }
+  const std::vector<int>& concurrency = *levels;
+  auto wanted = [&](const char* t) { return ntk::tools::ListHas(targets_flag, t); };
 
   // Temp dir for the model store and the servers' logs.
   char tmpl[] = "/tmp/ntk-loadgen-XXXXXX";
@@ -437,8 +142,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     self[len] = '\0';
-    echo = Spawn({self, "--serve_echo"}, {}, tmp + "/echo.log", &out_fd);
-    const int port = ReadPort(out_fd);
+    echo = ntk::bench::Spawn({self, "--serve_echo"}, {}, tmp + "/echo.log", &out_fd);
+    const int port = ntk::bench::ReadPort(out_fd);
     close(out_fd);
     if (port <= 0) {
       fprintf(stderr, "echo server did not start (see %s/echo.log)\n", tmp.c_str());
@@ -454,21 +159,21 @@ int main(int argc, char** argv) {
         for (int j = 0; j < d; ++j) requests[i].add_values(query.features(i, j));
       }
       RunCells<ntk::bench::EchoMessage, ntk::bench::EchoMessage>(
-          "echo", echo.pid, concurrency, warmup_s, duration_s, max_calls, requests,
+          "echo", echo.pid, concurrency, cells, requests,
           [&](grpc::ClientContext* ctx, const ntk::bench::EchoMessage& req,
               grpc::CompletionQueue* cq) { return stub->PrepareAsyncEcho(ctx, req, cq); },
           &results);
     }
-    Stop(&echo);
+    ntk::bench::Stop(&echo);
   }
 
   // ---- ntk_server ----
   if (wanted("predict") || wanted("distribution")) {
-    const int port = FreePort();
+    const int port = ntk::bench::FreePort();
     const std::string target = absl::StrCat("127.0.0.1:", port);
     // The server's stderr (one line per RPC unless --log_rpcs=0) goes to a
     // file, as under a service manager.
-    Child server = Spawn({server_path, "--listen=" + target, "--model_dir=" + tmp + "/models",
+    Child server = ntk::bench::Spawn({server_path, "--listen=" + target, "--model_dir=" + tmp + "/models",
                           std::string("--log_rpcs=") + (log_rpcs ? "true" : "false"),
                           "--shutdown_grace_seconds=2"},
                          {}, tmp + "/server.log", nullptr);
@@ -504,14 +209,14 @@ int main(int argc, char** argv) {
         }
         if (wanted("predict")) {
           RunCells<ntk::v1::PredictRequest, ntk::v1::PredictResponse>(
-              "predict", server.pid, concurrency, warmup_s, duration_s, max_calls, preq,
+              "predict", server.pid, concurrency, cells, preq,
               [&](grpc::ClientContext* ctx, const ntk::v1::PredictRequest& req,
                   grpc::CompletionQueue* cq) { return stub->PrepareAsyncPredict(ctx, req, cq); },
               &results);
         }
         if (wanted("distribution")) {
           RunCells<ntk::v1::PredictDistributionRequest, ntk::v1::PredictDistributionResponse>(
-              "distribution", server.pid, concurrency, warmup_s, duration_s, max_calls, dreq,
+              "distribution", server.pid, concurrency, cells, dreq,
               [&](grpc::ClientContext* ctx, const ntk::v1::PredictDistributionRequest& req,
                   grpc::CompletionQueue* cq) {
                 return stub->PrepareAsyncPredictDistribution(ctx, req, cq);
@@ -521,7 +226,7 @@ int main(int argc, char** argv) {
       }
     }
     client = absl::UnknownError("released");  // close the channel before stopping
-    Stop(&server);
+    ntk::bench::Stop(&server);
   }
 
   printf("%-13s %5s %10s %10s %10s %12s %8s\n", "target", "conc", "req/s", "p50 us", "p99 us",
@@ -536,7 +241,7 @@ int main(int argc, char** argv) {
     std::ofstream f(json_out);
     f << "[\n";
     for (size_t i = 0; i < results.size(); ++i)
-      f << "  " << Json(results[i]) << (i + 1 < results.size() ? ",\n" : "\n");
+      f << "  " << ntk::bench::Json(results[i]) << (i + 1 < results.size() ? ",\n" : "\n");
     f << "]\n";
   }
   std::error_code ec;

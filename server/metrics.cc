@@ -26,60 +26,44 @@ Histogram::BucketBoundaries RowBuckets() {
   return {1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144};
 }
 
+// Every family here is made the same way: a name and a help text, in `r`.
+template <typename Builder>
+auto& Family(Builder builder, const char* name, const char* help, prometheus::Registry& r) {
+  return builder.Name(name).Help(help).Register(r);
+}
+
+// A gauge without labels (one series), set from ServerState at each scrape.
+prometheus::Gauge* Gauge(const char* name, const char* help, prometheus::Registry& r) {
+  return &Family(prometheus::BuildGauge(), name, help, r).Add({});
+}
+
 }  // namespace
 
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   prometheus::Registry& r = *registry_;
-  requests_ = &prometheus::BuildCounter()
-                   .Name("ntk_requests_total")
-                   .Help("Calls finished, by RPC (ntk.v1 and Open Inference Protocol) and status code")
-                   .Register(r);
-  duration_ = &prometheus::BuildHistogram()
-                   .Name("ntk_request_duration_seconds")
-                   .Help("Call latency from handler entry to status, by RPC")
-                   .Register(r);
-  rows_ = &prometheus::BuildHistogram()
-               .Name("ntk_request_rows")
-               .Help("Rows per call (batch size): query rows, training rows for fits")
-               .Register(r);
-  rows_processed_ = &prometheus::BuildCounter()
-                         .Name("ntk_rows_processed_total")
-                         .Help("Rows of successful calls, by RPC")
-                         .Register(r);
-  queue_wait_ = &prometheus::BuildHistogram()
-                     .Name("ntk_queue_wait_seconds")
-                     .Help("Time a call waited in a worker pool's queue before it ran")
-                     .Register(r);
-  fit_duration_ = &prometheus::BuildHistogram()
-                       .Name("ntk_fit_duration_seconds")
-                       .Help("Duration of successful Fit and FitStream calls")
-                       .Register(r)
+  requests_ = &Family(prometheus::BuildCounter(), "ntk_requests_total",
+                      "Calls finished, by RPC (ntk.v1 and Open Inference Protocol) and status code",
+                      r);
+  duration_ = &Family(prometheus::BuildHistogram(), "ntk_request_duration_seconds",
+                      "Call latency from handler entry to status, by RPC", r);
+  rows_ = &Family(prometheus::BuildHistogram(), "ntk_request_rows",
+                  "Rows per call (batch size): query rows, training rows for fits", r);
+  rows_processed_ = &Family(prometheus::BuildCounter(), "ntk_rows_processed_total",
+                            "Rows of successful calls, by RPC", r);
+  queue_wait_ = &Family(prometheus::BuildHistogram(), "ntk_queue_wait_seconds",
+                        "Time a call waited in a worker pool's queue before it ran", r);
+  fit_duration_ = &Family(prometheus::BuildHistogram(), "ntk_fit_duration_seconds",
+                          "Duration of successful Fit and FitStream calls", r)
                        .Add({}, SecondsBuckets());
-  fits_in_flight_ = &prometheus::BuildGauge()
-                         .Name("ntk_fits_in_flight")
-                         .Help("Fits holding a --max_concurrent_fits slot now")
-                         .Register(r)
-                         .Add({});
-  models_ = &prometheus::BuildGauge()
-                 .Name("ntk_models_loaded")
-                 .Help("Models being served")
-                 .Register(r)
-                 .Add({});
-  model_bytes_ = &prometheus::BuildGauge()
-                      .Name("ntk_model_bytes")
-                      .Help("Memory the served models hold (FittedModel::MemoryBytes)")
-                      .Register(r)
-                      .Add({});
-  cache_bytes_ = &prometheus::BuildGauge()
-                      .Name("ntk_distribution_cache_bytes")
-                      .Help("PredictDistribution factors held by the DistributionCache")
-                      .Register(r)
-                      .Add({});
-  cache_budget_bytes_ = &prometheus::BuildGauge()
-                             .Name("ntk_distribution_cache_budget_bytes")
-                             .Help("The DistributionCache's budget (--distribution_cache_mb)")
-                             .Register(r)
-                             .Add({});
+  fits_in_flight_ =
+      Gauge("ntk_fits_in_flight", "Fits holding a --max_concurrent_fits slot now", r);
+  models_ = Gauge("ntk_models_loaded", "Models being served", r);
+  model_bytes_ =
+      Gauge("ntk_model_bytes", "Memory the served models hold (FittedModel::MemoryBytes)", r);
+  cache_bytes_ = Gauge("ntk_distribution_cache_bytes",
+                       "PredictDistribution factors held by the DistributionCache", r);
+  cache_budget_bytes_ = Gauge("ntk_distribution_cache_budget_bytes",
+                              "The DistributionCache's budget (--distribution_cache_mb)", r);
 }
 
 Metrics::~Metrics() = default;

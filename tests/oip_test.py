@@ -5,7 +5,8 @@ HTTP listener of ntk_server, driven by off-the-shelf clients.
 Registered with CTest (label unit) by tests/CMakeLists.txt. Exit 77 (CTest
 SKIP_RETURN_CODE) when /usr/bin/python3 lacks numpy, grpc or grpc_tools.
 
-- gRPC: Python stubs generated from proto/inference/grpc_predict_v2.proto
+- gRPC: Python stubs generated from
+  third_party/open-inference-protocol/proto/inference/grpc_predict_v2.proto
   with grpc_tools (python3-grpc-tools), the way any OIP user makes them.
 - HTTP: urllib against --http_listen.
 Checks:
@@ -48,7 +49,7 @@ def expect(cond, msg):
 
 def load_oip_stubs(out_dir):
     from grpc_tools import protoc
-    proto_dir = os.path.join(ROOT, "proto", "inference")
+    proto_dir = os.path.join(ROOT, "third_party", "open-inference-protocol", "proto", "inference")
     rc = protoc.main(["grpc_tools.protoc", "-I" + proto_dir, "--python_out=" + out_dir,
                       "--grpc_python_out=" + out_dir,
                       os.path.join(proto_dir, "grpc_predict_v2.proto")])

@@ -4,12 +4,13 @@
 
 Registered with CTest (label unit) by tests/CMakeLists.txt. Steps:
 
-1. The committed stubs match proto/ntk/v1/ntk.proto (gen_stubs.py --check).
-2. `python3 -m venv --system-site-packages` in a temporary directory, then
-   `pip install <copy of client/python>` with PIP_NO_INDEX=1, so the test
-   fails if the install needed the network (the copy keeps build/ and
-   *.egg-info out of the source tree).
-3. This file again, with --inside, under the venv's python (cwd a temporary
+1. `python3 -m venv --system-site-packages` in a temporary directory, then
+   `pip install <copy>/client/python` with PIP_NO_INDEX=1, so the test
+   fails if the install needed the network. The copy holds client/python
+   (without generated stubs, build/ and *.egg-info) and proto/ntk/v1/ntk.proto
+   at their checkout paths: the install generates the stubs from the proto
+   (setup.py, gen_stubs.py), and the source tree stays untouched.
+2. This file again, with --inside, under the venv's python (cwd a temporary
    directory, so ntk_client can only come from the venv), against an
    ntk_server on 127.0.0.1:0: fit (one Fit, and FitStream in chunks),
    background fit + watch, predict, predict_distribution (columnar) against
@@ -65,17 +66,15 @@ class Server:
 
 
 def outside(binary):
-    r = subprocess.run([sys.executable, "-B", os.path.join(PACKAGE, "gen_stubs.py"), "--check"],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        fail("stubs: %s%s" % (r.stdout, r.stderr))
-    print(r.stdout.strip())
     with tempfile.TemporaryDirectory(prefix="ntk-pyclient-") as tmp:
         venv = os.path.join(tmp, "venv")
         subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", venv], check=True)
-        src = os.path.join(tmp, "python")
+        src = os.path.join(tmp, "checkout", "client", "python")
         shutil.copytree(PACKAGE, src, ignore=shutil.ignore_patterns(
-            "build", "*.egg-info", "__pycache__"))
+            "build", "*.egg-info", "__pycache__", "*_pb2.py", "*_pb2_grpc.py"))
+        proto = os.path.join("proto", "ntk", "v1", "ntk.proto")
+        os.makedirs(os.path.dirname(os.path.join(tmp, "checkout", proto)))
+        shutil.copy(os.path.join(ROOT, proto), os.path.join(tmp, "checkout", proto))
         env = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
         r = subprocess.run([os.path.join(venv, "bin", "pip"), "install", src],
                            capture_output=True, text=True, env=env, cwd=tmp)

@@ -9,7 +9,8 @@ built as a FitRequest message with Matrix.data (tobytes, set, serialize:
 three copies), and with `repeated double values` (what the example script
 and a hand-written client do), and prints the best of --reps wall-clock
 times and the ratio Client.fit / repeated double. Runs from the source
-tree; needs no server.
+tree (generating the git-ignored stubs there first when they are missing,
+gen_stubs.py); needs no server.
 """
 import argparse
 import os
@@ -17,6 +18,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen_stubs  # noqa: E402
+if not os.path.exists(os.path.join(gen_stubs.STUBS, "ntk_pb2_grpc.py")):
+    gen_stubs.write(gen_stubs.STUBS)
 import numpy as np  # noqa: E402
 from ntk_client import make_spec, pb, to_matrix  # noqa: E402
 from ntk_client.client import encode_fit_request  # noqa: E402

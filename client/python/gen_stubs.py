@@ -1,19 +1,19 @@
 #!/usr/bin/python3
-"""Regenerates the committed gRPC stubs of the Python client package from
-proto/ntk/v1/ntk.proto:
+"""Generates the gRPC stubs of the Python client package from
+proto/ntk/v1/ntk.proto. The stubs are not committed: `pip install
+./client/python` generates them into the wheel (setup.py calls write()), and
 
-    /usr/bin/python3 client/python/gen_stubs.py          # rewrite ntk_client/_stubs
-    /usr/bin/python3 client/python/gen_stubs.py --check  # exit 1 if they differ
+    /usr/bin/python3 client/python/gen_stubs.py [--out DIR]
+
+writes them into ntk_client/_stubs (git-ignored) or DIR, for running the
+package from the source tree (bench_encode.py does it when they are missing).
 
 Uses protoc (protobuf-compiler) and /usr/bin/grpc_python_plugin
 (protobuf-compiler-grpc), the generators matching Debian 12's
-python3-protobuf and python3-grpcio (both installed by ./ntk.sh). The stubs
-are committed so that `pip install ./client/python` needs no generator and
-no network; tests/python_client_test.py runs --check, so a proto change
-without regenerated stubs fails the tests.
+python3-protobuf and python3-grpcio (all installed by ./ntk.sh), so the
+install needs no network.
 """
 import argparse
-import difflib
 import os
 import shutil
 import subprocess
@@ -35,6 +35,9 @@ def generate():
         if shutil.which(tool) is None:
             sys.exit("gen_stubs: %s not found (apt-get install protobuf-compiler "
                      "protobuf-compiler-grpc)" % tool)
+    if not os.path.exists(os.path.join(ROOT, PROTO)):
+        sys.exit("gen_stubs: %s not found: client/python must stay inside the ntk-serve "
+                 "checkout (install with pip install ./client/python)" % os.path.join(ROOT, PROTO))
     with tempfile.TemporaryDirectory() as out:
         # The file keeps its repository path (proto/ntk/v1/ntk.proto), the
         # name every other stub of it registers in protobuf's descriptor pool.
@@ -52,33 +55,21 @@ def generate():
         return result
 
 
+def write(stubs_dir):
+    """Writes the stub modules into stubs_dir (the package ntk_client._stubs,
+    whose committed __init__.py it leaves alone)."""
+    os.makedirs(stubs_dir, exist_ok=True)
+    for name, text in generate().items():
+        with open(os.path.join(stubs_dir, name), "w") as f:
+            f.write(text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true",
-                    help="compare with the committed stubs instead of writing them")
+    ap.add_argument("--out", default=STUBS, help="directory of the stub modules")
     args = ap.parse_args()
-    fresh = generate()
-    if args.check:
-        differ = False
-        for name, text in fresh.items():
-            path = os.path.join(STUBS, name)
-            old = open(path).read() if os.path.exists(path) else ""
-            if old != text:
-                differ = True
-                sys.stdout.writelines(list(difflib.unified_diff(
-                    old.splitlines(True), text.splitlines(True), path, "generated"))[:40])
-        if differ:
-            print("stubs differ from %s: run /usr/bin/python3 client/python/gen_stubs.py" % PROTO)
-            sys.exit(1)
-        print("stubs match %s" % PROTO)
-        return
-    os.makedirs(STUBS, exist_ok=True)
-    for name, text in fresh.items():
-        with open(os.path.join(STUBS, name), "w") as f:
-            f.write(text)
-    with open(os.path.join(STUBS, "__init__.py"), "w") as f:
-        f.write('"""gRPC stubs of ntk.v1 (generated; see client/python/gen_stubs.py)."""\n')
-    print("wrote %s" % STUBS)
+    write(args.out)
+    print("wrote %s" % args.out)
 
 
 if __name__ == "__main__":

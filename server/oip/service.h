@@ -1,5 +1,6 @@
 // ntk/server/oip/service.h: the Open Inference Protocol (V2) gRPC service,
-// inference.GRPCInferenceService (proto/inference/grpc_predict_v2.proto),
+// inference.GRPCInferenceService (third_party/open-inference-protocol/
+// proto/inference/grpc_predict_v2.proto),
 // beside ntk.v1.NtkService on the same port. docs/api.md "Open Inference
 // Protocol (V2)".
 //

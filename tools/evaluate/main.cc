@@ -30,6 +30,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/client.h"
+#include "tools/common/list_flags.h"
 #include "tools/evaluate/datasets.h"
 #include "tools/evaluate/evaluation.h"
 #include "tools/evaluate/metrics.h"
@@ -266,8 +267,14 @@ void WriteOodCsv(const std::string& path, const Evaluation& e, const std::vector
 
 int Main() {
   const std::string out_dir = absl::GetFlag(FLAGS_out);
-  const std::vector<std::string> phases = absl::StrSplit(absl::GetFlag(FLAGS_phases), ',');
-  auto has = [&](const char* p) { return std::find(phases.begin(), phases.end(), p) != phases.end(); };
+  const std::string phases = absl::GetFlag(FLAGS_phases);
+  auto has = [&](const char* p) { return tools::ListHas(phases, p); };
+  const absl::StatusOr<std::vector<int>> sizes =
+      tools::ParsePositiveIntList("sizes", absl::GetFlag(FLAGS_sizes));
+  if (!sizes.ok()) {
+    std::fprintf(stderr, "%s\n", sizes.status().ToString().c_str());
+    return 1;
+  }
 
   ClientOptions copts;
   copts.target = absl::GetFlag(FLAGS_target);
@@ -421,10 +428,7 @@ int Main() {
         }
       }
       if (has("fmnist")) {
-        for (absl::string_view sz : absl::StrSplit(absl::GetFlag(FLAGS_sizes), ',',
-                                                   absl::SkipEmpty())) {
-          int n = 0;
-          if (!absl::SimpleAtoi(sz, &n)) continue;
+        for (const int n : *sizes) {
           Dataset train = Head(fm->train, n);
           for (const auto& [variant, config] : *to_run) {
             if (past_deadline(absl::StrCat("fmnist ", variant, " N=", n))) continue;

@@ -123,6 +123,9 @@ bool LoadData(int expected_features, LabelColumn auto_means, CsvData* out,
 bool CheckFormat(std::initializer_list<const char*> allowed, int* exit_code);
 // False (with *exit_code set) when --model is empty.
 bool RequireModel(int* exit_code);
+// The start of the commands on one model (get, delete, watch): RequireModel,
+// then Connect. On failure prints the error, sets *exit_code, returns null.
+std::unique_ptr<ntk::Client> ConnectForModel(double default_deadline_s, int* exit_code);
 
 // The checks predict and predict-dist start with: --format is table, json or
 // csv, --model and --data are given. False (with *exit_code set) otherwise.

@@ -146,6 +146,11 @@ bool RequireModel(int* exit_code) {
   return true;
 }
 
+std::unique_ptr<ntk::Client> ConnectForModel(double default_deadline_s, int* exit_code) {
+  if (!RequireModel(exit_code)) return nullptr;
+  return Connect(default_deadline_s, exit_code);
+}
+
 void ReportAccuracy(const std::vector<int>& truth,
                     const std::vector<int>& predicted, std::ostream& os) {
   if (truth.empty() || truth.size() != predicted.size()) return;

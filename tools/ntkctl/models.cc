@@ -36,8 +36,7 @@ int RunList() {
 int RunGet() {
   int rc = kExitOk;
   if (!CheckFormat({"table", "json"}, &rc)) return rc;
-  if (!RequireModel(&rc)) return rc;
-  std::unique_ptr<ntk::Client> client = Connect(kShortDeadline, &rc);
+  std::unique_ptr<ntk::Client> client = ConnectForModel(kShortDeadline, &rc);
   if (!client) return rc;
   absl::StatusOr<ntk::v1::ModelInfo> m =
       client->GetModel(absl::GetFlag(FLAGS_model));
@@ -48,8 +47,7 @@ int RunGet() {
 
 int RunDelete() {
   int rc = kExitOk;
-  if (!RequireModel(&rc)) return rc;
-  std::unique_ptr<ntk::Client> client = Connect(kShortDeadline, &rc);
+  std::unique_ptr<ntk::Client> client = ConnectForModel(kShortDeadline, &rc);
   if (!client) return rc;
   absl::Status s = client->DeleteModel(absl::GetFlag(FLAGS_model));
   if (!s.ok()) return RpcError("delete", s);

@@ -65,8 +65,7 @@ class ProgressDisplay {
 int RunWatch() {
   int rc = kExitOk;
   if (!CheckFormat({"table", "json"}, &rc)) return rc;
-  if (!RequireModel(&rc)) return rc;
-  std::unique_ptr<ntk::Client> client = Connect(kLongDeadline, &rc);
+  std::unique_ptr<ntk::Client> client = ConnectForModel(kLongDeadline, &rc);
   if (!client) return rc;
   return WatchFit(client.get(), absl::GetFlag(FLAGS_model));
 }

@@ -16,10 +16,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
+#include "tools/common/list_flags.h"
 #include "tools/validate/experiments.h"
 
 ABSL_FLAG(std::string, experiments, "e1,e2,e3,e4", "comma-separated subset of e1,e2,e3,e4");
@@ -77,11 +76,7 @@ double Seconds(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-bool Has(const std::string& list, const std::string& item) {
-  for (absl::string_view s : absl::StrSplit(list, ','))
-    if (s == item) return true;
-  return false;
-}
+using ::ntk::tools::ListHas;
 
 void Die(const absl::Status& s) {
   std::fprintf(stderr, "ntk_validate: %s\n", s.ToString().c_str());
@@ -349,30 +344,27 @@ int Main() {
               absl::GetFlag(FLAGS_momentum), absl::GetFlag(FLAGS_gradient_tolerance),
               absl::GetFlag(FLAGS_max_steps));
 
-  std::vector<int> widths;
-  for (absl::string_view w : absl::StrSplit(absl::GetFlag(FLAGS_widths), ',')) {
-    int v = 0;
-    if (!absl::SimpleAtoi(w, &v) || v < 1) Die(absl::InvalidArgumentError("--widths: bad entry"));
-    widths.push_back(v);
-  }
-  if (Has(exps, "e1") || Has(exps, "e2")) {
+  const absl::StatusOr<std::vector<int>> widths =
+      ntk::tools::ParsePositiveIntList("widths", absl::GetFlag(FLAGS_widths));
+  if (!widths.ok()) Die(widths.status());
+  if (ListHas(exps, "e1") || ListHas(exps, "e2")) {
     std::ofstream runs = OpenCsv("e12_runs.csv");
     runs << "setting,width,seed,logit_rms,logit_max,prob_rms,prob_max,steps,gradient_norm,"
             "converged,seconds\n";
     std::ofstream summary = OpenCsv("e12_summary.csv");
     summary << "setting,width,logit_rms,logit_max,prob_rms,prob_max\n";
     for (const Setting* s : {&e1, &e2}) {
-      if (!Has(exps, s == &e1 ? "e1" : "e2")) continue;
+      if (!ListHas(exps, s == &e1 ? "e1" : "e2")) continue;
       const auto t = std::chrono::steady_clock::now();
-      RunWidthSweep(*s, data, widths, &runs, &summary);
+      RunWidthSweep(*s, data, *widths, &runs, &summary);
       std::printf("(%.1f s)\n", Seconds(t));
     }
   }
-  if (Has(exps, "e3")) RunE3({e1, e2, e3}, data);
-  if (Has(exps, "e4")) {
+  if (ListHas(exps, "e3")) RunE3({e1, e2, e3}, data);
+  if (ListHas(exps, "e4")) {
     std::vector<Setting> e4;
-    if (Has(absl::GetFlag(FLAGS_e4_settings), "2b")) e4.push_back(e2);
-    if (Has(absl::GetFlag(FLAGS_e4_settings), "2a")) e4.push_back(e1);
+    if (ListHas(absl::GetFlag(FLAGS_e4_settings), "2b")) e4.push_back(e2);
+    if (ListHas(absl::GetFlag(FLAGS_e4_settings), "2a")) e4.push_back(e1);
     RunE4(e4, data);
   }
   std::printf("\ntotal %.1f s\n", Seconds(start));

@@ -53,6 +53,13 @@ ABSL_FLAG(int, max_models, kDefaults.max_models,
           "most models held at once (RESOURCE_EXHAUSTED above; 0: no limit)");
 ABSL_FLAG(int, max_concurrent_fits, kDefaults.max_concurrent_fits,
           "most Fit/FitStream calls running at once; more are RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, predict_batch_max_rows, kDefaults.predict_batch_max_rows,
+          "Predicts (ntk.v1 and ModelInfer) that wait for the same model are answered by one "
+          "computation on their stacked rows, at most this many (a lone request never waits: "
+          "batches form only while computations run); <= 1: no batching");
+ABSL_FLAG(int, predict_batch_in_flight, kDefaults.predict_batch_in_flight,
+          "Predict computations at once per model before requests queue for a batch; 0: the "
+          "number of cores");
 ABSL_FLAG(int, max_num_samples, kDefaults.max_num_samples,
           "largest PredictDistribution num_samples (0: no limit beyond core's)");
 ABSL_FLAG(int64_t, distribution_cache_mb, kDefaults.distribution_cache_mb,
@@ -142,12 +149,17 @@ absl::StatusOr<ServerOptions> ParseServerFlags(int argc, char** argv) {
   o.max_models = absl::GetFlag(FLAGS_max_models);
   o.max_concurrent_fits = absl::GetFlag(FLAGS_max_concurrent_fits);
   o.max_num_samples = absl::GetFlag(FLAGS_max_num_samples);
+  o.predict_batch_max_rows = absl::GetFlag(FLAGS_predict_batch_max_rows);
+  o.predict_batch_in_flight = absl::GetFlag(FLAGS_predict_batch_in_flight);
   o.distribution_cache_mb = absl::GetFlag(FLAGS_distribution_cache_mb);
   o.shutdown_grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
   o.stream_idle_seconds = absl::GetFlag(FLAGS_stream_idle_seconds);
   o.max_request_seconds = absl::GetFlag(FLAGS_max_request_seconds);
   o.log_rpcs = absl::GetFlag(FLAGS_log_rpcs);
   o.memory_budget_mb = absl::GetFlag(FLAGS_memory_budget_mb);
+  if (o.predict_batch_in_flight < 0) {
+    return absl::InvalidArgumentError("--predict_batch_in_flight: must be >= 0");
+  }
   if (o.memory_budget_mb < 0) return absl::InvalidArgumentError("--memory_budget_mb: must be >= 0");
   if (o.distribution_cache_mb < 0) {
     return absl::InvalidArgumentError("--distribution_cache_mb: must be >= 0");

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_format.h"
 #include "core/model/cost.h"
+#include "core/numerics/values.h"
 #include "server/convert.h"
 #include "server/fit_tracker.h"
 #include "server/memory_budget.h"
@@ -58,7 +59,14 @@ absl::StatusOr<Prediction> Inference::Predict(const char* method, const ModelEnt
       runner_->memory_budget(), options(), method, PredictResponseBytes(rows, info.num_classes),
       PredictCost(rows, KernelRows(info), info.num_features, info.num_classes).bytes);
   if (!reserved.ok()) return reserved.status();
-  return entry.model->Predict(x);
+  // Only well-formed rows join a batch: a request the model refuses
+  // (columns, NaN/Inf, magnitude) gets its own error, computed alone.
+  if (entry.batcher == nullptr || x.cols() != info.num_features ||
+      !CheckInputValues(x, "features").ok()) {
+    return entry.model->Predict(x);
+  }
+  return entry.batcher->Predict(
+      x, [&entry](const Eigen::MatrixXd& rows) { return entry.model->Predict(rows); });
 }
 
 absl::StatusOr<DistributionResult> Inference::PredictDistribution(

@@ -7,8 +7,9 @@
 
 namespace ntk::server {
 
-ModelRegistry::ModelRegistry(const ModelStore* store, int max_models, DistributionCache* cache)
-    : store_(store), max_models_(max_models), cache_(cache) {}
+ModelRegistry::ModelRegistry(const ModelStore* store, int max_models, DistributionCache* cache,
+                             PredictBatcher::Options batching)
+    : store_(store), max_models_(max_models), cache_(cache), batching_(batching) {}
 
 std::shared_ptr<const ModelEntry> ModelRegistry::MakeEntry(
     const std::string& id, int64_t created_unix_ms, std::shared_ptr<const FittedModel> model,
@@ -20,6 +21,7 @@ std::shared_ptr<const ModelEntry> ModelRegistry::MakeEntry(
   e->model_bytes = model != nullptr ? model->MemoryBytes() : model_bytes;
   e->model = std::move(model);
   ModelInfoToProto(e->id, e->created_unix_ms, *e->model, &e->info);
+  e->batcher = std::make_shared<PredictBatcher>(batching_);
   return e;
 }
 

@@ -52,6 +52,7 @@
 #include "proto/ntk/v1/ntk.pb.h"
 #include "server/fit_tracker.h"
 #include "server/model_store.h"
+#include "server/predict_batcher.h"
 
 namespace ntk::server {
 
@@ -63,6 +64,9 @@ struct ModelEntry {
   int64_t model_bytes = 0;  // memory the model holds (FittedModel::MemoryBytes)
   std::shared_ptr<const FittedModel> model;
   v1::ModelInfo info;  // built once from the above (convert.h)
+  // Batches this model's concurrent Predicts (server/predict_batcher.h);
+  // the entry's only mutable state, thread-safe itself.
+  std::shared_ptr<PredictBatcher> batcher;
 
   // Where this entry's PredictDistribution factors live.
   DistributionCache::Scope CacheScope(DistributionCache* cache) const {
@@ -74,8 +78,10 @@ class ModelRegistry {
  public:
   // `store` may be null (nothing persisted; tests); `cache` may be null
   // (nothing to drop). Neither owned; both must outlive the registry.
-  // max_models <= 0: no limit.
-  ModelRegistry(const ModelStore* store, int max_models, DistributionCache* cache);
+  // max_models <= 0: no limit. Each entry gets a PredictBatcher with
+  // `batching`.
+  ModelRegistry(const ModelStore* store, int max_models, DistributionCache* cache,
+                PredictBatcher::Options batching = {});
 
   // The entry of `id`, or null.
   std::shared_ptr<const ModelEntry> Get(const std::string& id) const;
@@ -113,6 +119,7 @@ class ModelRegistry {
   const ModelStore* const store_;
   const int max_models_;
   DistributionCache* const cache_;
+  const PredictBatcher::Options batching_;
   std::atomic<uint64_t> next_generation_{1};
   std::mutex write_mu_;  // serializes Commit/Delete (map + directory)
   mutable absl::Mutex mu_;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <thread>
 
 namespace ntk::server {
 
@@ -22,6 +23,15 @@ int64_t DistributionCacheBudgetBytes(const ServerOptions& options) {
   if (options.distribution_cache_mb > 0) return options.distribution_cache_mb << 20;
   const int64_t ram = PhysicalMemoryBytes();
   return ram > 0 ? ram / kDistributionCacheRamDivisor : kDistributionCacheFallbackBytes;
+}
+
+PredictBatcher::Options PredictBatching(const ServerOptions& options) {
+  PredictBatcher::Options o;
+  o.max_rows = options.predict_batch_max_rows;
+  o.max_in_flight = options.predict_batch_in_flight > 0
+                        ? options.predict_batch_in_flight
+                        : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  return o;
 }
 
 }  // namespace ntk::server

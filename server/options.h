@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <string>
 
+#include "server/predict_batcher.h"
+
 namespace ntk::server {
 
 struct ServerOptions {
@@ -39,6 +41,13 @@ struct ServerOptions {
   int max_classes = 1000;
   int max_models = 1000;
   int max_concurrent_fits = 2;
+  // Predicts waiting for the same model are answered by one computation on
+  // their stacked rows (server/predict_batcher.h) of at most this many rows;
+  // <= 1: no batching.
+  int64_t predict_batch_max_rows = 256;
+  // Computations at once per model before Predicts queue for a batch; 0: the
+  // number of cores.
+  int predict_batch_in_flight = 0;
   int max_num_samples = 100000;  // PredictDistribution.num_samples
   // Byte budget of the server's DistributionCache (factors PredictDistribution
   // keeps across calls, core/distribution/cache.h), MiB. 0: a quarter of the
@@ -83,6 +92,10 @@ int64_t MaxMessageBytes(const ServerOptions& options);
 
 // options.distribution_cache_mb in bytes, or its default when <= 0.
 int64_t DistributionCacheBudgetBytes(const ServerOptions& options);
+
+// The PredictBatcher options of --predict_batch_max_rows and
+// --predict_batch_in_flight (0: the number of cores).
+PredictBatcher::Options PredictBatching(const ServerOptions& options);
 
 }  // namespace ntk::server
 

@@ -56,7 +56,8 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
   cache_options.budget_bytes = DistributionCacheBudgetBytes(options);
   s->cache_ = std::make_unique<DistributionCache>(cache_options);
   s->registry_ =
-      std::make_unique<ModelRegistry>(s->store_.get(), options.max_models, s->cache_.get());
+      std::make_unique<ModelRegistry>(s->store_.get(), options.max_models, s->cache_.get(),
+                                      PredictBatching(options));
   int loaded = 0, skipped = 0;
   std::vector<std::string> errors;
   for (StoredModel& m : s->store_->LoadAll(&errors)) {

@@ -78,9 +78,10 @@ absl::StatusOr<DistributionResult> Inference::PredictDistribution(
   absl::StatusOr<MemoryBudget::Reservation> reserved = AdmitRequest(
       runner_->memory_budget(), this->options(), method,
       DistributionResponseBytes(rows, info.num_classes),
-      DistributionCost(options.method, info.regime, rows, KernelRows(info), info.num_features,
+      DistributionCost(options.method, info.regime, rows, info.num_train, info.num_features,
                        info.num_classes, options.num_samples,
-                       DistributionFactorCapacity(options))
+                       DistributionFactorCapacity(options),
+                       info.spec.nystrom() ? info.spec.approximation.num_centers : 0)
           .bytes);
   if (!reserved.ok()) return reserved.status();
   options.progress = call.ContinueWhileWanted();

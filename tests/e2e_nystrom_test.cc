@@ -1,8 +1,9 @@
 // Nystrom models end to end through the server (docs/model-contract.md
 // "6. Nystrom models"): Fit and FitStream with spec.approximation, the
 // resolved m in ModelInfo, Predict equal to core's own fit, persistence
-// across a restart, the separate row limits, and the PredictDistribution
-// refusal.
+// across a restart, the separate row limits, PredictDistribution (2c)
+// equal to core's own model and its refusal for 2a.
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -90,11 +91,52 @@ TEST(NystromE2eTest, FitPredictRestartAndLimits) {
     ASSERT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
     EXPECT_THAT(over.status().message(), HasSubstr("--max_nystrom_train_rows = 400"));
 
-    // No distribution method is derived for Nystrom models yet: refused.
+    // 2a (cross-entropy, lambda > 0) Nystrom models have no distribution
+    // method yet: refused naming the method.
     absl::StatusOr<v1::PredictDistributionResponse> d =
         c->PredictDistribution("ny", q, v1::LINEARIZED);
     ASSERT_EQ(d.status().code(), absl::StatusCode::kUnimplemented);
     EXPECT_THAT(d.status().message(), HasSubstr("method: LINEARIZED"));
+
+    // 2c: EXACT and MONTE_CARLO over gRPC equal core's own model
+    // (docs/model-contract.md "6. Nystrom models"). Tolerance 1e-10 relative
+    // as for Predict above (thread counts change summation orders; the
+    // probability moments reuse the same seeded draws).
+    v1::ModelSpec sq = NystromSpec(25, 4);
+    sq.mutable_training()->set_loss(v1::SQUARED);
+    ASSERT_TRUE(c->Fit("sq", sq, data.x, data.y).ok());
+    absl::StatusOr<ModelSpec> sq_spec = server::ModelSpecFromProto(sq, o);
+    ASSERT_TRUE(sq_spec.ok());
+    absl::StatusOr<std::unique_ptr<FittedModel>> sq_local = FittedModel::Fit(*sq_spec, td);
+    ASSERT_TRUE(sq_local.ok()) << sq_local.status();
+    for (const auto method : {v1::EXACT, v1::MONTE_CARLO}) {
+      absl::StatusOr<v1::PredictDistributionResponse> got =
+          c->PredictDistribution("sq", q, method, 200, 9);
+      ASSERT_TRUE(got.ok()) << got.status();
+      ASSERT_EQ(got->points_size(), q.rows());
+      EXPECT_EQ(got->method(), method);
+      DistributionOptions opt;
+      opt.method = method == v1::EXACT ? DistributionMethod::kExact
+                                       : DistributionMethod::kMonteCarlo;
+      opt.num_samples = 200;
+      opt.seed = 9;
+      absl::StatusOr<DistributionResult> want = (*sq_local)->PredictDistribution(q, opt);
+      ASSERT_TRUE(want.ok()) << want.status();
+      for (int i = 0; i < q.rows(); ++i) {
+        const v1::PointDistribution& g = got->points(i);
+        const PointDistribution& w = want->points[static_cast<size_t>(i)];
+        const double scale = w.logit_covariance.cwiseAbs().maxCoeff();
+        ASSERT_EQ(g.logit_covariance_size(), w.logit_covariance.size());
+        for (int k = 0; k < g.logit_covariance_size(); ++k) {
+          EXPECT_NEAR(g.logit_covariance(k), w.logit_covariance(k / 3, k % 3), 1e-10 * scale);
+        }
+        for (int k = 0; k < g.logit_mean_size(); ++k) {
+          EXPECT_NEAR(g.logit_mean(k), w.logit_mean[k], 1e-10 * w.logit_mean.cwiseAbs().maxCoeff());
+        }
+        EXPECT_NEAR(g.mutual_information(), w.mutual_information,
+                    1e-10 * std::max(1.0, w.predictive_entropy));
+      }
+    }
 
     // An unknown kind names the field (with rows under both limits: the
     // row limits are checked first).

@@ -3,7 +3,7 @@
 // training point) the model equals the exact one in every regime; with
 // m < N it solves the documented equations (checked against kernels and
 // solves computed independently here); seeds, clipping, bad input,
-// persistence, and the PredictDistribution refusal.
+// persistence, and the PredictDistribution refusal of 2a models.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -20,6 +20,7 @@
 #include "core/model/model_state.h"
 #include "core/nystrom/centers.h"
 #include "core/training/solvers.h"
+#include "tests/testing/nystrom_fixtures.h"
 #include "tests/testing/test_data.h"
 
 namespace ntk {
@@ -31,43 +32,12 @@ using ::testing::HasSubstr;
 
 constexpr double kEps = 2.220446049250313e-16;
 
-// Three Gaussian blobs in d = 5 with hard labels.
-TrainingData Blobs(int n, uint64_t seed) {
-  TrainingData t;
-  t.features = testing::StdNormalMatrix(n, 5, seed, 1.0);
-  for (int i = 0; i < n; ++i) {
-    t.features(i, i % 3) += 2.0;
-    t.labels.push_back(i % 3);
-  }
-  return t;
-}
+using testing::MustFit;
 
-ModelSpec Spec(Regime regime) {
-  ModelSpec s;
-  s.kernel.depth = 2;
-  s.kernel.bias_variance = 0.1;
-  s.preprocessing.standardize = true;
-  s.preprocessing.normalize_rows = true;
-  if (regime == Regime::kRegularizedCE) s.training.regularization = 0.5;
-  if (regime == Regime::kUnregularizedCE) s.training.label_smoothing = 0.1;  // lambda = 0
-  if (regime == Regime::kSquared) {
-    s.training.loss = Loss::kSquared;
-    s.training.regularization = 0.1;
-  }
-  return s;
-}
-
-ModelSpec Nystrom(ModelSpec s, int m, uint64_t seed = 1) {
-  s.approximation.kind = ApproximationKind::kNystrom;
-  s.approximation.num_centers = m;
-  s.approximation.seed = seed;
-  return s;
-}
-
-std::unique_ptr<FittedModel> MustFit(const ModelSpec& spec, const TrainingData& data) {
-  absl::StatusOr<std::unique_ptr<FittedModel>> m = FittedModel::Fit(spec, data);
-  EXPECT_TRUE(m.ok()) << m.status();
-  return m.ok() ? std::move(*m) : nullptr;
+TrainingData Blobs(int n, uint64_t seed) { return testing::NystromBlobs(n, seed); }
+ModelSpec Spec(Regime regime) { return testing::RegimeSpec(regime); }
+ModelSpec Nystrom(const ModelSpec& s, int m, uint64_t seed = 1) {
+  return testing::WithNystrom(s, m, seed);
 }
 
 double RelDiff(const MatrixXd& a, const MatrixXd& b) {
@@ -262,9 +232,10 @@ TEST(NystromTest, BadApproximationIsInvalidArgumentNamingTheField) {
   EXPECT_THAT(m.status().message(), HasSubstr("spec.approximation.num_centers"));
 }
 
-// Persistence keeps Z, beta and what Predict needs, not the training set:
-// the file is O(m d + m C) doubles (here 8 * 30 * (5 + 3) = 1920 bytes plus
-// the header and spec, far below the 8 * 500 * 5 = 20000 bytes of X).
+// Persistence keeps Z, beta and what Predict and PredictDistribution need,
+// not the training set: the file is O(m d + m C + m^2) doubles (Z and beta:
+// 8 * 30 * (5 + 3) = 1920 bytes; 2b/2c add two m x m summaries, 14400
+// bytes; plus the header and spec), below the 8 * 500 * 5 = 20000 bytes of X.
 TEST(NystromTest, SerializeRoundTripPredictsTheSameBits) {
   const TrainingData data = Blobs(500, 71);
   const MatrixXd queries = testing::StdNormalMatrix(9, 5, 72, 1.0);
@@ -272,7 +243,8 @@ TEST(NystromTest, SerializeRoundTripPredictsTheSameBits) {
     const auto model = MustFit(Nystrom(Spec(r), 30, 3), data);
     ASSERT_NE(model, nullptr);
     const std::string bytes = model->Serialize();
-    EXPECT_LT(bytes.size(), 8u * 30 * 8 + 1024);
+    const size_t summaries = r == Regime::kRegularizedCE ? 0 : 8u * 2 * 30 * 30;
+    EXPECT_LT(bytes.size(), 8u * 30 * 8 + summaries + 1024);
     absl::StatusOr<std::unique_ptr<FittedModel>> loaded = FittedModel::Deserialize(bytes);
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     EXPECT_EQ((*loaded)->Predict(queries)->logits, model->Predict(queries)->logits);
@@ -286,8 +258,10 @@ TEST(NystromTest, SerializeRoundTripPredictsTheSameBits) {
   }
 }
 
+// 2a Nystrom models have no distribution method yet
+// (tests/nystrom_distribution_test.cc covers 2b / 2c).
 TEST(NystromTest, PredictDistributionRefusesNamingTheMethod) {
-  const auto model = MustFit(Nystrom(Spec(Regime::kSquared), 10), Blobs(30, 81));
+  const auto model = MustFit(Nystrom(Spec(Regime::kRegularizedCE), 10), Blobs(30, 81));
   ASSERT_NE(model, nullptr);
   DistributionOptions o;
   o.method = DistributionMethod::kMonteCarlo;

@@ -85,10 +85,10 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
         "num_samples: must be in [0, %d], got %d", kMaxNumSamples,
         options.num_samples));
   }
-  if (x.cols() != state.x_train.cols()) {
+  if (x.cols() != state.num_features()) {
     return absl::InvalidArgumentError(
         absl::StrFormat("features: expected %d columns, got %d",
-                        state.x_train.cols(), x.cols()));
+                        state.num_features(), x.cols()));
   }
   int num_samples = options.num_samples;
   if (num_samples == 0) {
@@ -97,8 +97,9 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
                       : kDefaultNumSamples;
   }
   const Progress progress(options.progress);
-  const int C = static_cast<int>(state.problem.targets.cols());
-  const Index N = state.x_train.rows();
+  const int C = state.problem.num_classes;
+  // The rows of the cross kernels: N training points, or m centers.
+  const Index N = state.expansion_points().rows();
   const Index M = x.rows();
 
   DistributionResult result;
@@ -116,12 +117,33 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
   std::shared_ptr<const MatrixFactor> zero_f0_dual;  // with lin: the mean's dual
   std::shared_ptr<const PriorFactor> prior;
   std::shared_ptr<const MonteCarloSamples> samples;
-  if (method == DistributionMethod::kMonteCarlo) {
+  std::shared_ptr<const NystromFactors> nystrom;
+  const MatrixXd* chol_k = nullptr;  // MONTE_CARLO's prior factor
+  if (state.is_nystrom()) {
+    // docs/model-contract.md "6. Nystrom models" (2b / 2c; FittedModel
+    // refuses the others): every method from the one Nystrom factor.
+    absl::StatusOr<std::shared_ptr<const NystromFactors>> f = GetNystromFactors(
+        state, source,
+        method == DistributionMethod::kMonteCarlo  ? "MONTE_CARLO"
+        : method == DistributionMethod::kLinearized ? "LINEARIZED"
+                                                    : "EXACT",
+        budget, progress);
+    if (!f.ok()) return f.status();
+    nystrom = *f;
+    if (method == DistributionMethod::kMonteCarlo) {
+      absl::StatusOr<std::shared_ptr<const MonteCarloSamples>> smp =
+          GetNystromSamples(*nystrom, source, options.seed, num_samples, budget, progress);
+      if (!smp.ok()) return smp.status();
+      samples = *smp;
+      chol_k = &nystrom->chol_k;
+    }
+  } else if (method == DistributionMethod::kMonteCarlo) {
     absl::StatusOr<MonteCarloFactors> f = GetMonteCarloFactors(
         state, source, kernels, options.seed, num_samples, budget, progress);
     if (!f.ok()) return f.status();
     samples = f->samples;
     prior = f->prior;
+    chol_k = &prior->chol_k;
   } else if (is_2a) {
     absl::StatusOr<std::shared_ptr<const LinearizedFactor>> f = GetLinearizedFactor(
         state, source, kernels,
@@ -162,10 +184,12 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
     b.cross = TrainingCrossKernels(state, xb);
     b.diag = DiagonalKernels(kspec, xb);
     if (samples) {
-      MonteCarloBatch(*prior, *samples, b, C, options.seed, &result.points);
+      MonteCarloBatch(*chol_k, *samples, b, C, options.seed, &result.points);
       continue;
     }
-    if (exact) {
+    if (nystrom) {
+      NystromExactBatch(*nystrom, b, C, &result.points);
+    } else if (exact) {
       ExactBatch(*exact, b, C, &result.points);
     } else {
       const absl::Status s =

@@ -25,6 +25,10 @@
 //     with prior GP(0, Theta / lambda (x) I) at the MAP (Predict's logits),
 //     R&W algorithm 3.4 covariance. Logit covariances are reported for the
 //     centered logits, P Sigma P.
+// Nystrom models (docs/model-contract.md "6. Nystrom models"; 2b / 2c
+// only, FittedModel refuses 2a): EXACT, LINEARIZED and MONTE_CARLO by the
+// same formulas with the Nystrom NNGP on the training side, from the
+// model's m x m summaries (nystrom.cc; O(m^2) per query, factors 3 m^2).
 // For the Gaussian methods, num_samples (default 1000) is the number of
 // logit samples used for the probability moments and entropies.
 //
@@ -71,7 +75,7 @@ namespace ntk {
 // ("num_samples: ..." outside [0, kMaxNumSamples], "features: ..." wrong column
 // count), RESOURCE_EXHAUSTED (cache budget), CANCELLED (progress returned
 // false), INTERNAL (a factorization the fit succeeded with failed).
-// REQUIRES: x is preprocessed, x.cols() == state.x_train.cols(), finite.
+// REQUIRES: x is preprocessed, x.cols() == state.num_features(), finite.
 // The EXACT factors (cache part kExactPart, core/distribution/factors.h)
 // from what a 2b/2c fit computed: K_XX and SolverSolution::cholesky_factor.
 // REQUIRES: state is the fitted state (dual, stats.jitter set) and chol_a

@@ -10,16 +10,11 @@
 
 namespace ntk::distribution_internal {
 
-namespace {
-
-// The matrix A's diagonal shift: what the fit added (jitter, plus lambda for 2c).
-double ExactShift(const State& state) {
+double FitShift(const State& state) {
   double shift = state.stats.jitter;
   if (state.problem.regime == Regime::kSquared) shift += state.problem.lambda;
   return shift;
 }
-
-}  // namespace
 
 std::shared_ptr<const ExactFactors> ExactFactorsFrom(const State& state,
                                                      MatrixXd nngp_train, MatrixXd chol_a) {
@@ -32,8 +27,7 @@ std::shared_ptr<const ExactFactors> ExactFactorsFrom(const State& state,
     MatrixXd t = state.problem.regime == Regime::kSquared
                      ? state.problem.targets
                      : MatrixXd(state.problem.targets.array().log().matrix());
-    SolveLower(f->chol_a, &t);
-    SolveLowerT(f->chol_a, &t);
+    SolveCholesky(f->chol_a, &t);
     f->mean_dual = std::move(t);
   }
   return f;
@@ -52,7 +46,7 @@ absl::StatusOr<std::shared_ptr<const ExactFactors>> GetExactFactors(
   if (!km.ok()) return km.status();
   // A = Theta_XX + shift I, factored in place by the routine the fit used
   // (same matrix, same bits: Fit may hand this factor over instead).
-  const double shift = ExactShift(state);
+  const double shift = FitShift(state);
   MatrixXd a = std::move(km->ntk);
   a.diagonal().array() += shift;
   MatrixXd chol;
@@ -77,20 +71,24 @@ void ExactBatch(const ExactFactors& f, const Batch& b, int C,
                 std::vector<PointDistribution>* out) {
   const MatrixXd mean = b.cross.ntk.transpose() * f.mean_dual;  // nb x C
   MatrixXd r = b.cross.ntk;
-  SolveLower(f.chol_a, &r);
-  SolveLowerT(f.chol_a, &r);
+  SolveCholesky(f.chol_a, &r);
   MatrixXd kr(r.rows(), r.cols());
   ParallelColumnBlocks(r.cols(), [&](Index c0, Index w) {
     kr.middleCols(c0, w).noalias() = f.nngp_train * r.middleCols(c0, w);
   });
-  const VectorXd rk = (r.array() * b.cross.nngp.array()).colwise().sum().transpose();
+  StoreScalarVariance(mean, b.cross.nngp, r, kr, b, C, out);
+}
+
+void StoreScalarVariance(const MatrixXd& mean, const MatrixXd& k, const MatrixXd& r,
+                         const MatrixXd& kr, const Batch& b, int C,
+                         std::vector<PointDistribution>* out) {
+  const VectorXd rk = (r.array() * k.array()).colwise().sum().transpose();
   const VectorXd rkr = (r.array() * kr.array()).colwise().sum().transpose();
   const MatrixXd p = MatrixXd::Identity(C, C) - MatrixXd::Constant(C, C, 1.0 / C);
   for (Index j = 0; j < b.size; ++j) {
     PointDistribution& pd = (*out)[b.begin + j];
-    const double s = std::max(0.0, b.diag.nngp[j] - 2 * rk[j] + rkr[j]);
     pd.logit_mean = CenterVector(mean.row(j).transpose());
-    pd.logit_covariance = s * p;
+    pd.logit_covariance = std::max(0.0, b.diag.nngp[j] - 2 * rk[j] + rkr[j]) * p;
   }
 }
 

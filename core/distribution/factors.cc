@@ -18,6 +18,9 @@ int64_t ExactFactors::Bytes() const {
 int64_t PriorFactor::Bytes() const { return 8 * chol_k.size(); }
 int64_t MonteCarloSamples::Bytes() const { return 8 * z_and_dual.size(); }
 int64_t MatrixFactor::Bytes() const { return 8 * value.size(); }
+int64_t NystromFactors::Bytes() const {
+  return 8 * (chol_h.size() + chol_k.size() + w.size() + mean_beta.size());
+}
 
 absl::StatusOr<std::shared_ptr<const CacheEntry>> FactorSource::GetEntry(
     const std::string& part,
@@ -80,6 +83,10 @@ void SolveLowerT(const MatrixXd& l, MatrixXd* x) {
     auto blk = x->middleCols(b, w);
     l.triangularView<Eigen::Lower>().transpose().solveInPlace(blk);
   });
+}
+void SolveCholesky(const MatrixXd& l, MatrixXd* x) {
+  SolveLower(l, x);
+  SolveLowerT(l, x);
 }
 
 absl::StatusOr<KernelMatrices> TrainKernelsWithProgress(const State& state,

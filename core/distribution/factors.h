@@ -11,7 +11,8 @@
 // request keeps using its factors even if the cache evicts them meanwhile.
 // Cache key parts: "exact", "linearized" (LinearizedFactor,
 // linearized_solver.h), "prior", "ntk_train", "zero_f0_dual",
-// "mc/seed=<s>/S=<S>".
+// "mc/seed=<s>/S=<S>", and for Nystrom models "nystrom" (and their own
+// "mc/seed=<s>/S=<S>": a model is either exact or Nystrom).
 //
 // Notation (docs/model-contract.md): K = NNGP kernel, Theta = NTK, N training points,
 // C classes, lambda the regularization.
@@ -64,6 +65,24 @@ struct MonteCarloSamples : CacheEntry {
   Eigen::MatrixXd z_and_dual;  // 2N x S*C
   int64_t Bytes() const override;
 };
+
+// Cache key part of NystromFactors.
+inline constexpr char kNystromPart[] = "nystrom";
+
+// Nystrom models, 2b / 2c (docs/model-contract.md "6. Nystrom models",
+// "PredictDistribution of a Nystrom model"), from the model's m x m
+// summaries: every method's factor (EXACT, LINEARIZED, MONTE_CARLO).
+struct NystromFactors : CacheEntry {
+  Eigen::MatrixXd chol_h;     // L_H, H = Theta_mn Theta_nm + delta Theta_mm (the fit's)
+  Eigen::MatrixXd chol_k;     // L_K, K_mm + jitter_k I = L_K L_K^T
+  double jitter_k = 0;        // 0 unless K_mm is numerically singular
+  Eigen::MatrixXd w;          // W = L_K^{-1} K_mn Theta_nm, m x m
+  Eigen::MatrixXd mean_beta;  // coefficients of the F0 = 0 solution, m x C
+  int64_t Bytes() const override;
+};
+
+// Bytes of NystromFactors for m centers and C classes.
+inline int64_t NystromFactorBytes(int64_t m, int64_t c) { return 8 * (3 * m * m + m * c); }
 
 // A matrix kept as a factor (Theta_XX, the F0 = 0 dual).
 struct MatrixFactor : CacheEntry {

@@ -8,6 +8,9 @@
 //                   LAPLACE_POSTERIOR
 //   laplace.cc      LAPLACE_POSTERIOR (2a): R&W algorithm 3.4 covariance
 //   monte_carlo.cc  MONTE_CARLO (all): S trained samples of F0
+//   nystrom.cc      Nystrom models, 2b / 2c: their factors, EXACT (also
+//                   LINEARIZED) and MONTE_CARLO sample sets
+//                   (docs/model-contract.md "6. Nystrom models")
 //   moments.h       logit samples -> probability moments and entropies
 //   distribution.cc the dispatch (ComputeDistribution)
 //
@@ -80,6 +83,8 @@ absl::Status CholeskyLower(MatrixXd a, MatrixXd* l, const Progress& progress, do
 // X := L^{-1} X and X := L^{-T} X for lower triangular L (BLAS dtrsm).
 void SolveLower(const MatrixXd& l, MatrixXd* x);
 void SolveLowerT(const MatrixXd& l, MatrixXd* x);
+// X := (L L^T)^{-1} X: SolveLower, then SolveLowerT.
+void SolveCholesky(const MatrixXd& l, MatrixXd* x);
 
 // Stores one point's logit mean and covariance, centered as
 // docs/model-contract.md "4. PredictDistribution" reports them (LINEARIZED and
@@ -118,11 +123,15 @@ class TrainingKernelsOnce {
 struct Batch {
   const MatrixXd* x = nullptr;  // preprocessed rows of the whole request
   Index begin = 0, size = 0;
-  KernelMatrices cross;  // N x nb: K_Xq, Theta_Xq
+  KernelMatrices cross;  // N x nb: K_Xq, Theta_Xq (Nystrom: m x nb, K_Zq, Theta_Zq)
   KernelDiagonal diag;   // nb: K_qq, Theta_qq
 };
 
 // ---- exact.cc ----
+// The shift the 2b/2c fit added to its matrix (A = Theta_XX + shift I, or
+// a Nystrom model's H = gram + shift Theta_mm): its jitter, plus lambda
+// for 2c.
+double FitShift(const State& state);
 // The EXACT factors from K_XX and the lower Cholesky factor of
 // A = Theta_XX + (lambda_2c + jitter) I (as CholeskyLowerInPlace computes it).
 std::shared_ptr<const ExactFactors> ExactFactorsFrom(const State& state, MatrixXd nngp_train,
@@ -131,6 +140,15 @@ absl::StatusOr<std::shared_ptr<const ExactFactors>> GetExactFactors(
     const State& state, FactorSource& source, int64_t budget, const Progress& progress);
 void ExactBatch(const ExactFactors& f, const Batch& b, int C,
                 std::vector<PointDistribution>* out);
+// Stores, for the points of b, the centered mean row j of `mean` (nb x C)
+// and the covariance s_j P of logits whose covariance is s_j I_C, with
+// s_j = K_jj - 2 r_j.k_j + r_j.kr_j (columns j of k, r, kr), clamped at 0:
+// a difference of O(K_jj) terms that is ~0 near the training points, where
+// a negative value is rounding. (EXACT: k = K_Xq, r = A^{-1} Theta_Xq,
+// kr = K_XX r; Nystrom: k = psi, r = kr = u.)
+void StoreScalarVariance(const MatrixXd& mean, const MatrixXd& k, const MatrixXd& r,
+                         const MatrixXd& kr, const Batch& b, int C,
+                         std::vector<PointDistribution>* out);
 
 // ---- linearized.cc ----
 // 2a: the dual of the F0 = 0 solution (the fit's own when it used F0 = 0;
@@ -170,9 +188,34 @@ struct MonteCarloFactors {
 absl::StatusOr<MonteCarloFactors> GetMonteCarloFactors(
     const State& state, FactorSource& source, TrainingKernelsOnce& kernels, uint64_t seed,
     int S, int64_t budget, const Progress& progress);
-void MonteCarloBatch(const PriorFactor& prior, const MonteCarloSamples& smp,
-                     const Batch& b, int C, uint64_t seed,
-                     std::vector<PointDistribution>* out);
+// chol_k: the prior factor of the rows of b.cross (L_K of K_XX, or of
+// K_mm for a Nystrom model, whose samples have m rows in place of N).
+void MonteCarloBatch(const MatrixXd& chol_k, const MonteCarloSamples& smp, const Batch& b,
+                     int C, uint64_t seed, std::vector<PointDistribution>* out);
+// A MONTE_CARLO sample set for (seed, S) with `rows` training-side rows
+// (N, or m for a Nystrom model): z_and_dual 2 rows x S*C with its top rows
+// Z, sample s, class c from the stream of (seed, kTagF0, s) in (c, i)
+// order; the dual rows are left for the caller.
+std::shared_ptr<MonteCarloSamples> NewSampleSet(uint64_t seed, int S, Index C, Index rows);
+// 2b/2c: dual rows of sample s := mean - solved(:, s*C .. s*C+C-1)
+// (mean rows x C, solved rows x S*C: the solve applied to F0_s).
+void SetLinearSampleDuals(const MatrixXd& mean, const MatrixXd& solved,
+                          MonteCarloSamples* samples);
+
+// ---- nystrom.cc ----
+// The factors of a Nystrom model (cache part kNystromPart); `method` names
+// the caller in RESOURCE_EXHAUSTED. REQUIRES: regime 2b / 2c and the
+// model's summaries (state.nystrom.gram non-empty).
+absl::StatusOr<std::shared_ptr<const NystromFactors>> GetNystromFactors(
+    const State& state, FactorSource& source, const char* method, int64_t budget,
+    const Progress& progress);
+void NystromExactBatch(const NystromFactors& f, const Batch& b, int C,
+                       std::vector<PointDistribution>* out);
+// MONTE_CARLO sample set (seed, S) of a Nystrom model: rows 0..m-1 z_s,
+// rows m..2m-1 beta_s (MonteCarloBatch with f.chol_k).
+absl::StatusOr<std::shared_ptr<const MonteCarloSamples>> GetNystromSamples(
+    const NystromFactors& f, FactorSource& source, uint64_t seed, int S, int64_t budget,
+    const Progress& progress);
 
 }  // namespace ntk::distribution_internal
 

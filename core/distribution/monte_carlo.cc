@@ -178,39 +178,49 @@ absl::StatusOr<std::shared_ptr<const MonteCarloSamples>> BuildSamples(
   }
 
   if (absl::Status s = progress.Report(0, "distribution: samples"); !s.ok()) return s;
-  auto out = std::make_shared<MonteCarloSamples>();
-  out->seed = seed;
-  out->num_samples = S;
-  const Index SC = static_cast<Index>(S) * C;
-  out->z_and_dual.resize(2 * N, SC);
-  // Z: sample s, class c from the stream of (seed, s), in (c, i) order.
-  MatrixXd z(N, SC);
-#pragma omp parallel for schedule(static)
-  for (int s = 0; s < S; ++s) {
-    NormalStream stream(IndexSeed(seed, kTagF0, static_cast<uint64_t>(s)));
-    FillNormal(stream, z.data() + static_cast<Index>(s) * C * N, C * N);
-  }
+  std::shared_ptr<MonteCarloSamples> out = NewSampleSet(seed, S, C, N);
   // F0 = L_K Z for all samples at once (dtrmm).
-  MatrixXd f0 = prior->chol_k.triangularView<Eigen::Lower>() * z;
-  out->z_and_dual.topRows(N) = z;
-  z.resize(0, 0);
+  MatrixXd f0 = prior->chol_k.triangularView<Eigen::Lower>() * out->z_and_dual.topRows(N);
   if (regime == Regime::kRegularizedCE) {
     absl::Status st = SolveSamples2a(state, source, *theta, f0, S, progress,
                                      &out->z_and_dual);
     if (!st.ok()) return st;
   } else {
     // Dual_s = A^{-1} (T - F0_s) = mean_dual - A^{-1} F0_s.
-    SolveLower(exact->chol_a, &f0);
-    SolveLowerT(exact->chol_a, &f0);
-    for (int s = 0; s < S; ++s) {
-      out->z_and_dual.block(N, static_cast<Index>(s) * C, N, C) =
-          exact->mean_dual - f0.middleCols(static_cast<Index>(s) * C, C);
-    }
+    SolveCholesky(exact->chol_a, &f0);
+    SetLinearSampleDuals(exact->mean_dual, f0, out.get());
   }
   return std::shared_ptr<const MonteCarloSamples>(out);
 }
 
 }  // namespace
+
+std::shared_ptr<MonteCarloSamples> NewSampleSet(uint64_t seed, int S, Index C, Index rows) {
+  auto out = std::make_shared<MonteCarloSamples>();
+  out->seed = seed;
+  out->num_samples = S;
+  out->z_and_dual.resize(2 * rows, static_cast<Index>(S) * C);
+  // Z: sample s, class c from the stream of (seed, s), in (c, i) order.
+  double* z = out->z_and_dual.data();
+  const Index stride = out->z_and_dual.rows();
+#pragma omp parallel for schedule(static)
+  for (int s = 0; s < S; ++s) {
+    NormalStream stream(IndexSeed(seed, kTagF0, static_cast<uint64_t>(s)));
+    for (Index c = 0; c < C; ++c) {
+      FillNormal(stream, z + (static_cast<Index>(s) * C + c) * stride, rows);
+    }
+  }
+  return out;
+}
+
+void SetLinearSampleDuals(const MatrixXd& mean, const MatrixXd& solved,
+                          MonteCarloSamples* samples) {
+  const Index rows = mean.rows(), C = mean.cols();
+  for (int s = 0; s < samples->num_samples; ++s) {
+    samples->z_and_dual.block(rows, static_cast<Index>(s) * C, rows, C) =
+        mean - solved.middleCols(static_cast<Index>(s) * C, C);
+  }
+}
 
 absl::StatusOr<MonteCarloFactors> GetMonteCarloFactors(
     const State& state, FactorSource& source, TrainingKernelsOnce& kernels, uint64_t seed,
@@ -259,17 +269,16 @@ absl::StatusOr<MonteCarloFactors> GetMonteCarloFactors(
 //   sigma^2(x) = K_xx - |w|^2 (clamped at 0),
 // the conditional noise eps_s ~ N(0, I_C) from (seed, point). Reports the
 // sample moments (divisor S) of the centered logits and of the softmax.
-void MonteCarloBatch(const PriorFactor& prior, const MonteCarloSamples& smp,
-                     const Batch& b, int C, uint64_t seed,
-                     std::vector<PointDistribution>* out) {
-  const Index N = prior.chol_k.rows();
+void MonteCarloBatch(const MatrixXd& chol_k, const MonteCarloSamples& smp, const Batch& b,
+                     int C, uint64_t seed, std::vector<PointDistribution>* out) {
+  const Index N = chol_k.rows();
   const Index nb = b.size;
   const int S = smp.num_samples;
   MatrixXd q(2 * N, nb);
   q.topRows(N) = b.cross.nngp;
   {
     MatrixXd w = b.cross.nngp;
-    SolveLower(prior.chol_k, &w);
+    SolveLower(chol_k, &w);
     q.topRows(N) = w;
   }
   q.bottomRows(N) = b.cross.ntk;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/distribution/cache.h"
+#include "core/distribution/factors.h"
 #include "core/distribution/linearized_solver.h"
 
 namespace ntk {
@@ -41,11 +42,50 @@ Cost NystromFitCost(double n, double d, double c, double m, Regime regime) {
     doubles += 3 * m * m + n * c * c + n * c + 15 * (n + m) * c;
     flops += kTypicalThetaProducts * 2 * n * m * c + 20 * m * m * m / 3;
   } else {
-    // Gram Theta_mn Theta_nm, the factored matrix, the right-hand sides.
-    doubles += 2 * m * m + 4 * n * c;
-    flops += n * m * m + m * m * m / 3;
+    // Gram Theta_mn Theta_nm, the factored matrix, the right-hand sides,
+    // and the PredictDistribution summary K_mn Theta_nm (kept in the model).
+    doubles += 3 * m * m + 4 * n * c;
+    flops += 2 * n * m * m + m * m * m / 3;
   }
   return Cost{Bytes(doubles), flops};
+}
+
+// The common tail of DistributionCost: factors (+ kernels) in doubles, one
+// query batch's work, the rows * C^2 covariances of the result and the
+// preprocessed queries, plus the response.
+Cost DistributionTotal(double factors, double per_point, double flops, double rows, double d,
+                       double c) {
+  const double batch_work = std::min(rows, std::max(1.0, kBlockDoubles / per_point)) * per_point;
+  // Each point keeps two C x C covariances, two C-vectors and its scalars.
+  const double result = rows * (2 * c * c + 2 * c + 4);
+  const double doubles = factors + batch_work + result + rows * d;
+  return Cost{Bytes(doubles) + DistributionResponseBytes(static_cast<int64_t>(rows),
+                                                         static_cast<int64_t>(c)),
+              flops};
+}
+
+// PredictDistribution of a Nystrom model with m centers (2b / 2c; the
+// methods core/distribution/nystrom.cc builds): NystromFactors
+// (NystromFactorBytes) and, while they are built, K_mm, Theta_mm and H
+// (3 m^2); MONTE_CARLO adds its sample set (2 m S C). Flops: the two m x m
+// Cholesky factors and W (m^3 / 3 + m^3 / 3 + m^3), then per query the
+// cross kernels (2 m d), two triangular solves with L_H, one with L_K and
+// the product W g (~2.5 m^2 multiply-adds), MONTE_CARLO m S C per query
+// and 2 m^2 S C for the samples.
+Cost NystromDistributionCost(DistributionMethod method, double rows, double d, double c,
+                             double m, double s) {
+  const bool mc = method == DistributionMethod::kMonteCarlo;
+  double factors = static_cast<double>(NystromFactorBytes(static_cast<int64_t>(m),
+                                                          static_cast<int64_t>(c))) / 8 +
+                   3 * m * m;
+  double per_point = 4 * m + 1;
+  double flops = 5 * m * m * m / 3 + rows * (2 * m * d + 2.5 * m * m);
+  if (mc) {
+    factors += 2 * m * s * c;
+    per_point = 3 * m + 2 * s * c;
+    flops += 2 * m * m * s * c + rows * m * s * c;
+  }
+  return DistributionTotal(factors, per_point, flops, rows, d, c);
 }
 
 }  // namespace
@@ -106,11 +146,20 @@ int64_t DistributionFactorCapacity(const DistributionOptions& options) {
 
 Cost DistributionCost(DistributionMethod requested, Regime regime, int64_t rows_in,
                       int64_t n_in, int64_t d_in, int64_t c_in, int64_t num_samples,
-                      int64_t factor_capacity_bytes) {
+                      int64_t factor_capacity_bytes, int64_t num_centers) {
   const double rows = static_cast<double>(rows_in), n = static_cast<double>(n_in),
                d = static_cast<double>(d_in), c = static_cast<double>(c_in);
   const DistributionMethod method = ResolvedMethod(requested, regime);
   const bool is_2a = regime == Regime::kRegularizedCE;
+  const double s = static_cast<double>(
+      num_samples > 0 ? num_samples
+                      : (method == DistributionMethod::kMonteCarlo && is_2a
+                             ? kDefaultMonteCarloSamples
+                             : kDefaultNumSamples));
+  if (num_centers > 0) {
+    return NystromDistributionCost(method, rows, d, c,
+                                   static_cast<double>(std::min(num_centers, n_in)), s);
+  }
   // The method's factors (the sizes its BudgetCheck names) and the training
   // kernels they are computed from; per query point, the batch work.
   double factors = 0, per_point = 4 * n + 1, flops = 0;
@@ -139,8 +188,6 @@ Cost DistributionCost(DistributionMethod requested, Regime regime, int64_t rows_
       break;
     }
     case DistributionMethod::kMonteCarlo: {
-      const double s = static_cast<double>(
-          num_samples > 0 ? num_samples : (is_2a ? kDefaultMonteCarloSamples : kDefaultNumSamples));
       factors = (is_2a ? 2 * n * n : 3 * n * n + n * c) + 2 * n * s * c;
       per_point = 3 * n + 2 * s * c;
       flops = n * n * n / 3 + (is_2a ? s * kTypicalThetaProducts * n * n * c : s * n * n * c) +
@@ -148,11 +195,7 @@ Cost DistributionCost(DistributionMethod requested, Regime regime, int64_t rows_
       break;
     }
   }
-  const double batch_work = std::min(rows, std::max(1.0, kBlockDoubles / per_point)) * per_point;
-  // Each point keeps two C x C covariances, two C-vectors and its scalars.
-  const double result = rows * (2 * c * c + 2 * c + 4);
-  const double doubles = factors + kernels + batch_work + result + rows * d;
-  return Cost{Bytes(doubles) + DistributionResponseBytes(rows_in, c_in), flops};
+  return DistributionTotal(factors + kernels, per_point, flops, rows, d, c);
 }
 
 int64_t DistributionResponseBytes(int64_t rows, int64_t c) {

@@ -55,9 +55,11 @@ int64_t DistributionFactorCapacity(const DistributionOptions& options);
 // query batch's work, and the rows * C^2 covariances of the result.
 // num_samples: 0 for the method's default. factor_capacity_bytes:
 // DistributionFactorCapacity of the call (LINEARIZED's storage choice).
+// num_centers m > 0: a Nystrom model of n training rows ("6. Nystrom
+// models": m x m factors and m-row kernels, never n), 0: the exact kernel.
 Cost DistributionCost(DistributionMethod method, Regime regime, int64_t rows, int64_t n,
                       int64_t d, int64_t c, int64_t num_samples,
-                      int64_t factor_capacity_bytes);
+                      int64_t factor_capacity_bytes, int64_t num_centers = 0);
 // Bytes of the PredictDistributionResponse (two C x C covariances, two
 // C-vectors and four scalars per point).
 int64_t DistributionResponseBytes(int64_t rows, int64_t c);

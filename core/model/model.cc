@@ -33,7 +33,8 @@ int64_t FittedModel::MemoryBytes() const {
                           s.train_logits.size() + s.dual.size() +
                           s.preprocessor.mean.size() + s.preprocessor.scale.size() +
                           s.nystrom.centers.size() + s.nystrom.centers_sq_norms.size() +
-                          s.nystrom.beta.size();
+                          s.nystrom.beta.size() + s.nystrom.gram.size() +
+                          s.nystrom.nngp_theta.size() + s.nystrom.mean_rhs.size();
   return static_cast<int64_t>(sizeof(FittedModel) + sizeof(State)) + 8 * doubles;
 }
 
@@ -132,10 +133,7 @@ MatrixXd ThetaQueryTimesDual(const FittedModel::State& s, const MatrixXd& x) {
   for (Index r0 = 0; r0 < m; r0 += block) {
     const Index rows = std::min(block, m - r0);
     const MatrixXd xb = x.middleRows(r0, rows);
-    const KernelMatrices k =
-        s.expansion_sq_norms().size() == points.rows()
-            ? CrossKernels(s.problem.spec.kernel, points, xb, s.expansion_sq_norms())
-            : CrossKernels(s.problem.spec.kernel, points, xb);
+    const KernelMatrices k = TrainingCrossKernels(s, xb);
     out.middleRows(r0, rows).noalias() = k.ntk.transpose() * coef;
   }
   return out;
@@ -146,10 +144,11 @@ MatrixXd ThetaQueryTimesDual(const FittedModel::State& s, const MatrixXd& x) {
 KernelMatrices TrainingCrossKernels(const FittedModel::State& s, const MatrixXd& x) {
   // Every State built by Fit or Deserialize has the norms; without them
   // (a hand-built State) the kernels compute them.
-  if (s.x_train_sq_norms.size() == s.x_train.rows()) {
-    return CrossKernels(s.problem.spec.kernel, s.x_train, x, s.x_train_sq_norms);
+  const MatrixXd& p = s.expansion_points();
+  if (s.expansion_sq_norms().size() == p.rows()) {
+    return CrossKernels(s.problem.spec.kernel, p, x, s.expansion_sq_norms());
   }
-  return CrossKernels(s.problem.spec.kernel, s.x_train, x);
+  return CrossKernels(s.problem.spec.kernel, p, x);
 }
 
 void FitOutputs::PutInto(const DistributionCache::Scope& scope) const {
@@ -322,15 +321,26 @@ absl::StatusOr<DistributionResult> FittedModel::PredictDistribution(
   const State& s = *state_;
   if (absl::Status st = CheckQueries(features, s.num_features()); !st.ok()) return st;
   if (s.is_nystrom()) {
-    // docs/model-contract.md "6. Nystrom models": no method is derived for
-    // the Nystrom kernels yet; refuse rather than answer with the exact
-    // model's formulas on a model that keeps no training set.
-    return absl::UnimplementedError(absl::StrCat(
-        "method: ", MethodName(options.method),
-        " is not implemented for Nystrom models (spec.approximation.kind = NYSTROM) yet"));
+    // docs/model-contract.md "6. Nystrom models", "PredictDistribution of a
+    // Nystrom model": derived for 2b/2c from the fit's m x m summaries; 2a
+    // (EXACT aside, refused as for exact models) is not built yet.
+    const DistributionMethod method = ResolvedMethod(options.method, s.problem.regime);
+    if (s.problem.regime == Regime::kRegularizedCE && method != DistributionMethod::kExact) {
+      return absl::UnimplementedError(absl::StrCat(
+          "method: ", MethodName(method),
+          " is not implemented for Nystrom models (spec.approximation.kind = NYSTROM) in "
+          "regime 2a (cross-entropy, lambda > 0) yet: it needs curvature-weighted "
+          "(m C) x (m C) summaries of the training points, which the model does not keep"));
+    }
+    if (s.problem.regime != Regime::kRegularizedCE && s.nystrom.gram.size() == 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "method: ", MethodName(method),
+          " needs the PredictDistribution summaries of a Nystrom model, which model files "
+          "of format version 2 lack: refit the model"));
+    }
   }
   const MatrixXd x = features.rows() == 0
-                         ? MatrixXd(0, s.x_train.cols())
+                         ? MatrixXd(0, s.num_features())
                          : s.preprocessor.Apply(features);
   absl::StatusOr<DistributionResult> result = ComputeDistribution(s, x, options);
   if (!result.ok()) return result;

@@ -16,8 +16,11 @@ absl::Status FitNystrom(FittedModel::State* s, const FitOptions& options,
   const Eigen::Index n = s->x_train.rows();
   const std::vector<Eigen::Index> rows =
       SelectCenters(n, p.spec.approximation.num_centers, p.spec.approximation.seed);
+  // 2b/2c keep K_mn Theta_nm for PredictDistribution (docs/model-contract.md
+  // "6. Nystrom models", "PredictDistribution"); 2a keeps no summary.
+  const bool linear = p.regime != Regime::kRegularizedCE;
   absl::StatusOr<NystromKernels> k =
-      ComputeNystromKernels(p.spec.kernel, s->x_train, rows, kernel_progress);
+      ComputeNystromKernels(p.spec.kernel, s->x_train, rows, kernel_progress, linear);
   if (!k.ok()) return k.status();
   NystromSolveOptions so;
   so.initial_outputs = &options.initial_train_outputs;
@@ -34,6 +37,17 @@ absl::Status FitNystrom(FittedModel::State* s, const FitOptions& options,
   ny.centers_sq_norms = ny.centers.rowwise().squaredNorm();
   ny.beta = std::move(sol->beta);
   ny.num_train = n;
+  if (linear) {
+    ny.gram = std::move(sol->gram);
+    ny.nngp_theta = std::move(k->nngp_theta);
+    if (options.initial_train_outputs.size() != 0) {
+      // beta solved T - F0; the F0 = 0 mean needs Theta_mn T.
+      const Eigen::MatrixXd t = p.regime == Regime::kSquared
+                                    ? p.targets
+                                    : Eigen::MatrixXd(p.targets.array().log().matrix());
+      ny.mean_rhs.noalias() = k->theta_nm.transpose() * t;
+    }
+  }
   *logits = std::move(sol->logits);
   *info = sol->info;
   return absl::OkStatus();

@@ -51,6 +51,14 @@ struct FittedModel::State {
     Eigen::VectorXd centers_sq_norms;  // derived (not serialized), as x_train_sq_norms
     Eigen::MatrixXd beta;              // m x C
     int64_t num_train = 0;             // N
+    // 2b/2c PredictDistribution summaries (docs/model-contract.md
+    // "6. Nystrom models", "PredictDistribution"), m x m each; empty for 2a
+    // and for files of format version 2:
+    Eigen::MatrixXd gram;        // Theta_mn Theta_nm (H = gram + delta Theta_mm)
+    Eigen::MatrixXd nngp_theta;  // K_mn Theta_nm
+    // Theta_mn T (m x C, T = log Y or Y) when the fit used F0 != 0 (beta
+    // then solved T - F0); empty: beta is the F0 = 0 solution.
+    Eigen::MatrixXd mean_rhs;
   } nystrom;
 
   bool is_nystrom() const { return problem.spec.nystrom(); }
@@ -85,10 +93,11 @@ absl::Status FitNystrom(FittedModel::State* s, const FitOptions& options,
                         const ProgressFn& kernel_progress, const ProgressFn& solve_progress,
                         Eigen::MatrixXd* logits, SolverInfo* info);
 
-// K and Theta between the training rows and preprocessed query rows x:
-// N x M, with the training set first (the orientation Predict and
+// K and Theta between the expansion points (the training rows; a Nystrom
+// model's centers Z) and preprocessed query rows x: N x M (m x M), with
+// the expansion points first (the orientation Predict and
 // PredictDistribution share, so both compute identical kernel values) and
-// its cached squared norms. REQUIRES: x.cols() == s.x_train.cols().
+// their cached squared norms. REQUIRES: x.cols() == s.num_features().
 KernelMatrices TrainingCrossKernels(const FittedModel::State& s, const Eigen::MatrixXd& x);
 
 }  // namespace ntk

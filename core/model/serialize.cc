@@ -234,7 +234,7 @@ std::string FittedModel::Serialize() const {
                                             s.preprocessor.scale.size()));
   w.Raw(kModelMagic, 8);
   // Exact models keep version 1 (bit-identical to earlier builds' files);
-  // only Nystrom models need version 2.
+  // Nystrom models are written as the current version (3).
   w.U32(s.is_nystrom() ? kModelFormatVersion : 1);
   w.U64(0);
   w.U32(static_cast<uint32_t>(spec.kernel.activation));
@@ -278,6 +278,9 @@ std::string FittedModel::Serialize() const {
     w.I64(s.nystrom.num_train);
     w.Mat(s.nystrom.centers);
     w.Mat(s.nystrom.beta);
+    w.Mat(s.nystrom.gram);
+    w.Mat(s.nystrom.nngp_theta);
+    w.Mat(s.nystrom.mean_rhs);
   }
   std::string& bytes = w.bytes();
   const uint64_t payload = bytes.size() - kModelHeaderBytes;
@@ -368,6 +371,11 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
     ny.centers_sq_norms = ny.centers.rowwise().squaredNorm();
     ny.beta = r.Mat();
   }
+  if (version >= 3) {
+    ny.gram = r.Mat();
+    ny.nngp_theta = r.Mat();
+    ny.mean_rhs = r.Mat();
+  }
   if (!r.ok()) return Corrupt("payload truncated");
   if (r.remaining() != 0) return Corrupt("trailing bytes in the payload");
 
@@ -403,6 +411,10 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
     const Index m = ny.centers.rows();
     if (ny.num_train < 1 || m < 1 || m > ny.num_train || d < 1 || c < 2 ||
         spec.approximation.num_centers != m || !is(ny.beta, m, c) ||
+        !(ny.gram.size() == 0 || is(ny.gram, m, m)) ||
+        ny.nngp_theta.size() != ny.gram.size() ||
+        !(ny.nngp_theta.size() == 0 || is(ny.nngp_theta, m, m)) ||
+        !(ny.mean_rhs.size() == 0 || (ny.gram.size() != 0 && is(ny.mean_rhs, m, c))) ||
         state->x_train.size() != 0 || state->problem.targets.size() != 0 ||
         state->train_logits.size() != 0 || state->dual.size() != 0 ||
         state->initial_train_outputs.size() != 0 ||

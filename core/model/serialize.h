@@ -38,6 +38,12 @@
 // keeps no training set, docs/model-contract.md "6. Nystrom models"), then
 //   u32 approximation kind (2 = NYSTROM), i32 num_centers m, u64 seed,
 //   i64 num_train N, mat centers (m x d, preprocessed), mat beta (m x C)
+// Version 3 (Nystrom models): version 2, then the PredictDistribution
+// summaries of 2b/2c (docs/model-contract.md "6. Nystrom models"; 0 x 0
+// for 2a): mat gram = Theta_mn Theta_nm (m x m), mat nngp_theta =
+// K_mn Theta_nm (m x m), mat mean_rhs = Theta_mn T (m x C, or 0 x 0 when
+// the fit used F0 = 0). Version-2 files load without them (their
+// distribution methods are refused: refit).
 // The reader also checks that the shapes agree with each other and that
 // the enums are known (DATA_LOSS otherwise).
 //
@@ -52,7 +58,7 @@
 namespace ntk {
 
 inline constexpr char kModelMagic[8] = {'N', 'T', 'K', 'M', 'O', 'D', 'E', 'L'};
-inline constexpr uint32_t kModelFormatVersion = 2;
+inline constexpr uint32_t kModelFormatVersion = 3;
 inline constexpr size_t kModelHeaderBytes = 20;
 
 // CRC-32C of `n` bytes; `crc` continues a previous value (0 to start).

@@ -62,6 +62,7 @@ absl::StatusOr<NystromSolution> SolveNormalEquations(const NystromKernels& k,
   sol.info.relative_residual = sol.info.fixed_point_residual / std::max(1.0, InfNorm(b));
   sol.logits.noalias() = k.theta_nm * sol.beta;
   if (f0.size() != 0) sol.logits += f0;
+  sol.gram = std::move(gram);
   double rcond = 0;
   const lapack_int info = LAPACKE_dpocon(LAPACK_COL_MAJOR, 'L', static_cast<lapack_int>(m),
                                          factor.data(),
@@ -77,7 +78,8 @@ absl::StatusOr<NystromSolution> SolveNormalEquations(const NystromKernels& k,
 absl::StatusOr<NystromKernels> ComputeNystromKernels(const KernelSpec& spec,
                                                      const MatrixXd& x,
                                                      const std::vector<Index>& center_rows,
-                                                     const ProgressFn& progress) {
+                                                     const ProgressFn& progress,
+                                                     bool with_nngp_theta) {
   const Index n = x.rows();
   const Index m = static_cast<Index>(center_rows.size());
   MatrixXd z(m, x.cols());
@@ -85,23 +87,38 @@ absl::StatusOr<NystromKernels> ComputeNystromKernels(const KernelSpec& spec,
   const Eigen::VectorXd z_sq = z.rowwise().squaredNorm();
   NystromKernels k;
   k.mean_diag = DiagonalKernels(spec, x).ntk.mean();
+  MatrixXd nngp_mm;
   {
     KernelMatrices km;
     if (!TrainKernels(spec, z, [&] { return ReportProgress(progress, 0.0, "kernel"); }, &km)) {
       return absl::CancelledError("fit cancelled");
     }
     k.theta_mm = std::move(km.ntk);
+    if (with_nngp_theta) nngp_mm = std::move(km.nngp);
   }
   k.theta_nm.resize(n, m);
+  if (with_nngp_theta) k.nngp_theta = MatrixXd::Zero(m, m);
   const Index block = KernelBlockRows(m);
+  size_t next_center = 0;
   for (Index r0 = 0; r0 < n; r0 += block) {
     if (!ReportProgress(progress, static_cast<double>(r0) / n, "kernel")) {
       return absl::CancelledError("fit cancelled");
     }
     const Index rows = std::min(block, n - r0);
     // Centers first: the orientation Predict uses (CrossKernels(Z, x)).
-    const KernelMatrices km = CrossKernels(spec, z, x.middleRows(r0, rows), z_sq);
+    KernelMatrices km = CrossKernels(spec, z, x.middleRows(r0, rows), z_sq);
     k.theta_nm.middleRows(r0, rows) = km.ntk.transpose();
+    if (!with_nngp_theta) continue;
+    // The centers' columns take the TrainKernels values (as Theta_nm's
+    // rows below), then K_mn Theta_nm += K_mb Theta_bm for this block.
+    for (; next_center < center_rows.size() && center_rows[next_center] < r0 + rows;
+         ++next_center) {
+      const Index col = center_rows[next_center] - r0;
+      const Index j = static_cast<Index>(next_center);
+      km.nngp.col(col) = nngp_mm.col(j);
+      km.ntk.col(col) = k.theta_mm.col(j);
+    }
+    k.nngp_theta.noalias() += km.nngp * km.ntk.transpose();
   }
   for (Index j = 0; j < m; ++j) {
     k.theta_nm.row(center_rows[static_cast<size_t>(j)]) = k.theta_mm.row(j);

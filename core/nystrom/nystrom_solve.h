@@ -51,6 +51,10 @@ struct NystromKernels {
   Eigen::MatrixXd theta_nm;  // Theta(X, Z), N x m
   Eigen::MatrixXd theta_mm;  // Theta(Z, Z), m x m (TrainKernels: exact diagonal)
   double mean_diag = 1;      // mean_i Theta(x_i, x_i): the jitter scale
+  // K_mn Theta_nm (m x m; K = NNGP), only when ComputeNystromKernels was
+  // asked for it: the 2b/2c PredictDistribution summary
+  // (docs/model-contract.md "6. Nystrom models").
+  Eigen::MatrixXd nngp_theta;
 };
 
 // Theta_nm in blocks of rows (progress between them; CANCELLED when it
@@ -59,12 +63,15 @@ struct NystromKernels {
 // centers are copied from Theta_mm, so that with m = N, Theta_nm ==
 // Theta_mm == TrainKernels(x) bit for bit (cross kernels lose ~1e-9 on
 // the diagonal, core/kernels/kernel.cc). INVALID_ARGUMENT "features: ..."
-// for non-finite kernel values.
+// for non-finite kernel values. with_nngp_theta: also accumulate
+// K_mn Theta_nm over the same blocks (2 N m^2 flops, m^2 doubles; the
+// centers' rows of both factors are the TrainKernels values, as above).
 // REQUIRES: center_rows ascending, distinct, in [0, N), non-empty.
 absl::StatusOr<NystromKernels> ComputeNystromKernels(const KernelSpec& spec,
                                                      const Eigen::MatrixXd& x,
                                                      const std::vector<Eigen::Index>& center_rows,
-                                                     const ProgressFn& progress);
+                                                     const ProgressFn& progress,
+                                                     bool with_nngp_theta = false);
 
 struct NystromSolveOptions {
   // F0 at the training points (N x C); nullptr or empty: zero. Not owned.
@@ -85,6 +92,9 @@ struct NystromSolution {
   // NystromSolveOptions::tolerance; 2b/2c ||H beta - Theta_mn rhs||_inf,
   // H = Theta_mn Theta_nm + delta Theta_mm, and the condition estimate of H.
   SolverInfo info;
+  // 2b/2c: Theta_mn Theta_nm (m x m), kept for PredictDistribution (H is
+  // gram + (lambda_2c + info.jitter) Theta_mm); empty for 2a.
+  Eigen::MatrixXd gram;
 };
 
 // Errors: INVALID_ARGUMENT for shapes, CANCELLED, FAILED_PRECONDITION (2b/2c:

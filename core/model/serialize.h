@@ -38,6 +38,14 @@
 // keeps no training set, docs/model-contract.md "6. Nystrom models"), then
 //   u32 approximation kind (2 = NYSTROM), i32 num_centers m, u64 seed,
 //   i64 num_train N, mat centers (m x d, preprocessed), mat beta (m x C)
+// Version 3 (models whose spec was chosen by model selection,
+// docs/model-contract.md "7. Model selection"; others keep 1 or 2): the
+// version-2 payload (for an exact model its approximation block reads
+// kind 1, m and seed of the spec, N = 0, two 0 x 0 matrices), then
+//   u32 folds, u32 chosen, f64 seconds, u32 number of rows R, R rows of
+//   u32 activation, i32 depth, f64 weight_variance, f64 bias_variance,
+//   u32 loss, f64 regularization, f64 label_smoothing,
+//   f64 mean_nll, f64 std_nll, f64 mean_accuracy, f64 mean_ece
 // The reader also checks that the shapes agree with each other and that
 // the enums are known (DATA_LOSS otherwise).
 //
@@ -52,7 +60,7 @@
 namespace ntk {
 
 inline constexpr char kModelMagic[8] = {'N', 'T', 'K', 'M', 'O', 'D', 'E', 'L'};
-inline constexpr uint32_t kModelFormatVersion = 2;
+inline constexpr uint32_t kModelFormatVersion = 3;
 inline constexpr size_t kModelHeaderBytes = 20;
 
 // CRC-32C of `n` bytes; `crc` continues a previous value (0 to start).

@@ -227,7 +227,8 @@ fi
 
 # ---- issue 14: model selection vs brute force vs one 2b fit ----
 if want selection; then
-  if [ "$MODE" = quick ]; then SEL_N=${NTK_BENCH_SELECTION_N:-300}; else SEL_N=${NTK_BENCH_SELECTION_N:-5000}; fi
+  SEL_N=${NTK_BENCH_SELECTION_N:-5000}
+  [ "$MODE" = quick ] && SEL_N=${NTK_BENCH_SELECTION_N:-300}
   step selection 43200 "$BIN/selection_timing" --n="$SEL_N" \
     --brute="${NTK_BENCH_SELECTION_BRUTE:-1}"
 fi

@@ -517,7 +517,8 @@ TEST_F(NtkctlTest, FitWithSelectionPrintsTheTable) {
   ASSERT_TRUE(std::regex_search(fit.out, m, chosen_re)) << fit.out;
   EXPECT_THAT(fit.out, ::testing::ContainsRegex("depth +" + m[2].str() + "\n"));
   int marked = 0;
-  for (const std::string& line : Lines(fit.out)) marked += std::regex_search(line, std::regex("^ +[0-9]+\\* "));
+  static const std::regex marked_re("^ +[0-9]+\\* ");
+  for (const std::string& line : Lines(fit.out)) marked += std::regex_search(line, marked_re);
   EXPECT_EQ(marked, 1) << fit.out;
 
   ProcessResult usage = FitDigits("digits-select2", {"--select_depths=1,2"});

@@ -165,6 +165,7 @@ def inside(address, secured_address):
             chosen.spec.kernel.depth != rows[best].kernel.depth or
             chosen.spec.training.regularization != rows[best].training.regularization):
         fail("selection chose %d, least NLL is %d: %s" % (chosen.selection.chosen, best, chosen))
+    c.delete("sel")
     print("fit with selection: ok")
 
     # Background fit: FITTING at once, then watch() to READY; same model.

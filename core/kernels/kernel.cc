@@ -268,7 +268,8 @@ struct Recursion {
 // Computes K and Theta for rows [i0, i0 + len) of column j, where
 // gram[0..len) holds <x_i, x'_j> (r.first_layer == 0) or K of depth
 // r.first_layer, with Theta of that depth in theta_out. Writes
-// k_out[0..len), theta_out[0..len); gram may alias k_out. Always inlined into the per-ISA entry points below.
+// k_out[0..len), theta_out[0..len); gram may alias k_out. Always inlined
+// into the per-ISA entry points below.
 __attribute__((always_inline)) inline void ComputeSegmentBody(
     const Recursion& r, const double* gram, Index i0, Index len, Index j,
     double* k_out, double* theta_out, Scratch& sc) {

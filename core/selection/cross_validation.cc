@@ -170,8 +170,9 @@ class FoldEvaluator {
   // warm-started from the previous lambda's dual; one eigenbasis per fold.
   absl::Status Newton(const MatrixXd& theta_tr, const ThetaEigenbasis& basis,
                       std::vector<std::pair<int, TrainingProblem>>* group) {
-    std::stable_sort(group->begin(), group->end(),
-                     [](const auto& a, const auto& b) { return a.second.lambda > b.second.lambda; });
+    std::stable_sort(group->begin(), group->end(), [](const auto& a, const auto& b) {
+      return a.second.lambda > b.second.lambda;
+    });
     MatrixXd warm;
     for (const auto& [i, p] : *group) {
       SolveOptions so;
@@ -197,7 +198,8 @@ class FoldEvaluator {
     if (s.code() == absl::StatusCode::kCancelled) return Cancelled();
     const std::string who =
         p != nullptr ? DescribeCandidate(i, *p) : absl::StrCat("candidate ", i);
-    return absl::Status(s.code(), absl::StrCat("selection: ", who, ", fold ", f_, ": ", s.message()));
+    return absl::Status(s.code(),
+                        absl::StrCat("selection: ", who, ", fold ", f_, ": ", s.message()));
   }
 
   const std::vector<ModelSpec>& candidates_;

@@ -122,7 +122,8 @@ absl::Status ValidateSelection(const ModelSpec& base, const TrainingData& data,
   }
   if (absl::Status s = CheckFolds(data, o.folds); !s.ok()) return s;
   const auto finite_nonneg = [](double v) { return std::isfinite(v) && v >= 0; };
-  if (absl::Status s = CheckList("depths", o.depths, absl::StrCat("in [1, ", kMaxDepth, "]").c_str(),
+  const std::string depth_range = absl::StrCat("in [1, ", kMaxDepth, "]");
+  if (absl::Status s = CheckList("depths", o.depths, depth_range.c_str(),
                                  [](int v) { return v >= 1 && v <= kMaxDepth; });
       !s.ok()) {
     return s;
@@ -195,7 +196,8 @@ absl::StatusOr<SelectionReport> SelectModel(const ModelSpec& base, const Trainin
   }
   // Preprocessing statistics of all rows (unsupervised; the final fit uses
   // the same), so that one kernel per (depth, bias variance) serves every fold.
-  const Eigen::MatrixXd x = Preprocessor::FitTo(base.preprocessing, data.features).Apply(data.features);
+  const Eigen::MatrixXd x =
+      Preprocessor::FitTo(base.preprocessing, data.features).Apply(data.features);
   const std::vector<int> strata = StratificationLabels(data);
   const std::vector<int> fold = StratifiedFolds(strata, o.folds, o.seed);
   absl::StatusOr<std::vector<std::vector<FoldScores>>> scores =
@@ -218,7 +220,9 @@ absl::StatusOr<SelectionReport> SelectModel(const ModelSpec& base, const Trainin
       row.mean_ece += s.ece / o.folds;
     }
     row.mean_nll = sum / o.folds;
-    for (const FoldScores& s : (*scores)[i]) sum_sq += (s.nll - row.mean_nll) * (s.nll - row.mean_nll);
+    for (const FoldScores& s : (*scores)[i]) {
+      sum_sq += (s.nll - row.mean_nll) * (s.nll - row.mean_nll);
+    }
     row.std_nll = std::sqrt(sum_sq / o.folds);
     report.rows.push_back(row);
   }

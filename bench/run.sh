@@ -11,6 +11,10 @@
 #                    targets (issue 10's table: bench/e2e_vs_numpy.py + bench/targets.py;
 #                    not in the default list; ~15 min on an idle machine at today's speed,
 #                    hours when the machine is shared; --quick: ~2-3 min),
+#                    selection (issue 14: model selection over the issue's grid vs the
+#                    brute-force loop of plain Fits vs one 2b fit, bench/selection_timing.cc;
+#                    not in the default list; NTK_BENCH_SELECTION_N=5000 [quick 300],
+#                    NTK_BENCH_SELECTION_BRUTE=1: the brute force takes hours at 5000),
 #                    h2load (bench/h2load_bench.py: Predict and OIP ModelInfer under
 #                    h2load at concurrency 1-64, rows/s and p50/p99; not in the default
 #                    list; ~6 min, --quick ~1 min; needs nghttp2-client)
@@ -219,6 +223,14 @@ if want nystrom; then
     --ns="${NTK_BENCH_NYSTROM_NS:-5000,10000,20000,60000}" \
     --exact_max_n="${NTK_BENCH_NYSTROM_EXACT_MAX_N:-20000}" \
     --json_out="$RES/nystrom.json"
+fi
+
+# ---- issue 14: model selection vs brute force vs one 2b fit ----
+if want selection; then
+  SEL_N=${NTK_BENCH_SELECTION_N:-5000}
+  [ "$MODE" = quick ] && SEL_N=${NTK_BENCH_SELECTION_N:-300}
+  step selection 43200 "$BIN/selection_timing" --n="$SEL_N" \
+    --brute="${NTK_BENCH_SELECTION_BRUTE:-1}"
 fi
 
 # ---- other benchmarks (e.g. kernel_bench) with their defaults ----

@@ -338,6 +338,19 @@ def main():
         w("## 6b. Concurrency under h2load: FAILED (see h2load.log)")
         w("")
 
+    # ---- issue 14: model selection (bench/selection_timing.cc prints its own lines) ----
+    sel_log = os.path.join(d, "selection.log")
+    if os.path.exists(sel_log):
+        with open(sel_log, errors="replace") as f:
+            text = f.read().rstrip()
+        ok = "ratio selection / brute force" in text or "ratio 2b part" in text
+        w("## Model selection (issue 14)" + ("" if ok else ": FAILED (see selection.log)"))
+        w("")
+        w("```")
+        w(text)
+        w("```")
+        w("")
+
     # ---- other benchmarks (e.g. kernel_bench, owned elsewhere) ----
     known = {"linalg_eigen.json", "linalg_openblas.json", "fit.json", "predict.json",
              "distribution.json", "memory.json", "loadgen.json", "meta.json", "targets.json",

@@ -243,17 +243,59 @@ absl::StatusOr<DistributionOptions> DistributionOptionsFromProto(
   return o;
 }
 
+namespace {
+
+void KernelSpecToProto(const KernelSpec& k, v1::KernelSpec* out) {
+  out->set_activation(k.activation == Activation::kErf ? v1::ERF : v1::RELU);
+  out->set_depth(static_cast<uint32_t>(k.depth));
+  out->set_weight_variance(k.weight_variance);
+  out->set_bias_variance(k.bias_variance);
+}
+
+// Resolved values: lambda and eps always set.
+void TrainingToProto(Loss loss, double lambda, double eps, v1::TrainingSpec* out) {
+  out->set_loss(loss == Loss::kSquared ? v1::SQUARED : v1::CROSS_ENTROPY);
+  out->set_regularization(lambda);
+  out->set_label_smoothing(eps);
+}
+
+}  // namespace
+
+SelectionOptions SelectionOptionsFromProto(const v1::ModelSelection& p) {
+  SelectionOptions o;
+  o.folds = static_cast<int>(std::min<uint32_t>(p.folds(), std::numeric_limits<int>::max()));
+  for (const uint32_t depth : p.depths()) {
+    o.depths.push_back(
+        static_cast<int>(std::min<uint32_t>(depth, std::numeric_limits<int>::max())));
+  }
+  o.regularizations.assign(p.regularizations().begin(), p.regularizations().end());
+  o.label_smoothings.assign(p.label_smoothings().begin(), p.label_smoothings().end());
+  o.bias_variances.assign(p.bias_variances().begin(), p.bias_variances().end());
+  o.seed = p.seed();
+  return o;
+}
+
+void SelectionReportToProto(const SelectionReport& r, v1::SelectionReport* out) {
+  out->Clear();
+  for (const SelectionRow& row : r.rows) {
+    v1::SelectionRow* w = out->add_rows();
+    KernelSpecToProto(row.kernel, w->mutable_kernel());
+    TrainingToProto(row.training.loss, row.training.regularization.value_or(0),
+                    row.training.label_smoothing.value_or(0), w->mutable_training());
+    w->set_mean_nll(row.mean_nll);
+    w->set_std_nll(row.std_nll);
+    w->set_mean_accuracy(row.mean_accuracy);
+    w->set_mean_ece(row.mean_ece);
+  }
+  out->set_chosen(static_cast<uint32_t>(r.chosen));
+  out->set_folds(static_cast<uint32_t>(r.folds));
+  out->set_seconds(r.seconds);
+}
+
 void ResolvedSpecToProto(const FittedModelInfo& r, v1::ModelSpec* out) {
   const ModelSpec& s = r.spec;
-  v1::KernelSpec* k = out->mutable_kernel();
-  k->set_activation(s.kernel.activation == Activation::kErf ? v1::ERF : v1::RELU);
-  k->set_depth(static_cast<uint32_t>(s.kernel.depth));
-  k->set_weight_variance(s.kernel.weight_variance);
-  k->set_bias_variance(s.kernel.bias_variance);
-  v1::TrainingSpec* t = out->mutable_training();
-  t->set_loss(s.training.loss == Loss::kSquared ? v1::SQUARED : v1::CROSS_ENTROPY);
-  t->set_regularization(r.lambda);
-  t->set_label_smoothing(r.label_smoothing);
+  KernelSpecToProto(s.kernel, out->mutable_kernel());
+  TrainingToProto(s.training.loss, r.lambda, r.label_smoothing, out->mutable_training());
   out->mutable_preprocessing()->set_standardize(s.preprocessing.standardize);
   out->mutable_preprocessing()->set_normalize_rows(s.preprocessing.normalize_rows);
   out->set_num_classes(static_cast<uint32_t>(r.num_classes));
@@ -287,6 +329,7 @@ void ModelInfoToProto(const std::string& id, int64_t created_unix_ms, const Fitt
   ps->set_condition_estimate(st.condition_estimate);
   ps->set_regime(RegimeName(info.regime));
   out->set_created_unix_ms(created_unix_ms);
+  if (info.selection) SelectionReportToProto(*info.selection, out->mutable_selection());
   out->set_state(v1::READY);
 }
 

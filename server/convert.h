@@ -26,6 +26,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "core/model/model.h"
+#include "core/selection/selection.h"
 #include "core/training/spec.h"
 #include "proto/matrix_convert.h"
 #include "proto/ntk/v1/ntk.pb.h"
@@ -75,6 +76,13 @@ absl::StatusOr<Eigen::MatrixXd> QueryFeaturesFromProto(const v1::Matrix& feature
 // Method a known value, num_samples within --max_num_samples.
 absl::StatusOr<DistributionOptions> DistributionOptionsFromProto(
     const v1::PredictDistributionRequest& request, const ServerOptions& limits);
+
+// The grid of FitRequest.selection (docs/api.md "Model selection"):
+// lists copied (depths > INT_MAX become INT_MAX, which core refuses by
+// name); the values themselves are core's (ValidateSelection,
+// core/selection/selection.h).
+SelectionOptions SelectionOptionsFromProto(const v1::ModelSelection& selection);
+void SelectionReportToProto(const SelectionReport& report, v1::SelectionReport* out);
 
 void ResolvedSpecToProto(const FittedModelInfo& resolved, v1::ModelSpec* out);
 void ModelInfoToProto(const std::string& id, int64_t created_unix_ms,

@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "core/model/cost.h"
 #include "core/model/model.h"
+#include "core/selection/selection.h"
 #include "server/convert.h"
 #include "server/finite_response.h"
 #include "server/log.h"
@@ -53,6 +54,7 @@ struct PreparedFit {
   std::string id;
   ModelSpec spec;
   TrainingData data;
+  SelectionOptions selection;         // folds 0: no selection
   MemoryBudget::Reservation memory;   // released when the fit ends
   std::shared_ptr<FitRecord> record;  // state and progress (server/fit_tracker.h)
 };
@@ -90,8 +92,10 @@ absl::Status Execute(const ServerOptions& options, ModelRegistry* registry, RpcC
   // The cost model already counts Theta + K + the factor at the Fit's peak.
   fit_options.keep_distribution_factors = registry->cache() != nullptr;
   FitOutputs outputs;
+  // With selection: the cross-validation (phase "selection"), then the
+  // chosen candidate's Fit; the report is kept in the model (ModelInfo.selection).
   absl::StatusOr<std::unique_ptr<FittedModel>> fitted =
-      FittedModel::Fit(p.spec, p.data, fit_options, &outputs);
+      FitWithSelection(p.spec, p.data, p.selection, fit_options, &outputs);
   p.data = TrainingData();  // no longer needed: free it before persisting
   if ((stopped || !fitted.ok()) && call.PastDeadline()) {
     return absl::DeadlineExceededError(absl::StrFormat(
@@ -145,25 +149,37 @@ absl::Status RunFit(RpcRunner* runner, ModelRegistry* registry, RpcCall& call, F
   const int64_t rows = job.data.features.rows();
   call.log().rows = rows;
   if (absl::Status s = ValidateModelId(id); !s.ok()) return s;
-  if (job.selection != nullptr && job.selection->folds() != 0) {
-    return absl::UnimplementedError("selection: model selection is not implemented yet");
-  }
   static const v1::ModelSpec kEmptySpec;
   const v1::ModelSpec& wire_spec = job.spec != nullptr ? *job.spec : kEmptySpec;
   absl::StatusOr<ModelSpec> spec = ModelSpecFromProto(wire_spec, options);
   if (!spec.ok()) return spec.status();
-  const Cost cost = FitCostUpperBound(
-      rows, job.data.features.cols(), ClassesOf(*spec, job.data),
-      spec->training.loss == Loss::kSquared,
+  const SelectionOptions selection = job.selection != nullptr
+                                         ? SelectionOptionsFromProto(*job.selection)
+                                         : SelectionOptions();
+  const int64_t classes = ClassesOf(*spec, job.data);
+  Cost cost = FitCostUpperBound(
+      rows, job.data.features.cols(), classes, spec->training.loss == Loss::kSquared,
       spec->nystrom() && rows > 0 ? ResolveNumCenters(spec->approximation.num_centers, rows) : 0);
+  std::string what = call.log().method;
+  if (selection.folds != 0) {
+    // Bad grids are refused before anything is reserved; the estimate is
+    // the larger of the cross-validation's and the final fit's.
+    if (absl::Status s = ValidateSelection(*spec, job.data, selection); !s.ok()) return s;
+    const SelectionShape shape = SelectionShapeOf(*spec, job.data, selection);
+    cost.bytes = std::max(
+        cost.bytes, SelectionCost(rows, job.data.features.cols(), classes, shape).bytes);
+    what = absl::StrFormat("%s with selection (%d candidates x %d folds)", what,
+                           SelectionCandidates(*spec, selection).size(), selection.folds);
+  }
   absl::StatusOr<MemoryBudget::Reservation> reserved =
-      runner->memory_budget()->Reserve(cost.bytes, call.log().method);
+      runner->memory_budget()->Reserve(cost.bytes, what);
   if (!reserved.ok()) return reserved.status();
   if (absl::Status s = registry->Reserve(id, job.replace); !s.ok()) return s;
 
   PreparedFit p;
   p.id = id;
   p.spec = *std::move(spec);
+  p.selection = selection;
   p.record = registry->fits().Start(id, wire_spec, rows, job.data.features.cols(), job.background);
   p.data = std::move(job.data);
   p.memory = *std::move(reserved);

@@ -16,6 +16,15 @@
 // memory (core/model/cost.h FitCostUpperBound) from `budget`; over it:
 // RESOURCE_EXHAUSTED with the estimate and the limit (server/memory_budget.h).
 //
+// Selection (job.selection with folds != 0, docs/api.md "Model
+// selection"): the grid is checked first (ValidateSelection,
+// core/selection/selection.h: INVALID_ARGUMENT naming the field), the
+// reservation is the larger of SelectionCost and the fit's estimate, and
+// the job runs FitWithSelection: progress phase "selection" over
+// candidates x folds, then the chosen candidate's Fit; the report is kept
+// in the model and returned as ModelInfo.selection (also after a restart:
+// the model file keeps it).
+//
 // A fit honors the call's deadline and cancellation: core's ProgressFn
 // returns false once the call is cancelled or past its deadline; the fit
 // then ends with DEADLINE_EXCEEDED or CANCELLED and leaves no model and no

@@ -12,7 +12,7 @@
 #include "tests/testing/server_fixture.h"
 #include "tools/evaluate/datasets.h"
 #include "tools/evaluate/evaluation.h"
-#include "tools/evaluate/metrics.h"
+#include "core/numerics/metrics.h"
 
 namespace ntk::eval {
 namespace {

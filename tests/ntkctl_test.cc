@@ -212,6 +212,36 @@ TEST_F(NtkctlTest, FitFailureAndWatch) {
   EXPECT_EQ(Ctl({"delete", "--model=digits-watch"}).exit_code, 0);
 }
 
+// Model selection (docs/cli.md "Model selection"): the table of every
+// candidate with the chosen one marked, the model fitted with its spec; a
+// --select_* list without --select_folds is a usage error, a bad value is
+// the server's INVALID_ARGUMENT naming the list and index.
+TEST_F(NtkctlTest, FitWithSelectionPrintsTheTable) {
+  ProcessResult fit = FitDigits("digits-select", {"--select_folds=3", "--select_depths=1,2",
+                                                  "--select_regularizations=0.1,1"});
+  ASSERT_EQ(fit.exit_code, 0) << fit.err;
+  EXPECT_THAT(fit.out, HasSubstr("selection: 4 candidates, 3-fold cross-validation"));
+  // Rows 0-3, exactly one marked chosen; its depth is the model's.
+  std::smatch m;
+  static const std::regex chosen_re("\\n +([0-3])\\* +([12]) ");
+  ASSERT_TRUE(std::regex_search(fit.out, m, chosen_re)) << fit.out;
+  EXPECT_THAT(fit.out, ::testing::ContainsRegex("depth +" + m[2].str() + "\n"));
+  int marked = 0;
+  static const std::regex marked_re("^ +[0-9]+\\* ");
+  for (const std::string& line : Lines(fit.out)) marked += std::regex_search(line, marked_re);
+  EXPECT_EQ(marked, 1) << fit.out;
+
+  ProcessResult usage = FitDigits("digits-select2", {"--select_depths=1,2"});
+  EXPECT_EQ(usage.exit_code, 2) << usage.err;
+  EXPECT_THAT(usage.err, HasSubstr("--select_folds"));
+  ProcessResult bad = FitDigits("digits-select3", {"--select_folds=3",
+                                                   "--select_regularizations=0.1,-1"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.err;
+  EXPECT_THAT(bad.err, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(bad.err, HasSubstr("selection.regularizations[1]"));
+  EXPECT_EQ(Ctl({"delete", "--model=digits-select"}).exit_code, 0);
+}
+
 // A server that wants TLS and a bearer token: ntkctl's --tls_ca and
 // --token_file, and the exit codes when either is missing or wrong.
 TEST(NtkctlSecurityTest, TlsCaAndTokenFile) {

@@ -152,6 +152,21 @@ def inside(address, secured_address):
         fail("labels are not the argmax of the probabilities")
     print("fit / FitStream / predict: ok")
 
+    # Model selection (docs/api.md "Model selection"): every candidate
+    # reported, the chosen one (least mean NLL) is the fitted spec.
+    sel = pb.ModelSelection(folds=3, depths=[1, 2], regularizations=[0.1, 1.0], seed=3)
+    chosen = c.fit(X, y, "sel", selection=sel)
+    rows = chosen.selection.rows
+    if len(rows) != 4 or chosen.selection.folds != 3:
+        fail("selection report: %s" % chosen.selection)
+    best = min(range(4), key=lambda i: rows[i].mean_nll)
+    if (chosen.selection.chosen != best or
+            chosen.spec.kernel.depth != rows[best].kernel.depth or
+            chosen.spec.training.regularization != rows[best].training.regularization):
+        fail("selection chose %d, least NLL is %d: %s" % (chosen.selection.chosen, best, chosen))
+    c.delete("sel")
+    print("fit with selection: ok")
+
     # Background fit: FITTING at once, then watch() to READY; same model.
     bg = c.fit(X, y, "bg", depth=2, regularization=0.0, background=True)
     if bg.state != pb.FITTING:

@@ -16,7 +16,9 @@
 //      results). TrainKernels computes only tiles on or above
 //      the diagonal and mirrors each tile into the lower triangle, so the
 //      outputs are exactly symmetric and the only memory beyond the two
-//      N x N outputs is O(N L) + O(tile) per thread.
+//      N x N outputs is O(N L) + O(tile) per thread. ExtendTrainKernels
+//      runs the same tiles from layer l + 1 on, starting from K and Theta
+//      of depth l instead of the GEMM of step 2.
 //
 // Why one file over ~500 lines: the kernel recursion is one vectorized
 // pipeline. The arcsine approximations, the per-point diagonal data, the
@@ -258,11 +260,16 @@ struct Recursion {
   double alpha;  // sw^2 / d
   const PointData* rows;
   const PointData* cols;
+  // 0: start from the Gram matrix (layer 1); l > 0: start from K and
+  // Theta of depth l (ExtendTrainKernels), read from gram / theta_out.
+  int first_layer = 0;
 };
 
 // Computes K and Theta for rows [i0, i0 + len) of column j, where
-// gram[0..len) holds <x_i, x'_j>. Writes k_out[0..len), theta_out[0..len);
-// gram may alias k_out. Always inlined into the per-ISA entry points below.
+// gram[0..len) holds <x_i, x'_j> (r.first_layer == 0) or K of depth
+// r.first_layer, with Theta of that depth in theta_out. Writes
+// k_out[0..len), theta_out[0..len); gram may alias k_out. Always inlined
+// into the per-ISA entry points below.
 __attribute__((always_inline)) inline void ComputeSegmentBody(
     const Recursion& r, const double* gram, Index i0, Index len, Index j,
     double* k_out, double* theta_out, Scratch& sc) {
@@ -276,13 +283,20 @@ __attribute__((always_inline)) inline void ComputeSegmentBody(
   double* __restrict zz = sc.z;
   double* __restrict w = sc.roots;
   double* __restrict q = sc.roots + len;  // contiguous with w: one sqrt pass
-  for (Index i = 0; i < len; ++i) {
-    s[i] = alpha * gram[i] + sb2;
-    t[i] = s[i];
+  if (r.first_layer == 0) {
+    for (Index i = 0; i < len; ++i) {
+      s[i] = alpha * gram[i] + sb2;
+      t[i] = s[i];
+    }
+  } else {  // the same values TrainKernels held after layer first_layer
+    for (Index i = 0; i < len; ++i) {
+      s[i] = gram[i];
+      t[i] = theta_out[i];
+    }
   }
   const Index nr = r.rows->n;
   const Index nc = r.cols->n;
-  for (int l = 0; l < r.spec->depth; ++l) {
+  for (int l = r.first_layer; l < r.spec->depth; ++l) {
     const double* __restrict f1 = r.rows->f1.data() + l * nr + i0;
     const double* __restrict f2 = r.rows->f2.data() + l * nr + i0;
     const double g1 = r.cols->f1[l * nc + j];
@@ -523,8 +537,13 @@ KernelMatrices TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x) {
   return out;
 }
 
-bool TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x,
-                  const std::function<bool()>& keep_going, KernelMatrices* out_ptr) {
+namespace {
+
+// TrainKernels (first_layer 0) and ExtendTrainKernels (first_layer > 0:
+// *out_ptr holds K and Theta of that depth, whose upper triangles the
+// tiles read).
+bool TrainKernelsFrom(const KernelSpec& spec, int first_layer, const Eigen::MatrixXd& x,
+                      const std::function<bool()>& keep_going, KernelMatrices* out_ptr) {
   KernelMatrices& out = *out_ptr;
   const Index n = x.rows();
   if (n == 0) {
@@ -534,13 +553,15 @@ bool TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x,
   }
   if (keep_going && !keep_going()) return false;
   const PointData pts = ComputePointData(spec, x);
-  // The Gram matrix's upper triangle, by a rank-d update (dsyrk under
-  // EIGEN_USE_BLAS: half the flops of the full GEMM).
-  out.nngp.setZero(n, n);
-  out.nngp.selfadjointView<Eigen::Upper>().rankUpdate(x);
-  out.ntk.resize(n, n);
-  const Recursion rec{&spec, x.cols() > 0 ? spec.weight_variance / x.cols() : 0.0,
-                      &pts, &pts};
+  if (first_layer == 0) {
+    // The Gram matrix's upper triangle, by a rank-d update (dsyrk under
+    // EIGEN_USE_BLAS: half the flops of the full GEMM).
+    out.nngp.setZero(n, n);
+    out.nngp.selfadjointView<Eigen::Upper>().rankUpdate(x);
+    out.ntk.resize(n, n);
+  }
+  Recursion rec{&spec, x.cols() > 0 ? spec.weight_variance / x.cols() : 0.0, &pts, &pts};
+  rec.first_layer = first_layer;
   const SegmentFn segment = ChooseSegmentFn();
   const Index nt = NumTiles(n);
   const Index ntiles = nt * (nt + 1) / 2;
@@ -602,6 +623,19 @@ bool TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x,
   }
   trap.Rethrow();
   return !stop.load();
+}
+
+}  // namespace
+
+bool TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x,
+                  const std::function<bool()>& keep_going, KernelMatrices* out) {
+  return TrainKernelsFrom(spec, 0, x, keep_going, out);
+}
+
+bool ExtendTrainKernels(const KernelSpec& spec, int from_depth, const Eigen::MatrixXd& x,
+                        const std::function<bool()>& keep_going, KernelMatrices* kernels) {
+  if (from_depth >= spec.depth) return !keep_going || keep_going();
+  return TrainKernelsFrom(spec, from_depth, x, keep_going, kernels);
 }
 
 KernelDiagonal DiagonalKernels(const KernelSpec& spec, const Eigen::MatrixXd& x) {

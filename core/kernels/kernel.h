@@ -65,6 +65,20 @@ KernelMatrices TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x);
 bool TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x,
                   const std::function<bool()>& keep_going, KernelMatrices* out);
 
+// docs/model-contract.md "1. The network and its two kernels": the layer
+// recursion produces every depth in order, so K and Theta of depths
+// 1..L cost one recursion. ExtendTrainKernels advances *kernels, which hold
+// TrainKernels(spec with depth = from_depth, x) (or an earlier extension),
+// to depth spec.depth in place: the same bits as TrainKernels(spec, x),
+// at (spec.depth - from_depth) / spec.depth of its recursion and without
+// its GEMM. keep_going and the result as for TrainKernels; from_depth >=
+// spec.depth changes nothing. Used by model selection over depths
+// (core/selection/selection.h).
+// REQUIRES: 1 <= from_depth; *kernels are N x N from the same x, activation
+// and variances.
+bool ExtendTrainKernels(const KernelSpec& spec, int from_depth, const Eigen::MatrixXd& x,
+                        const std::function<bool()>& keep_going, KernelMatrices* kernels);
+
 // Only the diagonals K(x, x), Theta(x, x) of the rows of x: O(N d).
 struct KernelDiagonal {
   Eigen::VectorXd nngp;

@@ -123,6 +123,30 @@ Cost FitCostUpperBound(int64_t n, int64_t d, int64_t c, bool squared_loss,
                  num_centers);
 }
 
+Cost SelectionCost(int64_t n_in, int64_t d_in, int64_t c_in, const SelectionShape& shape) {
+  const double n = static_cast<double>(n_in), d = static_cast<double>(d_in),
+               c = static_cast<double>(c_in);
+  const double folds = static_cast<double>(std::max<int64_t>(shape.folds, 1));
+  const double n_tr = n - std::floor(n / folds), n_te = n - n_tr + 1;
+  // Raw and preprocessed features, Theta and K of all rows, the held-out
+  // block and logits; FitCost of the fold's training rows counts its
+  // training block, its factor or the 2a workspace.
+  const Cost solve = FitCost(n_in - static_cast<int64_t>(n - n_tr), 0, c_in,
+                             shape.newton_candidates > 0 ? Regime::kRegularizedCE
+                                                         : Regime::kSquared);
+  const double doubles = 2 * n * d + 2 * n * n + n_tr * n_te + 4 * n_te * c +
+                         static_cast<double>(solve.bytes) / 8;
+  const double per_fold =
+      static_cast<double>(shape.factorizations) * n_tr * n_tr * n_tr / 3 +
+      static_cast<double>(shape.direct_candidates) * 2 * n_tr * n_tr * c +
+      static_cast<double>(shape.newton_candidates) * kTypicalThetaProducts * n_tr * n_tr * c +
+      static_cast<double>(shape.direct_candidates + shape.newton_candidates) * n_tr * n_te * c;
+  const double flops = static_cast<double>(shape.bias_variances) * n * n *
+                           (d + static_cast<double>(shape.max_depth)) +
+                       folds * per_fold;
+  return Cost{Bytes(doubles), flops};
+}
+
 Cost PredictCost(int64_t rows_in, int64_t n_in, int64_t d_in, int64_t c_in) {
   const double rows = static_cast<double>(rows_in), n = static_cast<double>(n_in),
                d = static_cast<double>(d_in), c = static_cast<double>(c_in);

@@ -37,6 +37,29 @@ Cost FitCost(int64_t n, int64_t d, int64_t c, Regime regime, int64_t num_centers
 Cost FitCostUpperBound(int64_t n, int64_t d, int64_t c, bool squared_loss,
                        int64_t num_centers = 0);
 
+// Model selection inside Fit (core/selection/selection.h,
+// docs/model-contract.md "7. Model selection"): what its cross-validation
+// does, counted after the candidates were resolved.
+struct SelectionShape {
+  int64_t folds = 0;
+  int64_t max_depth = 0;       // the largest depth tried
+  int64_t bias_variances = 0;  // kernel recursions (one per bias variance)
+  int64_t kernels = 0;         // (depth, bias variance) pairs
+  // Per fold, summed over kernels: distinct 2b/2c factorizations (one per
+  // shift lambda + jitter), 2b/2c candidates (triangular solves) and 2a
+  // candidates (Newton-CG solves).
+  int64_t factorizations = 0;
+  int64_t direct_candidates = 0;
+  int64_t newton_candidates = 0;
+};
+// The cross-validation of n rows, d features, c classes: Theta and K of
+// all rows (2 n^2), one fold's training block and its factor (2 n_tr^2,
+// n_tr = n - floor(n / folds)), the held-out cross block, and the 2a
+// solver's workspace; flops count the shared work (one recursion per bias
+// variance, one factorization per shift and fold). The final fit on all
+// rows is FitCost and runs after this memory is freed.
+Cost SelectionCost(int64_t n, int64_t d, int64_t c, const SelectionShape& shape);
+
 // FittedModel::Predict of `rows` queries on a model of n training rows, d
 // features, c classes (docs/model-contract.md "3. Predict").
 Cost PredictCost(int64_t rows, int64_t n, int64_t d, int64_t c);

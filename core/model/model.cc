@@ -52,6 +52,7 @@ FittedModelInfo FittedModel::Info() const {
   info.num_classes = s.problem.num_classes;
   info.created_unix_ms = s.created_unix_ms;
   info.memory_bytes = MemoryBytes();
+  info.selection = s.selection;
   return info;
 }
 
@@ -271,6 +272,7 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
   } else {
     state->train_logits = std::move(train_logits);
   }
+  state->selection = options.selection;
   state->created_unix_ms = absl::ToUnixMillis(absl::Now());
   st.fit_seconds = std::chrono::duration<double>(
                        std::chrono::steady_clock::now() - start)

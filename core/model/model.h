@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "core/distribution/cache.h"
 #include "core/kernels/kernel.h"
+#include "core/model/selection_report.h"
 #include "core/training/problem.h"
 #include "core/training/progress.h"
 #include "core/training/spec.h"
@@ -80,6 +82,10 @@ struct FitOptions {
   // entry. Time: none beyond a copy of the dual (2b/2c with F0: two
   // triangular solves).
   bool keep_distribution_factors = false;
+  // Model selection's report (docs/model-contract.md "7. Model selection"),
+  // kept in the model, reported by Info() and persisted; FitWithSelection
+  // (core/selection/selection.h) sets it. Not checked against the fit.
+  std::optional<SelectionReport> selection;
 };
 
 // What Fit computed beyond the model, for the caller's caches.
@@ -170,6 +176,7 @@ struct FittedModelInfo {
   int num_classes = 0;         // C
   int64_t created_unix_ms = 0;
   int64_t memory_bytes = 0;    // FittedModel::MemoryBytes()
+  std::optional<SelectionReport> selection;  // when the fit selected its spec
 };
 
 class FittedModel {

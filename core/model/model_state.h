@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include <Eigen/Dense>
 
@@ -40,6 +41,8 @@ struct FittedModel::State {
   Eigen::MatrixXd dual;
   FitStats stats;
   int64_t created_unix_ms = 0;
+  // FitOptions::selection (docs/model-contract.md "7. Model selection").
+  std::optional<SelectionReport> selection;
 
   // Nystrom models (problem.spec.nystrom()), docs/model-contract.md
   // "6. Nystrom models": f(x) = f0(x) + Theta(x, Z) beta. They keep no

@@ -219,6 +219,70 @@ absl::Status Corrupt(const std::string& what) {
   return absl::DataLossError(absl::StrCat("model bytes: ", what));
 }
 
+// Bytes of one selection row in the file (serialize.h, version 4).
+constexpr size_t kSelectionRowBytes = 4 + 4 + 8 + 8 + 4 + 8 + 8 + 4 * 8;
+
+void WriteSelection(const SelectionReport& report, Writer* w) {
+  w->U32(static_cast<uint32_t>(report.folds));
+  w->U32(static_cast<uint32_t>(report.chosen));
+  w->F64(report.seconds);
+  w->U32(static_cast<uint32_t>(report.rows.size()));
+  for (const SelectionRow& row : report.rows) {
+    w->U32(static_cast<uint32_t>(row.kernel.activation));
+    w->I32(row.kernel.depth);
+    w->F64(row.kernel.weight_variance);
+    w->F64(row.kernel.bias_variance);
+    w->U32(static_cast<uint32_t>(row.training.loss));
+    w->F64(row.training.regularization.value_or(0));
+    w->F64(row.training.label_smoothing.value_or(0));
+    w->F64(row.mean_nll);
+    w->F64(row.std_nll);
+    w->F64(row.mean_accuracy);
+    w->F64(row.mean_ece);
+  }
+}
+
+// The selection block; DATA_LOSS for unknown enums or a chosen index out
+// of range (a CRC-valid file written by something else).
+absl::StatusOr<SelectionReport> ReadSelection(Reader* r) {
+  SelectionReport report;
+  report.folds = static_cast<int>(r->U32());
+  const uint32_t chosen = r->U32();
+  report.seconds = r->F64();
+  const uint32_t rows = r->U32();
+  if (!r->ok() || rows > r->remaining() / kSelectionRowBytes) {
+    return Corrupt("bad selection row count");
+  }
+  if (chosen >= rows) return Corrupt("selection: chosen index out of range");
+  report.chosen = static_cast<int>(chosen);
+  for (uint32_t i = 0; i < rows; ++i) {
+    SelectionRow row;
+    const uint32_t activation = r->U32();
+    row.kernel.depth = r->I32();
+    row.kernel.weight_variance = r->F64();
+    row.kernel.bias_variance = r->F64();
+    const uint32_t loss = r->U32();
+    row.training.regularization = r->F64();
+    row.training.label_smoothing = r->F64();
+    row.mean_nll = r->F64();
+    row.std_nll = r->F64();
+    row.mean_accuracy = r->F64();
+    row.mean_ece = r->F64();
+    if (activation != static_cast<uint32_t>(Activation::kRelu) &&
+        activation != static_cast<uint32_t>(Activation::kErf)) {
+      return Corrupt(absl::StrCat("selection: unknown activation ", activation));
+    }
+    if (loss != static_cast<uint32_t>(Loss::kCrossEntropy) &&
+        loss != static_cast<uint32_t>(Loss::kSquared)) {
+      return Corrupt(absl::StrCat("selection: unknown loss ", loss));
+    }
+    row.kernel.activation = static_cast<Activation>(activation);
+    row.training.loss = static_cast<Loss>(loss);
+    report.rows.push_back(row);
+  }
+  return report;
+}
+
 }  // namespace
 
 std::string FittedModel::Serialize() const {
@@ -234,8 +298,9 @@ std::string FittedModel::Serialize() const {
                                             s.preprocessor.scale.size()));
   w.Raw(kModelMagic, 8);
   // Exact models keep version 1 (bit-identical to earlier builds' files);
-  // Nystrom models are written as the current version (3).
-  w.U32(s.is_nystrom() ? kModelFormatVersion : 1);
+  // Nystrom models need version 3, models with a selection report 4.
+  const uint32_t version = s.selection.has_value() ? 4 : s.is_nystrom() ? 3 : 1;
+  w.U32(version);
   w.U64(0);
   w.U32(static_cast<uint32_t>(spec.kernel.activation));
   w.I32(spec.kernel.depth);
@@ -270,7 +335,7 @@ std::string FittedModel::Serialize() const {
   w.F64(s.stats.jitter);
   w.F64(s.stats.condition_estimate);
   w.I64(s.created_unix_ms);
-  if (s.is_nystrom()) {
+  if (version >= 2) {
     const ApproximationSpec& a = spec.approximation;
     w.U32(static_cast<uint32_t>(a.kind));
     w.I32(a.num_centers);
@@ -278,10 +343,13 @@ std::string FittedModel::Serialize() const {
     w.I64(s.nystrom.num_train);
     w.Mat(s.nystrom.centers);
     w.Mat(s.nystrom.beta);
+  }
+  if (version >= 3) {
     w.Mat(s.nystrom.gram);
     w.Mat(s.nystrom.nngp_theta);
     w.Mat(s.nystrom.mean_rhs);
   }
+  if (version >= 4) WriteSelection(*s.selection, &w);
   std::string& bytes = w.bytes();
   const uint64_t payload = bytes.size() - kModelHeaderBytes;
   std::memcpy(&bytes[12], &payload, 8);
@@ -375,6 +443,11 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
     ny.gram = r.Mat();
     ny.nngp_theta = r.Mat();
     ny.mean_rhs = r.Mat();
+  }
+  if (version >= 4) {
+    absl::StatusOr<SelectionReport> selection = ReadSelection(&r);
+    if (!selection.ok()) return selection.status();
+    state->selection = *std::move(selection);
   }
   if (!r.ok()) return Corrupt("payload truncated");
   if (r.remaining() != 0) return Corrupt("trailing bytes in the payload");

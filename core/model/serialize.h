@@ -44,6 +44,14 @@
 // K_mn Theta_nm (m x m), mat mean_rhs = Theta_mn T (m x C, or 0 x 0 when
 // the fit used F0 = 0). Version-2 files load without them (their
 // distribution methods are refused: refit).
+// Version 4 (models whose spec was chosen by model selection,
+// docs/model-contract.md "7. Model selection"; others keep 1 or 3): the
+// version-3 payload (for an exact model its approximation block reads
+// kind 1, m and seed of the spec, N = 0, five 0 x 0 matrices), then
+//   u32 folds, u32 chosen, f64 seconds, u32 number of rows R, R rows of
+//   u32 activation, i32 depth, f64 weight_variance, f64 bias_variance,
+//   u32 loss, f64 regularization, f64 label_smoothing,
+//   f64 mean_nll, f64 std_nll, f64 mean_accuracy, f64 mean_ece
 // The reader also checks that the shapes agree with each other and that
 // the enums are known (DATA_LOSS otherwise).
 //
@@ -58,7 +66,7 @@
 namespace ntk {
 
 inline constexpr char kModelMagic[8] = {'N', 'T', 'K', 'M', 'O', 'D', 'E', 'L'};
-inline constexpr uint32_t kModelFormatVersion = 3;
+inline constexpr uint32_t kModelFormatVersion = 4;
 inline constexpr size_t kModelHeaderBytes = 20;
 
 // CRC-32C of `n` bytes; `crc` continues a previous value (0 to start).

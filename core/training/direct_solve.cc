@@ -35,8 +35,7 @@ absl::StatusOr<SolverSolution> SolveShifted(const MatrixXd& theta,
                                             const JitterPolicy& policy,
                                             bool keep_factor) {
   const Index n = theta.rows();
-  const double mean_diag = n > 0 ? theta.diagonal().mean() : 1.0;
-  const double scale = mean_diag > 0 ? mean_diag : 1.0;
+  const double scale = solver_internal::JitterScale(theta);
   MatrixXd factor(n, n);
   double anorm = 0;  // ||Theta + shift I||_1, for the condition estimate
   const absl::StatusOr<double> jittered = FactorWithJitter(

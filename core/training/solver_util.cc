@@ -57,6 +57,11 @@ absl::Status CheckShapes(const MatrixXd& theta, const MatrixXd& y,
   return absl::OkStatus();
 }
 
+double JitterScale(const MatrixXd& theta) {
+  const double mean_diag = theta.rows() > 0 ? theta.diagonal().mean() : 1.0;
+  return mean_diag > 0 ? mean_diag : 1.0;
+}
+
 absl::StatusOr<double> FactorWithJitter(
     const std::function<void(double shift, MatrixXd* a)>& build, double base_shift,
     double scale, const JitterPolicy& policy, const ProgressFn& progress, const char* what,

@@ -23,6 +23,10 @@ double InfNorm(const Eigen::MatrixXd& m);
 // sum_ij a_ij b_ij.
 double Dot(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b);
 
+// The scale the 2b/2c jitter is relative to: mean(diag Theta), or 1 when
+// that is not positive (or Theta is empty).
+double JitterScale(const Eigen::MatrixXd& theta);
+
 // The Cholesky factor of the 2b/2c systems with the jitter policy of
 // problem.h (JitterPolicy, docs/model-contract.md "2b. Unregularized"):
 // build(shift, a) writes the matrix A(shift) into *a; the shift is

@@ -28,7 +28,7 @@
 #include "absl/strings/str_format.h"
 #include "client/client.h"
 #include "tools/evaluate/datasets.h"
-#include "tools/evaluate/metrics.h"
+#include "core/numerics/metrics.h"
 
 namespace ntk::eval {
 

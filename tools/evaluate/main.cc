@@ -33,7 +33,7 @@
 #include "tools/common/list_flags.h"
 #include "tools/evaluate/datasets.h"
 #include "tools/evaluate/evaluation.h"
-#include "tools/evaluate/metrics.h"
+#include "core/numerics/metrics.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "ntk_server address");
 ABSL_FLAG(std::string, out, "eval-out", "output directory (must exist)");

@@ -2,12 +2,14 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "client/client.h"
@@ -17,6 +19,59 @@
 
 namespace ntkctl {
 namespace {
+
+// "--<flag>: ..." usage error unless every comma-separated item of `text`
+// parses as a number; empty text: no items (the spec's value).
+bool ParseNumberList(const char* flag, const std::string& text, std::vector<double>* out,
+                     int* rc) {
+  if (text.empty()) return true;
+  for (absl::string_view item : absl::StrSplit(text, ',')) {
+    double v = 0;
+    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(item), &v)) {
+      *rc = Usage(absl::StrCat("--", flag, ": expected comma-separated numbers, got '", item,
+                               "'"));
+      return false;
+    }
+    out->push_back(v);
+  }
+  return true;
+}
+
+// FitRequest.selection from the --select_* flags (docs/cli.md "Model
+// selection"); the values are checked by the server, naming the field.
+bool FillSelection(ntk::v1::ModelSelection* sel, int* rc) {
+  const bool any = IsSet("select_folds") || IsSet("select_depths") ||
+                   IsSet("select_regularizations") || IsSet("select_label_smoothings") ||
+                   IsSet("select_bias_variances") || IsSet("select_seed");
+  if (!any) return true;
+  if (absl::GetFlag(FLAGS_select_folds) < 2) {
+    *rc = Usage("the --select_* flags need --select_folds=K with K >= 2");
+    return false;
+  }
+  sel->set_folds(static_cast<uint32_t>(absl::GetFlag(FLAGS_select_folds)));
+  sel->set_seed(absl::GetFlag(FLAGS_select_seed));
+  std::vector<double> depths, lambdas, eps, biases;
+  if (!ParseNumberList("select_depths", absl::GetFlag(FLAGS_select_depths), &depths, rc) ||
+      !ParseNumberList("select_regularizations", absl::GetFlag(FLAGS_select_regularizations),
+                       &lambdas, rc) ||
+      !ParseNumberList("select_label_smoothings", absl::GetFlag(FLAGS_select_label_smoothings),
+                       &eps, rc) ||
+      !ParseNumberList("select_bias_variances", absl::GetFlag(FLAGS_select_bias_variances),
+                       &biases, rc)) {
+    return false;
+  }
+  for (const double d : depths) {
+    if (!(d >= 1 && d <= 1e6 && d == static_cast<double>(static_cast<int>(d)))) {
+      *rc = Usage(absl::StrCat("--select_depths: expected whole numbers >= 1, got ", d));
+      return false;
+    }
+    sel->add_depths(static_cast<uint32_t>(d));
+  }
+  for (const double v : lambdas) sel->add_regularizations(v);
+  for (const double v : eps) sel->add_label_smoothings(v);
+  for (const double v : biases) sel->add_bias_variances(v);
+  return true;
+}
 
 int RunFit() {
   int rc = kExitOk;
@@ -99,6 +154,8 @@ int RunFit() {
     }
   }
 
+  if (!FillSelection(req.mutable_selection(), &rc)) return rc;
+
   const bool soft = !absl::GetFlag(FLAGS_targets).empty();
   ntkctl::CsvData data;
   if (!LoadData(-1,
@@ -178,12 +235,25 @@ Model flags:
                          has no label column unless --label_column says so
   --format=F             table | json (the fitted model's summary)
 
+Model selection (docs/cli.md "Model selection"): k-fold cross-validation over
+the cartesian product of the lists (an empty list: the flag above), choosing
+the least mean held-out NLL, then the chosen spec fitted on all rows; the
+summary ends with the table of every candidate (* = chosen).
+  --select_folds=K       folds (>= 2; 0: no selection)
+  --select_depths=1,2,3  depths to try
+  --select_regularizations=0,0.01,0.1   lambdas to try
+  --select_label_smoothings=0.01,0.1    eps values to try
+  --select_bias_variances=0,0.1         bias variances to try
+  --select_seed=S        fold assignment seed (same seed and data: same folds)
+
 )") + kDataHelp,
        {"model", "data", "targets", "header", "rows", "label_column",
         "activation", "depth", "weight_variance", "bias_variance", "loss",
         "regularization", "label_smoothing", "approximation", "num_centers",
         "approx_seed", "standardize", "normalize_rows",
-        "num_classes", "class_names", "replace", "format"},
+        "num_classes", "class_names", "replace", "format", "select_folds", "select_depths",
+        "select_regularizations", "select_label_smoothings", "select_bias_variances",
+        "select_seed"},
        RunFit};
 }
 

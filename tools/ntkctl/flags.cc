@@ -39,6 +39,16 @@ ABSL_FLAG(std::string, approximation, "exact",
           "exact | nystrom (docs/model-contract.md \"6. Nystrom models\")");
 ABSL_FLAG(int32_t, num_centers, 0, "Nystrom centers m (0: the server's default, growing with N)");
 ABSL_FLAG(uint64_t, approx_seed, 0, "Nystrom center selection seed (same seed: same model)");
+ABSL_FLAG(int32_t, select_folds, 0,
+          "model selection: k-fold cross-validation over the --select_* grid (0: none, >= 2)");
+ABSL_FLAG(std::string, select_depths, "", "model selection: depths, e.g. 1,2,3 (empty: --depth)");
+ABSL_FLAG(std::string, select_regularizations, "",
+          "model selection: lambdas, e.g. 0,0.01,0.1 (empty: --regularization)");
+ABSL_FLAG(std::string, select_label_smoothings, "",
+          "model selection: eps values (empty: --label_smoothing)");
+ABSL_FLAG(std::string, select_bias_variances, "",
+          "model selection: bias variances (empty: --bias_variance)");
+ABSL_FLAG(uint64_t, select_seed, 0, "model selection: fold assignment seed");
 ABSL_FLAG(bool, standardize, false, "z-score each feature with training statistics");
 ABSL_FLAG(bool, normalize_rows, false, "scale each row to L2 norm sqrt(d)");
 ABSL_FLAG(int32_t, num_classes, 0, "number of classes (0: 1 + the largest label)");

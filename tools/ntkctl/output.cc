@@ -114,6 +114,25 @@ std::string ModelSummary(const ntk::v1::ModelInfo& info) {
   line("condition_estimate", absl::StrFormat("%.3g", st.condition_estimate()));
   line("train_accuracy", absl::StrFormat("%.4f", st.train_accuracy()));
   line("train_nll", absl::StrFormat("%.4f", st.train_nll()));
+  if (info.selection().rows_size() > 0) absl::StrAppend(&out, SelectionTable(info.selection()));
+  return out;
+}
+
+std::string SelectionTable(const ntk::v1::SelectionReport& r) {
+  std::string out = absl::StrFormat(
+      "\nselection: %d candidates, %d-fold cross-validation, %.3f s (held-out NLL of the mean "
+      "predictor; * = chosen)\n%4s %5s %9s %9s %9s %21s %8s %8s\n",
+      r.rows_size(), r.folds(), r.seconds(), "#", "depth", "bias_var", "lambda", "eps",
+      "nll mean +- std", "accuracy", "ece");
+  for (int i = 0; i < r.rows_size(); ++i) {
+    const ntk::v1::SelectionRow& row = r.rows(i);
+    absl::StrAppend(
+        &out, absl::StrFormat("%3d%s %5d %9.4g %9.4g %9.4g %10.5f +- %7.5f %8.4f %8.4f\n", i,
+                              static_cast<uint32_t>(i) == r.chosen() ? "*" : " ",
+                              row.kernel().depth(), row.kernel().bias_variance(),
+                              row.training().regularization(), row.training().label_smoothing(),
+                              row.mean_nll(), row.std_nll(), row.mean_accuracy(), row.mean_ece()));
+  }
   return out;
 }
 

@@ -29,6 +29,10 @@ std::string LabelText(const ntk::v1::ModelInfo& info, int label);
 
 // A multi-line human-readable summary ("key  value" lines).
 std::string ModelSummary(const ntk::v1::ModelInfo& info);
+// Model selection's table (ModelInfo.selection): one line per candidate
+// with mean +- std held-out NLL, accuracy and ECE; the chosen one marked *.
+// ModelSummary appends it when the model has a report.
+std::string SelectionTable(const ntk::v1::SelectionReport& report);
 // One line per model for `ntkctl list`, with a header line first.
 std::string ModelTableHeader();
 std::string ModelTableRow(const ntk::v1::ModelInfo& info);

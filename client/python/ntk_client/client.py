@@ -179,7 +179,7 @@ class Client:
     # ---- fit ----
 
     def fit(self, X, y=None, model_id="", spec=None, *, targets=None, replace=False,
-            background=False, chunk_rows=None, **spec_args):
+            background=False, chunk_rows=None, selection=None, **spec_args):
         """Fits a model; returns its ntk.v1.ModelInfo.
 
         X: (N, d) features (float32 arrays go as FLOAT32, others as
@@ -188,6 +188,9 @@ class Client:
         background: return at once with state FITTING (then watch()).
         chunk_rows: rows per FitStream message; None: one Fit call when the
         request is under 3/4 of max_message_mb, else chunks of about 1/4 of it.
+        selection: an ntk.v1.ModelSelection (docs/api.md "Model selection"):
+        the server chooses the spec by cross-validation over its grid; the
+        answer's .selection reports every candidate.
         """
         if spec is None:
             spec = make_spec(**spec_args)
@@ -201,6 +204,8 @@ class Client:
         T = None if targets is None else np.asarray(targets)
         header = pb.FitRequest(model_id=model_id, replace=replace, background=background)
         header.spec.CopyFrom(spec)
+        if selection is not None:
+            header.selection.CopyFrom(selection)
         row_bytes = X.shape[1] * X.dtype.itemsize + 4 + (0 if T is None else T.shape[1] * 8)
         if chunk_rows is None and n * row_bytes + 4096 <= self.max_message_bytes * 3 // 4:
             return self._call(self._fit_raw, encode_fit_request(header, X, labels, T)).model

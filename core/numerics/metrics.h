@@ -1,4 +1,6 @@
-// tools/evaluate/metrics.h: the evaluation metrics of docs/evaluation.md.
+// ntk/core/numerics/metrics.h: the classification metrics of docs/evaluation.md,
+// used by tools/evaluate and by model selection's held-out scores
+// (core/selection/selection.h, docs/model-contract.md "7. Model selection").
 //
 //   ntk::eval::ClassificationMetrics m = ntk::eval::Classify(probs, labels);
 //   double a = ntk::eval::Auroc(scores, is_positive);
@@ -16,10 +18,10 @@
 //             1/2 (Mann-Whitney U / (n_pos n_neg), average ranks for ties)
 //   entropy   -sum_c p_c log p_c in nats, 0 log 0 = 0
 //
-// Header-only so that the evaluation tool and tests/evaluate_test.cc share
-// one implementation. Thread safety: pure functions.
-#ifndef NTK_TOOLS_EVALUATE_METRICS_H_
-#define NTK_TOOLS_EVALUATE_METRICS_H_
+// Header-only so that the evaluation tool, model selection and
+// tests/evaluate_test.cc share one implementation. Thread safety: pure functions.
+#ifndef NTK_CORE_NUMERICS_METRICS_H_
+#define NTK_CORE_NUMERICS_METRICS_H_
 
 #include <algorithm>
 #include <cfloat>
@@ -160,4 +162,4 @@ inline double Auroc(const std::vector<double>& score, const std::vector<bool>& p
 
 }  // namespace ntk::eval
 
-#endif  // NTK_TOOLS_EVALUATE_METRICS_H_
+#endif  // NTK_CORE_NUMERICS_METRICS_H_

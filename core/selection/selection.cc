@@ -1,0 +1,268 @@
+// ntk/core/selection/selection.cc: the checks, the grid, the report and
+// FitWithSelection (selection.h, docs/model-contract.md "7. Model
+// selection"); the cross-validation loop is cross_validation.cc.
+#include "core/selection/selection.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/selection/folds.h"
+#include "core/selection/selection_internal.h"
+#include "core/training/problem.h"
+
+namespace ntk {
+namespace {
+
+using selection_internal::FoldScores;
+
+// "selection.<list>[i]: must be <what>, got v" unless ok(v).
+template <typename T, typename Ok>
+absl::Status CheckList(const char* list, const std::vector<T>& values, const char* what, Ok ok) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!ok(values[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("selection.", list, "[", i, "]: must be ", what, ", got ", values[i]));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckFolds(const TrainingData& data, int folds) {
+  if (folds == 1 || folds < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "selection.folds: must be 0 (no selection) or at least 2, got ", folds));
+  }
+  std::map<int, int> counts;  // class -> rows (classes with rows only)
+  for (const int s : StratificationLabels(data)) ++counts[s];
+  int smallest_class = 0, smallest = 0;
+  for (const auto& [c, count] : counts) {
+    if (smallest == 0 || count < smallest) {
+      smallest = count;
+      smallest_class = c;
+    }
+  }
+  if (folds > smallest) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "selection.folds: ", folds, " folds exceed the smallest class count ", smallest,
+        " (class ", smallest_class, data.labels.empty() ? ", by the targets' argmax" : "",
+        "); every fold needs a row of every class"));
+  }
+  return absl::OkStatus();
+}
+
+// Each candidate's training problem on all rows (its resolved values).
+absl::StatusOr<std::vector<TrainingProblem>> ResolveCandidates(
+    const std::vector<ModelSpec>& candidates, const TrainingData& data) {
+  std::vector<TrainingProblem> out;
+  out.reserve(candidates.size());
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    absl::StatusOr<TrainingProblem> p = DecideTrainingProblem(candidates[i], data);
+    if (!p.ok()) {
+      const KernelSpec& k = candidates[i].kernel;
+      const TrainingSpec& t = candidates[i].training;
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "selection: candidate %d (depth %d, bias_variance %g, regularization %s, "
+          "label_smoothing %s) cannot be fitted: %s",
+          i, k.depth, k.bias_variance,
+          t.regularization ? absl::StrCat(*t.regularization) : "default",
+          t.label_smoothing ? absl::StrCat(*t.label_smoothing) : "default", p.status().message()));
+    }
+    p->targets.resize(0, 0);  // only the resolved values are kept
+    out.push_back(*std::move(p));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<ModelSpec> SelectionCandidates(const ModelSpec& base, const SelectionOptions& o) {
+  // An empty list: the base spec's value only (std::nullopt = leave it).
+  auto or_base = [](const auto& list) {
+    using T = typename std::decay_t<decltype(list)>::value_type;
+    std::vector<std::optional<T>> out(list.begin(), list.end());
+    if (out.empty()) out.push_back(std::nullopt);
+    return out;
+  };
+  std::vector<ModelSpec> out;
+  for (const auto& depth : or_base(o.depths)) {
+    for (const auto& bias : or_base(o.bias_variances)) {
+      for (const auto& lambda : or_base(o.regularizations)) {
+        for (const auto& eps : or_base(o.label_smoothings)) {
+          ModelSpec s = base;
+          if (depth) s.kernel.depth = *depth;
+          if (bias) s.kernel.bias_variance = *bias;
+          if (lambda) s.training.regularization = *lambda;
+          if (eps) s.training.label_smoothing = *eps;
+          out.push_back(std::move(s));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+absl::Status ValidateSelection(const ModelSpec& base, const TrainingData& data,
+                               const SelectionOptions& o) {
+  if (absl::StatusOr<TrainingProblem> p = DecideTrainingProblem(base, data); !p.ok()) {
+    return p.status();
+  }
+  if (base.nystrom()) {
+    return absl::UnimplementedError(
+        "selection: model selection is not implemented for Nystrom models "
+        "(spec.approximation.kind = NYSTROM)");
+  }
+  if (absl::Status s = CheckFolds(data, o.folds); !s.ok()) return s;
+  const auto finite_nonneg = [](double v) { return std::isfinite(v) && v >= 0; };
+  const std::string depth_range = absl::StrCat("in [1, ", kMaxDepth, "]");
+  if (absl::Status s = CheckList("depths", o.depths, depth_range.c_str(),
+                                 [](int v) { return v >= 1 && v <= kMaxDepth; });
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckList("regularizations", o.regularizations, "a finite number >= 0",
+                                 finite_nonneg);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckList("label_smoothings", o.label_smoothings, "in [0, 1)",
+                                 [](double v) { return v >= 0 && v < 1; });
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckList("bias_variances", o.bias_variances, "a finite number >= 0",
+                                 finite_nonneg);
+      !s.ok()) {
+    return s;
+  }
+  return ResolveCandidates(SelectionCandidates(base, o), data).status();
+}
+
+SelectionShape SelectionShapeOf(const ModelSpec& base, const TrainingData& data,
+                                const SelectionOptions& o) {
+  const std::vector<ModelSpec> candidates = SelectionCandidates(base, o);
+  const absl::StatusOr<std::vector<TrainingProblem>> problems =
+      ResolveCandidates(candidates, data);
+  SelectionShape shape;
+  shape.folds = o.folds;
+  std::set<double> biases;
+  std::set<std::pair<int, double>> kernels;
+  std::set<std::tuple<int, double, double>> factors;  // (depth, bias, shift)
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const KernelSpec& k = candidates[i].kernel;
+    shape.max_depth = std::max<int64_t>(shape.max_depth, k.depth);
+    biases.insert(k.bias_variance);
+    kernels.insert({k.depth, k.bias_variance});
+    const TrainingProblem* p = problems.ok() ? &(*problems)[i] : nullptr;
+    if (p == nullptr || p->regime == Regime::kRegularizedCE) {
+      ++shape.newton_candidates;
+    } else {
+      ++shape.direct_candidates;
+      factors.insert({k.depth, k.bias_variance, p->regime == Regime::kSquared ? p->lambda : 0.0});
+    }
+  }
+  shape.bias_variances = static_cast<int64_t>(biases.size());
+  shape.kernels = static_cast<int64_t>(kernels.size());
+  shape.factorizations = static_cast<int64_t>(factors.size());
+  return shape;
+}
+
+absl::StatusOr<SelectionReport> SelectModel(const ModelSpec& base, const TrainingData& data,
+                                            const SelectionOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  if (o.folds == 0) {
+    return absl::InvalidArgumentError("selection.folds: must be at least 2 to select, got 0");
+  }
+  if (absl::Status s = ValidateSelection(base, data, o); !s.ok()) return s;
+  const std::vector<ModelSpec> candidates = SelectionCandidates(base, o);
+  absl::StatusOr<std::vector<TrainingProblem>> problems = ResolveCandidates(candidates, data);
+  if (!problems.ok()) return problems.status();
+  const int64_t c = (*problems)[0].num_classes;
+  const Cost cost = SelectionCost(data.features.rows(), data.features.cols(), c,
+                                  SelectionShapeOf(base, data, o));
+  if (o.max_bytes > 0 && cost.bytes > o.max_bytes) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "selection: needs an estimated %d bytes (%.0f MiB; %.3g flops) for %d candidates x %d "
+        "folds, over the limit of %d bytes",
+        cost.bytes, cost.bytes / 1048576.0, cost.flops, candidates.size(), o.folds, o.max_bytes));
+  }
+  // Preprocessing statistics of all rows (unsupervised; the final fit uses
+  // the same), so that one kernel per (depth, bias variance) serves every fold.
+  const Eigen::MatrixXd x =
+      Preprocessor::FitTo(base.preprocessing, data.features).Apply(data.features);
+  const std::vector<int> strata = StratificationLabels(data);
+  const std::vector<int> fold = StratifiedFolds(strata, o.folds, o.seed);
+  absl::StatusOr<std::vector<std::vector<FoldScores>>> scores =
+      selection_internal::CrossValidate(candidates, data, x, strata, fold, o);
+  if (!scores.ok()) return scores.status();
+
+  SelectionReport report;
+  report.folds = o.folds;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const TrainingProblem& p = (*problems)[i];
+    SelectionRow row;
+    row.kernel = candidates[i].kernel;
+    row.training.loss = p.loss();
+    row.training.regularization = p.lambda;
+    row.training.label_smoothing = p.label_smoothing;
+    double sum = 0, sum_sq = 0;
+    for (const FoldScores& s : (*scores)[i]) {
+      sum += s.nll;
+      row.mean_accuracy += s.accuracy / o.folds;
+      row.mean_ece += s.ece / o.folds;
+    }
+    row.mean_nll = sum / o.folds;
+    for (const FoldScores& s : (*scores)[i]) {
+      sum_sq += (s.nll - row.mean_nll) * (s.nll - row.mean_nll);
+    }
+    row.std_nll = std::sqrt(sum_sq / o.folds);
+    report.rows.push_back(row);
+  }
+  for (size_t i = 1; i < report.rows.size(); ++i) {
+    if (report.rows[i].mean_nll < report.rows[report.chosen].mean_nll) {
+      report.chosen = static_cast<int>(i);
+    }
+  }
+  report.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+absl::StatusOr<std::unique_ptr<FittedModel>> FitWithSelection(const ModelSpec& base,
+                                                              const TrainingData& data,
+                                                              const SelectionOptions& o,
+                                                              const FitOptions& fit_options,
+                                                              FitOutputs* outputs) {
+  if (o.folds == 0) return FittedModel::Fit(base, data, fit_options, outputs);
+  const std::vector<ModelSpec> candidates = SelectionCandidates(base, o);
+  const double units = static_cast<double>(candidates.size()) * o.folds;
+  const double share = units / (units + 1);
+  SelectionOptions sel = o;
+  const ProgressFn& progress = fit_options.progress;
+  if (progress) {
+    sel.progress = [&progress, share](double f, const char* phase) {
+      return progress(share * f, phase);
+    };
+  }
+  absl::StatusOr<SelectionReport> report = SelectModel(base, data, sel);
+  if (!report.ok()) return report.status();
+  FitOptions fit = fit_options;
+  if (progress) {
+    fit.progress = [&progress, share](double f, const char* phase) {
+      return progress(share + (1 - share) * f, phase);
+    };
+  }
+  const int chosen = report->chosen;
+  fit.selection = *std::move(report);
+  return FittedModel::Fit(candidates[static_cast<size_t>(chosen)], data, fit, outputs);
+}
+
+}  // namespace ntk

@@ -60,6 +60,9 @@ ABSL_FLAG(int64_t, predict_batch_max_rows, kDefaults.predict_batch_max_rows,
 ABSL_FLAG(int, predict_batch_in_flight, kDefaults.predict_batch_in_flight,
           "Predict computations at once per model before requests queue for a batch; 0: the "
           "number of cores");
+ABSL_FLAG(int, predict_threads, kDefaults.predict_threads,
+          "threads of the Predict pool, where Predicts of fewer than --predict_batch_max_rows "
+          "rows too large to run inline wait for a batch (mostly waiting; bounds the batch)");
 ABSL_FLAG(int, max_num_samples, kDefaults.max_num_samples,
           "largest PredictDistribution num_samples (0: no limit beyond core's)");
 ABSL_FLAG(int64_t, distribution_cache_mb, kDefaults.distribution_cache_mb,
@@ -151,6 +154,7 @@ absl::StatusOr<ServerOptions> ParseServerFlags(int argc, char** argv) {
   o.max_num_samples = absl::GetFlag(FLAGS_max_num_samples);
   o.predict_batch_max_rows = absl::GetFlag(FLAGS_predict_batch_max_rows);
   o.predict_batch_in_flight = absl::GetFlag(FLAGS_predict_batch_in_flight);
+  o.predict_threads = absl::GetFlag(FLAGS_predict_threads);
   o.distribution_cache_mb = absl::GetFlag(FLAGS_distribution_cache_mb);
   o.shutdown_grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
   o.stream_idle_seconds = absl::GetFlag(FLAGS_stream_idle_seconds);

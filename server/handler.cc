@@ -52,12 +52,14 @@ bool SlotCounter::TryAcquire() {
 }
 
 RpcRunner::RpcRunner(const ServerOptions& options, const TokenAuth* auth, Metrics* metrics,
-                     WorkerPool* compute_pool, WorkerPool* fit_pool, InflightCalls* inflight)
+                     WorkerPool* compute_pool, WorkerPool* fit_pool, WorkerPool* predict_pool,
+                     InflightCalls* inflight)
     : options_(options),
       auth_(auth),
       metrics_(metrics),
       compute_pool_(compute_pool),
       fit_pool_(fit_pool),
+      predict_pool_(predict_pool),
       inflight_(inflight),
       fit_slots_(options.max_concurrent_fits),
       stream_watchdog_(options.stream_idle_seconds),
@@ -76,13 +78,19 @@ absl::Status RpcRunner::Admit(const grpc::ServerContextBase& ctx, Where where) {
 }
 
 void RpcRunner::Schedule(Where where, std::function<void()> fn) {
-  const bool fit = where == Where::kFit;
-  (fit ? fit_pool_ : compute_pool_)
-      ->Schedule([this, fit, queued_ns = SteadyNs(), fn = std::move(fn)] {
-        metrics_->ObserveQueueWait(fit ? "fit" : "compute",
-                                   static_cast<double>(SteadyNs() - queued_ns) / 1e9);
-        fn();
-      });
+  WorkerPool* pool = compute_pool_;
+  const char* name = "compute";
+  if (where == Where::kFit) {
+    pool = fit_pool_;
+    name = "fit";
+  } else if (where == Where::kPredict) {
+    pool = predict_pool_;
+    name = "predict";
+  }
+  pool->Schedule([this, name, queued_ns = SteadyNs(), fn = std::move(fn)] {
+    metrics_->ObserveQueueWait(name, static_cast<double>(SteadyNs() - queued_ns) / 1e9);
+    fn();
+  });
 }
 
 void RpcCall::StartTimeCeiling(double seconds) {

@@ -68,7 +68,9 @@ struct CallLog {
 // Where a call's body runs.
 enum class Where {
   kInline,   // on the gRPC callback thread (cheap work; OpenMP held to 1 thread)
-  kCompute,  // on the compute pool (PredictDistribution, large Predict, Delete)
+  kCompute,  // on the compute pool (PredictDistribution, Delete)
+  kPredict,  // on the Predict pool (Predicts too large for inline; they may wait
+             // there for a batch: server/predict_batcher.h)
   kFit,      // on the fit pool, holding one of --max_concurrent_fits slots
 };
 
@@ -144,7 +146,8 @@ class RpcRunner {
  public:
   // REQUIRES: every pointer non-null.
   RpcRunner(const ServerOptions& options, const TokenAuth* auth, Metrics* metrics,
-            WorkerPool* compute_pool, WorkerPool* fit_pool, InflightCalls* inflight);
+            WorkerPool* compute_pool, WorkerPool* fit_pool, WorkerPool* predict_pool,
+            InflightCalls* inflight);
 
   // Auth, admission, then `body(RpcCall&) -> absl::Status` where `place`
   // says (a Where, or a callable returning one, evaluated after auth), then
@@ -211,6 +214,7 @@ class RpcRunner {
   Metrics* const metrics_;
   WorkerPool* const compute_pool_;
   WorkerPool* const fit_pool_;
+  WorkerPool* const predict_pool_;
   InflightCalls* const inflight_;
   SlotCounter fit_slots_;
   StreamWatchdog stream_watchdog_;

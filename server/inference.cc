@@ -45,10 +45,14 @@ absl::StatusOr<std::shared_ptr<const ModelEntry>> Inference::FindModel(
 Where Inference::PredictPlace(const std::string& model_id, int64_t rows, int64_t cols) const {
   std::shared_ptr<const ModelEntry> entry = registry_->Get(model_id);
   if (entry == nullptr) return Where::kInline;  // answered at once (NOT_FOUND, ...)
-  const FittedModelInfo info = entry->model->Info();
+  return PlaceFor(entry->model->Info(), rows, cols);
+}
+
+Where Inference::PlaceFor(const FittedModelInfo& info, int64_t rows, int64_t cols) const {
   const double work = static_cast<double>(rows) * KernelRows(info) *
                       (static_cast<double>(cols) + info.num_classes);
-  return work <= options().inline_predict_max_work ? Where::kInline : Where::kCompute;
+  if (work <= options().inline_predict_max_work) return Where::kInline;
+  return rows < options().predict_batch_max_rows ? Where::kPredict : Where::kCompute;
 }
 
 absl::StatusOr<Prediction> Inference::Predict(const char* method, const ModelEntry& entry,
@@ -59,10 +63,12 @@ absl::StatusOr<Prediction> Inference::Predict(const char* method, const ModelEnt
       runner_->memory_budget(), options(), method, PredictResponseBytes(rows, info.num_classes),
       PredictCost(rows, KernelRows(info), info.num_features, info.num_classes).bytes);
   if (!reserved.ok()) return reserved.status();
-  // Only well-formed rows join a batch: a request the model refuses
-  // (columns, NaN/Inf, magnitude) gets its own error, computed alone.
-  if (entry.batcher == nullptr || x.cols() != info.num_features ||
-      !CheckInputValues(x, "features").ok()) {
+  // Only Predicts placed on the Predict pool wait for a batch (inline ones
+  // must not block gRPC's threads), and only well-formed rows join one: a
+  // request the model refuses (columns, NaN/Inf, magnitude) gets its own
+  // error, computed alone.
+  if (entry.batcher == nullptr || PlaceFor(info, rows, x.cols()) != Where::kPredict ||
+      x.cols() != info.num_features || !CheckInputValues(x, "features").ok()) {
     return entry.model->Predict(x);
   }
   return entry.batcher->Predict(

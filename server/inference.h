@@ -40,8 +40,12 @@ class Inference {
       const std::string& model_id, absl::string_view field = "model_id") const;
 
   // Where a Predict of rows x cols runs: inline when its work, rows *
-  // num_train * (cols + classes), is at most --inline_predict_max_work
-  // (or there is no such model: answered at once), else the compute pool.
+  // num_train * (cols + classes), is at most inline_predict_max_work
+  // (ServerOptions; or there is no such model: answered at once), else the
+  // Predict pool (fewer than --predict_batch_max_rows rows: it may join a
+  // batch) or the compute pool.
+  // Predicts of fewer than --predict_batch_max_rows rows that do not run
+  // inline go to the Predict pool and through the model's PredictBatcher.
   Where PredictPlace(const std::string& model_id, int64_t rows, int64_t cols) const;
 
   // docs/model-contract.md "3. Predict" of `x` on `entry`, after reserving
@@ -60,6 +64,8 @@ class Inference {
                                                          DistributionOptions options) const;
 
   ModelRegistry* registry() const { return registry_; }
+  // PredictPlace for a model with `info`.
+  Where PlaceFor(const FittedModelInfo& info, int64_t rows, int64_t cols) const;
   const ServerOptions& options() const { return runner_->options(); }
 
  private:

@@ -48,6 +48,10 @@ struct ServerOptions {
   // Computations at once per model before Predicts queue for a batch; 0: the
   // number of cores.
   int predict_batch_in_flight = 0;
+  // Threads of the Predict pool: Predicts of fewer than
+  // predict_batch_max_rows rows too large to run inline wait there for a
+  // batch, so this bounds how large batches can grow.
+  int predict_threads = 32;
   int max_num_samples = 100000;  // PredictDistribution.num_samples
   // Byte budget of the server's DistributionCache (factors PredictDistribution
   // keeps across calls, core/distribution/cache.h), MiB. 0: a quarter of the

@@ -84,14 +84,12 @@ absl::StatusOr<Prediction> PredictBatcher::Predict(const Eigen::MatrixXd& x,
                                                    const ComputeFn& compute) {
   Request self;
   self.x = &x;
-  const bool batching = options_.max_rows > 1 && x.rows() < options_.max_rows;
   std::deque<Request*> batch;
   {
     absl::MutexLock lock(&mu_);
     ++stats_.requests;
-    if (!batching || (in_flight_ < options_.max_in_flight && queue_.empty())) {
-      // Alone, at once: nothing is waiting and a computation slot is free
-      // (or batching is off for this request).
+    if (in_flight_ < options_.max_in_flight && queue_.empty()) {
+      // Alone, at once: nothing is waiting and a computation slot is free.
       ++in_flight_;
       ++stats_.computations;
       batch.push_back(&self);
@@ -107,7 +105,8 @@ absl::StatusOr<Prediction> PredictBatcher::Predict(const Eigen::MatrixXd& x,
       if (self.done) return std::move(self.answer);
       int64_t rows = 0;
       while (!queue_.empty() &&
-             (batch.empty() || rows + queue_.front()->x->rows() <= options_.max_rows)) {
+             (batch.empty() || (options_.max_rows > 1 &&
+                                rows + queue_.front()->x->rows() <= options_.max_rows))) {
         rows += queue_.front()->x->rows();
         batch.push_back(queue_.front());
         queue_.pop_front();

@@ -50,7 +50,7 @@ class PredictBatcher {
  public:
   struct Options {
     // Rows per batched computation (a request with more rows runs alone);
-    // <= 1 turns batching off (every request computes at once).
+    // <= 1: no stacking (requests still take turns within max_in_flight).
     int64_t max_rows = 256;
     // Computations at once for this model before requests queue; >= 1.
     int max_in_flight = 2;

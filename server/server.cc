@@ -86,8 +86,14 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
   int workers = options.worker_threads;
   if (workers <= 0) workers = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
   s->compute_pool_ = std::make_unique<WorkerPool>(workers, init);
+  // Predicts that may wait for a batch (server/predict_batcher.h): many
+  // threads, mostly waiting; each computation single-threaded (at most
+  // --predict_batch_in_flight of them per model run at once).
+  s->predict_pool_ = std::make_unique<WorkerPool>(std::max(1, options.predict_threads),
+                                                  [] { omp_set_num_threads(1); });
   s->runner_ = std::make_unique<RpcRunner>(options, &s->auth_, &s->metrics_,
                                            s->compute_pool_.get(), s->fit_pool_.get(),
+                                           s->predict_pool_.get(),
                                            &s->inflight_);
   s->inference_ = std::make_unique<Inference>(s->registry_.get(), s->runner_.get());
   s->service_ = std::make_unique<NtkServiceImpl>(s->registry_.get(), s->runner_.get(),
@@ -227,6 +233,7 @@ NtkServer::~NtkServer() {
   // No RPC is in flight any more; drain and join the pools before the
   // service and registry they point to go away.
   compute_pool_.reset();
+  predict_pool_.reset();
   fit_pool_.reset();
   http_.reset();
   server_.reset();

@@ -95,6 +95,7 @@ class NtkServer {
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<WorkerPool> fit_pool_;
   std::unique_ptr<WorkerPool> compute_pool_;
+  std::unique_ptr<WorkerPool> predict_pool_;
   InflightCalls inflight_;  // outlives the services and the grpc::Server
   TokenAuth auth_;
   Metrics metrics_;

@@ -3,6 +3,7 @@
 // help, usage errors (exit 2) and file errors with line numbers, health
 // exit codes, list/get/delete, background fit + watch, TLS and the bearer
 // token. fit / predict / predict-dist: tests/ntkctl_predict_test.cc.
+#include <regex>
 #include <string>
 #include <vector>
 

@@ -51,7 +51,8 @@ MatrixXd Rows(int i, int cols = 3) {
 }
 
 // Runs request 0 (which blocks its computation until released) and then
-// requests 1..k, which queue; releases; returns the answers by request.
+// requests 1..k, which queue in that order; releases; returns the answers
+// by request.
 std::vector<absl::StatusOr<Prediction>> RunBlockedThenQueued(
     PredictBatcher& batcher, int k, const PredictBatcher::ComputeFn& compute_rest) {
   absl::Notification release, first_started;
@@ -67,10 +68,11 @@ std::vector<absl::StatusOr<Prediction>> RunBlockedThenQueued(
     });
   });
   first_started.WaitForNotification();
+  // One at a time, so that they queue in the order 1..k.
   for (int i = 1; i <= k; ++i) {
     threads.emplace_back([&, i] { answers[i] = batcher.Predict(inputs[i], compute_rest); });
+    EXPECT_TRUE(WaitQueued(batcher, i)) << "queued " << batcher.queued() << " of " << i;
   }
-  EXPECT_TRUE(WaitQueued(batcher, k)) << "queued " << batcher.queued() << " of " << k;
   release.Notify();
   for (std::thread& t : threads) t.join();
   return answers;
@@ -164,13 +166,19 @@ TEST(PredictBatcherTest, BatchedRowsOfARealModelEqualTheirUnbatchedAnswers) {
   }
 }
 
-TEST(PredictBatcherTest, RequestsAtOrOverMaxRowsOrWithBatchingOffNeverWait) {
-  PredictBatcher off({1, 1});
-  absl::StatusOr<Prediction> p =
-      off.Predict(Rows(3), [](const MatrixXd& x) { return absl::StatusOr<Prediction>(Fake(x)); });
-  ASSERT_TRUE(p.ok());
-  EXPECT_EQ(off.stats().computations, 1);
-  EXPECT_EQ(off.queued(), 0);
+TEST(PredictBatcherTest, WithoutStackingQueuedRequestsTakeTurnsWithinTheCap) {
+  PredictBatcher off({/*max_rows=*/1, /*max_in_flight=*/1});
+  std::vector<Eigen::Index> batch_rows;
+  const auto answers = RunBlockedThenQueued(off, 3, [&](const MatrixXd& x) {
+    batch_rows.push_back(x.rows());
+    return absl::StatusOr<Prediction>(Fake(x));
+  });
+  EXPECT_EQ(batch_rows, (std::vector<Eigen::Index>{2, 3, 4}));  // one request each
+  for (int i = 0; i <= 3; ++i) {
+    ASSERT_TRUE(answers[i].ok());
+    EXPECT_EQ(answers[i]->probabilities, Fake(Rows(i)).probabilities);
+  }
+  EXPECT_EQ(off.stats().batched, 0);
 }
 
 }  // namespace

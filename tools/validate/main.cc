@@ -18,6 +18,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "core/numerics/huge_pages.h"
 #include "tools/common/list_flags.h"
 #include "tools/validate/experiments.h"
 
@@ -386,6 +387,7 @@ int Main() {
 }  // namespace ntk
 
 int main(int argc, char** argv) {
+  ntk::ReexecWithHugePageMalloc(argv);  // core/numerics/huge_pages.h
   absl::ParseCommandLine(argc, argv);
   return ntk::validate::Main();
 }

@@ -98,7 +98,9 @@ class Writer {
   void U8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
   void U32(uint32_t v) { Raw(&v, 4); }
   void U64(uint64_t v) { Raw(&v, 8); }
-  void Raw(const void* p, size_t n) { out_.append(static_cast<const char*>(p), n); }
+  void Raw(const void* p, size_t n) {
+    if (n > 0) out_.append(static_cast<const char*>(p), n);  // p may be null when n == 0
+  }
   void I32(int32_t v) { U32(static_cast<uint32_t>(v)); }
   void I64(int64_t v) { U64(static_cast<uint64_t>(v)); }
   void F64(double v) { Raw(&v, 8); }
@@ -145,7 +147,9 @@ class Reader {
   // Copies n bytes out (zeros and !ok() when fewer are left).
   void Raw(void* out, size_t n) {
     if (!Need(n)) return;
-    std::memcpy(out, p_, n);
+    // n == 0 comes with out == nullptr (the data of an empty Eigen matrix),
+    // which memcpy may not be given even for 0 bytes (UBSan, ./ntk.sh ci-checks).
+    if (n > 0) std::memcpy(out, p_, n);
     p_ += n;
   }
   int32_t I32() { return static_cast<int32_t>(U32()); }

@@ -141,7 +141,11 @@ def main():
         print("| %s (N=%d, d=%d) | %s | %d | %d | %.0f | %.0f | %.3f | %.3f |" % (
             r["model"], r["n"], r["d"], r["call"], r["rows"], r["concurrency"], r["req_per_s"],
             r["rows_per_s"], r["p50_ms"], r["p99_ms"]))
-    cmax = max(int(v) for v in args.concurrency.split(","))
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(results, f, indent=1)
+    levels = [int(v) for v in args.concurrency.split(",")]
+    cmax, cmin = max(levels), min(levels)
     cell = {(r["model"], r["call"], r["rows"], r["concurrency"]): r for r in results}
     print()
     for label, target in (("small", 0.7), ("large", 1.0)):
@@ -150,13 +154,10 @@ def main():
         print("%s: 1-row / 256-row Predict rows/s at concurrency %d = %.2f (target >= %.1f)" % (
             label, cmax, one / big, target))
         for name in ("ModelInfer", "ModelInfer raw"):
-            p_oip = cell[(label, name, 1, 1)]["p50_ms"]
-            p_v1 = cell[(label, "Predict", 1, 1)]["p50_ms"]
-            print("%s: %s / Predict 1-row p50 at concurrency 1 = %.2f (target <= 1.10)" % (
-                label, name, p_oip / p_v1))
-    if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump(results, f, indent=1)
+            p_oip = cell[(label, name, 1, cmin)]["p50_ms"]
+            p_v1 = cell[(label, "Predict", 1, cmin)]["p50_ms"]
+            print("%s: %s / Predict 1-row p50 at concurrency %d = %.2f (target <= 1.10 at 1)" % (
+                label, name, cmin, p_oip / p_v1))
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -87,10 +87,10 @@ absl::StatusOr<std::unique_ptr<NtkServer>> NtkServer::Start(const ServerOptions&
   if (workers <= 0) workers = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
   s->compute_pool_ = std::make_unique<WorkerPool>(workers, init);
   // Predicts that may wait for a batch (server/predict_batcher.h): many
-  // threads, mostly waiting; each computation single-threaded (at most
-  // --predict_batch_in_flight of them per model run at once).
-  s->predict_pool_ = std::make_unique<WorkerPool>(std::max(1, options.predict_threads),
-                                                  [] { omp_set_num_threads(1); });
+  // threads, mostly waiting (at most --predict_batch_in_flight computations
+  // per model run at once), with the compute pool's OpenMP setting, so that a
+  // lone Predict runs as fast as it did there.
+  s->predict_pool_ = std::make_unique<WorkerPool>(std::max(1, options.predict_threads), init);
   s->runner_ = std::make_unique<RpcRunner>(options, &s->auth_, &s->metrics_,
                                            s->compute_pool_.get(), s->fit_pool_.get(),
                                            s->predict_pool_.get(),

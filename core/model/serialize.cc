@@ -1,5 +1,10 @@
 // ntk/core/model/serialize.cc: FittedModel::Serialize / Deserialize in the format
 // documented in core/model/serialize.h.
+//
+// Why one file of ~520 lines: the writer and the reader of each format
+// version (1 exact, 2-3 Nystrom, 4 selection report) sit side by side so
+// that a field added to one cannot be forgotten in the other; splitting them
+// by version would separate exactly what must change together.
 #include "core/model/serialize.h"
 
 #include <array>

@@ -1,7 +1,9 @@
 #include "tools/ntkctl/csv.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -19,11 +21,20 @@
 namespace ntkctl {
 namespace {
 
-// Reads a file line by line through zlib (gzip or plain text).
+// Reads lines from a file through zlib (gzip or plain text) or from text in
+// memory. Both split the same bytes the same way: at '\n', dropping a
+// trailing '\r'; a NUL byte is an error (a binary file, not CSV).
 class LineReader {
  public:
   ~LineReader() {
     if (file_ != nullptr) gzclose(file_);
+  }
+
+  // Reads `text` itself; `name` only labels messages.
+  void OpenText(const std::string& name, absl::string_view text) {
+    path_ = name;
+    text_ = text;
+    at_end_ = true;  // nothing to read beyond `text`
   }
 
   absl::Status Open(const std::string& path) {
@@ -35,44 +46,70 @@ class LineReader {
       return absl::NotFoundError(absl::StrCat(
           path, ": cannot open: ", err != 0 ? std::strerror(err) : "gzopen failed"));
     }
-    gzbuffer(file_, 1 << 17);
+    // A 128 KiB buffer (zlib allocates it three times over) pays off on
+    // large files only; small ones keep zlib's 8 KiB default.
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && st.st_size > (1 << 17)) gzbuffer(file_, 1 << 17);
     return absl::OkStatus();
   }
 
   // Reads the next line (without "\n" or "\r\n") into *line. Returns false at
-  // the end of the file; *status is set on a read error.
+  // the end of the input or on an error, which is then set in *status.
   bool Next(std::string* line, absl::Status* status) {
-    line->clear();
-    char buf[1 << 14];
-    bool got_any = false;
-    while (true) {
-      if (gzgets(file_, buf, sizeof(buf)) == nullptr) {
-        int errnum = 0;
-        const char* msg = gzerror(file_, &errnum);
-        if (errnum != Z_OK && errnum != Z_STREAM_END) {
-          *status = absl::InvalidArgumentError(absl::StrCat(
-              path_, ":", line_number_ + 1, ": read error: ", msg));
-          return false;
-        }
-        break;  // end of file
+    size_t newline;
+    while ((newline = text_.find('\n', pos_)) == absl::string_view::npos && !at_end_) {
+      if (absl::Status s = Refill(); !s.ok()) {
+        *status = s;
+        return false;
       }
-      got_any = true;
-      const size_t n = std::strlen(buf);
-      line->append(buf, n);
-      if (n > 0 && buf[n - 1] == '\n') break;
     }
-    if (!got_any) return false;
+    if (pos_ >= text_.size()) return false;
+    const size_t end = newline == absl::string_view::npos ? text_.size() : newline;
+    line->assign(text_.data() + pos_, end - pos_);
+    pos_ = newline == absl::string_view::npos ? text_.size() : newline + 1;
     ++line_number_;
-    if (!line->empty() && line->back() == '\n') line->pop_back();
+    if (line->find('\0') != std::string::npos) {
+      *status = absl::InvalidArgumentError(absl::StrCat(
+          path_, ":", line_number_, ": contains a NUL byte (not a text file?)"));
+      return false;
+    }
     if (!line->empty() && line->back() == '\r') line->pop_back();
     return true;
   }
 
   int line_number() const { return line_number_; }
+  const std::string& name() const { return path_; }
 
  private:
+  // Appends the next block of the file to buffer_ (dropping what Next has
+  // consumed); sets at_end_ at the end of the file.
+  absl::Status Refill() {
+    buffer_.erase(0, pos_);
+    pos_ = 0;
+    const size_t old_size = buffer_.size();
+    buffer_.resize(old_size + block_);
+    const int got = gzread(file_, &buffer_[old_size], static_cast<unsigned>(block_));
+    block_ = std::min<size_t>(2 * block_, 1 << 16);  // small files stay cheap
+    int errnum = Z_OK;
+    const char* msg = gzerror(file_, &errnum);
+    // A truncated gzip stream reads as far as it goes, then Z_BUF_ERROR.
+    if (got < 0 || (got == 0 && errnum != Z_OK && errnum != Z_STREAM_END)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path_, ":", line_number_ + 1, ": read error: ", msg));
+    }
+    buffer_.resize(old_size + static_cast<size_t>(got));
+    if (got == 0) at_end_ = true;
+    text_ = buffer_;
+    return absl::OkStatus();
+  }
+
   std::string path_;
   gzFile file_ = nullptr;
+  std::string buffer_;      // file input read so far and not yet consumed
+  absl::string_view text_;  // buffer_, or the text of OpenText
+  size_t pos_ = 0;          // start of the next line in text_
+  size_t block_ = 1 << 12;  // bytes the next Refill reads
+  bool at_end_ = false;     // text_ holds the rest of the input
   int line_number_ = 0;
 };
 
@@ -104,12 +141,11 @@ absl::Status ParseCell(absl::string_view cell, const std::string& path,
 // Calls `row_fn(line, data_row_index, cells)` for every selected data row of
 // `path`, after skipping a header line and blank lines.
 absl::Status ForEachRow(
-    const std::string& path, bool header, const RowRange& rows,
+    LineReader& reader, bool header, const RowRange& rows,
     const std::function<absl::Status(int, int64_t,
                                      const std::vector<absl::string_view>&)>&
         row_fn) {
-  LineReader reader;
-  if (absl::Status s = reader.Open(path); !s.ok()) return s;
+  const std::string& path = reader.name();
   std::string line;
   absl::Status read_status;
   bool header_pending = header;
@@ -183,8 +219,10 @@ absl::StatusOr<RowRange> ParseRowRange(absl::string_view s) {
   return r;
 }
 
-absl::StatusOr<CsvData> ReadDataCsv(const std::string& path,
-                                    const CsvOptions& options) {
+namespace {
+
+absl::StatusOr<CsvData> DataCsv(LineReader& reader, const CsvOptions& options) {
+  const std::string& path = reader.name();
   std::vector<double> values;
   std::vector<int> labels;
   CsvData out;
@@ -265,7 +303,7 @@ absl::StatusOr<CsvData> ReadDataCsv(const std::string& path,
     out.line_number.push_back(line);
     return absl::OkStatus();
   };
-  if (absl::Status s = ForEachRow(path, options.header, options.rows, row_fn);
+  if (absl::Status s = ForEachRow(reader, options.header, options.rows, row_fn);
       !s.ok()) {
     return s;
   }
@@ -282,9 +320,9 @@ absl::StatusOr<CsvData> ReadDataCsv(const std::string& path,
   return out;
 }
 
-absl::StatusOr<Eigen::MatrixXd> ReadMatrixCsv(const std::string& path,
-                                              bool header,
-                                              const RowRange& rows) {
+absl::StatusOr<Eigen::MatrixXd> MatrixCsv(LineReader& reader, bool header,
+                                          const RowRange& rows) {
+  const std::string& path = reader.name();
   std::vector<double> values;
   size_t columns = 0;
   size_t n = 0;
@@ -308,7 +346,7 @@ absl::StatusOr<Eigen::MatrixXd> ReadMatrixCsv(const std::string& path,
     ++n;
     return absl::OkStatus();
   };
-  if (absl::Status s = ForEachRow(path, header, rows, row_fn); !s.ok()) {
+  if (absl::Status s = ForEachRow(reader, header, rows, row_fn); !s.ok()) {
     return s;
   }
   Eigen::MatrixXd m(static_cast<Eigen::Index>(n),
@@ -320,6 +358,40 @@ absl::StatusOr<Eigen::MatrixXd> ReadMatrixCsv(const std::string& path,
     }
   }
   return m;
+}
+
+}  // namespace
+
+absl::StatusOr<CsvData> ReadDataCsv(const std::string& path,
+                                    const CsvOptions& options) {
+  LineReader reader;
+  if (absl::Status s = reader.Open(path); !s.ok()) return s;
+  return DataCsv(reader, options);
+}
+
+absl::StatusOr<CsvData> ParseDataCsv(const std::string& name,
+                                     absl::string_view text,
+                                     const CsvOptions& options) {
+  LineReader reader;
+  reader.OpenText(name, text);
+  return DataCsv(reader, options);
+}
+
+absl::StatusOr<Eigen::MatrixXd> ReadMatrixCsv(const std::string& path,
+                                              bool header,
+                                              const RowRange& rows) {
+  LineReader reader;
+  if (absl::Status s = reader.Open(path); !s.ok()) return s;
+  return MatrixCsv(reader, header, rows);
+}
+
+absl::StatusOr<Eigen::MatrixXd> ParseMatrixCsv(const std::string& name,
+                                               absl::string_view text,
+                                               bool header,
+                                               const RowRange& rows) {
+  LineReader reader;
+  reader.OpenText(name, text);
+  return MatrixCsv(reader, header, rows);
 }
 
 }  // namespace ntkctl

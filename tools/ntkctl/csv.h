@@ -77,6 +77,18 @@ absl::StatusOr<Eigen::MatrixXd> ReadMatrixCsv(const std::string& path,
                                               bool header,
                                               const RowRange& rows);
 
+// The same readers over text in memory (plain text, not gzip): the rows,
+// values and errors a file holding these bytes gives; `name` stands for the
+// path in messages. Used by fuzz/csv_fuzzer.cc, which would otherwise spend
+// its time in open(2) and zlib's buffers.
+absl::StatusOr<CsvData> ParseDataCsv(const std::string& name,
+                                     absl::string_view text,
+                                     const CsvOptions& options);
+absl::StatusOr<Eigen::MatrixXd> ParseMatrixCsv(const std::string& name,
+                                               absl::string_view text,
+                                               bool header,
+                                               const RowRange& rows);
+
 }  // namespace ntkctl
 
 #endif  // NTK_TOOLS_NTKCTL_CSV_H_

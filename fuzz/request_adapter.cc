@@ -104,8 +104,14 @@ absl::Status ConvertPredictDistribution(const v1::PredictDistributionRequest& r,
   absl::StatusOr<Eigen::MatrixXd> x =
       server::QueryFeaturesFromProto(r.features(), Limits());
   if (!x.ok()) return x.status();
+  // num_samples 0 means the default: for MONTE_CARLO up to
+  // kDefaultMonteCarloSamples retrainings (2a), the cost that matters here.
+  const uint32_t samples =
+      r.num_samples() == 0 && options->method == DistributionMethod::kMonteCarlo
+          ? static_cast<uint32_t>(kDefaultMonteCarloSamples)
+          : r.num_samples();
   if (static_cast<uint64_t>(x->rows()) > budget.max_query_rows ||
-      r.num_samples() > budget.max_num_samples) {
+      samples > budget.max_num_samples) {
     return absl::OkStatus();
   }
   absl::StatusOr<DistributionResult> d = model.PredictDistribution(*x, *options);

@@ -27,12 +27,16 @@ namespace ntk::fuzz {
 // Sizes above which a request is only converted, never run through core:
 // the fuzzer must spend its time on parsing and validation, not on O(N^3)
 // fits (budgets for large requests are issue 11 item 1, not fuzzing).
+// Sized so that a run costs well under a millisecond under ASan: a 2a fit
+// is a Newton solve whose cost grows as (N C)^2 per iteration, and a 2a
+// MONTE_CARLO call is num_samples of them (10 M executions per target,
+// issue 11, must fit in a campaign of an hour or so).
 struct FuzzBudget {
   uint64_t max_values = 4096;   // rows * cols of any matrix
-  uint64_t max_train_rows = 24;
-  int max_classes = 6;
+  uint64_t max_train_rows = 12;
+  int max_classes = 4;
   uint64_t max_query_rows = 4;
-  uint32_t max_num_samples = 64;
+  uint32_t max_num_samples = 8;
 };
 
 // Fit and FitStream messages. `run_fit`: also fit when within `budget`,

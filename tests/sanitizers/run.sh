@@ -43,10 +43,8 @@ case "$MODE" in
     # synchronization is invisible to TSan, so every report there is false
     # (seen: epoll_wait vs epoll_create1 inside gRPC's event engine).
     export TSAN_OPTIONS="$common:halt_on_error=0:second_deadlock_stack=1:ignore_noninstrumented_modules=1:suppressions=$SUPP/tsan.supp"
-    # Test names are Suite.Test. CallInFlightGetsTheGrace is left out: under
-    # TSan's slowdown the server exits 0 within 1 s of SIGTERM with the
-    # test's FitStream open (open finding T1, docs/testing.md "Findings").
-    select=(-R '[Cc]oncurrency|[Ss]hutdown|[Cc]ache' -E 'CallInFlightGetsTheGrace')
+    # Test names are Suite.Test.
+    select=(-R '[Cc]oncurrency|[Ss]hutdown|[Cc]ache')
     ;;
   *) echo "usage: $0 asan|tsan BUILD_DIR [ctest args]" >&2; exit 2 ;;
 esac

@@ -26,3 +26,21 @@ if(NOT NTK_SANITIZE STREQUAL "")
     add_compile_options(-fno-sanitize-recover=undefined)
   endif()
 endif()
+
+# TSan: Debian's absl::Mutex / CondVar / Notification are not instrumented,
+# so TSan cannot see their synchronization. tests/sanitizers/tsan_absl_sync.cc
+# wraps them (`--wrap` for each symbol on its NTK_TSAN_WRAP lines, read from
+# the file so that the list is written once) and tells TSan. Called by the
+# top CMakeLists.txt once absl is found; every target created afterwards is
+# linked with the wraps and the shim.
+macro(ntk_tsan_absl_sync)
+  set(_ntk_shim ${PROJECT_SOURCE_DIR}/tests/sanitizers/tsan_absl_sync.cc)
+  file(STRINGS ${_ntk_shim} _ntk_wrap_lines REGEX "^NTK_TSAN_WRAP(_VOID)?\\(_Z")
+  foreach(_ntk_line IN LISTS _ntk_wrap_lines)
+    string(REGEX MATCH "_Z[A-Za-z0-9_]+" _ntk_sym "${_ntk_line}")
+    add_link_options("LINKER:--wrap=${_ntk_sym}")
+  endforeach()
+  add_library(ntk_tsan_absl_sync SHARED ${_ntk_shim})
+  target_link_libraries(ntk_tsan_absl_sync PRIVATE absl::synchronization absl::time)
+  link_libraries(ntk_tsan_absl_sync)
+endmacro()

@@ -85,6 +85,10 @@ class RpcCall {
   explicit RpcCall(CallLog log) : ctx_(nullptr), log_(std::move(log)) {}
   CallLog& log() { return log_; }
   const CallLog& log() const { return log_; }
+  // Where the runner placed this call's body (decided once, before it ran;
+  // the body reads it instead of deciding again).
+  Where where() const { return where_; }
+  void set_where(Where where) { where_ = where; }
   std::chrono::system_clock::time_point deadline() const {
     return ctx_ != nullptr ? ctx_->deadline() : std::chrono::system_clock::time_point::max();
   }
@@ -122,6 +126,7 @@ class RpcCall {
  private:
   grpc::CallbackServerContext* ctx_;
   CallLog log_;
+  Where where_ = Where::kInline;
   const std::atomic<bool>* cancel_flag_ = nullptr;
   bool fit_slot_detached_ = false;
   double ceiling_seconds_ = 0;  // 0: no ceiling
@@ -249,6 +254,7 @@ grpc::ServerUnaryReactor* RpcRunner::Unary(grpc::CallbackServerContext* ctx, Cal
   absl::Status admitted = auth_->Check(*ctx);
   if (admitted.ok()) {
     where = Resolve(place);
+    call->set_where(where);
     admitted = TakeSlot(where);
   }
   if (!admitted.ok()) {
@@ -277,6 +283,7 @@ absl::Status RpcRunner::Blocking(const std::string* authorization, CallLog log, 
   absl::Status admitted = auth_->CheckAuthorization(authorization);
   if (admitted.ok()) {
     where = Resolve(place);
+    call.set_where(where);
     admitted = TakeSlot(where);
   }
   if (!admitted.ok()) return Finish(call, where, false, std::move(admitted));

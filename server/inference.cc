@@ -18,6 +18,14 @@ int64_t KernelRows(const FittedModelInfo& info) {
   return info.spec.nystrom() ? info.spec.approximation.num_centers : info.num_train;
 }
 
+// CANCELLED when the call stopped before its work started (Finish turns
+// it into DEADLINE_EXCEEDED past the deadline).
+absl::Status NotStopped(const char* method, const RpcCall& call) {
+  if (!call.Stopped()) return absl::OkStatus();
+  return absl::CancelledError(
+      absl::StrFormat("%s: the call ended before its work started", method));
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const ModelEntry>> Inference::FindModel(
@@ -55,8 +63,10 @@ Where Inference::PlaceFor(const FittedModelInfo& info, int64_t rows, int64_t col
   return rows < options().predict_batch_max_rows ? Where::kPredict : Where::kCompute;
 }
 
-absl::StatusOr<Prediction> Inference::Predict(const char* method, const ModelEntry& entry,
+absl::StatusOr<Prediction> Inference::Predict(const char* method, const RpcCall& call,
+                                              const ModelEntry& entry,
                                               const Eigen::MatrixXd& x) const {
+  if (absl::Status s = NotStopped(method, call); !s.ok()) return s;
   const FittedModelInfo info = entry.model->Info();
   const int64_t rows = x.rows();
   absl::StatusOr<MemoryBudget::Reservation> reserved = AdmitRequest(
@@ -67,7 +77,7 @@ absl::StatusOr<Prediction> Inference::Predict(const char* method, const ModelEnt
   // must not block gRPC's threads), and only well-formed rows join one: a
   // request the model refuses (columns, NaN/Inf, magnitude) gets its own
   // error, computed alone.
-  if (entry.batcher == nullptr || PlaceFor(info, rows, x.cols()) != Where::kPredict ||
+  if (entry.batcher == nullptr || call.where() != Where::kPredict ||
       x.cols() != info.num_features || !CheckInputValues(x, "features").ok()) {
     return entry.model->Predict(x);
   }
@@ -78,6 +88,7 @@ absl::StatusOr<Prediction> Inference::Predict(const char* method, const ModelEnt
 absl::StatusOr<DistributionResult> Inference::PredictDistribution(
     const char* method, RpcCall& call, const ModelEntry& entry, const Eigen::MatrixXd& x,
     DistributionOptions options) const {
+  if (absl::Status s = NotStopped(method, call); !s.ok()) return s;
   const FittedModelInfo info = entry.model->Info();
   const int64_t rows = x.rows();
   options.cache = entry.CacheScope(registry_->cache());

@@ -50,13 +50,18 @@ class Inference {
 
   // docs/model-contract.md "3. Predict" of `x` on `entry`, after reserving
   // its working memory (RESOURCE_EXHAUSTED naming `method` when over the
-  // budget or the message limit).
-  absl::StatusOr<Prediction> Predict(const char* method, const ModelEntry& entry,
-                                     const Eigen::MatrixXd& x) const;
+  // budget or the message limit). Joins the model's batch when the runner
+  // placed `call` on the Predict pool (call.where(), decided once by
+  // PredictPlace). CANCELLED without computing when `call` is Stopped()
+  // before the work starts (its client left or its deadline passed while it
+  // waited for a thread: nobody would read the answer).
+  absl::StatusOr<Prediction> Predict(const char* method, const RpcCall& call,
+                                     const ModelEntry& entry, const Eigen::MatrixXd& x) const;
 
   // docs/model-contract.md "4. PredictDistribution" of `x` on `entry` with
   // `options` (progress and the DistributionCache scope are set here: the
-  // work stops once `call` is Stopped()), after the memory admission. Logs
+  // work stops once `call` is Stopped(), and does not start when it already
+  // is), after the memory admission. Logs
   // the model's and the cache's bytes in the call's log line.
   absl::StatusOr<DistributionResult> PredictDistribution(const char* method, RpcCall& call,
                                                          const ModelEntry& entry,

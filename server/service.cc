@@ -46,13 +46,13 @@ grpc::ServerUnaryReactor* NtkServiceImpl::Predict(grpc::CallbackServerContext* c
         return inference_.PredictPlace(request->model_id(), request->features().rows(),
                                        request->features().cols());
       },
-      [this, request, response](RpcCall&) -> absl::Status {
+      [this, request, response](RpcCall& call) -> absl::Status {
         absl::StatusOr<std::shared_ptr<const ModelEntry>> entry =
             inference_.FindModel(request->model_id());
         if (!entry.ok()) return entry.status();
         absl::StatusOr<Eigen::MatrixXd> x = QueryFeaturesFromProto(request->features(), options_);
         if (!x.ok()) return x.status();
-        absl::StatusOr<Prediction> p = inference_.Predict("Predict", **entry, *x);
+        absl::StatusOr<Prediction> p = inference_.Predict("Predict", call, **entry, *x);
         if (!p.ok()) return p.status();
         PredictionToProto(*p, ResponseEncodingFor(EncodingOf(request->features())), response);
         return CheckResponseFinite("Predict", *response);

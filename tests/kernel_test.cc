@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/kernels/kernel_internal.h"
+#include "core/kernels/kernel_rows.h"
 #include "tests/testing/test_data.h"
 
 namespace ntk {
@@ -376,6 +377,16 @@ TEST(Structure, CachedSquaredNormsGiveIdenticalBits) {
     const KernelMatrices cached = CrossKernels(spec, x1, x2, sq);
     EXPECT_TRUE((plain.nngp.array() == cached.nngp.array()).all());
     EXPECT_TRUE((plain.ntk.array() == cached.ntk.array()).all());
+    // And with x1's whole per-row data kept (kernel_rows.h), for several
+    // query sets: the kept rows are not changed by a call.
+    const KernelRows rows = KernelRows::Compute(spec, x1, sq);
+    for (uint64_t seed : {22, 23}) {
+      const MatrixXd q = RandomMatrix(seed == 22 ? 7 : 1, 11, seed);
+      const KernelMatrices want = CrossKernels(spec, x1, q);
+      const KernelMatrices kept = CrossKernels(spec, x1, q, rows);
+      EXPECT_TRUE((want.nngp.array() == kept.nngp.array()).all()) << seed;
+      EXPECT_TRUE((want.ntk.array() == kept.ntk.array()).all()) << seed;
+    }
   }
 }
 

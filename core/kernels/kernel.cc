@@ -52,12 +52,14 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include <omp.h>
 
 #include "absl/strings/str_cat.h"
 #include "core/kernels/kernel_internal.h"
+#include "core/kernels/kernel_rows.h"
 #include "core/numerics/parallel.h"
 
 namespace ntk {
@@ -188,12 +190,19 @@ constexpr Index kTile = 128;
 // the off-diagonal update needs (stored layer-major: f[l * n + i]):
 //   ReLU: f1 = 1/sqrt(a) (0 if a = 0), f2 = sqrt(a)          (a = S_l(x, x))
 //   erf:  f1 = 1/sqrt(1 + 2a),         f2 = 1 + 2a
-// plus the final diagonal K(x, x), Theta(x, x).
-struct PointData {
+// plus the final diagonal K(x, x), Theta(x, x). Kept across calls for a
+// model's expansion points as KernelRows (kernel_rows.h).
+}  // namespace
+
+struct KernelRowData {
   Index n = 0;
   std::vector<double> f1, f2;
   Eigen::VectorXd nngp, ntk;
 };
+
+namespace {
+
+using PointData = KernelRowData;
 
 PointData ComputePointData(const KernelSpec& spec, const Eigen::MatrixXd& x,
                            const Eigen::VectorXd& sq) {
@@ -477,18 +486,24 @@ absl::Status ValidateKernelSpec(const KernelSpec& spec) {
 
 namespace {
 
+// x1's point data: x1_rows when given, else computed (with
+// x1_squared_norms when given).
 KernelMatrices CrossKernelsImpl(const KernelSpec& spec, const Eigen::MatrixXd& x1,
                                 const Eigen::MatrixXd& x2,
-                                const Eigen::VectorXd* x1_squared_norms) {
+                                const Eigen::VectorXd* x1_squared_norms,
+                                const PointData* x1_rows = nullptr) {
   const Index n = x1.rows();
   const Index m = x2.rows();
   KernelMatrices out;
   out.nngp.resize(n, m);
   out.ntk.resize(n, m);
   if (n == 0 || m == 0) return out;
-  const PointData rows = x1_squared_norms != nullptr
-                             ? ComputePointData(spec, x1, *x1_squared_norms)
-                             : ComputePointData(spec, x1);
+  PointData computed;
+  if (x1_rows == nullptr) {
+    computed = x1_squared_norms != nullptr ? ComputePointData(spec, x1, *x1_squared_norms)
+                                           : ComputePointData(spec, x1);
+  }
+  const PointData& rows = x1_rows != nullptr ? *x1_rows : computed;
   const PointData cols = ComputePointData(spec, x2);
   out.nngp.noalias() = x1 * x2.transpose();  // the one GEMM
   const Recursion rec{&spec,
@@ -529,6 +544,18 @@ KernelMatrices CrossKernels(const KernelSpec& spec, const Eigen::MatrixXd& x1,
                             const Eigen::MatrixXd& x2,
                             const Eigen::VectorXd& x1_squared_norms) {
   return CrossKernelsImpl(spec, x1, x2, &x1_squared_norms);
+}
+
+KernelRows KernelRows::Compute(const KernelSpec& spec, const Eigen::MatrixXd& x,
+                               const Eigen::VectorXd& sq) {
+  KernelRows r;
+  r.data_ = std::make_shared<const KernelRowData>(ComputePointData(spec, x, sq));
+  return r;
+}
+
+KernelMatrices CrossKernels(const KernelSpec& spec, const Eigen::MatrixXd& x1,
+                            const Eigen::MatrixXd& x2, const KernelRows& x1_rows) {
+  return CrossKernelsImpl(spec, x1, x2, nullptr, &x1_rows.data());
 }
 
 KernelMatrices TrainKernels(const KernelSpec& spec, const Eigen::MatrixXd& x) {

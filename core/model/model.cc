@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -26,6 +27,19 @@ using Eigen::MatrixXd;
 FittedModel::FittedModel(std::unique_ptr<State> state) : state_(std::move(state)) {}
 FittedModel::~FittedModel() = default;
 
+namespace {
+
+// The doubles of the expansion points' KernelRows (model_state.h), which
+// the first Predict derives and the model keeps: f1, f2 (depth each) and
+// the diagonal K, Theta, per point.
+int64_t ExpansionRowsDoubles(const FittedModel::State& s) {
+  const int64_t n = s.expansion_points().rows();
+  if (s.expansion_sq_norms().size() != n) return 0;  // not kept (TrainingCrossKernels)
+  return (2 * int64_t{s.problem.spec.kernel.depth} + 2) * n;
+}
+
+}  // namespace
+
 int64_t FittedModel::MemoryBytes() const {
   const State& s = *state_;
   const int64_t doubles = s.x_train.size() + s.x_train_sq_norms.size() +
@@ -34,7 +48,8 @@ int64_t FittedModel::MemoryBytes() const {
                           s.preprocessor.mean.size() + s.preprocessor.scale.size() +
                           s.nystrom.centers.size() + s.nystrom.centers_sq_norms.size() +
                           s.nystrom.beta.size() + s.nystrom.gram.size() +
-                          s.nystrom.nngp_theta.size() + s.nystrom.mean_rhs.size();
+                          s.nystrom.nngp_theta.size() + s.nystrom.mean_rhs.size() +
+                          ExpansionRowsDoubles(s);
   return static_cast<int64_t>(sizeof(FittedModel) + sizeof(State)) + 8 * doubles;
 }
 
@@ -146,10 +161,14 @@ KernelMatrices TrainingCrossKernels(const FittedModel::State& s, const MatrixXd&
   // Every State built by Fit or Deserialize has the norms; without them
   // (a hand-built State) the kernels compute them.
   const MatrixXd& p = s.expansion_points();
-  if (s.expansion_sq_norms().size() == p.rows()) {
-    return CrossKernels(s.problem.spec.kernel, p, x, s.expansion_sq_norms());
+  if (s.expansion_sq_norms().size() != p.rows()) return CrossKernels(s.problem.spec.kernel, p, x);
+  std::shared_ptr<const KernelRows> rows = std::atomic_load(&s.expansion_rows);
+  if (rows == nullptr) {
+    rows = std::make_shared<const KernelRows>(
+        KernelRows::Compute(s.problem.spec.kernel, p, s.expansion_sq_norms()));
+    std::atomic_store(&s.expansion_rows, rows);
   }
-  return CrossKernels(s.problem.spec.kernel, p, x);
+  return CrossKernels(s.problem.spec.kernel, p, x, *rows);
 }
 
 void FitOutputs::PutInto(const DistributionCache::Scope& scope) const {

@@ -15,6 +15,7 @@
 #include <Eigen/Dense>
 
 #include "core/kernels/kernel.h"
+#include "core/kernels/kernel_rows.h"
 #include "core/model/model.h"
 #include "core/training/problem.h"
 #include "core/training/solvers.h"
@@ -73,6 +74,12 @@ struct FittedModel::State {
   const Eigen::VectorXd& expansion_sq_norms() const {
     return is_nystrom() ? nystrom.centers_sq_norms : x_train_sq_norms;
   }
+  // The expansion points' KernelRows (core/kernels/kernel_rows.h): derived
+  // on the first Predict and kept (not serialized; it is a function of the
+  // points and the spec). Read and set only with std::atomic_load /
+  // std::atomic_store (TrainingCrossKernels): concurrent Predicts may race to
+  // compute it, and all compute the same.
+  mutable std::shared_ptr<const KernelRows> expansion_rows;
   const Eigen::MatrixXd& expansion_coefficients() const {
     return is_nystrom() ? nystrom.beta : dual;
   }

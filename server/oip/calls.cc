@@ -44,7 +44,7 @@ absl::Status ModelInfer(const Inference& inference, RpcCall& call,
     if (!d.ok()) return d.status();
     return EncodeDistribution(*plan, *d, response);
   }
-  absl::StatusOr<Prediction> p = inference.Predict("ModelInfer", **entry, plan->x);
+  absl::StatusOr<Prediction> p = inference.Predict("ModelInfer", call, **entry, plan->x);
   if (!p.ok()) return p.status();
   return EncodePrediction(*plan, *p, response);
 }

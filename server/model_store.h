@@ -1,10 +1,12 @@
 // ntk/server/model_store.h: the model directory (persistence).
 //
 // One file per model, "<model_id>.ntkm":
-//   "NTKMFILE" | u32 format version (1) | u32 id length | id bytes |
+//   "NTKMFILE" | u32 format version (2) | u32 id length | id bytes |
 //   i64 created_unix_ms | u64 payload length | payload (FittedModel::Serialize()) |
-//   u32 CRC-32 of every byte before it                   (little-endian)
-// core's payload carries its own checksum as well.
+//   u32 CRC-32C of every byte before it                  (little-endian)
+// core's payload carries its own checksum as well. The CRC-32C is core's
+// (core/numerics/crc32c.h, hardware-accelerated). Version 1 files (the same
+// layout with a CRC-32, ISO-HDLC) are still read; only version 2 is written.
 //
 // Save is atomic: it writes ".<id>.ntkm.tmp-<random>" in the same directory,
 // fsyncs it, renames it over "<id>.ntkm" and fsyncs the directory, so after a
@@ -82,8 +84,6 @@ class ModelStore {
   std::string dir_;
   int lock_fd_ = -1;  // flock held on <dir>/.lock after Open()
 };
-
-uint32_t Crc32(const void* data, size_t size);
 
 }  // namespace ntk::server
 

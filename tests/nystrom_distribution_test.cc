@@ -33,11 +33,8 @@ using Eigen::MatrixXd;
 using Eigen::VectorXd;
 using ::testing::HasSubstr;
 
-constexpr double kEps = 2.220446049250313e-16;
-
 using testing::MustFit;
 
-TrainingData Blobs(int n, uint64_t seed) { return testing::NystromBlobs(n, seed); }
 // m > 0: Nystrom with m centers from `seed`.
 ModelSpec Spec(Regime regime, int m = 0, uint64_t seed = 1) {
   const ModelSpec s = testing::RegimeSpec(regime);
@@ -119,19 +116,19 @@ class NystromDistributionEqualsExact : public ::testing::TestWithParam<Regime> {
 // <= 9.3e-10), so 1e-8 keeps 10x headroom. (EXACT and LINEARIZED: <= 2e-13.)
 TEST_P(NystromDistributionEqualsExact, EveryBuiltMethodWithAllPointsAsCenters) {
   const Regime regime = GetParam();
-  const TrainingData data = Blobs(40, 11);
+  const TrainingData data = testing::NystromBlobs(40, 11);
   const MatrixXd queries = testing::StdNormalMatrix(12, 5, 12, 1.5);
   const auto exact = MustFit(Spec(regime), data);
   const auto ny = MustFit(Spec(regime, 40), data);
   ASSERT_TRUE(exact && ny);
   ASSERT_EQ(ny->Info().regime, regime);
-  EXPECT_LE(ny->Info().stats.condition_estimate * kEps, 1e-10);
+  EXPECT_LE(ny->Info().stats.condition_estimate * testing::kEps, 1e-10);
   const FittedModel::State& s = ModelInternals::Of(*exact);
   const MatrixXd k_xx = TrainKernels(s.problem.spec.kernel, s.x_train).nngp;
   Eigen::LLT<MatrixXd> llt0(k_xx);
   ASSERT_EQ(llt0.info(), Eigen::Success);
   const Eigen::SelfAdjointEigenSolver<MatrixXd> eig(k_xx);
-  EXPECT_LE(eig.eigenvalues().maxCoeff() / eig.eigenvalues().minCoeff() * kEps, 1e-10);
+  EXPECT_LE(eig.eigenvalues().maxCoeff() / eig.eigenvalues().minCoeff() * testing::kEps, 1e-10);
   MatrixXd jittered = k_xx;
   jittered.diagonal().array() += 1e-10 * k_xx.diagonal().mean();
   const MatrixXd l0 = llt0.matrixL(), lj = Eigen::LLT<MatrixXd>(jittered).matrixL();
@@ -167,11 +164,11 @@ TEST(NystromDistributionTest, ExactMatchesDenseNystromKernelsByBruteForce) {
   for (const Regime regime : {Regime::kSquared, Regime::kUnregularizedCE}) {
     SCOPED_TRACE(RegimeName(regime));
     const int n = 80, m = 25, C = 3;
-    const TrainingData data = Blobs(n, 21);
+    const TrainingData data = testing::NystromBlobs(n, 21);
     const MatrixXd queries = testing::StdNormalMatrix(10, 5, 22, 1.2);
     const auto model = MustFit(Spec(regime, m, 4), data);
     ASSERT_NE(model, nullptr);
-    ASSERT_LE(model->Info().stats.condition_estimate * kEps, 1e-8);
+    ASSERT_LE(model->Info().stats.condition_estimate * testing::kEps, 1e-8);
     const FittedModel::State& st = ModelInternals::Of(*model);
     const KernelSpec& ks = st.problem.spec.kernel;
     const MatrixXd x = st.preprocessor.Apply(data.features);
@@ -233,7 +230,7 @@ TEST(NystromDistributionTest, ExactMatchesDenseNystromKernelsByBruteForce) {
 // moments) plus 1e-12 for rounding. Each of 6 points x (3 + 9) comparisons
 // fails by chance with probability < 6e-7.
 TEST(NystromDistributionTest, MonteCarloAgreesWithExactWithinStandardError) {
-  const auto model = MustFit(Spec(Regime::kSquared, 20, 2), Blobs(60, 31));
+  const auto model = MustFit(Spec(Regime::kSquared, 20, 2), testing::NystromBlobs(60, 31));
   ASSERT_NE(model, nullptr);
   const MatrixXd queries = testing::StdNormalMatrix(6, 5, 32, 1.5);
   const int S = 20000;
@@ -251,7 +248,7 @@ TEST(NystromDistributionTest, MonteCarloAgreesWithExactWithinStandardError) {
 // A loaded model answers the same bits (the summaries are persisted; the
 // factors are rebuilt from them by the same code).
 TEST(NystromDistributionTest, SerializedModelGivesTheSameBits) {
-  const auto model = MustFit(Spec(Regime::kUnregularizedCE, 15, 3), Blobs(50, 41));
+  const auto model = MustFit(Spec(Regime::kUnregularizedCE, 15, 3), testing::NystromBlobs(50, 41));
   ASSERT_NE(model, nullptr);
   absl::StatusOr<std::unique_ptr<FittedModel>> loaded =
       FittedModel::Deserialize(model->Serialize());
@@ -275,7 +272,7 @@ TEST(NystromDistributionTest, SerializedModelGivesTheSameBits) {
 // F0. Tolerance 1e-10 relative: the two solve different right-hand sides
 // with the same factor (rounding ~cond(H) eps, asserted <= 1e-10 above).
 TEST(NystromDistributionTest, MeanIgnoresTheFitsInitialOutputs) {
-  const TrainingData data = Blobs(45, 51);
+  const TrainingData data = testing::NystromBlobs(45, 51);
   FitOptions with_f0;
   with_f0.initial_train_outputs = testing::StdNormalMatrix(45, 3, 52, 0.5);
   const auto a = MustFit(Spec(Regime::kSquared, 12, 5), data, with_f0);
@@ -295,7 +292,7 @@ TEST(NystromDistributionTest, MeanIgnoresTheFitsInitialOutputs) {
 // CRC-32C rewritten (core/model/serialize.h layout).
 TEST(NystromDistributionTest, VersionTwoFileLoadsButRefusesDistribution) {
   const int m = 8;
-  const auto model = MustFit(Spec(Regime::kSquared, m), Blobs(30, 71));
+  const auto model = MustFit(Spec(Regime::kSquared, m), testing::NystromBlobs(30, 71));
   ASSERT_NE(model, nullptr);
   std::string bytes = model->Serialize();
   const size_t summaries = 2 * (16 + 8 * m * m) + 16;
@@ -319,7 +316,7 @@ TEST(NystromDistributionTest, VersionTwoFileLoadsButRefusesDistribution) {
 }
 
 TEST(NystromDistributionTest, BudgetCancellationAndRefusals) {
-  const TrainingData data = Blobs(40, 61);
+  const TrainingData data = testing::NystromBlobs(40, 61);
   const MatrixXd q = testing::StdNormalMatrix(3, 5, 62, 1.0);
   const auto linear = MustFit(Spec(Regime::kSquared, 10), data);
   const auto reg = MustFit(Spec(Regime::kRegularizedCE, 10), data);

@@ -30,11 +30,8 @@ using Eigen::Index;
 using Eigen::MatrixXd;
 using ::testing::HasSubstr;
 
-constexpr double kEps = 2.220446049250313e-16;
-
 using testing::MustFit;
 
-TrainingData Blobs(int n, uint64_t seed) { return testing::NystromBlobs(n, seed); }
 ModelSpec Spec(Regime regime) { return testing::RegimeSpec(regime); }
 ModelSpec Nystrom(const ModelSpec& s, int m, uint64_t seed = 1) {
   return testing::WithNystrom(s, m, seed);
@@ -56,7 +53,7 @@ class NystromEqualsExact : public ::testing::TestWithParam<Regime> {};
 // fixed-point residual <= 1e-12 (100x of that at their rounding floor).
 TEST_P(NystromEqualsExact, PredictionsMatchWithAllPointsAsCenters) {
   const Regime regime = GetParam();
-  const TrainingData data = Blobs(40, 11);
+  const TrainingData data = testing::NystromBlobs(40, 11);
   const MatrixXd queries = testing::StdNormalMatrix(15, 5, 12, 1.5);
   const ModelSpec exact_spec = Spec(regime);
   const auto exact = MustFit(exact_spec, data);
@@ -69,7 +66,7 @@ TEST_P(NystromEqualsExact, PredictionsMatchWithAllPointsAsCenters) {
     EXPECT_EQ(ny->Info().regime, regime);
     EXPECT_EQ(ny->Info().spec.approximation.num_centers, 40);
     if (regime != Regime::kRegularizedCE) {
-      EXPECT_LE(ny->Info().stats.condition_estimate * kEps, 1e-10);
+      EXPECT_LE(ny->Info().stats.condition_estimate * testing::kEps, 1e-10);
     }
     const absl::StatusOr<Prediction> a = ny->Predict(queries);
     const absl::StatusOr<Prediction> b = exact->Predict(queries);
@@ -126,11 +123,11 @@ Independent IndependentKernels(const FittedModel& model, const TrainingData& dat
 // solutions carry about cond(H) * eps relative error; 1e-7 leaves 10x
 // headroom over the asserted cond(H) * eps <= 1e-8.
 TEST(NystromTest, SquaredLossSolvesTheRidgeProblemInTheSpanOfTheCenters) {
-  const TrainingData data = Blobs(120, 21);
+  const TrainingData data = testing::NystromBlobs(120, 21);
   const MatrixXd queries = testing::StdNormalMatrix(10, 5, 22, 1.0);
   const auto model = MustFit(Nystrom(Spec(Regime::kSquared), 30, 5), data);
   ASSERT_NE(model, nullptr);
-  ASSERT_LE(model->Info().stats.condition_estimate * kEps, 1e-8);
+  ASSERT_LE(model->Info().stats.condition_estimate * testing::kEps, 1e-8);
   const Independent k = IndependentKernels(*model, data, queries);
   const double lambda = 0.1;
   MatrixXd y = MatrixXd::Zero(120, 3);
@@ -153,7 +150,7 @@ TEST(NystromTest, SquaredLossSolvesTheRidgeProblemInTheSpanOfTheCenters) {
 // ||g|| / lambda <= 1e-8 max(1, ||F||_inf) (nystrom_solve.h, solvers.h);
 // the rounding of this recomputation (~N eps ||Theta||) is far below it.
 TEST(NystromTest, RegularizedSolutionIsStationary) {
-  const TrainingData data = Blobs(150, 31);
+  const TrainingData data = testing::NystromBlobs(150, 31);
   const auto model = MustFit(Nystrom(Spec(Regime::kRegularizedCE), 25, 9), data);
   ASSERT_NE(model, nullptr);
   const Independent k = IndependentKernels(*model, data, MatrixXd(1, 5));
@@ -169,7 +166,7 @@ TEST(NystromTest, RegularizedSolutionIsStationary) {
 }
 
 TEST(NystromTest, SameSeedSameModelOtherSeedOtherCenters) {
-  const TrainingData data = Blobs(300, 41);
+  const TrainingData data = testing::NystromBlobs(300, 41);
   const MatrixXd queries = testing::StdNormalMatrix(8, 5, 42, 1.0);
   const auto a = MustFit(Nystrom(Spec(Regime::kSquared), 50, 7), data);
   const auto b = MustFit(Nystrom(Spec(Regime::kSquared), 50, 7), data);
@@ -188,7 +185,7 @@ TEST(NystromTest, SameSeedSameModelOtherSeedOtherCenters) {
 }
 
 TEST(NystromTest, NumCentersAboveNIsClippedAndSaid) {
-  const TrainingData data = Blobs(40, 51);
+  const TrainingData data = testing::NystromBlobs(40, 51);
   const auto model = MustFit(Nystrom(Spec(Regime::kSquared), 1000), data);
   ASSERT_NE(model, nullptr);
   EXPECT_EQ(model->Info().spec.approximation.num_centers, 40);
@@ -220,7 +217,7 @@ TEST(NystromTest, FitCostCountsNTimesMNotNSquared) {
 }
 
 TEST(NystromTest, BadApproximationIsInvalidArgumentNamingTheField) {
-  const TrainingData data = Blobs(20, 61);
+  const TrainingData data = testing::NystromBlobs(20, 61);
   ModelSpec s = Spec(Regime::kSquared);
   s.approximation.kind = static_cast<ApproximationKind>(7);
   absl::StatusOr<std::unique_ptr<FittedModel>> m = FittedModel::Fit(s, data);
@@ -237,7 +234,7 @@ TEST(NystromTest, BadApproximationIsInvalidArgumentNamingTheField) {
 // 8 * 30 * (5 + 3) = 1920 bytes; 2b/2c add two m x m summaries, 14400
 // bytes; plus the header and spec), below the 8 * 500 * 5 = 20000 bytes of X.
 TEST(NystromTest, SerializeRoundTripPredictsTheSameBits) {
-  const TrainingData data = Blobs(500, 71);
+  const TrainingData data = testing::NystromBlobs(500, 71);
   const MatrixXd queries = testing::StdNormalMatrix(9, 5, 72, 1.0);
   for (const Regime r : {Regime::kRegularizedCE, Regime::kSquared}) {
     const auto model = MustFit(Nystrom(Spec(r), 30, 3), data);
@@ -261,7 +258,8 @@ TEST(NystromTest, SerializeRoundTripPredictsTheSameBits) {
 // 2a Nystrom models have no distribution method yet
 // (tests/nystrom_distribution_test.cc covers 2b / 2c).
 TEST(NystromTest, PredictDistributionRefusesNamingTheMethod) {
-  const auto model = MustFit(Nystrom(Spec(Regime::kRegularizedCE), 10), Blobs(30, 81));
+  const auto model =
+      MustFit(Nystrom(Spec(Regime::kRegularizedCE), 10), testing::NystromBlobs(30, 81));
   ASSERT_NE(model, nullptr);
   DistributionOptions o;
   o.method = DistributionMethod::kMonteCarlo;

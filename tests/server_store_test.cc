@@ -1,11 +1,13 @@
 // Unit tests of the model directory (server/model_store.h), model id
 // validation, wire conversion (server/convert.h) and the status mapping
 // (server/status.h). Matrix encodings: tests/matrix_convert_test.cc.
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "core/numerics/crc32c.h"
 #include "server/convert.h"
 #include "server/model_store.h"
 #include "server/status.h"
@@ -53,6 +55,49 @@ TEST(ModelStoreTest, EveryTruncationAndEveryByteFlipIsDetected) {
     EXPECT_FALSE(ModelStore::Decode(b).ok()) << "flipped byte " << i;
   }
   EXPECT_FALSE(ModelStore::Decode(bytes + "x").ok());
+}
+
+// New files are container format version 2, whose trailer is core's
+// CRC-32C of everything before it (Crc32c is checked against the bitwise
+// definition in tests/serialize_format_test.cc).
+TEST(ModelStoreTest, WritesVersion2WithCrc32c) {
+  const std::string bytes = ModelStore::Encode(Sample("abc"));
+  ASSERT_GT(bytes.size(), 16u);
+  uint32_t version = 0, crc = 0;
+  std::memcpy(&version, bytes.data() + 8, 4);  // little-endian, as this machine
+  std::memcpy(&crc, bytes.data() + bytes.size() - 4, 4);
+  EXPECT_EQ(version, 2u);
+  EXPECT_EQ(crc, Crc32c(bytes.data(), bytes.size() - 4));
+}
+
+// A file of container format version 1 (checksum CRC-32, before the
+// container moved to core's CRC-32C), checked in as written then, still
+// loads, and its checksum is still checked.
+TEST(ModelStoreTest, ReadsVersion1Files) {
+  const std::string bytes = ReadFile(NTK_SOURCE_DIR "/tests/data/model_store_v1.ntkm");
+  ASSERT_EQ(bytes.size(), 1063u) << "tests/data/model_store_v1.ntkm is missing or changed";
+  absl::StatusOr<StoredModel> m = ModelStore::Decode(bytes);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->id, "legacy-v1");
+  EXPECT_EQ(m->created_unix_ms, 1764370000123);
+  EXPECT_EQ(m->payload, Sample("legacy-v1").payload);
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    std::string b = bytes;
+    b[i] ^= 0x01;
+    EXPECT_FALSE(ModelStore::Decode(b).ok()) << "flipped byte " << i;
+  }
+  TempDir dir;
+  ModelStore store(dir.path());
+  ASSERT_TRUE(store.Open().ok());
+  {
+    std::ofstream out(store.PathFor("legacy-v1"), std::ios::binary);
+    out << bytes;
+  }
+  std::vector<std::string> errors;
+  std::vector<StoredModel> all = store.LoadAll(&errors);
+  EXPECT_TRUE(errors.empty());
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].payload, m->payload);
 }
 
 TEST(ModelStoreTest, SaveLoadRemove) {

@@ -50,13 +50,10 @@ absl::StatusOr<std::shared_ptr<const ExactFactors>> GetExactFactors(
   MatrixXd a = std::move(km->ntk);
   a.diagonal().array() += shift;
   MatrixXd chol;
-  absl::Status s = CholeskyLower(std::move(a), &chol, progress, 0.5, "distribution: factor");
-  if (s.code() == absl::StatusCode::kCancelled) return s;
-  if (!s.ok()) {
-    return absl::InternalError(absl::StrFormat(
-        "distribution: Theta_XX + %g I is not positive definite although the "
-        "fit factored it",
-        shift));
+  if (absl::Status s = RefactorFitMatrix(
+          std::move(a), absl::StrFormat("Theta_XX + %g I", shift), 0.5, progress, &chol);
+      !s.ok()) {
+    return s;
   }
   return ExactFactorsFrom(state, std::move(km->nngp), std::move(chol));
   });

@@ -70,6 +70,14 @@ absl::Status CholeskyLower(MatrixXd a, MatrixXd* l, const Progress& progress, do
   return s;
 }
 
+absl::Status RefactorFitMatrix(MatrixXd a, const std::string& name, double fraction,
+                               const Progress& progress, MatrixXd* l) {
+  absl::Status s = CholeskyLower(std::move(a), l, progress, fraction, "distribution: factor");
+  if (s.ok() || s.code() == absl::StatusCode::kCancelled) return s;
+  return absl::InternalError(absl::StrCat(
+      "distribution: ", name, " is not positive definite although the fit factored it"));
+}
+
 // Columns of x are independent right-hand sides: solved in column blocks on
 // the OpenMP threads (core/numerics/parallel.h ParallelColumnBlocks).
 void SolveLower(const MatrixXd& l, MatrixXd* x) {

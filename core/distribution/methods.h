@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <Eigen/Dense>
@@ -80,6 +81,13 @@ bool CholeskyLower(const MatrixXd& a, MatrixXd* l);
 // definite (*l untouched on error).
 absl::Status CholeskyLower(MatrixXd a, MatrixXd* l, const Progress& progress, double fraction,
                            const char* phase);
+// The lower Cholesky factor of the matrix a 2b/2c fit factored (A, or a
+// Nystrom model's H), again, as CholeskyLower above (fraction, phase
+// "distribution: factor"): CANCELLED when progress says stop; INTERNAL
+// "distribution: <name> is not positive definite although the fit factored
+// it" otherwise (the fit succeeded on the same matrix, so this is a bug).
+absl::Status RefactorFitMatrix(MatrixXd a, const std::string& name, double fraction,
+                               const Progress& progress, MatrixXd* l);
 // X := L^{-1} X and X := L^{-T} X for lower triangular L (BLAS dtrsm).
 void SolveLower(const MatrixXd& l, MatrixXd* x);
 void SolveLowerT(const MatrixXd& l, MatrixXd* x);

@@ -76,15 +76,10 @@ absl::StatusOr<std::shared_ptr<const NystromFactors>> GetNystromFactors(
         auto f = std::make_shared<NystromFactors>();
         const double shift = FitShift(state);  // H's delta
         MatrixXd h = ny.gram + shift * km.ntk;
-        absl::Status s =
-            CholeskyLower(std::move(h), &f->chol_h, progress, 0.25, "distribution: factor");
-        if (s.code() == absl::StatusCode::kCancelled) return s;
-        if (!s.ok()) {
-          return absl::InternalError(absl::StrFormat(
-              "distribution: Theta_mn Theta_nm + %g Theta_mm is not positive definite "
-              "although the fit factored it",
-              shift));
-        }
+        absl::Status s = RefactorFitMatrix(
+            std::move(h), absl::StrFormat("Theta_mn Theta_nm + %g Theta_mm", shift), 0.25,
+            progress, &f->chol_h);
+        if (!s.ok()) return s;
         if (s = FactorNngp(km.nngp, progress, &f->chol_k, &f->jitter_k); !s.ok()) return s;
         f->w = ny.nngp_theta;
         SolveLower(f->chol_k, &f->w);

@@ -63,22 +63,13 @@
 #include <cstdint>
 #include <string>
 
+#include "core/numerics/crc32c.h"  // Crc32c, the trailing checksum
+
 namespace ntk {
 
 inline constexpr char kModelMagic[8] = {'N', 'T', 'K', 'M', 'O', 'D', 'E', 'L'};
 inline constexpr uint32_t kModelFormatVersion = 4;
 inline constexpr size_t kModelHeaderBytes = 20;
-
-// CRC-32C of `n` bytes; `crc` continues a previous value (0 to start).
-// The one CRC-32C of the tree: SSE4.2's crc32 instruction when the CPU has
-// it (8 bytes per instruction), else slicing-by-8 tables; both compute the
-// same function.
-uint32_t Crc32c(const void* data, size_t n, uint32_t crc = 0);
-
-namespace internal {
-// Tests only: the portable (slicing-by-8) path, whatever the CPU.
-uint32_t Crc32cPortableForTesting(const void* data, size_t n, uint32_t crc = 0);
-}  // namespace internal
 
 }  // namespace ntk
 

@@ -3,12 +3,9 @@
 // "6. Nystrom models" (nystrom_solve.h).
 #include <algorithm>
 #include <cmath>
-#include <limits>
-
-#include <lapacke.h>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "core/nystrom/nystrom_solve.h"
 #include "core/training/solver_util.h"
 
@@ -41,20 +38,14 @@ absl::StatusOr<NystromSolution> SolveNormalEquations(const NystromKernels& k,
   gram.noalias() = k.theta_nm.transpose() * k.theta_nm;
   MatrixXd b(m, rhs.cols());
   b.noalias() = k.theta_nm.transpose() * rhs;
-  MatrixXd factor;
-  double anorm = 0;
-  const absl::StatusOr<double> jittered = solver_internal::FactorWithJitter(
+  absl::StatusOr<solver_internal::FactoredSolve> solved = solver_internal::FactorAndSolve(
       [&](double shift, MatrixXd* a) { *a = gram + shift * k.theta_mm; }, base_shift, scale,
-      policy, progress, "the Nystrom matrix Theta_mn Theta_nm + delta Theta_mm", &factor,
-      &anorm);
-  if (!jittered.ok()) return jittered.status();
-  const double jitter = *jittered;
-  absl::StatusOr<MatrixXd> beta = solver_internal::SolveFactored(factor, b, progress);
-  if (!beta.ok()) return beta.status();
+      policy, progress, "the Nystrom matrix Theta_mn Theta_nm + delta Theta_mm", b);
+  if (!solved.ok()) return solved.status();
   NystromSolution sol;
-  sol.info.jitter = jitter;
-  sol.beta = *std::move(beta);
-  const double delta = base_shift + jitter;
+  sol.info.jitter = solved->jitter;
+  sol.beta = std::move(solved->solution);
+  const double delta = base_shift + solved->jitter;
   MatrixXd h_beta(m, rhs.cols());
   h_beta.noalias() = gram * sol.beta;
   h_beta.noalias() += delta * (k.theta_mm * sol.beta);
@@ -63,13 +54,7 @@ absl::StatusOr<NystromSolution> SolveNormalEquations(const NystromKernels& k,
   sol.logits.noalias() = k.theta_nm * sol.beta;
   if (f0.size() != 0) sol.logits += f0;
   sol.gram = std::move(gram);
-  double rcond = 0;
-  const lapack_int info = LAPACKE_dpocon(LAPACK_COL_MAJOR, 'L', static_cast<lapack_int>(m),
-                                         factor.data(),
-                                         static_cast<lapack_int>(factor.outerStride()), anorm,
-                                         &rcond);
-  sol.info.condition_estimate =
-      info == 0 && rcond > 0 ? 1.0 / rcond : std::numeric_limits<double>::infinity();
+  sol.info.condition_estimate = solver_internal::ConditionEstimate(solved->factor, solved->anorm);
   return sol;
 }
 
@@ -156,21 +141,12 @@ absl::StatusOr<NystromSolution> SolveNystrom(const TrainingProblem& problem,
       const MatrixXd f0 = f0_in.size() == 0 ? MatrixXd::Zero(n, c) : f0_in;
       return nystrom_internal::SolveNystromNewton(k, y, f0, problem.lambda, options);
     }
-    case Regime::kUnregularizedCE: {
-      if (!(y.array() > 0).all()) {
-        return absl::InvalidArgumentError(
-            "targets: 2b (lambda = 0) needs every target > 0 (docs/model-contract.md "
-            "\"2b. Unregularized\")");
-      }
-      MatrixXd rhs = y.array().log().matrix();
-      if (f0_in.size() != 0) rhs -= f0_in;
-      return SolveNormalEquations(k, rhs, f0_in, 0.0, problem.jitter, options.progress);
-    }
+    case Regime::kUnregularizedCE:
     case Regime::kSquared: {
-      MatrixXd rhs = y;
-      if (f0_in.size() != 0) rhs -= f0_in;
-      return SolveNormalEquations(k, rhs, f0_in, problem.lambda, problem.jitter,
-                                  options.progress);
+      absl::StatusOr<MatrixXd> rhs = solver_internal::DirectRhs(problem.regime, y, f0_in);
+      if (!rhs.ok()) return rhs.status();
+      const double base_shift = problem.regime == Regime::kSquared ? problem.lambda : 0.0;
+      return SolveNormalEquations(k, *rhs, f0_in, base_shift, problem.jitter, options.progress);
     }
   }
   return absl::InternalError("SolveNystrom: unknown regime");

@@ -123,25 +123,15 @@ absl::Status ValidateSelection(const ModelSpec& base, const TrainingData& data,
   if (absl::Status s = CheckFolds(data, o.folds); !s.ok()) return s;
   const auto finite_nonneg = [](double v) { return std::isfinite(v) && v >= 0; };
   const std::string depth_range = absl::StrCat("in [1, ", kMaxDepth, "]");
-  if (absl::Status s = CheckList("depths", o.depths, depth_range.c_str(),
-                                 [](int v) { return v >= 1 && v <= kMaxDepth; });
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = CheckList("regularizations", o.regularizations, "a finite number >= 0",
-                                 finite_nonneg);
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = CheckList("label_smoothings", o.label_smoothings, "in [0, 1)",
-                                 [](double v) { return v >= 0 && v < 1; });
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = CheckList("bias_variances", o.bias_variances, "a finite number >= 0",
-                                 finite_nonneg);
-      !s.ok()) {
-    return s;
+  // Each list with its range: the first failure, in this order, is reported.
+  for (const absl::Status& s :
+       {CheckList("depths", o.depths, depth_range.c_str(),
+                  [](int v) { return v >= 1 && v <= kMaxDepth; }),
+        CheckList("regularizations", o.regularizations, "a finite number >= 0", finite_nonneg),
+        CheckList("label_smoothings", o.label_smoothings, "in [0, 1)",
+                  [](double v) { return v >= 0 && v < 1; }),
+        CheckList("bias_variances", o.bias_variances, "a finite number >= 0", finite_nonneg)}) {
+    if (!s.ok()) return s;
   }
   return ResolveCandidates(SelectionCandidates(base, o), data).status();
 }

@@ -3,6 +3,10 @@
 #include "core/training/solver_util.h"
 
 #include <cmath>
+#include <limits>
+#include <utility>
+
+#include <lapacke.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -88,6 +92,45 @@ absl::StatusOr<double> FactorWithJitter(
       "features: %s is not positive definite even with jitter %.3g (%.0e x mean diagonal); "
       "the kernel has non-finite or inconsistent entries",
       what, jitter, policy.max_relative));
+}
+
+absl::StatusOr<FactoredSolve> FactorAndSolve(
+    const std::function<void(double shift, MatrixXd* a)>& build, double base_shift,
+    double scale, const JitterPolicy& policy, const ProgressFn& progress, const char* what,
+    const MatrixXd& rhs) {
+  FactoredSolve out;
+  absl::StatusOr<double> jitter =
+      FactorWithJitter(build, base_shift, scale, policy, progress, what, &out.factor, &out.anorm);
+  if (!jitter.ok()) return jitter.status();
+  out.jitter = *jitter;
+  absl::StatusOr<MatrixXd> solution = SolveFactored(out.factor, rhs, progress);
+  if (!solution.ok()) return solution.status();
+  out.solution = *std::move(solution);
+  return out;
+}
+
+double ConditionEstimate(const MatrixXd& factor, double anorm) {
+  double rcond = 0;
+  const lapack_int info = LAPACKE_dpocon(
+      LAPACK_COL_MAJOR, 'L', static_cast<lapack_int>(factor.rows()), factor.data(),
+      static_cast<lapack_int>(factor.outerStride()), anorm, &rcond);
+  return info == 0 && rcond > 0 ? 1.0 / rcond : std::numeric_limits<double>::infinity();
+}
+
+absl::StatusOr<MatrixXd> DirectRhs(Regime regime, const MatrixXd& y, const MatrixXd& f0) {
+  MatrixXd rhs;
+  if (regime == Regime::kUnregularizedCE) {
+    if (!(y.array() > 0).all()) {
+      return absl::InvalidArgumentError(
+          "targets: 2b (lambda = 0) needs every target > 0 (docs/model-contract.md "
+          "\"2b. Unregularized\")");
+    }
+    rhs = y.array().log().matrix();
+  } else {
+    rhs = y;
+  }
+  if (f0.size() != 0) rhs -= f0;
+  return rhs;
 }
 
 double Dot(const MatrixXd& a, const MatrixXd& b) {

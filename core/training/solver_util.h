@@ -1,6 +1,7 @@
 // ntk/core/training/solver_util.h (internal to core/training/): small
 // helpers shared by the solvers of docs/model-contract.md
-// "2. Training objective" (newton_cg.cc, direct_solve.cc).
+// "2. Training objective" (newton_cg.cc, direct_solve.cc) and the Nystrom
+// solves (core/nystrom/).
 //
 // Thread safety: pure functions.
 #ifndef NTK_CORE_TRAINING_SOLVER_UTIL_H_
@@ -48,6 +49,36 @@ absl::StatusOr<double> FactorWithJitter(
 absl::StatusOr<Eigen::MatrixXd> SolveFactored(const Eigen::MatrixXd& factor,
                                               const Eigen::MatrixXd& rhs,
                                               const ProgressFn& progress);
+
+// What FactorAndSolve returns: the factor of A = A(base_shift + jitter),
+// ||A||_1 (for ConditionEstimate), the jitter and A^{-1} rhs.
+struct FactoredSolve {
+  Eigen::MatrixXd factor;    // L, lower triangle (strict upper zero), L L^T = A
+  double anorm = 0;          // ||A||_1
+  double jitter = 0;
+  Eigen::MatrixXd solution;  // A^{-1} rhs
+};
+
+// The direct solve of 2b / 2c, for the exact model (A = Theta + delta I)
+// and a Nystrom model (A = Theta_mn Theta_nm + delta Theta_mm) alike:
+// FactorWithJitter (arguments as there), then SolveFactored(rhs). Errors
+// are theirs.
+absl::StatusOr<FactoredSolve> FactorAndSolve(
+    const std::function<void(double shift, Eigen::MatrixXd* a)>& build, double base_shift,
+    double scale, const JitterPolicy& policy, const ProgressFn& progress, const char* what,
+    const Eigen::MatrixXd& rhs);
+
+// 1 / rcond of A = L L^T, rcond LAPACK dpocon's 1-norm estimate from the
+// factor L (lower) and anorm = ||A||_1: O(n^2), a few triangular solves.
+// +infinity when dpocon fails or rcond is 0. REQUIRES: L n x n, n >= 1.
+double ConditionEstimate(const Eigen::MatrixXd& factor, double anorm);
+
+// The right-hand side T - F0 of the 2b / 2c systems (f0 empty: F0 = 0):
+// T = log Y for kUnregularizedCE, INVALID_ARGUMENT "targets: ..." unless
+// every target is > 0 (docs/model-contract.md "2b. Unregularized"); T = Y
+// for kSquared. REQUIRES: regime is one of those two; f0 empty or y's shape.
+absl::StatusOr<Eigen::MatrixXd> DirectRhs(Regime regime, const Eigen::MatrixXd& y,
+                                          const Eigen::MatrixXd& f0);
 
 // theta square, y N x C (C >= 1), f0 empty or N x C; INVALID_ARGUMENT naming
 // the field otherwise.

@@ -7,6 +7,7 @@
 #define NTK_TESTS_TESTING_NYSTROM_FIXTURES_H_
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 
 #include <gtest/gtest.h>
@@ -15,6 +16,10 @@
 #include "tests/testing/test_data.h"
 
 namespace ntk::testing {
+
+// Double's machine epsilon (2^-52): cond * kEps bounds a solve's relative
+// error, the tests' check that a tolerance is a real one.
+inline constexpr double kEps = std::numeric_limits<double>::epsilon();
 
 // Three Gaussian blobs in d = 5 with hard labels (class i % 3, shifted by
 // +2 along axis i % 3).

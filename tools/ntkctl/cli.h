@@ -1,10 +1,11 @@
-// ntk/tools/ntkctl/cli.h: what ntkctl's files share: the flags (declared
-// here, defined once in flags.cc), the exit codes and error printers, the
+// ntk/tools/ntkctl/cli.h: what ntkctl's files share: the flags several
+// files read (declared here, defined in flags.cc; a flag only one file reads
+// is defined in that file, as Abseil recommends), the exit codes and error printers, the
 // Command table entry each command file provides, and the pieces several
 // commands use (connecting, reading --data, --format/--model checks).
 //
 // Layout: main.cc parses the command line and dispatches; flags.cc holds the
-// flags and shared help text; common.cc the shared pieces; fit.cc,
+// shared flags and help text; common.cc the shared pieces; fit.cc,
 // predict.cc, predict_dist.cc, models.cc (list/get/delete/health) and
 // watch.cc (watch, the fit progress display) one command group each, with
 // its help text next to its code.
@@ -30,45 +31,11 @@
 #include "proto/ntk/v1/ntk.pb.h"
 #include "tools/ntkctl/csv.h"
 
-ABSL_DECLARE_FLAG(std::string, server);
-ABSL_DECLARE_FLAG(std::string, token_file);
-ABSL_DECLARE_FLAG(std::string, tls_ca);
-ABSL_DECLARE_FLAG(bool, tls);
-ABSL_DECLARE_FLAG(double, deadline_seconds);
 ABSL_DECLARE_FLAG(std::string, model);
 ABSL_DECLARE_FLAG(std::string, data);
-ABSL_DECLARE_FLAG(std::string, targets);
-ABSL_DECLARE_FLAG(bool, header);
 ABSL_DECLARE_FLAG(std::string, rows);
-ABSL_DECLARE_FLAG(std::string, label_column);
-ABSL_DECLARE_FLAG(std::string, activation);
-ABSL_DECLARE_FLAG(int32_t, depth);
-ABSL_DECLARE_FLAG(double, weight_variance);
-ABSL_DECLARE_FLAG(double, bias_variance);
-ABSL_DECLARE_FLAG(std::string, loss);
-ABSL_DECLARE_FLAG(double, regularization);
-ABSL_DECLARE_FLAG(double, label_smoothing);
-ABSL_DECLARE_FLAG(std::string, approximation);
-ABSL_DECLARE_FLAG(int32_t, num_centers);
-ABSL_DECLARE_FLAG(uint64_t, approx_seed);
-ABSL_DECLARE_FLAG(int32_t, select_folds);
-ABSL_DECLARE_FLAG(std::string, select_depths);
-ABSL_DECLARE_FLAG(std::string, select_regularizations);
-ABSL_DECLARE_FLAG(std::string, select_label_smoothings);
-ABSL_DECLARE_FLAG(std::string, select_bias_variances);
-ABSL_DECLARE_FLAG(uint64_t, select_seed);
-ABSL_DECLARE_FLAG(bool, standardize);
-ABSL_DECLARE_FLAG(bool, normalize_rows);
-ABSL_DECLARE_FLAG(int32_t, num_classes);
-ABSL_DECLARE_FLAG(std::string, class_names);
-ABSL_DECLARE_FLAG(bool, replace);
 ABSL_DECLARE_FLAG(std::string, format);
 ABSL_DECLARE_FLAG(bool, verbose);
-ABSL_DECLARE_FLAG(std::string, method);
-ABSL_DECLARE_FLAG(int32_t, num_samples);
-ABSL_DECLARE_FLAG(uint64_t, seed);
-ABSL_DECLARE_FLAG(int32_t, top);
-ABSL_DECLARE_FLAG(std::string, service);
 
 namespace ntkctl {
 

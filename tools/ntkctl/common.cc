@@ -22,6 +22,19 @@
 #include "tools/ntkctl/cli.h"
 #include "tools/ntkctl/output.h"
 
+// The flags only this file reads (the shared ones: tools/ntkctl/cli.h).
+ABSL_FLAG(std::string, server, "127.0.0.1:50051",
+          "host:port of the ntk server (default: $NTK_SERVER, else 127.0.0.1:50051)");
+ABSL_FLAG(std::string, token_file, "",
+          "file holding the bearer token the server requires");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM file of the CA that signed the server's certificate (implies TLS)");
+ABSL_FLAG(bool, tls, false, "use TLS with the system's root certificates");
+ABSL_FLAG(double, deadline_seconds, 0,
+          "per-call deadline; 0: 600 for fit/predict/predict-dist, 10 otherwise");
+ABSL_FLAG(bool, header, false, "skip the first line of the data file");
+ABSL_FLAG(std::string, label_column, "auto", "last | first | none | auto");
+
 namespace ntkctl {
 namespace {
 

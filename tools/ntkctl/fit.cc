@@ -17,6 +17,35 @@
 #include "tools/ntkctl/csv.h"
 #include "tools/ntkctl/output.h"
 
+// The flags only this file reads (the shared ones: tools/ntkctl/cli.h).
+ABSL_FLAG(std::string, targets, "", "CSV of soft targets, one row of C values per data row");
+ABSL_FLAG(std::string, activation, "relu", "relu | erf");
+ABSL_FLAG(int32_t, depth, 1, "hidden layers L >= 1");
+ABSL_FLAG(double, weight_variance, 2.0, "sigma_w^2 > 0");
+ABSL_FLAG(double, bias_variance, 0.0, "sigma_b^2 >= 0");
+ABSL_FLAG(std::string, loss, "cross_entropy", "cross_entropy | squared");
+ABSL_FLAG(double, regularization, 0.0, "lambda >= 0 (unset: the server's default)");
+ABSL_FLAG(double, label_smoothing, 0.0, "eps in [0, 1) (unset: the server's default)");
+ABSL_FLAG(std::string, approximation, "exact",
+          "exact | nystrom (docs/model-contract.md \"6. Nystrom models\")");
+ABSL_FLAG(int32_t, num_centers, 0, "Nystrom centers m (0: the server's default, growing with N)");
+ABSL_FLAG(uint64_t, approx_seed, 0, "Nystrom center selection seed (same seed: same model)");
+ABSL_FLAG(int32_t, select_folds, 0,
+          "model selection: k-fold cross-validation over the --select_* grid (0: none, >= 2)");
+ABSL_FLAG(std::string, select_depths, "", "model selection: depths, e.g. 1,2,3 (empty: --depth)");
+ABSL_FLAG(std::string, select_regularizations, "",
+          "model selection: lambdas, e.g. 0,0.01,0.1 (empty: --regularization)");
+ABSL_FLAG(std::string, select_label_smoothings, "",
+          "model selection: eps values (empty: --label_smoothing)");
+ABSL_FLAG(std::string, select_bias_variances, "",
+          "model selection: bias variances (empty: --bias_variance)");
+ABSL_FLAG(uint64_t, select_seed, 0, "model selection: fold assignment seed");
+ABSL_FLAG(bool, standardize, false, "z-score each feature with training statistics");
+ABSL_FLAG(bool, normalize_rows, false, "scale each row to L2 norm sqrt(d)");
+ABSL_FLAG(int32_t, num_classes, 0, "number of classes (0: 1 + the largest label)");
+ABSL_FLAG(std::string, class_names, "", "comma-separated class names");
+ABSL_FLAG(bool, replace, false, "overwrite an existing model with this id");
+
 namespace ntkctl {
 namespace {
 

@@ -14,6 +14,9 @@
 #include "tools/ntkctl/csv.h"
 #include "tools/ntkctl/output.h"
 
+// The flags only this file reads (the shared ones: tools/ntkctl/cli.h).
+ABSL_FLAG(std::string, service, "", "health: the service name to check (empty: the server)");
+
 namespace ntkctl {
 namespace {
 

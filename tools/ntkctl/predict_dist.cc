@@ -19,6 +19,13 @@
 #include "tools/ntkctl/csv.h"
 #include "tools/ntkctl/output.h"
 
+// The flags only this file reads (the shared ones: tools/ntkctl/cli.h).
+ABSL_FLAG(std::string, method, "",
+          "exact | linearized | monte_carlo | laplace_posterior (unset: the server's default)");
+ABSL_FLAG(int32_t, num_samples, 0, "Monte Carlo samples (0: the server's default)");
+ABSL_FLAG(uint64_t, seed, 0, "random seed (same request and seed: same answer)");
+ABSL_FLAG(int32_t, top, 0, "predict-dist: show only the N points of largest mutual information");
+
 namespace ntkctl {
 namespace {
 

@@ -31,7 +31,8 @@ JOBS=${JOBS:-$(nproc)}
 PKGS_BUILD=(g++ make cmake pkg-config protobuf-compiler protobuf-compiler-grpc
   libgrpc++-dev libprotobuf-dev libeigen3-dev libopenblas-dev liblapacke-dev
   libgtest-dev libgmock-dev libbenchmark-dev grpc-proto openssl
-  libcpp-httplib-dev prometheus-cpp-dev nlohmann-json3-dev)
+  libcpp-httplib-dev prometheus-cpp-dev nlohmann-json3-dev
+  openmpi-bin libopenmpi-dev libscalapack-openmpi-dev)
 # The README's example data (digits CSV), the Python client example and
 # package (client/python: `pip install` offline into a venv needs venv,
 # setuptools and wheel), the OIP test's stubs (grpc_tools), and the Python

@@ -74,6 +74,9 @@ ABSL_FLAG(std::string, tls_key, "", "PEM private key file for --tls_cert");
 ABSL_FLAG(std::string, auth_token_file, "",
           "file holding a bearer token; then every RPC except grpc.health.v1 needs "
           "\"authorization: Bearer <token>\" (else UNAUTHENTICATED)");
+ABSL_FLAG(bool, distributed, kDefaults.distributed,
+          "run under mpirun: rank 0 serves, ranks 1..K-1 compute exact 2b/2c fits with it "
+          "(MPI + ScaLAPACK, docs/distributed.md); needs a build with NTK_MPI");
 ABSL_FLAG(int, shutdown_grace_seconds, kDefaults.shutdown_grace_seconds,
           "on SIGTERM/SIGINT, seconds in-flight RPCs may take before they are cancelled");
 ABSL_FLAG(double, stream_idle_seconds, kDefaults.stream_idle_seconds,
@@ -157,6 +160,7 @@ absl::StatusOr<ServerOptions> ParseServerFlags(int argc, char** argv) {
   o.predict_threads = absl::GetFlag(FLAGS_predict_threads);
   o.distribution_cache_mb = absl::GetFlag(FLAGS_distribution_cache_mb);
   o.shutdown_grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
+  o.distributed = absl::GetFlag(FLAGS_distributed);
   o.stream_idle_seconds = absl::GetFlag(FLAGS_stream_idle_seconds);
   o.max_request_seconds = absl::GetFlag(FLAGS_max_request_seconds);
   o.log_rpcs = absl::GetFlag(FLAGS_log_rpcs);

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
@@ -17,6 +18,9 @@
 #include "server/flags.h"
 #include "server/log.h"
 #include "server/server.h"
+#ifdef NTK_MPI
+#include "server/distributed/session.h"
+#endif
 
 namespace {
 
@@ -66,6 +70,25 @@ int main(int argc, char** argv) {
     return 2;
   }
   const ntk::server::ServerOptions& o = *options;
+  // --distributed (docs/distributed.md): ranks 1..K-1 work for rank 0 and
+  // never serve; rank 0 goes on as below, and its session ends the workers
+  // and MPI when main returns.
+#ifdef NTK_MPI
+  std::optional<ntk::server::distributed::Session> mpi;
+  if (o.distributed) {
+    mpi.emplace(&argc, &argv);
+    if (!mpi->ok()) {
+      std::fprintf(stderr, "ntk_server: --distributed: %s\n", mpi->error().c_str());
+      return 1;
+    }
+    if (!mpi->is_root()) return mpi->RunWorker();
+  }
+#else
+  if (o.distributed) {
+    std::fprintf(stderr, "ntk_server: --distributed needs a build with NTK_MPI\n");
+    return 2;
+  }
+#endif
 
   absl::StatusOr<std::unique_ptr<ntk::server::NtkServer>> server =
       ntk::server::NtkServer::Start(o);

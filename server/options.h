@@ -61,6 +61,9 @@ struct ServerOptions {
   std::string tls_key_pem;
   std::string auth_token;        // non-empty: every RPC needs "authorization: Bearer <token>"
   int shutdown_grace_seconds = 30;
+  // Under mpirun: rank 0 serves, the other ranks work for its exact 2b/2c
+  // fits (docs/distributed.md). Needs a build with NTK_MPI.
+  bool distributed = false;
   // A FitStream that sends no message for this long is ended with
   // DEADLINE_EXCEEDED (it holds no fit slot while it streams; the slot is
   // taken once its data is complete). <= 0: no limit.

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "core/distribution/distribution.h"
 #include "core/kernels/kernel.h"
+#include "core/model/direct_solver_hook.h"
 #include "core/model/model_state.h"
 #include "core/numerics/values.h"
 #include "core/training/solve.h"
@@ -235,6 +236,15 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
         !st.ok()) {
       return st;
     }
+  } else if (GetExactDirectSolver() && p.regime != Regime::kRegularizedCE) {
+    // docs/distributed.md: the ranks compute Theta's tiles and solve; no
+    // N x N matrix here, and no EXACT factors kept (built on first use).
+    if (!report(0.2, "solve")) return absl::CancelledError("fit cancelled");
+    absl::StatusOr<SolverSolution> sol = GetExactDirectSolver()(p, state->x_train, f0);
+    if (!sol.ok()) return sol.status();
+    train_logits = std::move(sol->logits);
+    state->dual = std::move(sol->dual);
+    info = sol->info;
   } else {
     {
       KernelMatrices k;

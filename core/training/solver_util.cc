@@ -62,15 +62,38 @@ absl::Status CheckShapes(const MatrixXd& theta, const MatrixXd& y,
 }
 
 double JitterScale(const MatrixXd& theta) {
-  const double mean_diag = theta.rows() > 0 ? theta.diagonal().mean() : 1.0;
+  return JitterScaleOfDiagonal(theta.diagonal());
+}
+
+double JitterScaleOfDiagonal(const Eigen::VectorXd& diagonal) {
+  const double mean_diag = diagonal.size() > 0 ? diagonal.mean() : 1.0;
   return mean_diag > 0 ? mean_diag : 1.0;
+}
+
+double FirstJitter(double base_shift, double scale, const JitterPolicy& policy) {
+  return base_shift >= policy.relative * scale ? 0.0 : policy.relative * scale;
+}
+
+bool NextJitter(double scale, const JitterPolicy& policy, double* jitter) {
+  const double next = *jitter == 0 ? policy.relative * scale : *jitter * 10;
+  if (next > policy.max_relative * scale * (1 + 1e-12)) return false;
+  *jitter = next;
+  return true;
+}
+
+absl::Status NotPositiveDefiniteError(const char* what, double jitter,
+                                      const JitterPolicy& policy) {
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "features: %s is not positive definite even with jitter %.3g (%.0e x mean diagonal); "
+      "the kernel has non-finite or inconsistent entries",
+      what, jitter, policy.max_relative));
 }
 
 absl::StatusOr<double> FactorWithJitter(
     const std::function<void(double shift, MatrixXd* a)>& build, double base_shift,
     double scale, const JitterPolicy& policy, const ProgressFn& progress, const char* what,
     MatrixXd* factor, double* anorm) {
-  double jitter = base_shift >= policy.relative * scale ? 0.0 : policy.relative * scale;
+  double jitter = FirstJitter(base_shift, scale, policy);
   if (!ReportProgress(progress, 0.0, "cholesky")) {
     return absl::CancelledError("fit cancelled before the Cholesky factorization");
   }
@@ -84,14 +107,9 @@ absl::StatusOr<double> FactorWithJitter(
       return absl::CancelledError("fit cancelled during the Cholesky factorization");
     }
     if (st.ok()) return jitter;
-    const double next = jitter == 0 ? policy.relative * scale : jitter * 10;
-    if (next > policy.max_relative * scale * (1 + 1e-12)) break;
-    jitter = next;
+    if (!NextJitter(scale, policy, &jitter)) break;
   }
-  return absl::FailedPreconditionError(absl::StrFormat(
-      "features: %s is not positive definite even with jitter %.3g (%.0e x mean diagonal); "
-      "the kernel has non-finite or inconsistent entries",
-      what, jitter, policy.max_relative));
+  return NotPositiveDefiniteError(what, jitter, policy);
 }
 
 absl::StatusOr<FactoredSolve> FactorAndSolve(

@@ -1,7 +1,9 @@
-// ntk/core/training/solver_util.h (internal to core/training/): small
+// ntk/core/training/solver_util.h (internal to core/): small
 // helpers shared by the solvers of docs/model-contract.md
-// "2. Training objective" (newton_cg.cc, direct_solve.cc) and the Nystrom
-// solves (core/nystrom/).
+// "2. Training objective" (newton_cg.cc, direct_solve.cc), the Nystrom
+// solves (core/nystrom/) and the distributed 2b/2c solve in
+// core/distributed/ (which factors with ScaLAPACK but follows the same
+// jitter policy).
 //
 // Thread safety: pure functions.
 #ifndef NTK_CORE_TRAINING_SOLVER_UTIL_H_
@@ -27,6 +29,20 @@ double Dot(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b);
 // The scale the 2b/2c jitter is relative to: mean(diag Theta), or 1 when
 // that is not positive (or Theta is empty).
 double JitterScale(const Eigen::MatrixXd& theta);
+// The same from diag Theta alone.
+double JitterScaleOfDiagonal(const Eigen::VectorXd& diagonal);
+
+// The jitter policy's steps (problem.h JitterPolicy): the first jitter for
+// a matrix whose base diagonal shift is base_shift (0 when base_shift >=
+// policy.relative * scale, else policy.relative * scale), and the next one
+// after a failed factorization (x10), or false when that would exceed
+// policy.max_relative * scale.
+double FirstJitter(double base_shift, double scale, const JitterPolicy& policy);
+bool NextJitter(double scale, const JitterPolicy& policy, double* jitter);
+// FAILED_PRECONDITION "features: <what> is not positive definite even with
+// jitter ..." after the largest jitter `jitter`.
+absl::Status NotPositiveDefiniteError(const char* what, double jitter,
+                                      const JitterPolicy& policy);
 
 // The Cholesky factor of the 2b/2c systems with the jitter policy of
 // problem.h (JitterPolicy, docs/model-contract.md "2b. Unregularized"):

@@ -77,6 +77,10 @@ ABSL_FLAG(std::string, auth_token_file, "",
 ABSL_FLAG(bool, distributed, kDefaults.distributed,
           "run under mpirun: rank 0 serves, ranks 1..K-1 compute exact 2b/2c fits with it "
           "(MPI + ScaLAPACK, docs/distributed.md); needs a build with NTK_MPI");
+ABSL_FLAG(double, distributed_timeout_seconds, kDefaults.distributed_timeout_seconds,
+          "with --distributed: seconds rank 0 waits for every rank to acknowledge a command; "
+          "a rank that does not fails the fit UNAVAILABLE and the job exits non-zero "
+          "(docs/distributed.md \"Faults\")");
 ABSL_FLAG(int, shutdown_grace_seconds, kDefaults.shutdown_grace_seconds,
           "on SIGTERM/SIGINT, seconds in-flight RPCs may take before they are cancelled");
 ABSL_FLAG(double, stream_idle_seconds, kDefaults.stream_idle_seconds,
@@ -161,12 +165,16 @@ absl::StatusOr<ServerOptions> ParseServerFlags(int argc, char** argv) {
   o.distribution_cache_mb = absl::GetFlag(FLAGS_distribution_cache_mb);
   o.shutdown_grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
   o.distributed = absl::GetFlag(FLAGS_distributed);
+  o.distributed_timeout_seconds = absl::GetFlag(FLAGS_distributed_timeout_seconds);
   o.stream_idle_seconds = absl::GetFlag(FLAGS_stream_idle_seconds);
   o.max_request_seconds = absl::GetFlag(FLAGS_max_request_seconds);
   o.log_rpcs = absl::GetFlag(FLAGS_log_rpcs);
   o.memory_budget_mb = absl::GetFlag(FLAGS_memory_budget_mb);
   if (o.predict_batch_in_flight < 0) {
     return absl::InvalidArgumentError("--predict_batch_in_flight: must be >= 0");
+  }
+  if (!(o.distributed_timeout_seconds > 0)) {
+    return absl::InvalidArgumentError("--distributed_timeout_seconds: must be > 0");
   }
   if (o.memory_budget_mb < 0) return absl::InvalidArgumentError("--memory_budget_mb: must be >= 0");
   if (o.distribution_cache_mb < 0) {

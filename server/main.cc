@@ -76,7 +76,9 @@ int main(int argc, char** argv) {
 #ifdef NTK_MPI
   std::optional<ntk::server::distributed::Session> mpi;
   if (o.distributed) {
-    mpi.emplace(&argc, &argv);
+    ntk::server::distributed::SessionOptions session_options;
+    session_options.ack_timeout = absl::Seconds(o.distributed_timeout_seconds);
+    mpi.emplace(&argc, &argv, session_options);
     if (!mpi->ok()) {
       std::fprintf(stderr, "ntk_server: --distributed: %s\n", mpi->error().c_str());
       return 1;

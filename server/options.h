@@ -64,6 +64,10 @@ struct ServerOptions {
   // Under mpirun: rank 0 serves, the other ranks work for its exact 2b/2c
   // fits (docs/distributed.md). Needs a build with NTK_MPI.
   bool distributed = false;
+  // With --distributed: how long rank 0 waits for every rank to acknowledge
+  // a command before it fails the fit UNAVAILABLE and ends the job
+  // (docs/distributed.md "Faults"). > 0.
+  double distributed_timeout_seconds = 10;
   // A FitStream that sends no message for this long is ended with
   // DEADLINE_EXCEEDED (it holds no fit slot while it streams; the slot is
   // taken once its data is complete). <= 0: no limit.

@@ -121,7 +121,8 @@ absl::StatusOr<Eigen::MatrixXd> Client::FromProto(const v1::Matrix& m) {
   return MatrixFromProto(m, "matrix");
 }
 
-absl::StatusOr<v1::ModelInfo> Client::Fit(const v1::FitRequest& request) {
+absl::StatusOr<v1::ModelInfo> Client::Fit(const v1::FitRequest& request,
+                                          const FitUploadProgress& on_upload) {
   const size_t max_bytes = static_cast<size_t>(impl_->options.max_message_mb) * 1024 * 1024;
   v1::FitResponse response;
   if (request.ByteSizeLong() <= max_bytes / 4 * 3) {
@@ -173,6 +174,7 @@ absl::StatusOr<v1::ModelInfo> Client::Fit(const v1::FitRequest& request) {
       }
       if (has_targets) *m.mutable_targets() = SliceMatrixRows(request.targets(), begin, end);
       if (!writer->Write(m)) break;  // the server ended the call; Finish says why
+      if (on_upload) on_upload(end, rows);
       if (end >= rows) break;
     }
     writer->WritesDone();

@@ -53,10 +53,17 @@ class Client {
   static absl::StatusOr<std::unique_ptr<Client>> Connect(
       const ClientOptions& options);
 
+  // Called by Fit on its calling thread after each FitStream message has
+  // been written: the rows sent so far (increasing, the last call equal to
+  // the total) and the total. Not called for a request sent as one Fit.
+  using FitUploadProgress = std::function<void(uint64_t rows_sent, uint64_t rows_total)>;
+
   // Fits a model. The request's features/labels/targets are sent as one
   // Fit call when the request fits in one message, else split into rows
-  // and sent with FitStream. Not retried.
-  absl::StatusOr<v1::ModelInfo> Fit(const v1::FitRequest& request);
+  // and sent with FitStream (on_upload, when set, follows the chunks). Not
+  // retried.
+  absl::StatusOr<v1::ModelInfo> Fit(const v1::FitRequest& request,
+                                    const FitUploadProgress& on_upload = {});
   // Convenience: build the request from Eigen data (hard labels or targets).
   absl::StatusOr<v1::ModelInfo> Fit(const std::string& model_id,
                                     const v1::ModelSpec& spec,

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <grpcpp/generic/generic_stub.h>
@@ -151,20 +152,41 @@ TEST(ClientTest, EveryRpcEndToEnd) {
   EXPECT_EQ(list->size(), 2u);
 }
 
+// A request over 3/4 of the message limit goes in FitStream chunks and
+// gives the model a single Fit gives; Fit's on_upload follows the chunks
+// (increasing row counts ending at the total) and is never called for a
+// request sent as one Fit.
 TEST(ClientTest, LargeFitSwitchesToFitStreamWithSameResult) {
   TempDir dir;
   auto server = InProcessServer::Start(testing::TestServerOptions(dir.path()));
   ASSERT_NE(server, nullptr);
-  // 400 x 300 doubles = 960 KB > 3/4 of 1 MiB: this client must stream.
+  // 400 x 300 doubles = 960 KB > 3/4 of 1 MiB: this client must stream, in
+  // chunks of about half a message (~217 rows), so at least two.
   ClientOptions small;
   small.max_message_mb = 1;
   std::unique_ptr<Client> streaming = server->Connect(small);
   std::unique_ptr<Client> unary = server->Connect();
   const testing::Blobs data = testing::MakeBlobs(400, 300, 2, 5);
-  auto a = streaming->Fit("streamed", testing::SmallSpec(1.0), data.x, data.y);
+  v1::FitRequest request;
+  *request.mutable_spec() = testing::SmallSpec(1.0);
+  *request.mutable_features() = Client::ToProto(data.x);
+  request.mutable_labels()->Add(data.y.begin(), data.y.end());
+  std::vector<std::pair<uint64_t, uint64_t>> calls;
+  auto record = [&calls](uint64_t sent, uint64_t total) { calls.emplace_back(sent, total); };
+  request.set_model_id("streamed");
+  auto a = streaming->Fit(request, record);
   ASSERT_TRUE(a.ok()) << a.status();
-  auto b = unary->Fit("unary", testing::SmallSpec(1.0), data.x, data.y);
+  ASSERT_GE(calls.size(), 2u);
+  for (size_t i = 0; i < calls.size(); ++i) {
+    EXPECT_EQ(calls[i].second, 400u);
+    if (i > 0) EXPECT_GT(calls[i].first, calls[i - 1].first);
+  }
+  EXPECT_EQ(calls.back().first, 400u);
+  calls.clear();
+  request.set_model_id("unary");
+  auto b = unary->Fit(request, record);
   ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(calls.empty());
   EXPECT_EQ(a->num_train(), 400u);
   // Same rows in the same order through the same code: identical models.
   auto pa = unary->Predict("streamed", data.x.topRows(20));

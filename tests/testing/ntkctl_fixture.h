@@ -1,7 +1,8 @@
 // tests/testing/ntkctl_fixture.h: what the ntkctl end-to-end tests share
 // (tests/ntkctl_test.cc: help, usage and file errors, health, the model
 // store, watch, TLS and token; tests/ntkctl_predict_test.cc: fit, predict,
-// predict-dist): one ntk_server subprocess per test executable on
+// predict-dist; tests/ntkctl_idx_test.cc: IDX data files and the streamed
+// upload): one ntk_server subprocess per test executable on
 // 127.0.0.1 (ephemeral port, temporary --model_dir) and ntkctl runners.
 //
 // REQUIRES: NTKCTL_PATH defined (tests/CMakeLists.txt does for every test)

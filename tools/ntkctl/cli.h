@@ -7,8 +7,9 @@
 // Layout: main.cc parses the command line and dispatches; flags.cc holds the
 // shared flags and help text; common.cc the shared pieces; fit.cc,
 // predict.cc, predict_dist.cc, models.cc (list/get/delete/health) and
-// watch.cc (watch, the fit progress display) one command group each, with
-// its help text next to its code.
+// watch.cc (watch) one command group each, with its help text next to its
+// code; progress.h the progress display (upload and fit) of fit and watch;
+// csv.h and idx.h the data file readers (library ntkctl_data).
 //
 // Thread safety: ntkctl is single-threaded; nothing here is thread-safe
 // (ExplicitFlags() is a process-wide set filled once by main).
@@ -87,8 +88,9 @@ int WatchFit(ntk::Client* client, const std::string& model_id);
 // *exit_code and returns null.
 std::unique_ptr<ntk::Client> Connect(double default_deadline_s, int* exit_code);
 
-// Reads --data with --header/--rows/--label_column. expected_features < 0
-// when unknown. Returns false (with *exit_code set) on error.
+// Reads --data: CSV with --header/--rows/--label_column, or IDX images
+// (recognized by name or magic, ntkctl::IsIdxFile) with --rows and --labels.
+// expected_features < 0 when unknown. Returns false (with *exit_code set) on error.
 bool LoadData(int expected_features, LabelColumn auto_means, CsvData* out,
               int* exit_code);
 

@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "tools/ntkctl/cli.h"
+#include "tools/ntkctl/idx.h"
 #include "tools/ntkctl/output.h"
 
 // The flags only this file reads (the shared ones: tools/ntkctl/cli.h).
@@ -34,6 +35,9 @@ ABSL_FLAG(double, deadline_seconds, 0,
           "per-call deadline; 0: 600 for fit/predict/predict-dist, 10 otherwise");
 ABSL_FLAG(bool, header, false, "skip the first line of the data file");
 ABSL_FLAG(std::string, label_column, "auto", "last | first | none | auto");
+ABSL_FLAG(std::string, labels, "", "IDX labels file (plain or .gz) for IDX images in --data");
+ABSL_FLAG(int32_t, max_message_mb, ntk::ClientOptions().max_message_mb,
+          "largest gRPC message, MiB (a larger fit is streamed in chunks with FitStream)");
 
 namespace ntkctl {
 namespace {
@@ -92,6 +96,12 @@ std::unique_ptr<ntk::Client> Connect(double default_deadline_s,
     return nullptr;
   }
   if (deadline == 0) deadline = default_deadline_s;
+  o.max_message_mb = absl::GetFlag(FLAGS_max_message_mb);
+  if (o.max_message_mb < 1 || o.max_message_mb > 2047) {
+    *exit_code = Usage(absl::StrCat("--max_message_mb: must be in [1, 2047], got ",
+                                    o.max_message_mb));
+    return nullptr;
+  }
   o.default_deadline = std::chrono::milliseconds(
       static_cast<int64_t>(std::ceil(deadline * 1000.0)));
   absl::StatusOr<std::unique_ptr<ntk::Client>> c = ntk::Client::Connect(o);
@@ -121,6 +131,34 @@ bool LoadData(int expected_features, ntkctl::LabelColumn auto_means,
   if (!lc.ok()) {
     *exit_code =
         Usage(absl::StrCat("--label_column: ", lc.status().message()));
+    return false;
+  }
+  const std::string labels = absl::GetFlag(FLAGS_labels);
+  absl::StatusOr<bool> idx = ntkctl::IsIdxFile(path);
+  if (!idx.ok()) {
+    *exit_code = InputError(idx.status());
+    return false;
+  }
+  if (*idx) {
+    for (const char* csv_only : {"header", "label_column"}) {
+      if (IsSet(csv_only)) {
+        *exit_code = Usage(absl::StrCat("--", csv_only, ": applies to CSV data; '", path,
+                                        "' is an IDX file (labels: --labels=FILE)"));
+        return false;
+      }
+    }
+    absl::StatusOr<ntkctl::CsvData> d =
+        ntkctl::ReadDataIdx(path, labels, *rows, expected_features);
+    if (!d.ok()) {
+      *exit_code = InputError(d.status());
+      return false;
+    }
+    *out = std::move(*d);
+    return true;
+  }
+  if (!labels.empty()) {
+    *exit_code = Usage(absl::StrCat("--labels: applies to IDX images; '", path,
+                                    "' is CSV (its labels are a column: --label_column)"));
     return false;
   }
   ntkctl::CsvOptions o;

@@ -165,23 +165,28 @@ absl::Status ForEachRow(
     }
   }
   if (!read_status.ok()) return read_status;
-  if (rows.begin > 0 && data_row <= rows.begin) {
+  return CheckRowRange(path, rows, data_row);
+}
+
+}  // namespace
+
+absl::Status CheckRowRange(const std::string& path, const RowRange& rows,
+                           int64_t total) {
+  if (rows.begin > 0 && total <= rows.begin) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": --rows starts at row ", rows.begin, " but the file has only ",
-        data_row, " data rows"));
+        total, " data rows"));
   }
-  if (rows.end >= 0 && data_row < rows.end) {
+  if (rows.end >= 0 && total < rows.end) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": --rows ends at row ", rows.end, " but the file has only ",
-        data_row, " data rows"));
+        total, " data rows"));
   }
-  if (data_row == 0) {
+  if (total == 0) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": no data rows"));
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::StatusOr<LabelColumn> ParseLabelColumn(absl::string_view s) {
   if (s == "last") return LabelColumn::kLast;

@@ -50,6 +50,12 @@ struct RowRange {
 // what was wrong with the text (the caller prefixes the flag name).
 absl::StatusOr<RowRange> ParseRowRange(absl::string_view s);
 
+// OK when `rows` selects at least one of the `total` data rows of `path` and
+// lies within them; else INVALID_ARGUMENT naming the file, e.g.
+// "x.csv: --rows ends at row 500 but the file has only 400 data rows".
+absl::Status CheckRowRange(const std::string& path, const RowRange& rows,
+                           int64_t total);
+
 struct CsvOptions {
   bool header = false;          // skip the first non-blank line
   RowRange rows;
@@ -64,7 +70,7 @@ struct CsvData {
   Eigen::MatrixXd features;         // rows x d
   std::vector<int> labels;          // rows labels, or empty (no label column)
   std::vector<int64_t> row_index;   // data-row index (0-based) of each row
-  std::vector<int> line_number;     // 1-based file line of each row
+  std::vector<int> line_number;     // 1-based file line of each row (CSV only)
 };
 
 // Reads features (and labels) from `path`.

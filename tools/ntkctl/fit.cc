@@ -12,10 +12,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "client/client.h"
 #include "tools/ntkctl/cli.h"
 #include "tools/ntkctl/csv.h"
 #include "tools/ntkctl/output.h"
+#include "tools/ntkctl/progress.h"
 
 // The flags only this file reads (the shared ones: tools/ntkctl/cli.h).
 ABSL_FLAG(std::string, targets, "", "CSV of soft targets, one row of C values per data row");
@@ -186,6 +189,9 @@ int RunFit() {
   if (!FillSelection(req.mutable_selection(), &rc)) return rc;
 
   const bool soft = !absl::GetFlag(FLAGS_targets).empty();
+  if (soft && IsSet("labels")) {
+    return Usage("--labels and --targets: give one (hard labels or soft targets)");
+  }
   ntkctl::CsvData data;
   if (!LoadData(-1,
                 soft ? ntkctl::LabelColumn::kNone : ntkctl::LabelColumn::kLast,
@@ -209,8 +215,8 @@ int RunFit() {
   } else {
     if (data.labels.empty()) {
       return Usage(
-          "fit needs labels: a label column (--label_column=last|first) or "
-          "--targets=FILE");
+          "fit needs labels: a label column (--label_column=last|first), "
+          "--labels=FILE for IDX images, or --targets=FILE");
     }
     for (int l : data.labels) req.add_labels(l);
   }
@@ -220,7 +226,18 @@ int RunFit() {
   // In the background, so the fit's progress can be shown while it runs
   // (WatchFit); the answer is at once, with the id the server assigned.
   req.set_background(true);
-  absl::StatusOr<ntk::v1::ModelInfo> info = client->Fit(req);
+  absl::StatusOr<ntk::v1::ModelInfo> info;
+  {
+    // A request over the message limit goes in FitStream chunks: show them.
+    ProgressDisplay upload(req.model_id().empty() ? "(new model)" : req.model_id());
+    const absl::Time start = absl::Now();
+    info = client->Fit(req, [&](uint64_t sent, uint64_t total) {
+      const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
+      const double f = total == 0 ? 1.0 : static_cast<double>(sent) / total;
+      upload.Show({f, "upload", absl::StrCat(sent, "/", total, " rows"), elapsed,
+                   sent == 0 ? -1.0 : elapsed * (total - sent) / sent});
+    });
+  }
   if (!info.ok()) return RpcError("fit", info.status());
   return WatchFit(client.get(), info->model_id());
 }
@@ -228,17 +245,21 @@ int RunFit() {
 }  // namespace
 
 Command FitCommand() {
-  return {"fit", "fit a model from a CSV file",
+  return {"fit", "fit a model from a CSV or IDX file",
        std::string(R"(Usage: ntkctl fit --model=ID --data=FILE [flags]
 
 Reads features and labels (or --targets) and fits a model on the server.
-The fit runs in the background on the server; its progress is shown on
-stderr (a bar with the ETA on a terminal, plain lines otherwise) until the
-model is READY (then printed) or FAILED (exit 1). Interrupting ntkctl leaves
-the fit running: `ntkctl watch --model=ID` follows it again, `ntkctl delete
---model=ID` cancels it.
-Example:
+Data larger than 3/4 of --max_message_mb is streamed in chunks (FitStream),
+the upload shown on stderr. The fit runs in the background on the server;
+its progress is shown on stderr (a bar with the ETA on a terminal, plain
+lines otherwise) until the model is READY (then printed) or FAILED (exit 1).
+Interrupting ntkctl after the upload leaves the fit running: `ntkctl watch
+--model=ID` follows it again, `ntkctl delete --model=ID` cancels it.
+Examples:
   ntkctl fit --model=digits --data=digits.csv.gz --rows=0:1500 --normalize_rows
+  ntkctl fit --model=fashion --approximation=nystrom --depth=2 --standardize \
+    --normalize_rows --data=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz \
+    --labels=/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz
 
 Model flags:
   --model=ID             model id (1-128 of [A-Za-z0-9._-]; empty: server assigns)
@@ -276,7 +297,7 @@ summary ends with the table of every candidate (* = chosen).
   --select_seed=S        fold assignment seed (same seed and data: same folds)
 
 )") + kDataHelp,
-       {"model", "data", "targets", "header", "rows", "label_column",
+       {"model", "data", "labels", "targets", "header", "rows", "label_column",
         "activation", "depth", "weight_variance", "bias_variance", "loss",
         "regularization", "label_smoothing", "approximation", "num_centers",
         "approx_seed", "standardize", "normalize_rows",

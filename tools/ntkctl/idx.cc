@@ -7,8 +7,10 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -133,18 +135,89 @@ absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path, const IdxOptions& 
   return ParseIdx(bytes, path, options);
 }
 
-absl::StatusOr<Eigen::MatrixXd> IdxToFeatures(const IdxArray& images) {
+absl::StatusOr<Eigen::MatrixXd> IdxImageRows(const IdxArray& images, int64_t begin,
+                                             int64_t end, double divisor) {
   if (images.dims.size() != 3) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "IDX images: %d dimensions, want 3 (N, rows, cols)", images.dims.size()));
   }
-  const Eigen::Index n = images.dims[0];
   const Eigen::Index d = Eigen::Index{images.dims[1]} * images.dims[2];
-  Eigen::MatrixXd x(n, d);
-  for (Eigen::Index i = 0; i < n; ++i) {
-    for (Eigen::Index j = 0; j < d; ++j) x(i, j) = images.data[i * d + j] / 255.0;
+  Eigen::MatrixXd x(end - begin, d);
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    const uint8_t* row = images.data.data() + (begin + i) * d;
+    for (Eigen::Index j = 0; j < d; ++j) x(i, j) = row[j] / divisor;
   }
   return x;
+}
+
+absl::StatusOr<Eigen::MatrixXd> IdxToFeatures(const IdxArray& images) {
+  const int64_t n = images.dims.empty() ? 0 : images.dims[0];
+  return IdxImageRows(images, 0, n, 255.0);
+}
+
+absl::StatusOr<bool> IsIdxFile(const std::string& path) {
+  const absl::string_view base = absl::string_view(path).substr(path.rfind('/') + 1);
+  if (absl::StrContains(base, "-ubyte") || absl::EndsWith(base, ".idx") ||
+      absl::EndsWith(base, ".idx.gz")) {
+    return true;
+  }
+  errno = 0;
+  gzFile f = gzopen(path.c_str(), "rb");  // reads gzip and plain files alike
+  if (f == nullptr) {
+    const int err = errno;
+    return absl::NotFoundError(absl::StrCat(
+        path, ": cannot open: ", err != 0 ? std::strerror(err) : "gzopen failed"));
+  }
+  unsigned char head[2] = {1, 1};
+  const int got = gzread(f, head, sizeof(head));
+  gzclose(f);
+  return got == 2 && head[0] == 0 && head[1] == 0;
+}
+
+absl::StatusOr<CsvData> ReadDataIdx(const std::string& images_path,
+                                    const std::string& labels_path, const RowRange& rows,
+                                    int expected_features, const IdxOptions& options) {
+  absl::StatusOr<IdxArray> images = ReadIdxFile(images_path, options);
+  if (!images.ok()) return images.status();
+  if (images->dims.size() != 3) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: an IDX file of %d dimension(s); --data needs images (3: N, rows, cols)",
+        images_path, images->dims.size()));
+  }
+  const int64_t n = images->dims[0];
+  const int64_t d = int64_t{images->dims[1]} * images->dims[2];
+  if (expected_features >= 0 && d != expected_features) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: images of %d x %d = %d pixels, the model has %d features", images_path,
+        images->dims[1], images->dims[2], d, expected_features));
+  }
+  CsvData out;
+  if (!labels_path.empty()) {
+    absl::StatusOr<IdxArray> labels = ReadIdxFile(labels_path, options);
+    if (!labels.ok()) return labels.status();
+    if (labels->dims.size() != 1) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: an IDX file of %d dimension(s); --labels needs labels (1: N)", labels_path,
+          labels->dims.size()));
+    }
+    if (labels->dims[0] != n) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s has %d images but %s has %d labels", images_path, n,
+                          labels_path, labels->dims[0]));
+    }
+    out.labels.assign(labels->data.begin(), labels->data.end());
+  }
+  if (absl::Status s = CheckRowRange(images_path, rows, n); !s.ok()) return s;
+  const int64_t begin = rows.begin;
+  const int64_t end = rows.end < 0 ? n : rows.end;
+  absl::StatusOr<Eigen::MatrixXd> x = IdxImageRows(*images, begin, end, 1.0);
+  if (!x.ok()) return x.status();
+  out.features = *std::move(x);
+  if (!out.labels.empty()) {
+    out.labels = std::vector<int>(out.labels.begin() + begin, out.labels.begin() + end);
+  }
+  for (int64_t i = begin; i < end; ++i) out.row_index.push_back(i);
+  return out;
 }
 
 absl::StatusOr<std::vector<int>> IdxToLabels(const IdxArray& labels) {

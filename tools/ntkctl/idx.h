@@ -4,6 +4,9 @@
 //   absl::StatusOr<ntkctl::IdxArray> images =
 //       ntkctl::ReadIdxFile("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz");
 //   absl::StatusOr<Eigen::MatrixXd> x = ntkctl::IdxToFeatures(*images);  // N x 784
+//   // ntkctl's --data/--labels: rows 0..4999, pixels as they are
+//   absl::StatusOr<ntkctl::CsvData> d = ntkctl::ReadDataIdx(
+//       "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", {0, 5000}, -1);
 //
 // Format (big-endian): u32 magic 0x00000800 | ndims with element type
 // 0x08 (unsigned byte) and ndims 1 (labels, magic 0x00000801) or 3 (images,
@@ -28,6 +31,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "tools/ntkctl/csv.h"
 
 namespace ntkctl {
 
@@ -61,6 +65,31 @@ absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path, const IdxOptions& 
 // labels (N) as ints. INVALID_ARGUMENT when the array has the other shape.
 absl::StatusOr<Eigen::MatrixXd> IdxToFeatures(const IdxArray& images);
 absl::StatusOr<std::vector<int>> IdxToLabels(const IdxArray& labels);
+
+// Images [begin, end) as an (end - begin) x (rows*cols) matrix of pixel /
+// divisor. INVALID_ARGUMENT when `images` is not 3-dimensional.
+// REQUIRES: 0 <= begin < end <= N.
+absl::StatusOr<Eigen::MatrixXd> IdxImageRows(const IdxArray& images, int64_t begin,
+                                             int64_t end, double divisor);
+
+// True when `path` names an IDX file ("-ubyte" in its name, or ending in
+// .idx or .idx.gz) or its content, gunzipped if it is gzip, starts with the
+// two zero bytes of the IDX magic (a CSV file cannot: it is text).
+// NOT_FOUND when the file cannot be opened.
+absl::StatusOr<bool> IsIdxFile(const std::string& path);
+
+// ntkctl's --data / --labels for IDX files: the selected images as rows of
+// pixel values as they are (0..255, as a CSV file of the same numbers would
+// give; the spec's preprocessing decides any scaling), row_index filled,
+// line_number empty; and, when `labels_path` is not empty, the labels of the
+// same rows. INVALID_ARGUMENT naming the file when an image file is not
+// 3-dimensional or a label file not 1-dimensional, when the two counts
+// differ (naming both files and counts), when `rows` does not fit
+// (CheckRowRange), or when expected_features >= 0 differs from rows*cols;
+// and ReadIdxFile's errors.
+absl::StatusOr<CsvData> ReadDataIdx(const std::string& images_path,
+                                    const std::string& labels_path, const RowRange& rows,
+                                    int expected_features, const IdxOptions& options = {});
 
 }  // namespace ntkctl
 

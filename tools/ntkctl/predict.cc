@@ -88,12 +88,13 @@ int RunPredict() {
 }  // namespace
 
 Command PredictCommand() {
-  return {"predict", "class probabilities for the rows of a CSV file",
+  return {"predict", "class probabilities for the rows of a CSV or IDX file",
        std::string(R"(Usage: ntkctl predict --model=ID --data=FILE [flags]
 
-Prints the predicted label and its probability per row; when the file has a
-label column (auto-detected: one column more than the model's features),
-also the true label (marked * when wrong) and the accuracy.
+Prints the predicted label and its probability per row; when the rows have
+labels (a CSV label column, auto-detected: one column more than the model's
+features; IDX images: --labels=FILE), also the true label (marked * when
+wrong) and the accuracy.
 Example:
   ntkctl predict --model=digits --data=digits.csv.gz --rows=1500:
 
@@ -101,7 +102,7 @@ Example:
   --verbose              table: all class probabilities
 
 )") + kDataHelp,
-       {"model", "data", "header", "rows", "label_column", "format",
+       {"model", "data", "labels", "header", "rows", "label_column", "format",
         "verbose"},
        RunPredict};
 }

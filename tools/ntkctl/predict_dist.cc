@@ -224,7 +224,7 @@ Example:
   --verbose              table: per-class probability mean +- std
 
 )") + kDataHelp,
-       {"model", "data", "header", "rows", "label_column", "format", "verbose",
+       {"model", "data", "labels", "header", "rows", "label_column", "format", "verbose",
         "method", "num_samples", "seed", "top"},
        RunPredictDist};
 }

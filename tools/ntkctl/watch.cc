@@ -1,10 +1,6 @@
-// ntkctl watch, and the fit progress display `ntkctl fit` shares: a
-// WatchModel stream (docs/api.md "Long fits") shown on stderr as a progress
-// bar with the ETA when stderr is a terminal, else as plain lines (one per
-// phase change or 10% of progress).
-#include <unistd.h>
-
-#include <cstdio>
+// ntkctl watch, and the fit progress `ntkctl fit` shares: a WatchModel
+// stream (docs/api.md "Long fits") shown on stderr by ProgressDisplay
+// (tools/ntkctl/progress.h).
 #include <iostream>
 #include <string>
 
@@ -14,53 +10,10 @@
 #include "absl/strings/str_format.h"
 #include "client/client.h"
 #include "tools/ntkctl/cli.h"
+#include "tools/ntkctl/progress.h"
 
 namespace ntkctl {
 namespace {
-
-std::string Seconds(double s) {
-  if (s < 0) return "?";
-  if (s < 60) return absl::StrFormat("%.1fs", s);
-  return absl::StrFormat("%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-}
-
-// Draws one ModelInfo: a bar redrawn in place on a terminal, plain lines
-// otherwise (only when the phase changes or 10% more is done).
-class ProgressDisplay {
- public:
-  ProgressDisplay() : tty_(isatty(STDERR_FILENO) == 1) {}
-  ~ProgressDisplay() {
-    if (tty_ && drawn_) std::cerr << "\n";
-  }
-  void Show(const ntk::v1::ModelInfo& info) {
-    if (info.state() != ntk::v1::FITTING) return;
-    const ntk::v1::FitProgress& p = info.progress();
-    const double f = p.fraction();
-    if (tty_) {
-      constexpr int kWidth = 30;
-      const int done = static_cast<int>(f * kWidth + 0.5);
-      std::cerr << absl::StrFormat("\r%s [%s%s] %3.0f%% %-10s elapsed %s eta %s   ",
-                                   info.model_id(), std::string(done, '#'),
-                                   std::string(kWidth - done, '.'), 100 * f, p.phase(),
-                                   Seconds(p.elapsed_seconds()), Seconds(p.eta_seconds()))
-                << std::flush;
-      drawn_ = true;
-      return;
-    }
-    if (p.phase() == last_phase_ && f < last_fraction_ + 0.1) return;
-    last_phase_ = p.phase();
-    last_fraction_ = f;
-    std::cerr << absl::StrFormat("fit %s: %.0f%% %s elapsed %s eta %s\n", info.model_id(),
-                                 100 * f, p.phase(), Seconds(p.elapsed_seconds()),
-                                 Seconds(p.eta_seconds()));
-  }
-
- private:
-  const bool tty_;
-  bool drawn_ = false;
-  std::string last_phase_;
-  double last_fraction_ = -1;
-};
 
 int RunWatch() {
   int rc = kExitOk;
@@ -75,9 +28,12 @@ int RunWatch() {
 int WatchFit(ntk::Client* client, const std::string& model_id) {
   absl::StatusOr<ntk::v1::ModelInfo> last;
   {
-    ProgressDisplay display;
+    ProgressDisplay display(model_id);
     last = client->WatchModel(model_id, [&display](const ntk::v1::ModelInfo& info) {
-      display.Show(info);
+      if (info.state() == ntk::v1::FITTING) {
+        const ntk::v1::FitProgress& p = info.progress();
+        display.Show({p.fraction(), p.phase(), "", p.elapsed_seconds(), p.eta_seconds()});
+      }
       return true;
     });
   }

@@ -31,7 +31,15 @@ case "$MODE" in
     # `prlimit --as`, and ASan cannot start under an address-space limit (it
     # reserves ~15 TB of shadow memory: "ReserveShadowMemoryRange failed ...
     # Perhaps you're using ulimit -v"); it runs in the Release suite.
-    select=(-L unit -E 'ServerUnderAddressSpaceLimitRefusesAndStaysUp')
+    # The MPI tests (label mpi) run in a second pass without leak checking:
+    # Open MPI allocates in components it dlopens at MPI_Init and dlcloses
+    # at MPI_Finalize, so every MPI process ends with 8 KiB "direct leaks"
+    # from an unknown module (seen: 7 reports, all 8192 bytes from calloc,
+    # no frame of ours), which a suppression cannot name. ASan still checks
+    # their memory accesses.
+    select=(-L unit -LE mpi -E 'ServerUnderAddressSpaceLimitRefusesAndStaysUp')
+    second=(-L mpi)
+    second_options="$ASAN_OPTIONS:detect_leaks=0"
     ;;
   tsan)
     # halt_on_error=0: collect every report of the run, fail at the end.
@@ -53,6 +61,10 @@ rc=0
 start=$(date +%s)
 ctest --test-dir "$BUILD" "${select[@]}" --output-on-failure -j "${JOBS:-$(nproc)}" \
   --timeout 1800 "$@" || rc=$?
+if [ -n "${second+x}" ]; then
+  ASAN_OPTIONS=$second_options ctest --test-dir "$BUILD" "${second[@]}" --output-on-failure \
+    -j "${JOBS:-$(nproc)}" --timeout 1800 "$@" || rc=$?
+fi
 echo "[sanitize] $MODE: ctest exit $rc in $(( $(date +%s) - start )) s" >&2
 if compgen -G "$reports/report*" >/dev/null; then
   echo "[sanitize] $MODE: sanitizer reports:" >&2

@@ -6,7 +6,7 @@
 #   ./ntk.sh serve [server flags]   install, build, start ntk_server (NTK_LISTEN, NTK_MODEL_DIR, any NTK_<FLAG>)
 #   ./ntk.sh test                   install, build, run the test suite (CI runs this first)
 #   ./ntk.sh ci-checks              ASan+UBSan tests, 30 s per fuzzer, TSan concurrency
-#                                   tests (docs/testing.md; on demand until measured in CI)
+#                                   tests (docs/testing.md; CI runs it after `test`)
 #   ./ntk.sh test-long              the long experiments left out of `test`
 #   ./ntk.sh test-sanitize [asan|tsan]  ASan+UBSan unit/e2e tests, TSan concurrency tests
 #   ./ntk.sh fuzz [seconds] [target...] the libFuzzer targets of fuzz/ (default 30 s each)

@@ -76,10 +76,13 @@ absl::StatusOr<Prediction> Inference::Predict(const char* method, const RpcCall&
   // Only Predicts placed on the Predict pool wait for a batch (inline ones
   // must not block gRPC's threads), and only well-formed rows join one: a
   // request the model refuses (columns, NaN/Inf, magnitude) gets its own
-  // error, computed alone.
+  // error, computed alone. A call computed alone stops between blocks of
+  // rows once nobody waits for it (deadline, cancel, time ceiling); a batch
+  // serves several calls and is small (predict_batch_max_rows): it runs
+  // to its end.
   if (entry.batcher == nullptr || call.where() != Where::kPredict ||
       x.cols() != info.num_features || !CheckInputValues(x, "features").ok()) {
-    return entry.model->Predict(x);
+    return entry.model->Predict(x, call.ContinueWhileWanted());
   }
   return entry.batcher->Predict(
       x, [&entry](const Eigen::MatrixXd& rows) { return entry.model->Predict(rows); });

@@ -278,6 +278,50 @@ TEST(Invariance, RelabelingClassesPermutesOutputs) {
   }
 }
 
+// Predict asks its progress before each block of query rows
+// (core/model/model.cc QueryBlockRows: ~2e9 flops each): N = 1000 training
+// rows of d = 1000 give blocks of 2e9 / (1000 (2 d + 64)) = 968 rows, so
+// 1100 query rows take 2 blocks.
+TEST(Predict, CancelledByProgressBetweenBlocks) {
+  TrainingData data;
+  data.features = Gaussian(1000, 1000, 21);
+  for (int i = 0; i < 1000; ++i) data.labels.push_back(i % 3);
+  ModelSpec spec = Spec2b();
+  spec.kernel.depth = 1;
+  const auto m = MustFit(spec, data);
+  const MatrixXd q = Gaussian(1100, 1000, 22);
+  for (int allow : {0, 1}) {
+    int calls = 0;
+    absl::StatusOr<Prediction> p =
+        m->Predict(q, [&](double, const char*) { return calls++ < allow; });
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kCancelled) << allow;
+    EXPECT_EQ(calls, allow + 1);
+  }
+  std::vector<double> fractions;
+  absl::StatusOr<Prediction> p = m->Predict(q, [&](double f, const char*) {
+    fractions.push_back(f);
+    return true;
+  });
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(fractions.size(), 2u);
+  EXPECT_TRUE(std::is_sorted(fractions.begin(), fractions.end()));
+  // The same partition without a progress function: the same bits.
+  absl::StatusOr<Prediction> plain = m->Predict(q);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(p->logits, plain->logits);
+  // Another partition (two calls) changes rounding only: each row's kernel
+  // values are the same formulas; products of length N = 1000 differ by at
+  // most ~N eps relative.
+  absl::StatusOr<Prediction> head = m->Predict(q.topRows(550));
+  absl::StatusOr<Prediction> tail = m->Predict(q.bottomRows(550));
+  ASSERT_TRUE(head.ok() && tail.ok());
+  MatrixXd joined(1100, plain->logits.cols());
+  joined << head->logits, tail->logits;
+  EXPECT_LE((joined - plain->logits).cwiseAbs().maxCoeff(),
+            1000 * std::numeric_limits<double>::epsilon() *
+                (1 + plain->logits.cwiseAbs().maxCoeff()));
+}
+
 TEST(Fit, CancelledByProgress) {
   const TrainingData data = Blobs(40, 13);
   for (const ModelSpec& spec : {Spec2a(), Spec2b()}) {

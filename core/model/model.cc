@@ -129,10 +129,18 @@ std::vector<int> RowArgmax(const MatrixXd& m) {
 }
 
 // Rows of queries per cross-kernel block, so that the M x N cross kernels
-// (NNGP and NTK) stay under about 2 x 256 MiB at any M.
-Index QueryBlockRows(Index n_train) {
+// (NNGP and NTK) stay under about 2 x 256 MiB at any M, and one block is at
+// most ~kPredictBlockFlops of work (the Gram part, 2 N d per query row,
+// plus the layer recursion, counted as 64 per layer and pair): the
+// cancellation check runs between blocks, so a stopped call ends within
+// one block (~0.1 s on one core of this machine at the limit).
+constexpr double kPredictBlockFlops = 2e9;
+Index QueryBlockRows(Index n_train, Index d, int depth) {
   const Index budget = Index{32} << 20;  // doubles per kernel block
-  return std::max<Index>(1, budget / std::max<Index>(1, n_train));
+  const double per_row =
+      static_cast<double>(std::max<Index>(1, n_train)) * (2.0 * d + 64.0 * depth);
+  const Index by_flops = static_cast<Index>(kPredictBlockFlops / per_row);
+  return std::max<Index>(1, std::min(budget / std::max<Index>(1, n_train), by_flops));
 }
 
 // Theta(x, P) * coef for preprocessed x, blockwise over query rows, with
@@ -141,13 +149,18 @@ Index QueryBlockRows(Index n_train) {
 // orientation as PredictDistribution's, so both compute identical kernel
 // values, and the recursion is vectorized along the N training points
 // rather than along the (often single) query rows.
-MatrixXd ThetaQueryTimesDual(const FittedModel::State& s, const MatrixXd& x) {
+// CANCELLED when `progress` says stop before a block.
+absl::StatusOr<MatrixXd> ThetaQueryTimesDual(const FittedModel::State& s, const MatrixXd& x,
+                                             const ProgressFn& progress) {
   const Index m = x.rows();
   const MatrixXd& points = s.expansion_points();
   const MatrixXd& coef = s.expansion_coefficients();
   MatrixXd out(m, coef.cols());
-  const Index block = QueryBlockRows(points.rows());
+  const Index block = QueryBlockRows(points.rows(), points.cols(), s.problem.spec.kernel.depth);
   for (Index r0 = 0; r0 < m; r0 += block) {
+    if (!ReportProgress(progress, static_cast<double>(r0) / m, "predict")) {
+      return absl::CancelledError("predict cancelled");
+    }
     const Index rows = std::min(block, m - r0);
     const MatrixXd xb = x.middleRows(r0, rows);
     const KernelMatrices k = TrainingCrossKernels(s, xb);
@@ -310,8 +323,9 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Fit(
   return ModelInternals::Make(std::move(state));
 }
 
-absl::StatusOr<Prediction> FittedModel::Predict(const Eigen::MatrixXd& features) const {
-  absl::StatusOr<MatrixXd> logits = PredictLogits(features);
+absl::StatusOr<Prediction> FittedModel::Predict(const Eigen::MatrixXd& features,
+                                                const ProgressFn& progress) const {
+  absl::StatusOr<MatrixXd> logits = PredictLogits(features, {}, progress);
   if (!logits.ok()) return logits.status();
   Prediction p;
   p.logits = std::move(*logits);
@@ -322,7 +336,8 @@ absl::StatusOr<Prediction> FittedModel::Predict(const Eigen::MatrixXd& features)
 }
 
 absl::StatusOr<Eigen::MatrixXd> FittedModel::PredictLogits(
-    const Eigen::MatrixXd& features, const Eigen::MatrixXd& initial_query_outputs) const {
+    const Eigen::MatrixXd& features, const Eigen::MatrixXd& initial_query_outputs,
+    const ProgressFn& progress) const {
   const State& s = *state_;
   if (absl::Status st = CheckQueries(features, s.num_features()); !st.ok()) return st;
   const Index m = features.rows();
@@ -339,7 +354,10 @@ absl::StatusOr<Eigen::MatrixXd> FittedModel::PredictLogits(
     }
   }
   if (m == 0) return MatrixXd(0, c);
-  MatrixXd logits = ThetaQueryTimesDual(s, s.preprocessor.Apply(features));
+  absl::StatusOr<MatrixXd> product =
+      ThetaQueryTimesDual(s, s.preprocessor.Apply(features), progress);
+  if (!product.ok()) return product.status();
+  MatrixXd logits = std::move(*product);
   if (const Index bad = FirstNonFiniteRow(logits); bad >= 0) {
     return NonFiniteKernelRowError(bad, "features");
   }

@@ -201,13 +201,21 @@ class FittedModel {
 
   // Probabilities, labels and centered logits at raw query rows (M x d).
   // INVALID_ARGUMENT ("features: ...") for a wrong column count or NaN/Inf.
-  absl::StatusOr<Prediction> Predict(const Eigen::MatrixXd& features) const;
+  // `progress` (may be empty) is asked before each block of query rows (at
+  // most ~2e9 flops of kernel work each, kPredictBlockFlops); when it says
+  // stop the rest is skipped and the result is CANCELLED. The blocks depend
+  // on the model and the number of rows only; splitting the rows over
+  // several calls changes rounding only.
+  absl::StatusOr<Prediction> Predict(const Eigen::MatrixXd& features,
+                                     const ProgressFn& progress = {}) const;
 
   // Trained logits f(x) (not centered) at raw query rows with initial
-  // outputs f0 at them (M x C; empty: zero). Uses the fit's F0.
+  // outputs f0 at them (M x C; empty: zero). Uses the fit's F0. `progress`
+  // as for Predict.
   absl::StatusOr<Eigen::MatrixXd> PredictLogits(
       const Eigen::MatrixXd& features,
-      const Eigen::MatrixXd& initial_query_outputs = {}) const;
+      const Eigen::MatrixXd& initial_query_outputs = {},
+      const ProgressFn& progress = {}) const;
 
   // docs/model-contract.md "4. PredictDistribution". INVALID_ARGUMENT naming
   // the field ("features: ...", "num_samples: ..." outside

@@ -17,7 +17,10 @@
 #                    NTK_BENCH_SELECTION_BRUTE=1: the brute force takes hours at 5000),
 #                    h2load (bench/h2load_bench.py: Predict and OIP ModelInfer under
 #                    h2load at concurrency 1-64, rows/s and p50/p99; not in the default
-#                    list; ~6 min, --quick ~1 min; needs nghttp2-client)
+#                    list; ~6 min, --quick ~1 min; needs nghttp2-client),
+#                    stop (bench/stop_latency.py: how long the server works on after a
+#                    deadline or a cancel, issue 11 item 2; not in the default list;
+#                    ~1 min, --quick ~30 s)
 #   --out=FILE       summary file (default BUILD_DIR/bench-results.md)
 #
 # Default sizes (about 15-20 minutes on an idle 2-core machine, several times
@@ -223,6 +226,14 @@ if want nystrom; then
     --ns="${NTK_BENCH_NYSTROM_NS:-5000,10000,20000,60000}" \
     --exact_max_n="${NTK_BENCH_NYSTROM_EXACT_MAX_N:-20000}" \
     --json_out="$RES/nystrom.json"
+fi
+
+# ---- issue 11: work after a deadline or a cancel ----
+if want stop; then
+  STOP_ARGS=()
+  [ "$MODE" = quick ] && STOP_ARGS=(--quick)
+  step stop 1800 /usr/bin/python3 -B "$HERE/stop_latency.py" "$BUILD" "${STOP_ARGS[@]}" \
+    --json_out="$RES/stop.json"
 fi
 
 # ---- issue 14: model selection vs brute force vs one 2b fit ----

@@ -143,7 +143,10 @@ absl::Status ExecuteAndFinish(const ServerOptions& options, ModelRegistry* regis
 absl::Status RunFit(RpcRunner* runner, ModelRegistry* registry, RpcCall& call, FitJob job,
                     v1::FitResponse* response) {
   const ServerOptions& options = runner->options();
-  if (call.Cancelled()) return absl::CancelledError("Fit: cancelled by the client");
+  // Nobody waits any more (cancel, deadline passed during the upload, time
+  // ceiling): no work. RpcRunner maps CANCELLED past the deadline to
+  // DEADLINE_EXCEEDED.
+  if (call.Stopped()) return absl::CancelledError("Fit: stopped before the work began");
   const std::string id = job.model_id.empty() ? GenerateModelId() : job.model_id;
   call.log().model_id = id;
   const int64_t rows = job.data.features.rows();

@@ -24,6 +24,8 @@ grpc::ServerUnaryReactor* NtkServiceImpl::Fit(grpc::CallbackServerContext* ctx,
   return runner_.Unary(
       ctx, CallLog("Fit", request->model_id(), request->features().rows()), Where::kFit,
       [this, request, response](RpcCall& call) -> absl::Status {
+        // A deadline that passed during the upload: not even the conversion.
+        if (call.Stopped()) return absl::CancelledError("Fit: stopped before the work began");
         absl::StatusOr<TrainingData> data = TrainingDataFromProto(*request, options_);
         if (!data.ok()) return data.status();
         FitJob job{request->model_id(),     request->replace(),    &request->spec(),

@@ -19,9 +19,18 @@ using solver_internal::InfNorm;
 namespace {
 
 // Training rows per Theta_nm block: the block's NNGP and NTK (2 m rows
-// doubles) stay under ~128 MiB.
-Index KernelBlockRows(Index m) {
-  return std::max<Index>(1, (Index{8} << 20) / std::max<Index>(1, m));
+// doubles) stay under ~128 MiB, and its work under ~kBlockFlops (the cross
+// kernels, 2 d per pair plus the recursion, counted as 64 per layer and
+// pair; with the K_mn Theta_nm summary also 2 m per pair): progress (the
+// cancellation check) is asked between blocks, so a stopped fit ends
+// within one block (~0.1 s of a core; 1-2 s with the memory bound alone at
+// m ~ 2000, d = 784).
+constexpr double kBlockFlops = 2e9;
+Index KernelBlockRows(Index m, Index d, int depth, bool with_nngp_theta) {
+  const double per_row = static_cast<double>(std::max<Index>(1, m)) *
+                         (2.0 * d + 64.0 * depth + (with_nngp_theta ? 2.0 * m : 0.0));
+  const Index by_flops = static_cast<Index>(kBlockFlops / per_row);
+  return std::max<Index>(1, std::min((Index{8} << 20) / std::max<Index>(1, m), by_flops));
 }
 
 // 2b / 2c: (G + delta Theta_mm) beta = Theta_mn rhs with G = Theta_mn
@@ -83,7 +92,7 @@ absl::StatusOr<NystromKernels> ComputeNystromKernels(const KernelSpec& spec,
   }
   k.theta_nm.resize(n, m);
   if (with_nngp_theta) k.nngp_theta = MatrixXd::Zero(m, m);
-  const Index block = KernelBlockRows(m);
+  const Index block = KernelBlockRows(m, x.cols(), spec.depth, with_nngp_theta);
   size_t next_center = 0;
   for (Index r0 = 0; r0 < n; r0 += block) {
     if (!ReportProgress(progress, static_cast<double>(r0) / n, "kernel")) {

@@ -117,6 +117,161 @@ void TransposeTimesNarrow(const Eigen::MatrixXd& a, const Eigen::MatrixXd& v,
 }
 
 namespace {
+
+// TransposeTimesNarrowBatch: the k right-hand sides side by side, W = k C
+// columns padded to a multiple of kTile (three vectors of four), packed per
+// tile column group g as a K x kTile row-major panel; the result row-major
+// M x Wp. Tasks of kTaskCols columns of a; inside a task, chunks of
+// kChunkRows rows of a: the task's a-block (64 x 128 doubles) stays in L2,
+// each group's 128 x 12 panel of v in L1, the task's rows of the result in
+// L2 between chunks.
+constexpr int kTile = 12;
+constexpr Index kTaskCols = 64;
+constexpr Index kChunkRows = 128;
+
+// The 4 x 12 tile at `out` (row stride wp) continues its sums with rows
+// [0, kc) of the four columns `cols` of a (already offset to the chunk)
+// times the panel vp (kc x 12, row-major, 32-byte aligned): the same fused
+// multiply-adds, in the same order, as NarrowBlockAvx2<3>. Twelve named
+// accumulators: with arrays GCC kept them in memory (measured 7x slower).
+__attribute__((target("avx2,fma"))) void BatchTileAvx2(
+    const double* const* cols, Index kc, const double* vp, bool first, Index wp,
+    double* out) {
+  double* o0 = out;
+  double* o1 = out + wp;
+  double* o2 = out + 2 * wp;
+  double* o3 = out + 3 * wp;
+  __m256d a00, a01, a02, a10, a11, a12, a20, a21, a22, a30, a31, a32;
+  if (first) {
+    a00 = a01 = a02 = a10 = a11 = a12 = _mm256_setzero_pd();
+    a20 = a21 = a22 = a30 = a31 = a32 = _mm256_setzero_pd();
+  } else {
+    a00 = _mm256_load_pd(o0), a01 = _mm256_load_pd(o0 + 4), a02 = _mm256_load_pd(o0 + 8);
+    a10 = _mm256_load_pd(o1), a11 = _mm256_load_pd(o1 + 4), a12 = _mm256_load_pd(o1 + 8);
+    a20 = _mm256_load_pd(o2), a21 = _mm256_load_pd(o2 + 4), a22 = _mm256_load_pd(o2 + 8);
+    a30 = _mm256_load_pd(o3), a31 = _mm256_load_pd(o3 + 4), a32 = _mm256_load_pd(o3 + 8);
+  }
+  const double* c0 = cols[0];
+  const double* c1 = cols[1];
+  const double* c2 = cols[2];
+  const double* c3 = cols[3];
+  for (Index j = 0; j < kc; ++j) {
+    const double* v = vp + j * kTile;
+    const __m256d v0 = _mm256_load_pd(v), v1 = _mm256_load_pd(v + 4),
+                  v2 = _mm256_load_pd(v + 8);
+    __m256d b = _mm256_broadcast_sd(c0 + j);
+    a00 = _mm256_fmadd_pd(b, v0, a00), a01 = _mm256_fmadd_pd(b, v1, a01),
+    a02 = _mm256_fmadd_pd(b, v2, a02);
+    b = _mm256_broadcast_sd(c1 + j);
+    a10 = _mm256_fmadd_pd(b, v0, a10), a11 = _mm256_fmadd_pd(b, v1, a11),
+    a12 = _mm256_fmadd_pd(b, v2, a12);
+    b = _mm256_broadcast_sd(c2 + j);
+    a20 = _mm256_fmadd_pd(b, v0, a20), a21 = _mm256_fmadd_pd(b, v1, a21),
+    a22 = _mm256_fmadd_pd(b, v2, a22);
+    b = _mm256_broadcast_sd(c3 + j);
+    a30 = _mm256_fmadd_pd(b, v0, a30), a31 = _mm256_fmadd_pd(b, v1, a31),
+    a32 = _mm256_fmadd_pd(b, v2, a32);
+  }
+  _mm256_store_pd(o0, a00), _mm256_store_pd(o0 + 4, a01), _mm256_store_pd(o0 + 8, a02);
+  _mm256_store_pd(o1, a10), _mm256_store_pd(o1 + 4, a11), _mm256_store_pd(o1 + 8, a12);
+  _mm256_store_pd(o2, a20), _mm256_store_pd(o2 + 4, a21), _mm256_store_pd(o2 + 8, a22);
+  _mm256_store_pd(o3, a30), _mm256_store_pd(o3 + 4, a31), _mm256_store_pd(o3 + 8, a32);
+}
+
+bool BatchAvx2(const Eigen::MatrixXd& a, const std::vector<const Eigen::MatrixXd*>& vs,
+               const std::vector<Eigen::MatrixXd*>& outs,
+               const std::function<bool()>& keep_going) {
+  const Index k = a.rows();
+  const Index m = a.cols();
+  const Index c = vs[0]->cols();
+  const Index w = static_cast<Index>(vs.size()) * c;
+  const Index groups = (w + kTile - 1) / kTile;
+  const Index wp = groups * kTile;
+  // Column u of the side-by-side v is column u % c of vs[u / c].
+  double* vpack = static_cast<double*>(
+      std::aligned_alloc(32, sizeof(double) * static_cast<size_t>(k * wp)));
+  for (Index g = 0; g < groups; ++g) {
+    double* panel = vpack + g * k * kTile;
+    for (Index u = 0; u < kTile; ++u) {
+      const Index col = g * kTile + u;
+      if (col < w) {
+        const double* src = vs[col / c]->data() + (col % c) * vs[col / c]->outerStride();
+        for (Index j = 0; j < k; ++j) panel[j * kTile + u] = src[j];
+      } else {
+        for (Index j = 0; j < k; ++j) panel[j * kTile + u] = 0.0;
+      }
+    }
+  }
+  // Rows padded to whole tiles of four (the padding rows are never read).
+  const Index m_padded = (m + kBlock - 1) / kBlock * kBlock;
+  double* res = static_cast<double*>(
+      std::aligned_alloc(32, sizeof(double) * static_cast<size_t>(m_padded * wp)));
+  const double* base = a.data();
+  const Index lda = a.outerStride();
+  const Index tasks = (m + kTaskCols - 1) / kTaskCols;
+  std::mutex ask_mu;
+  std::atomic<bool> stop{false};
+#pragma omp parallel for schedule(dynamic, 1) if (k * m > 65536)
+  for (Index task = 0; task < tasks; ++task) {
+    if (stop.load(std::memory_order_relaxed)) continue;
+    if (keep_going) {
+      std::lock_guard<std::mutex> lock(ask_mu);
+      if (stop.load() || !keep_going()) {
+        stop = true;
+        continue;
+      }
+    }
+    const Index task_end = std::min(m, (task + 1) * kTaskCols);
+    for (Index j0 = 0; j0 < k; j0 += kChunkRows) {
+      const Index kc = std::min(kChunkRows, k - j0);
+      for (Index g = 0; g < groups; ++g) {
+        const double* vp = vpack + (g * k + j0) * kTile;
+        for (Index col0 = task * kTaskCols; col0 < task_end; col0 += kBlock) {
+          const int valid = static_cast<int>(std::min<Index>(kBlock, m - col0));
+          const double* cols[kBlock];
+          for (int q = 0; q < kBlock; ++q) {
+            cols[q] = base + (col0 + std::min(q, valid - 1)) * lda + j0;
+          }
+          BatchTileAvx2(cols, kc, vp, j0 == 0, wp, res + col0 * wp + g * kTile);
+        }
+      }
+    }
+  }
+  const bool ok = !stop.load();
+  if (ok) {
+    for (size_t s = 0; s < outs.size(); ++s) {
+      outs[s]->resize(m, c);
+      for (Index t = 0; t < c; ++t) {
+        const Index col = static_cast<Index>(s) * c + t;
+        for (Index i = 0; i < m; ++i) (*outs[s])(i, t) = res[i * wp + col];
+      }
+    }
+  }
+  std::free(res);
+  std::free(vpack);
+  return ok;
+}
+
+}  // namespace
+
+bool TransposeTimesNarrowBatch(const Eigen::MatrixXd& a,
+                               const std::vector<const Eigen::MatrixXd*>& vs,
+                               const std::vector<Eigen::MatrixXd*>& outs,
+                               const std::function<bool()>& keep_going) {
+  if (vs.empty()) return true;
+  const Index c = vs[0]->cols();
+  if (c >= 1 && c <= kMaxNarrowColumns && a.rows() > 0 && a.cols() > 0 &&
+      g_use_narrow.load(std::memory_order_relaxed) && CpuHasAvx2Fma()) {
+    return BatchAvx2(a, vs, outs, keep_going);
+  }
+  for (size_t s = 0; s < vs.size(); ++s) {
+    if (keep_going && !keep_going()) return false;
+    TransposeTimesNarrow(a, *vs[s], outs[s]);
+  }
+  return true;
+}
+
+namespace {
 std::mutex g_blas_scope_mu;
 int g_blas_scopes = 0;        // guarded by g_blas_scope_mu
 int g_blas_saved_threads = 0;  // guarded by g_blas_scope_mu

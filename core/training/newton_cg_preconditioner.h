@@ -10,6 +10,7 @@
 #define NTK_CORE_TRAINING_NEWTON_CG_PRECONDITIONER_H_
 
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include <Eigen/Cholesky>
@@ -101,6 +102,24 @@ struct BlockHessian {
 
 // out = theta * v (theta N x N symmetric, v N x C), see newton_cg_preconditioner.cc.
 void ThetaTimes(const MatrixXd& theta, const MatrixXd& v, MatrixXd* out);
+// *outs[s] = theta * *vs[s] for every s, each the same bits as ThetaTimes,
+// theta read once for all (TransposeTimesNarrowBatch, core/numerics/linalg.h).
+// False (outs unspecified) when keep_going, asked between blocks, said stop.
+bool ThetaTimesBatch(const MatrixXd& theta, const std::vector<const MatrixXd*>& vs,
+                     const std::vector<MatrixXd*>& outs, const std::function<bool()>& keep_going);
+
+// The parts of the preconditioner below that depend on Theta and lambda
+// only: built once and shared (read-only) by every solve with that Theta
+// and lambda, e.g. the Monte Carlo samples of newton_cg_block.h.
+// Memory: N (k (k + 1) / 2 + k + 1) doubles (k = the basis' rank).
+struct PreconditionerBasis {
+  PreconditionerBasis(const MatrixXd& theta, double lambda, const ThetaEigenbasis& basis);
+
+  int k = 0;
+  VectorXd resid_scale;  // r_i / lambda
+  MatrixXd g;            // N x k
+  MatrixXd gg;           // N x k(k+1)/2, rows: g_ia g_ib for a <= b
+};
 
 // Preconditioner for A = I + S (Theta / lambda (x) I_C) S with
 // Theta ~= U diag(s) U^T + diag(r) (top-k eigenpairs plus the diagonal of
@@ -111,8 +130,8 @@ void ThetaTimes(const MatrixXd& theta, const MatrixXd& v, MatrixXd* out);
 // k = 0 is plain block-Jacobi.
 class LowRankPreconditioner {
  public:
-  LowRankPreconditioner(const MatrixXd& theta, double lambda,
-                        const ThetaEigenbasis& basis);
+  // basis: not owned, must outlive this.
+  explicit LowRankPreconditioner(const PreconditionerBasis& basis) : basis_(basis) {}
 
   // Rebuild for new Hessian blocks.
   void Update(const BlockHessian& hess);
@@ -121,10 +140,7 @@ class LowRankPreconditioner {
   void Apply(const MatrixXd& v, MatrixXd* out);
 
  private:
-  int k_ = 0;
-  VectorXd resid_scale_;  // r_i / lambda
-  MatrixXd g_;            // N x k
-  MatrixXd gg_;           // N x k(k+1)/2, rows: g_ia g_ib for a <= b
+  const PreconditionerBasis& basis_;
   Eigen::LLT<MatrixXd> llt_;
   const BlockHessian* hess_ = nullptr;
   MatrixXd sx_, gz_;

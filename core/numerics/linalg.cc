@@ -187,69 +187,70 @@ bool BatchAvx2(const Eigen::MatrixXd& a, const std::vector<const Eigen::MatrixXd
   const Index w = static_cast<Index>(vs.size()) * c;
   const Index groups = (w + kTile - 1) / kTile;
   const Index wp = groups * kTile;
-  // Column u of the side-by-side v is column u % c of vs[u / c].
   double* vpack = static_cast<double*>(
       std::aligned_alloc(32, sizeof(double) * static_cast<size_t>(k * wp)));
-  for (Index g = 0; g < groups; ++g) {
-    double* panel = vpack + g * k * kTile;
-    for (Index u = 0; u < kTile; ++u) {
-      const Index col = g * kTile + u;
-      if (col < w) {
-        const double* src = vs[col / c]->data() + (col % c) * vs[col / c]->outerStride();
-        for (Index j = 0; j < k; ++j) panel[j * kTile + u] = src[j];
-      } else {
-        for (Index j = 0; j < k; ++j) panel[j * kTile + u] = 0.0;
-      }
-    }
-  }
   // Rows padded to whole tiles of four (the padding rows are never read).
   const Index m_padded = (m + kBlock - 1) / kBlock * kBlock;
   double* res = static_cast<double*>(
       std::aligned_alloc(32, sizeof(double) * static_cast<size_t>(m_padded * wp)));
+  for (Eigen::MatrixXd* out : outs) out->resize(m, c);
   const double* base = a.data();
   const Index lda = a.outerStride();
   const Index tasks = (m + kTaskCols - 1) / kTaskCols;
   std::mutex ask_mu;
   std::atomic<bool> stop{false};
-#pragma omp parallel for schedule(dynamic, 1) if (k * m > 65536)
-  for (Index task = 0; task < tasks; ++task) {
-    if (stop.load(std::memory_order_relaxed)) continue;
-    if (keep_going) {
-      std::lock_guard<std::mutex> lock(ask_mu);
-      if (stop.load() || !keep_going()) {
-        stop = true;
-        continue;
+#pragma omp parallel if (k * m > 65536)
+  {
+    // Column u of the side-by-side v is column u % c of vs[u / c].
+#pragma omp for schedule(static)
+    for (Index g = 0; g < groups; ++g) {
+      double* panel = vpack + g * k * kTile;
+      for (Index u = 0; u < kTile; ++u) {
+        const Index col = g * kTile + u;
+        const Eigen::MatrixXd* v = col < w ? vs[col / c] : nullptr;
+        const double* src = v ? v->data() + (col % c) * v->outerStride() : nullptr;
+        for (Index j = 0; j < k; ++j) panel[j * kTile + u] = src ? src[j] : 0.0;
       }
     }
-    const Index task_end = std::min(m, (task + 1) * kTaskCols);
-    for (Index j0 = 0; j0 < k; j0 += kChunkRows) {
-      const Index kc = std::min(kChunkRows, k - j0);
-      for (Index g = 0; g < groups; ++g) {
-        const double* vp = vpack + (g * k + j0) * kTile;
-        for (Index col0 = task * kTaskCols; col0 < task_end; col0 += kBlock) {
-          const int valid = static_cast<int>(std::min<Index>(kBlock, m - col0));
-          const double* cols[kBlock];
-          for (int q = 0; q < kBlock; ++q) {
-            cols[q] = base + (col0 + std::min(q, valid - 1)) * lda + j0;
-          }
-          BatchTileAvx2(cols, kc, vp, j0 == 0, wp, res + col0 * wp + g * kTile);
+#pragma omp for schedule(dynamic, 1)
+    for (Index task = 0; task < tasks; ++task) {
+      if (stop.load(std::memory_order_relaxed)) continue;
+      if (keep_going) {
+        std::lock_guard<std::mutex> lock(ask_mu);
+        if (stop.load() || !keep_going()) {
+          stop = true;
+          continue;
         }
       }
-    }
-  }
-  const bool ok = !stop.load();
-  if (ok) {
-    for (size_t s = 0; s < outs.size(); ++s) {
-      outs[s]->resize(m, c);
-      for (Index t = 0; t < c; ++t) {
-        const Index col = static_cast<Index>(s) * c + t;
-        for (Index i = 0; i < m; ++i) (*outs[s])(i, t) = res[i * wp + col];
+      const Index task_begin = task * kTaskCols;
+      const Index task_end = std::min(m, task_begin + kTaskCols);
+      for (Index j0 = 0; j0 < k; j0 += kChunkRows) {
+        const Index kc = std::min(kChunkRows, k - j0);
+        for (Index g = 0; g < groups; ++g) {
+          const double* vp = vpack + (g * k + j0) * kTile;
+          for (Index col0 = task_begin; col0 < task_end; col0 += kBlock) {
+            const int valid = static_cast<int>(std::min<Index>(kBlock, m - col0));
+            const double* cols[kBlock];
+            for (int q = 0; q < kBlock; ++q) {
+              cols[q] = base + (col0 + std::min(q, valid - 1)) * lda + j0;
+            }
+            BatchTileAvx2(cols, kc, vp, j0 == 0, wp, res + col0 * wp + g * kTile);
+          }
+        }
+      }
+      // This task's rows of every result.
+      for (size_t s = 0; s < outs.size(); ++s) {
+        for (Index t = 0; t < c; ++t) {
+          const Index col = static_cast<Index>(s) * c + t;
+          double* dst = outs[s]->data() + t * outs[s]->outerStride();
+          for (Index i = task_begin; i < task_end; ++i) dst[i] = res[i * wp + col];
+        }
       }
     }
   }
   std::free(res);
   std::free(vpack);
-  return ok;
+  return !stop.load();
 }
 
 }  // namespace

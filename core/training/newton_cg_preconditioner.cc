@@ -85,14 +85,13 @@ void LowRankPreconditioner::Update(const BlockHessian& hess) {
   MatrixXd qmat(n, cp);
 #pragma omp parallel for schedule(static) if (n > 1024)
   for (Index i = 0; i < n; ++i) {
-    const MatrixXd& v = hess.vecs[i];
     int col = 0;
     for (int e = 0; e < c; ++e) {
       for (int f = e; f < c; ++f) {
         double acc = 0;
         for (int j = 0; j < c; ++j) {
           const double w = hess.vals(i, j);
-          acc += v(e, j) * v(f, j) * w / (1.0 + basis_.resid_scale(i) * w);
+          acc += hess.V(i, e, j) * hess.V(i, f, j) * w / (1.0 + basis_.resid_scale(i) * w);
         }
         qmat(i, col++) = acc;
       }

@@ -9,6 +9,7 @@
 #ifndef NTK_CORE_TRAINING_NEWTON_CG_PRECONDITIONER_H_
 #define NTK_CORE_TRAINING_NEWTON_CG_PRECONDITIONER_H_
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <vector>
@@ -28,16 +29,29 @@ using Eigen::VectorXd;
 
 // Per-point Hessian blocks W_i = diag(p_i) - p_i p_i^T = V_i diag(w_i) V_i^T.
 // Stored as eigen-decompositions so that W^{1/2} and (I + t W)^{-1} are cheap.
+// The rows come in blocks of kRows, each block's V_i(j, k) side by side
+// (layout [block][j][k][row in block]), so that ApplySpectral's loops run
+// over the rows of a block (vectorized) while every entry is still summed
+// in the order of one row's plain loops: the same bits as a loop per row.
 struct BlockHessian {
+  static constexpr Index kRows = 32;
   int c = 0;
-  std::vector<MatrixXd> vecs;  // N of C x C
-  MatrixXd vals;               // N x C (clamped >= 0)
+  Index n = 0;
+  std::vector<double> vecs;  // V_i(j, k) at vecs[Offset(i, j, k)]
+  MatrixXd vals;             // N x C (clamped >= 0)
+  MatrixXd sqrt_vals;        // N x C, sqrt(vals)
+
+  size_t Offset(Index i, int j, int k) const {
+    return ((static_cast<size_t>(i / kRows) * c + j) * c + k) * kRows + i % kRows;
+  }
+  double V(Index i, int j, int k) const { return vecs[Offset(i, j, k)]; }
 
   void Build(const MatrixXd& p) {
-    const Index n = p.rows();
+    n = p.rows();
     c = static_cast<int>(p.cols());
-    vecs.resize(n);
+    vecs.resize(static_cast<size_t>((n + kRows - 1) / kRows * kRows) * c * c);
     vals.resize(n, c);
+    sqrt_vals.resize(n, c);
     RegionExceptions trap;  // core/numerics/parallel.h
 #pragma omp parallel for schedule(static) if (n > 256)
     for (Index i = 0; i < n; ++i) {
@@ -46,47 +60,68 @@ struct BlockHessian {
         MatrixXd w = -pi * pi.transpose();
         w.diagonal() += pi;
         Eigen::SelfAdjointEigenSolver<MatrixXd> es(w);
-        vecs[i] = es.eigenvectors();
-        vals.row(i) = es.eigenvalues().cwiseMax(0.0).transpose();
+        for (int k = 0; k < c; ++k) {
+          for (int j = 0; j < c; ++j) vecs[Offset(i, j, k)] = es.eigenvectors()(j, k);
+          vals(i, k) = std::max(es.eigenvalues()(k), 0.0);
+          sqrt_vals(i, k) = std::sqrt(vals(i, k));
+        }
       });
     }
     trap.Rethrow();
   }
-  // out_i = V_i diag(g(w_i)) V_i^T in_i for each row i; plain loops (C is
+  // out_i = V_i diag(g(i, k)) V_i^T in_i for each row i; plain loops (C is
   // small; this keeps tiny products out of the BLAS and out of the heap).
+  // REQUIRES: in is N x C, out is not in.
   template <typename G>
   void ApplySpectral(const MatrixXd& in, MatrixXd* out, G g) const {
-    const Index n = in.rows();
     out->resize(n, c);
-    // About 2 C^2 flops per row: threads only pay off for large N.
+    const Index blocks = (n + kRows - 1) / kRows;
+    // About 4 C^2 flops per row: threads only pay off for large N.
     RegionExceptions trap;  // core/numerics/parallel.h
 #pragma omp parallel for schedule(static) if (n > 4096)
-    for (Index i = 0; i < n; ++i) {
+    for (Index b = 0; b < blocks; ++b) {
       trap.Run([&] {
-        const MatrixXd& v = vecs[i];
-        double t[64];
+        const Index i0 = b * kRows;
+        const Index len = std::min(kRows, n - i0);
+        const double* vb = vecs.data() + static_cast<size_t>(b) * c * c * kRows;
+        double small[16 * kRows];
         std::vector<double> big;
-        double* tp = t;
-        if (c > 64) {
-          big.resize(c);
+        double* tp = small;
+        if (c > 16) {
+          big.resize(static_cast<size_t>(c) * kRows);
           tp = big.data();
         }
+        // t_k = (sum_j V(j, k) in_j) g(k), summed over j = 0, 1, ... in turn.
         for (int k = 0; k < c; ++k) {
-          double acc = 0;
-          for (int j = 0; j < c; ++j) acc += v(j, k) * in(i, j);
-          tp[k] = acc * g(i, k);
+          for (Index r = 0; r < len; ++r) tp[k * kRows + r] = 0;
         }
         for (int j = 0; j < c; ++j) {
-          double acc = 0;
-          for (int k = 0; k < c; ++k) acc += v(j, k) * tp[k];
-          (*out)(i, j) = acc;
+          const double* __restrict x = in.data() + j * in.outerStride() + i0;
+          for (int k = 0; k < c; ++k) {
+            const double* __restrict v = vb + (j * c + k) * kRows;
+            double* __restrict t = tp + k * kRows;
+            for (Index r = 0; r < len; ++r) t[r] += v[r] * x[r];
+          }
+        }
+        for (int k = 0; k < c; ++k) {
+          for (Index r = 0; r < len; ++r) tp[k * kRows + r] *= g(i0 + r, k);
+        }
+        // out_j = sum_k V(j, k) t_k, summed over k = 0, 1, ... in turn.
+        for (int j = 0; j < c; ++j) {
+          double* __restrict o = out->data() + j * out->outerStride() + i0;
+          for (Index r = 0; r < len; ++r) o[r] = 0;
+          for (int k = 0; k < c; ++k) {
+            const double* __restrict v = vb + (j * c + k) * kRows;
+            const double* __restrict t = tp + k * kRows;
+            for (Index r = 0; r < len; ++r) o[r] += v[r] * t[r];
+          }
         }
       });
     }
     trap.Rethrow();
   }
   void ApplySqrt(const MatrixXd& in, MatrixXd* out) const {
-    ApplySpectral(in, out, [this](Index i, int k) { return std::sqrt(vals(i, k)); });
+    ApplySpectral(in, out, [this](Index i, int k) { return sqrt_vals(i, k); });
   }
   void ApplyW(const MatrixXd& in, MatrixXd* out) const {
     ApplySpectral(in, out, [this](Index i, int k) { return vals(i, k); });

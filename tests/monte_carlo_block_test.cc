@@ -49,7 +49,6 @@ struct Block {
   int S = 0;
 };
 
-// N = 300 > 256: the batched product takes its parallel path.
 Block MakeBlock(int n, int c, int S, double lambda, uint64_t seed) {
   Block b;
   const MatrixXd x = RandomFeatures(n, 6, seed);
@@ -112,10 +111,11 @@ TEST(BlockSolve, EveryProblemHasTheBitsOfItsOwnSolve) {
   }
 }
 
-// The hand-written product and the BLAS fallback (the testing switch of
-// core/numerics/linalg.h) each give the bits of their own single product.
+// The hand-written product (its AVX-512 and AVX2 tiles, where the CPU has
+// them) and the BLAS fallback (the testing switches of core/numerics/linalg.h)
+// each give the bits of their own single product.
 TEST(BlockSolve, BatchedProductHasTheBitsOfSingleProducts) {
-  const MatrixXd a = RandomFeatures(301, 301, 3);  // odd sizes: partial tiles
+  const MatrixXd a = RandomFeatures(301, 307, 3);  // odd sizes: partial tiles
   for (int c : {1, 3, 10, 12, 13}) {
     std::vector<MatrixXd> v, out(3);
     std::vector<const MatrixXd*> vs;
@@ -125,17 +125,19 @@ TEST(BlockSolve, BatchedProductHasTheBitsOfSingleProducts) {
       vs.push_back(&v[s]);
       outs.push_back(&out[s]);
     }
-    for (bool narrow : {true, false}) {
-      internal::UseNarrowKernelForTesting(narrow);
+    for (int path : {0, 1, 2}) {  // AVX-512 tile, AVX2 tile, BLAS
+      internal::UseAvx512BatchKernelForTesting(path == 0);
+      internal::UseNarrowKernelForTesting(path < 2);
       ASSERT_TRUE(TransposeTimesNarrowBatch(a, vs, outs));
       for (int s = 0; s < 3; ++s) {
         MatrixXd single;
         TransposeTimesNarrow(a, v[s], &single);
-        EXPECT_TRUE(Same(out[s], single)) << c << " " << narrow << " " << s;
+        EXPECT_TRUE(Same(out[s], single)) << c << " " << path << " " << s;
         // And it is the product (rounding of 301 terms of size ~1 each).
         EXPECT_LT((out[s] - a.transpose() * v[s]).cwiseAbs().maxCoeff(), 1e-11);
       }
     }
+    internal::UseAvx512BatchKernelForTesting(true);
     internal::UseNarrowKernelForTesting(true);
   }
 }
@@ -165,9 +167,11 @@ TEST(BlockSolve, AnswersAreTheFixedPoints) {
   }
 }
 
+// N = 500: rounds of 3 or more in flight use the threads (N^2 k C >=
+// kMinParallelBatchTerms, core/numerics/linalg.h).
 TEST(BlockSolve, ThreadCountDoesNotChangeTheBits) {
   const int c = 3, S = 6;
-  const Block b = MakeBlock(300, c, S, 0.05, 31);
+  const Block b = MakeBlock(500, c, S, 0.05, 31);
   const int saved = omp_get_max_threads();
   std::vector<MatrixXd> duals;
   for (int threads : {1, 2}) {
@@ -182,9 +186,10 @@ TEST(BlockSolve, ThreadCountDoesNotChangeTheBits) {
 }
 
 // MONTE_CARLO through a fitted model: S = 20 > the samples in flight, so
-// samples enter the block as others finish.
+// samples enter the block as others finish; N = 400 puts rounds of 5 or
+// more on the threads.
 TEST(MonteCarlo2a, ThreadCountDoesNotChangeTheAnswer) {
-  const MatrixXd x = RandomFeatures(300, 5, 41);
+  const MatrixXd x = RandomFeatures(400, 5, 41);
   const MatrixXd y = RandomTargets(x, 3, 0.0, 42);
   const MatrixXd q = RandomFeatures(6, 5, 43);
   const int saved = omp_get_max_threads();

@@ -19,10 +19,11 @@ namespace ntk::distribution_internal {
 namespace {
 
 // 2a samples solved together (SolveSamples2a). Measured at N = 5000, C = 10
-// (one thread, CPU time per sample product): 23 ms alone, 18 ms with 4 in
-// flight, 15.5 with 8, 16 with 16 (the narrow kernel of one solve: 78-86
-// ms). Each in flight costs BlockSolveSlotDoubles(N, C) doubles of work
-// space (~14 MB at N = 5000).
+// (one thread, CPU time of one sample's product with Theta): 82 ms with the
+// narrow kernel of a lone solve (it waits on memory), batched 24 ms alone,
+// 12 ms with 4 in flight, 10.8 with 8, 9.7 with 16 (AVX-512 tile; AVX2:
+// 18, 15.5, 16). Each in flight costs BlockSolveSlotDoubles(N, C) doubles
+// of work space (~14 MB at N = 5000).
 constexpr int kSamplesInFlight = 8;
 
 // The prior of F0: K_XX + jitter I = L_K L_K^T. K_XX comes from the EXACT

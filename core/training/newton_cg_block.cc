@@ -91,18 +91,27 @@ absl::StatusOr<BlockSolveResult> SolveRegularizedCEBlock(const MatrixXd& theta,
       ++next;
     }
     if (active.empty()) break;
-    // Each problem's own work up to its next product (or its end).
+    // Each problem's own work up to its next product (or its end), one
+    // task per problem; a long step (a new Newton step's Hessian blocks)
+    // splits into tasks of rows that idle threads take (ForRows,
+    // newton_cg_preconditioner.h).
+    // Threads when the round's product uses them (TransposeTimesNarrowBatch):
+    // smaller rounds are faster on one.
     RegionExceptions trap;  // core/numerics/parallel.h
-    const Index count = static_cast<Index>(active.size());
-#pragma omp parallel for schedule(dynamic, 1) if (count > 1)
-    for (Index i = 0; i < count; ++i) {
-      trap.Run([&] {
-        Slot& slot = *active[static_cast<size_t>(i)];
-        if (slot.begun) {
-          slot.solver->Advance();
+    const size_t count = active.size();
+    const bool threads =
+        count > 1 && n * n * static_cast<Index>(count) * c >= kMinParallelBatchTerms;
+#pragma omp parallel if (threads)
+#pragma omp single
+    for (size_t i = 0; i < count; ++i) {
+      Slot* slot = active[i].get();
+#pragma omp task firstprivate(slot) shared(trap)
+      trap.Run([slot] {
+        if (slot->begun) {
+          slot->solver->Advance();
         } else {
-          slot.solver->Begin();
-          slot.begun = true;
+          slot->solver->Begin();
+          slot->begun = true;
         }
       });
     }

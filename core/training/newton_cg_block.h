@@ -26,8 +26,9 @@
 // OpenBLAS threads.
 //
 // Thread safety: a pure function of its arguments (progress aside); uses
-// all OpenMP threads, with OpenBLAS single-threaded meanwhile
-// (ScopedSingleThreadedBlas).
+// all OpenMP threads (for rounds whose product is large enough,
+// kMinParallelBatchTerms of core/numerics/linalg.h), with OpenBLAS
+// single-threaded meanwhile (ScopedSingleThreadedBlas).
 // Memory: the preconditioner basis (N (k (k + 1) / 2 + k + 1) doubles,
 // shared) plus BlockSolveSlotDoubles(N, C) per problem in flight, plus the
 // result (N x S C).

@@ -83,8 +83,7 @@ void LowRankPreconditioner::Update(const BlockHessian& hess) {
   // product, which dominated small-N solves.
   const int cp = c * (c + 1) / 2;
   MatrixXd qmat(n, cp);
-#pragma omp parallel for schedule(static) if (n > 1024)
-  for (Index i = 0; i < n; ++i) {
+  ForRows(n, 1024, [&](Index i) {
     int col = 0;
     for (int e = 0; e < c; ++e) {
       for (int f = e; f < c; ++f) {
@@ -96,7 +95,7 @@ void LowRankPreconditioner::Update(const BlockHessian& hess) {
         qmat(i, col++) = acc;
       }
     }
-  }
+  });
   MatrixXd hsum(basis_.gg.cols(), cp);
   hsum.noalias() = basis_.gg.transpose() * qmat;
   // H[(a, e), (b, f)] = delta + sum_i g_ia g_ib Q_i(e, f); index (a, e) = a * c + e.

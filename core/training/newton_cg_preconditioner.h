@@ -17,6 +17,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Dense>
 #include <Eigen/Eigenvalues>
+#include <omp.h>
 
 #include "core/numerics/parallel.h"
 #include "core/training/solvers.h"
@@ -26,6 +27,32 @@ namespace ntk::solver_internal {
 using Eigen::Index;
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
+
+// body(i) for i in [0, n), on the OpenMP threads. Outside an active
+// parallel region: a parallel loop when n > min_parallel. Inside one (a
+// step of one solve among many, newton_cg_block.cc): tasks of 64 rows, so
+// that the region's idle threads share a long step (the Hessian blocks of
+// a new Newton step) instead of waiting for it. The iterations must be
+// independent; their results do not depend on which thread runs them.
+// Exceptions as RegionExceptions (rethrown here).
+template <typename Fn>
+void ForRows(Index n, Index min_parallel, Fn&& body) {
+  RegionExceptions trap;  // core/numerics/parallel.h
+  RegionExceptions* trap_p = &trap;
+  auto* body_p = &body;
+  if (omp_in_parallel()) {
+#pragma omp taskloop grainsize(64)
+    for (Index i = 0; i < n; ++i) {
+      trap_p->Run([&] { (*body_p)(i); });
+    }
+  } else {
+#pragma omp parallel for schedule(static) if (n > min_parallel)
+    for (Index i = 0; i < n; ++i) {
+      trap_p->Run([&] { (*body_p)(i); });
+    }
+  }
+  trap.Rethrow();
+}
 
 // Per-point Hessian blocks W_i = diag(p_i) - p_i p_i^T = V_i diag(w_i) V_i^T.
 // Stored as eigen-decompositions so that W^{1/2} and (I + t W)^{-1} are cheap.
@@ -52,22 +79,17 @@ struct BlockHessian {
     vecs.resize(static_cast<size_t>((n + kRows - 1) / kRows * kRows) * c * c);
     vals.resize(n, c);
     sqrt_vals.resize(n, c);
-    RegionExceptions trap;  // core/numerics/parallel.h
-#pragma omp parallel for schedule(static) if (n > 256)
-    for (Index i = 0; i < n; ++i) {
-      trap.Run([&] {
-        const VectorXd pi = p.row(i).transpose();
-        MatrixXd w = -pi * pi.transpose();
-        w.diagonal() += pi;
-        Eigen::SelfAdjointEigenSolver<MatrixXd> es(w);
-        for (int k = 0; k < c; ++k) {
-          for (int j = 0; j < c; ++j) vecs[Offset(i, j, k)] = es.eigenvectors()(j, k);
-          vals(i, k) = std::max(es.eigenvalues()(k), 0.0);
-          sqrt_vals(i, k) = std::sqrt(vals(i, k));
-        }
-      });
-    }
-    trap.Rethrow();
+    ForRows(n, 256, [&](Index i) {
+      const VectorXd pi = p.row(i).transpose();
+      MatrixXd w = -pi * pi.transpose();
+      w.diagonal() += pi;
+      Eigen::SelfAdjointEigenSolver<MatrixXd> es(w);
+      for (int k = 0; k < c; ++k) {
+        for (int j = 0; j < c; ++j) vecs[Offset(i, j, k)] = es.eigenvectors()(j, k);
+        vals(i, k) = std::max(es.eigenvalues()(k), 0.0);
+        sqrt_vals(i, k) = std::sqrt(vals(i, k));
+      }
+    });
   }
   // out_i = V_i diag(g(i, k)) V_i^T in_i for each row i; plain loops (C is
   // small; this keeps tiny products out of the BLAS and out of the heap).

@@ -94,9 +94,8 @@ absl::StatusOr<BlockSolveResult> SolveRegularizedCEBlock(const MatrixXd& theta,
     // Each problem's own work up to its next product (or its end), one
     // task per problem; a long step (a new Newton step's Hessian blocks)
     // splits into tasks of rows that idle threads take (ForRows,
-    // newton_cg_preconditioner.h).
-    // Threads when the round's product uses them (TransposeTimesNarrowBatch):
-    // smaller rounds are faster on one.
+    // newton_cg_preconditioner.h). On the threads when the round's product
+    // is (TransposeTimesNarrowBatch): smaller rounds are faster on one.
     RegionExceptions trap;  // core/numerics/parallel.h
     const size_t count = active.size();
     const bool threads =

@@ -5,7 +5,8 @@
 // See solvers.h (SolveRegularizedCE) for the method.
 //
 // Thread safety: BlockHessian and LowRankPreconditioner are per-solve
-// workspaces (one thread calls them; they use OpenMP inside).
+// workspaces (one thread calls them; they use OpenMP inside, see ForRows);
+// a PreconditionerBasis is read-only once built, shared by many solves.
 #ifndef NTK_CORE_TRAINING_NEWTON_CG_PRECONDITIONER_H_
 #define NTK_CORE_TRAINING_NEWTON_CG_PRECONDITIONER_H_
 

@@ -1,25 +1,30 @@
 // ntk/core/distribution/monte_carlo.cc: method MONTE_CARLO (all regimes) of
 // docs/model-contract.md "4. PredictDistribution": S samples F0_s of the
-// prior N(0, K_XX (x) I), each trained (2a: one Solve per sample; 2b/2c:
+// prior N(0, K_XX (x) I), each trained (2a: the Newton solves as a block; 2b/2c:
 // the linear map of exact.cc), f0_s(x) | F0_s drawn per point, and sample
 // moments. See methods.h.
-#include <atomic>
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "core/distribution/methods.h"
 #include "core/distribution/moments.h"
-#include "core/numerics/linalg.h"
 #include "core/numerics/parallel.h"
 #include "core/numerics/random.h"
-#include "core/training/solve.h"
+#include "core/training/newton_cg_block.h"
 #include "core/training/solvers.h"
 
 namespace ntk::distribution_internal {
 namespace {
+
+// 2a samples solved together (SolveSamples2a). Measured at N = 5000, C = 10
+// (one thread, CPU time of one sample's product with Theta): 82 ms with the
+// narrow kernel of a lone solve (it waits on memory), batched 24 ms alone,
+// 12 ms with 4 in flight, 10.8 with 8, 9.7 with 16 (AVX-512 tile; AVX2:
+// 18, 15.5, 16). Each in flight costs BlockSolveSlotDoubles(N, C) doubles
+// of work space (~14 MB at N = 5000).
+constexpr int kSamplesInFlight = 8;
 
 // The prior of F0: K_XX + jitter I = L_K L_K^T. K_XX comes from the EXACT
 // factors (2b, 2c: they are needed anyway) or from the training kernels (2a).
@@ -77,81 +82,51 @@ absl::StatusOr<std::shared_ptr<const MatrixFactor>> GetNtkTrain(
 // 2a: Dual_s for every sample s (F0_s = columns s*C .. s*C+C-1 of f0),
 // written to rows N..2N-1 of *z_and_dual.
 //
-// Each sample is one Newton solve (core/training/solve.h), warm-started
-// from the F0 = 0 solution's dual: the fixed point is the sample's own
-// (the start changes the iterates, not the answer, up to the solver
-// tolerance), but the Newton steps begin at F0_s + F*_0 instead of F0_s.
-// Measured (Fashion-MNIST N = 400, C = 10, depth 3, 6 samples): CG
-// iterations 1438 -> 342 (lambda = 0.01) and 515 -> 223 (lambda = 1);
-// Newton steps 101 -> 58 and 59 -> 43; duals agree to 4e-13 relative.
-// The preconditioner's eigenpairs depend on Theta only: computed once.
-// The S solves are independent: one per OpenMP thread at a time (each
-// solve's own kernels then run single-threaded inside the parallel region).
-// A solve is a deterministic function of its sample, so the result does
-// not depend on the number of threads. Measured at N = 1000, 64 samples:
-// one solve at a time with fine-grained parallelism inside spent most of
-// its time in idle thread pools.
-// Cancellation: every solve asks one shared callback before each Newton
-// and CG iteration (one product with Theta); it calls the user's progress
-// under a lock (one call at a time), and once that says stop every solve
-// ends at its next check. Nothing is returned then (nothing is cached).
+// Each sample is one Newton solve (core/training/newton_cg_solver.h, the
+// solver of Solve), warm-started from the F0 = 0 solution's dual: the fixed
+// point is the sample's own (the start changes the iterates, not the
+// answer, up to the solver tolerance), but the Newton steps begin at
+// F0_s + F*_0 instead of F0_s. Measured (Fashion-MNIST N = 400, C = 10,
+// depth 3, 6 samples): CG iterations 1438 -> 342 (lambda = 0.01) and
+// 515 -> 223 (lambda = 1); Newton steps 101 -> 58 and 59 -> 43; duals agree
+// to 4e-13 relative.
+// The solves run as a block (SolveRegularizedCEBlock,
+// core/training/newton_cg_block.h): kSamplesInFlight samples advance in
+// lockstep, each round one pass over Theta computes every sample's next
+// product (CG iteration, residual or Newton direction) with the bits of a
+// product of its own, and the samples' own work runs in parallel across
+// them. So Dual_s is the same bits as sample s's own Solve with the
+// block's eigenbasis (computed with single-threaded OpenBLAS), whatever
+// the number of OpenMP or OpenBLAS threads. The preconditioner's eigenpairs
+// and low-rank terms depend on Theta only: computed once. Measured through
+// the server (N = 5000, S = 64, lambda = 0.01, loaded machine): first call
+// 462 s with one solve per thread, 202 s as a block (docs/performance.md).
+// Cancellation: the block asks the user's progress once per round and
+// between the blocks of each pass over Theta (phase "distribution: 2a
+// solves"); once it says stop nothing is returned (nothing is cached).
 absl::Status SolveSamples2a(const State& state, FactorSource& source, const MatrixXd& theta,
-                            const MatrixXd& f0, int S, const Progress& progress,
+                            const MatrixXd& f0, const Progress& progress,
                             MatrixXd* z_and_dual) {
   const Index N = state.x_train.rows();
-  const Index C = state.problem.targets.cols();
   absl::StatusOr<std::shared_ptr<const MatrixFactor>> dual0 = GetZeroF0Dual(
       state, source, [&]() -> absl::StatusOr<const MatrixXd*> { return &theta; });
   if (!dual0.ok()) return dual0.status();
-  const ThetaEigenbasis basis =
-      ComputeThetaEigenbasis(theta, RegularizedCEOptions().preconditioner_rank);
-  ScopedSingleThreadedBlas one_blas_thread;
-  absl::Mutex mu;
-  absl::Status cancelled;           // guarded by mu
-  std::atomic<bool> stop{false};
-  std::atomic<int> done{0};
-  const ProgressFn shared_progress = [&](double, const char*) {
-    if (stop.load(std::memory_order_relaxed)) return false;
-    absl::MutexLock lock(&mu);
-    if (stop.load()) return false;
-    cancelled = progress.Report(static_cast<double>(done.load()) / S,
-                                "distribution: 2a solves");
-    if (!cancelled.ok()) stop = true;
+  BlockSolveOptions opt;
+  opt.solve.warm_start_dual = &(*dual0)->value;
+  opt.max_in_flight = kSamplesInFlight;
+  absl::Status cancelled;
+  opt.progress = [&](double fraction, const char*) {
+    cancelled = progress.Report(fraction, "distribution: 2a solves");
     return cancelled.ok();
   };
-  std::vector<absl::Status> failed(static_cast<size_t>(S));
-  RegionExceptions trap;  // core/numerics/parallel.h
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int s = 0; s < S; ++s) {
-    trap.Run([&] {
-      if (stop.load(std::memory_order_relaxed)) return;
-      const MatrixXd f0s = f0.middleCols(static_cast<Index>(s) * C, C);
-      SolveOptions opt;
-      opt.initial_outputs = &f0s;
-      opt.eigenbasis = &basis;
-      opt.warm_start_dual = &(*dual0)->value;
-      opt.progress = shared_progress;
-      absl::StatusOr<SolverSolution> sol = Solve(state.problem, theta, opt);
-      if (!sol.ok()) {
-        failed[static_cast<size_t>(s)] =
-            absl::Status(sol.status().code(),
-                         absl::StrCat("distribution: Monte Carlo sample ", s, ": ",
-                                      sol.status().message()));
-        stop = true;
-        return;
-      }
-      z_and_dual->block(N, static_cast<Index>(s) * C, N, C) = sol->dual;
-      ++done;
-    });
+  absl::StatusOr<BlockSolveResult> solved =
+      SolveRegularizedCEBlock(theta, state.problem.targets, f0, state.problem.lambda, opt);
+  if (!cancelled.ok()) return cancelled;
+  if (!solved.ok()) {
+    return absl::Status(solved.status().code(),
+                        absl::StrCat("distribution: Monte Carlo ", solved.status().message()));
   }
-  trap.Rethrow();
-  {
-    absl::MutexLock lock(&mu);
-    if (!cancelled.ok()) return cancelled;
-  }
-  for (const absl::Status& st : failed) {
-    if (!st.ok()) return st;
-  }
+  z_and_dual->bottomRows(N) = solved->duals;
   return absl::OkStatus();
 }
 
@@ -182,8 +157,7 @@ absl::StatusOr<std::shared_ptr<const MonteCarloSamples>> BuildSamples(
   // F0 = L_K Z for all samples at once (dtrmm).
   MatrixXd f0 = prior->chol_k.triangularView<Eigen::Lower>() * out->z_and_dual.topRows(N);
   if (regime == Regime::kRegularizedCE) {
-    absl::Status st = SolveSamples2a(state, source, *theta, f0, S, progress,
-                                     &out->z_and_dual);
+    absl::Status st = SolveSamples2a(state, source, *theta, f0, progress, &out->z_and_dual);
     if (!st.ok()) return st;
   } else {
     // Dual_s = A^{-1} (T - F0_s) = mean_dual - A^{-1} F0_s.

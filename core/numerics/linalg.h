@@ -13,6 +13,9 @@
 #ifndef NTK_CORE_NUMERICS_LINALG_H_
 #define NTK_CORE_NUMERICS_LINALG_H_
 
+#include <functional>
+#include <vector>
+
 #include <Eigen/Dense>
 
 namespace ntk {
@@ -30,6 +33,28 @@ namespace ntk {
 inline constexpr int kMaxNarrowColumns = 12;
 void TransposeTimesNarrow(const Eigen::MatrixXd& a, const Eigen::MatrixXd& v,
                           Eigen::MatrixXd* out);
+
+// outs[s] = a^T vs[s] for s = 0, ..., k-1: the same bits as k calls of
+// TransposeTimesNarrow(a, *vs[s], outs[s]), but one pass over `a` for all of
+// them. The hand-written path is a cache-blocked product of a^T with the k C
+// columns side by side (AVX2, or AVX-512 where the CPU has it; blocks of
+// 64-96 columns of a against 128 of its rows, so a is read from memory
+// once instead of k times); every output entry is
+// still one chain of fused multiply-adds in the order j = 0, 1, ..., K-1,
+// exactly as in TransposeTimesNarrow, so neither k nor the other columns
+// nor the thread count changes a result. Otherwise (no AVX2/FMA, C > 12,
+// or the testing switch below) it is the k calls. It uses the OpenMP threads
+// when K M k C >= kMinParallelBatchTerms. keep_going (may be empty)
+// is asked between blocks, from the OpenMP threads one at a time; once it
+// returns false the remaining blocks are skipped and the call returns false
+// (outs then hold no result). Memory: about (K + M) k C doubles of workspace.
+// REQUIRES: every vs[s] is K x C (one C for all), K == a.rows();
+// vs.size() == outs.size(); no outs[s] is a or any vs[s].
+inline constexpr Eigen::Index kMinParallelBatchTerms = Eigen::Index{1} << 21;
+bool TransposeTimesNarrowBatch(const Eigen::MatrixXd& a,
+                               const std::vector<const Eigen::MatrixXd*>& vs,
+                               const std::vector<Eigen::MatrixXd*>& outs,
+                               const std::function<bool()>& keep_going = {});
 
 // While at least one ScopedSingleThreadedBlas is alive anywhere in the
 // process, OpenBLAS runs single-threaded (openblas_set_num_threads(1)); the
@@ -52,6 +77,10 @@ namespace internal {
 // threads), true restores automatic selection. Returns whether the
 // hand-written kernel is available on this CPU.
 bool UseNarrowKernelForTesting(bool use);
+// Tests only: false makes TransposeTimesNarrowBatch's hand-written path use
+// its AVX2 tile even where AVX-512 is available. Returns whether the
+// AVX-512 tile is available.
+bool UseAvx512BatchKernelForTesting(bool use);
 }  // namespace internal
 
 }  // namespace ntk

@@ -18,6 +18,11 @@ void ThetaTimes(const MatrixXd& theta, const MatrixXd& v, MatrixXd* out) {
   TransposeTimesNarrow(theta, v, out);
 }
 
+bool ThetaTimesBatch(const MatrixXd& theta, const std::vector<const MatrixXd*>& vs,
+                     const std::vector<MatrixXd*>& outs, const std::function<bool()>& keep_going) {
+  return TransposeTimesNarrowBatch(theta, vs, outs, keep_going);
+}
+
 namespace {
 
 // Top-k eigenpairs of the symmetric PSD `theta` by randomized subspace
@@ -48,57 +53,56 @@ void TopEigenpairs(const MatrixXd& theta, int k, MatrixXd* u, VectorXd* vals) {
 
 }  // namespace
 
-LowRankPreconditioner::LowRankPreconditioner(const MatrixXd& theta, double lambda,
-                                             const ThetaEigenbasis& basis) {
+PreconditionerBasis::PreconditionerBasis(const MatrixXd& theta, double lambda,
+                                         const ThetaEigenbasis& basis) {
   const Index n = theta.rows();
-  resid_scale_ = theta.diagonal() / lambda;
+  resid_scale = theta.diagonal() / lambda;
   if (basis.vectors.cols() > 0 && basis.vectors.rows() == n) {
-    g_ = basis.vectors * (basis.values / lambda).cwiseSqrt().asDiagonal();
-    resid_scale_ -= g_.rowwise().squaredNorm();
-    resid_scale_ = resid_scale_.cwiseMax(0.0);
-    k_ = static_cast<int>(g_.cols());
+    g = basis.vectors * (basis.values / lambda).cwiseSqrt().asDiagonal();
+    resid_scale -= g.rowwise().squaredNorm();
+    resid_scale = resid_scale.cwiseMax(0.0);
+    k = static_cast<int>(g.cols());
     // Only pairs a <= b: g_i g_i^T is symmetric.
-    gg_.resize(n, k_ * (k_ + 1) / 2);
+    gg.resize(n, k * (k + 1) / 2);
     for (Index i = 0; i < n; ++i) {
       Index col = 0;
-      for (int a = 0; a < k_; ++a)
-        for (int b = a; b < k_; ++b) gg_(i, col++) = g_(i, a) * g_(i, b);
+      for (int a = 0; a < k; ++a)
+        for (int b = a; b < k; ++b) gg(i, col++) = g(i, a) * g(i, b);
     }
   }
 }
 
 void LowRankPreconditioner::Update(const BlockHessian& hess) {
   hess_ = &hess;
-  if (k_ == 0) return;
-  const Index n = g_.rows();
+  const int k = basis_.k;
+  if (k == 0) return;
+  const Index n = basis_.g.rows();
   const int c = hess.c;
   // Only pairs e <= f: each Q_i is symmetric. With the a <= b symmetry of
-  // gg_ this is a quarter of the flops of the full (k^2 x N) (N x C^2)
+  // basis_.gg this is a quarter of the flops of the full (k^2 x N) (N x C^2)
   // product, which dominated small-N solves.
   const int cp = c * (c + 1) / 2;
   MatrixXd qmat(n, cp);
-#pragma omp parallel for schedule(static) if (n > 1024)
-  for (Index i = 0; i < n; ++i) {
-    const MatrixXd& v = hess.vecs[i];
+  ForRows(n, 1024, [&](Index i) {
     int col = 0;
     for (int e = 0; e < c; ++e) {
       for (int f = e; f < c; ++f) {
         double acc = 0;
         for (int j = 0; j < c; ++j) {
           const double w = hess.vals(i, j);
-          acc += v(e, j) * v(f, j) * w / (1.0 + resid_scale_(i) * w);
+          acc += hess.V(i, e, j) * hess.V(i, f, j) * w / (1.0 + basis_.resid_scale(i) * w);
         }
         qmat(i, col++) = acc;
       }
     }
-  }
-  MatrixXd hsum(gg_.cols(), cp);
-  hsum.noalias() = gg_.transpose() * qmat;
+  });
+  MatrixXd hsum(basis_.gg.cols(), cp);
+  hsum.noalias() = basis_.gg.transpose() * qmat;
   // H[(a, e), (b, f)] = delta + sum_i g_ia g_ib Q_i(e, f); index (a, e) = a * c + e.
-  MatrixXd h = MatrixXd::Identity(k_ * c, k_ * c);
+  MatrixXd h = MatrixXd::Identity(k * c, k * c);
   int ab = 0;
-  for (int a = 0; a < k_; ++a) {
-    for (int b = a; b < k_; ++b, ++ab) {
+  for (int a = 0; a < k; ++a) {
+    for (int b = a; b < k; ++b, ++ab) {
       int ef = 0;
       for (int e = 0; e < c; ++e) {
         for (int f = e; f < c; ++f, ++ef) {
@@ -117,21 +121,23 @@ void LowRankPreconditioner::Update(const BlockHessian& hess) {
 }
 
 void LowRankPreconditioner::Apply(const MatrixXd& v, MatrixXd* out) {
-  hess_->ApplyBlockInverse(resid_scale_, v, out);
-  if (k_ == 0) return;
+  const int k = basis_.k;
+  const MatrixXd& g = basis_.g;
+  hess_->ApplyBlockInverse(basis_.resid_scale, v, out);
+  if (k == 0) return;
   const int c = hess_->c;
   hess_->ApplySqrt(*out, &sx_);
   MatrixXd zt;
-  TransposeTimesNarrow(g_, sx_, &zt);  // k x C, no BLAS threads
-  VectorXd vec(k_ * c);
-  for (int a = 0; a < k_; ++a)
+  TransposeTimesNarrow(g, sx_, &zt);  // k x C, no BLAS threads
+  VectorXd vec(k * c);
+  for (int a = 0; a < k; ++a)
     for (int e = 0; e < c; ++e) vec(a * c + e) = zt(a, e);
   vec = llt_.solve(vec);
-  for (int a = 0; a < k_; ++a)
+  for (int a = 0; a < k; ++a)
     for (int e = 0; e < c; ++e) zt(a, e) = vec(a * c + e);
-  gz_.noalias() = g_.lazyProduct(zt);  // N x C (coefficient-wise: no BLAS threads)
+  gz_.noalias() = g.lazyProduct(zt);  // N x C (coefficient-wise: no BLAS threads)
   hess_->ApplySqrt(gz_, &sx_);
-  hess_->ApplyBlockInverse(resid_scale_, sx_, &gz_);
+  hess_->ApplyBlockInverse(basis_.resid_scale, sx_, &gz_);
   *out -= gz_;
 }
 

@@ -6,8 +6,9 @@
 //
 // Solve dispatches on problem.regime (decided by DecideTrainingProblem,
 // problem.h): 2a Newton-CG (newton_cg.cc), 2b / 2c one Cholesky
-// (direct_solve.cc). Fit, every PredictDistribution method (including each
-// Monte Carlo sample) and the tools call this.
+// (direct_solve.cc). Fit, every PredictDistribution method and the tools
+// call this (MONTE_CARLO's 2a samples run the same solver as a block:
+// core/training/newton_cg_block.h).
 //
 // Thread safety: a pure function of its arguments; safe to call
 // concurrently (see solvers.h for the threads it uses).

@@ -1,6 +1,7 @@
 // Thin adapter over server/convert.h (see request_adapter.h).
 #include "fuzz/request_adapter.h"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -66,8 +67,21 @@ absl::Status ConvertFit(const v1::FitRequest& r, const FuzzBudget& budget, bool 
   if (!run_fit || n > budget.max_train_rows || resolved->num_classes > budget.max_classes) {
     return absl::OkStatus();
   }
-  absl::StatusOr<std::unique_ptr<FittedModel>> model = FittedModel::Fit(*spec, *data);
-  if (!model.ok()) return model.status();
+  FitOptions options;
+  options.max_iterations = budget.max_newton_iterations;
+  std::atomic<int64_t> reports{0};  // progress may run on OpenMP threads
+  options.progress = [&reports, &budget](double, const char*) {
+    return reports.fetch_add(1, std::memory_order_relaxed) < budget.max_progress_calls;
+  };
+  absl::StatusOr<std::unique_ptr<FittedModel>> model = FittedModel::Fit(*spec, *data, options);
+  if (!model.ok()) {
+    // Only the adapter's own bound may cancel; any other CANCELLED is a
+    // finding (RequireOkOrInputError).
+    if (absl::IsCancelled(model.status()) && reports.load() > budget.max_progress_calls) {
+      return absl::OkStatus();
+    }
+    return model.status();
+  }
   absl::StatusOr<Prediction> p = (*model)->Predict(data->features);
   if (!p.ok()) return p.status();
   Require(p->probabilities.rows() == data->features.rows() &&

@@ -37,6 +37,21 @@ struct FuzzBudget {
   int max_classes = 4;
   uint64_t max_query_rows = 4;
   uint32_t max_num_samples = 8;
+  // 2a Newton iterations of a fuzzed Fit (FitOptions::max_iterations; the
+  // server's default is 100). Well-posed fuzzed fits converge in fewer
+  // (Newton converges quadratically once close); the inputs that do not
+  // converge (findings F1/F2, docs/testing.md) reach the same refusal after
+  // 25 iterations as after 100, through the same code, at a quarter of the
+  // cost. They were most of fit_fuzzer's time.
+  int max_newton_iterations = 25;
+  // Progress reports (one per CG step of a 2a fit, one per kernel or
+  // factorization block elsewhere) after which a fuzzed Fit is cancelled
+  // through FitOptions::progress, as a client's cancel would; the input then
+  // counts as accepted (it was valid, only too long for the fuzzer). Well-
+  // posed tiny fits take a few dozen; the hostile ones of findings F1/F2
+  // took up to 25 x 480 CG steps, over a second each under ASan, and the
+  // corpus keeps them (docs/testing.md "Why fit_fuzzer is slow").
+  int64_t max_progress_calls = 200;
 };
 
 // Fit and FitStream messages. `run_fit`: also fit when within `budget`,

@@ -10,7 +10,11 @@
 # Findings: BUILD_DIR/fuzz-artifacts/<target>/ (reproduce with
 # `BUILD_DIR/fuzz/<target>_fuzzer <artifact>`); logs: BUILD_DIR/fuzz-logs/.
 # Environment: FUZZ_TIMEOUT (seconds per input, default 20),
-# FUZZ_RSS_MB (default 2048), FUZZ_ARGS (extra libFuzzer flags).
+# FUZZ_RSS_MB (default 2048), FUZZ_ARGS (extra libFuzzer flags, e.g.
+# -fork=2), FUZZ_CORPUS (a directory kept between runs: each target's corpus
+# is FUZZ_CORPUS/<target>/, seeded from fuzz/corpus/<target>/ the first
+# time, so a long campaign can run in slices; keep it outside the
+# repository).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$1
@@ -31,10 +35,12 @@ rows=()
 for t in "${TARGETS[@]}"; do
   bin="$BUILD/fuzz/${t}_fuzzer"
   [ -x "$bin" ] || { echo "fuzz/run.sh: $bin not built" >&2; exit 2; }
-  corpus="$work/$t"
+  corpus="${FUZZ_CORPUS:-$work}/$t"
   artifacts="$BUILD/fuzz-artifacts/$t"
+  fresh=0
+  [ -d "$corpus" ] && [ -n "$(ls -A "$corpus")" ] || fresh=1
   mkdir -p "$corpus" "$artifacts"
-  cp -r "$ROOT/fuzz/corpus/$t/." "$corpus/" 2>/dev/null || true
+  [ "$fresh" = 1 ] && { cp -r "$ROOT/fuzz/corpus/$t/." "$corpus/" 2>/dev/null || true; }
   dict=()
   [ -f "$ROOT/fuzz/dict/$t.dict" ] && dict=(-dict="$ROOT/fuzz/dict/$t.dict")
   log="$BUILD/fuzz-logs/$t.log"

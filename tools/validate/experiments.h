@@ -426,7 +426,7 @@ class AgreementAccumulator {
 inline absl::StatusOr<DistributionComparison> CompareDistribution(
     const Setting& s, const Dataset& data, const FittedModel& model,
     const std::vector<Eigen::MatrixXd>& ensemble, DistributionMethod method,
-    const char* method_name, int pred_samples, uint64_t pred_seed) {
+    int pred_samples, uint64_t pred_seed) {
   DistributionOptions opt;
   opt.method = method;
   opt.num_samples = pred_samples;
@@ -475,7 +475,7 @@ inline absl::StatusOr<DistributionComparison> CompareDistribution(
   }
   DistributionComparison out;
   out.setting = s.name;
-  out.method = method_name;
+  out.method = DistributionMethodName(method);
   out.logit_mean = lm.Result();
   out.logit_cov = lc.Result();
   out.prob_mean = pm.Result();

@@ -221,16 +221,6 @@ void RunE3(const std::vector<Setting>& settings, const Dataset& data) {
   }
 }
 
-const char* MethodName(DistributionMethod m) {
-  switch (m) {
-    case DistributionMethod::kExact: return "EXACT";
-    case DistributionMethod::kLinearized: return "LINEARIZED";
-    case DistributionMethod::kMonteCarlo: return "MONTE_CARLO";
-    case DistributionMethod::kLaplacePosterior: return "LAPLACE_POSTERIOR";
-    default: return "UNSPECIFIED";
-  }
-}
-
 void RunE4(const std::vector<Setting>& settings, const Dataset& data) {
   const int width = absl::GetFlag(FLAGS_e4_width);
   const int seeds = absl::GetFlag(FLAGS_e4_seeds);
@@ -268,11 +258,12 @@ void RunE4(const std::vector<Setting>& settings, const Dataset& data) {
       methods = {DistributionMethod::kLinearized, DistributionMethod::kMonteCarlo};
     }
     for (DistributionMethod m : methods) {
+      const char* method_name = DistributionMethodName(m);
       const int samples = m == DistributionMethod::kMonteCarlo
                               ? absl::GetFlag(FLAGS_e4_mc_samples)
                               : absl::GetFlag(FLAGS_e4_samples);
       absl::StatusOr<DistributionComparison> c =
-          CompareDistribution(s, data, **model, *ens, m, MethodName(m), samples, 77);
+          CompareDistribution(s, data, **model, *ens, m, samples, 77);
       if (!c.ok()) Die(c.status());
       const std::pair<const char*, const Agreement*> rows[] = {
           {"logit_mean", &c->logit_mean},
@@ -281,14 +272,14 @@ void RunE4(const std::vector<Setting>& settings, const Dataset& data) {
           {"prob_cov", &c->prob_cov}};
       for (const auto& [q, a] : rows) {
         std::printf("%-22s %-12s %-11s %9.2f %8.2f %12.3e %10.3e\n", s.name.c_str(),
-                    MethodName(m), q, a->max_abs_z, a->rms_z, a->max_abs_diff, a->scale);
-        csv << absl::StrFormat("%s,%s,%s,%.6g,%.6g,%.6g,%.6g,%d\n", s.name, MethodName(m), q,
+                    method_name, q, a->max_abs_z, a->rms_z, a->max_abs_diff, a->scale);
+        csv << absl::StrFormat("%s,%s,%s,%.6g,%.6g,%.6g,%.6g,%d\n", s.name, method_name, q,
                                a->max_abs_z, a->rms_z, a->max_abs_diff, a->scale, a->count);
       }
       std::printf("%-22s %-12s spread ratio ensemble/predicted: logit var %.3f, prob var %.3f\n",
-                  s.name.c_str(), MethodName(m), c->logit_var_ratio, c->prob_var_ratio);
+                  s.name.c_str(), method_name, c->logit_var_ratio, c->prob_var_ratio);
       csv << absl::StrFormat("%s,%s,logit_var_ratio,%.6g,,,,\n%s,%s,prob_var_ratio,%.6g,,,,\n",
-                             s.name, MethodName(m), c->logit_var_ratio, s.name, MethodName(m),
+                             s.name, method_name, c->logit_var_ratio, s.name, method_name,
                              c->prob_var_ratio);
       // Per-point values for the scatter plots.
       DistributionOptions opt;
@@ -307,7 +298,7 @@ void RunE4(const std::vector<Setting>& settings, const Dataset& data) {
         const PointDistribution& pd = pred->points[i];
         for (int k = 0; k < data.num_classes; ++k) {
           pts << absl::StrFormat(
-              "%s,%s,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", s.name, MethodName(m), i,
+              "%s,%s,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", s.name, method_name, i,
               k, mp.mean[k], pd.probability_mean[k], std::sqrt(mp.cov(k, k)),
               std::sqrt(std::max(0.0, pd.probability_covariance(k, k))), ml.mean[k],
               pd.logit_mean[k], std::sqrt(ml.cov(k, k)),

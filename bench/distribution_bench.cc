@@ -41,16 +41,6 @@ Models* g_models = nullptr;
 Eigen::MatrixXd* g_queries = nullptr;
 int g_mc_samples = 0;
 
-const char* MethodName(ntk::DistributionMethod m) {
-  switch (m) {
-    case ntk::DistributionMethod::kExact: return "EXACT";
-    case ntk::DistributionMethod::kLinearized: return "LINEARIZED";
-    case ntk::DistributionMethod::kMonteCarlo: return "MONTE_CARLO";
-    case ntk::DistributionMethod::kLaplacePosterior: return "LAPLACE_POSTERIOR";
-    default: return "UNSPECIFIED";
-  }
-}
-
 bool Uses2b(ntk::DistributionMethod m) { return m == ntk::DistributionMethod::kExact; }
 
 ntk::DistributionOptions Options(ntk::DistributionMethod m) {
@@ -82,7 +72,7 @@ void BM_First(benchmark::State& state, ntk::DistributionMethod method) {
     m->reset();  // freeing the cache is not part of the call
     state.ResumeTiming();
   }
-  state.SetLabel(MethodName(method));
+  state.SetLabel(ntk::DistributionMethodName(method));
 }
 
 void BM_Warm(benchmark::State& state, ntk::DistributionMethod method) {
@@ -105,7 +95,7 @@ void BM_Warm(benchmark::State& state, ntk::DistributionMethod method) {
     }
     benchmark::DoNotOptimize(r->points.data());
   }
-  state.SetLabel(MethodName(method));
+  state.SetLabel(ntk::DistributionMethodName(method));
 }
 
 // MONTE_CARLO caches its S training solves per (seed, S): a call with a
@@ -124,7 +114,7 @@ void BM_NewSeed(benchmark::State& state, ntk::DistributionMethod method) {
     }
     benchmark::DoNotOptimize(r->points.data());
   }
-  state.SetLabel(MethodName(method));
+  state.SetLabel(ntk::DistributionMethodName(method));
 }
 
 void BM_Predict(benchmark::State& state, bool model_2b) {
@@ -194,8 +184,8 @@ int main(int argc, char** argv) {
   for (ntk::DistributionMethod m :
        {ntk::DistributionMethod::kExact, ntk::DistributionMethod::kLinearized,
         ntk::DistributionMethod::kMonteCarlo, ntk::DistributionMethod::kLaplacePosterior}) {
-    if (methods.find(MethodName(m)) == std::string::npos) continue;
-    const std::string name = MethodName(m);
+    const std::string name = ntk::DistributionMethodName(m);
+    if (methods.find(name) == std::string::npos) continue;
     benchmark::RegisterBenchmark(("BM_First/" + name).c_str(), BM_First, m)
         ->Arg(points)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark(("BM_Warm/" + name).c_str(), BM_Warm, m)

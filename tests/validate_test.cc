@@ -50,8 +50,8 @@ Errors MeanErrors(const Setting& s, int width, int seeds) {
     if (!r.ok()) return e;
     EXPECT_TRUE(r->converged) << s.name << " width " << width << " seed " << k
                               << " gradient " << r->gradient_norm;
-    e.logit += r->logit_rms / seeds;
-    e.prob += r->prob_rms / seeds;
+    e.logit += r->logit.rms / seeds;
+    e.prob += r->prob.rms / seeds;
     e.scale = r->logit_scale;
   }
   return e;
@@ -107,23 +107,23 @@ TEST(ValidateTest, E3HardLabelsLogitsGrowWhileRegularizedStayBounded) {
   while (e1->at(late).time < 0.25 * e1->at(last).time) ++late;
   ASSERT_LT(late, last);
   ASSERT_GT(e1->at(late).time, 10.0);
-  EXPECT_NEAR(e1->at(last).logit_rms, e1->at(late).logit_rms, 1e-6 * e1->at(last).logit_rms);
+  EXPECT_NEAR(e1->at(last).logit.rms, e1->at(late).logit.rms, 1e-6 * e1->at(last).logit.rms);
   EXPECT_NEAR(e1->at(last).ntk_change, e1->at(late).ntk_change, 1e-6);
   // E3: logits grow like log t; from the middle record (t ~ 1-2) to the end
   // (t ~ 100-200, ~2 orders of magnitude) that is + ~2 in rms logit; we ask
   // for +30% and for monotone growth over the second half.
   std::printf("E1: t=%.3g logit_rms %.4f ntk_change %.3e | E3: t=%.3g logit_rms %.4f -> "
               "t=%.3g %.4f, ntk_change %.3e\n",
-              e1->at(last).time, e1->at(last).logit_rms, e1->at(last).ntk_change,
-              e3->at(mid).time, e3->at(mid).logit_rms, e3->at(last).time,
-              e3->at(last).logit_rms, e3->at(last).ntk_change);
-  EXPECT_GT(e3->at(last).logit_rms, 1.3 * e3->at(mid).logit_rms);
+              e1->at(last).time, e1->at(last).logit.rms, e1->at(last).ntk_change,
+              e3->at(mid).time, e3->at(mid).logit.rms, e3->at(last).time,
+              e3->at(last).logit.rms, e3->at(last).ntk_change);
+  EXPECT_GT(e3->at(last).logit.rms, 1.3 * e3->at(mid).logit.rms);
   for (size_t i = mid + 1; i <= last; ++i)
-    EXPECT_GT(e3->at(i).logit_rms, e3->at(i - 1).logit_rms) << "record " << i;
+    EXPECT_GT(e3->at(i).logit.rms, e3->at(i - 1).logit.rms) << "record " << i;
   // ... beyond E1's bounded logits, and the NTK drifts further than E1's
   // (which stopped): at least 1.5x at the end (measured 5.4x: 0.118 vs
   // 0.022; E3 logits 2.82 at t = 7 -> 5.25 at t = 444).
-  EXPECT_GT(e3->at(last).logit_rms, e1->at(last).logit_rms);
+  EXPECT_GT(e3->at(last).logit.rms, e1->at(last).logit.rms);
   EXPECT_GT(e3->at(last).ntk_change, 1.5 * e1->at(last).ntk_change);
   EXPECT_GT(e3->at(last).ntk_change, e3->at(mid).ntk_change);
 }

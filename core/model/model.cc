@@ -101,22 +101,6 @@ bool PointIsFinite(const PointDistribution& p) {
          std::isfinite(p.mutual_information);
 }
 
-// The wire name of a DistributionMethod (kUnspecified: "UNSPECIFIED").
-const char* MethodName(DistributionMethod m) {
-  switch (m) {
-    case DistributionMethod::kExact:
-      return "EXACT";
-    case DistributionMethod::kLinearized:
-      return "LINEARIZED";
-    case DistributionMethod::kMonteCarlo:
-      return "MONTE_CARLO";
-    case DistributionMethod::kLaplacePosterior:
-      return "LAPLACE_POSTERIOR";
-    default:
-      return "UNSPECIFIED";
-  }
-}
-
 // Argmax per row (first maximum on ties).
 std::vector<int> RowArgmax(const MatrixXd& m) {
   std::vector<int> out(m.rows());
@@ -170,6 +154,21 @@ absl::StatusOr<MatrixXd> ThetaQueryTimesDual(const FittedModel::State& s, const 
 }
 
 }  // namespace
+
+const char* DistributionMethodName(DistributionMethod m) {
+  switch (m) {
+    case DistributionMethod::kExact:
+      return "EXACT";
+    case DistributionMethod::kLinearized:
+      return "LINEARIZED";
+    case DistributionMethod::kMonteCarlo:
+      return "MONTE_CARLO";
+    case DistributionMethod::kLaplacePosterior:
+      return "LAPLACE_POSTERIOR";
+    default:
+      return "UNSPECIFIED";
+  }
+}
 
 KernelMatrices TrainingCrossKernels(const FittedModel::State& s, const MatrixXd& x) {
   // Every State built by Fit or Deserialize has the norms; without them
@@ -376,14 +375,14 @@ absl::StatusOr<DistributionResult> FittedModel::PredictDistribution(
     const DistributionMethod method = ResolvedMethod(options.method, s.problem.regime);
     if (s.problem.regime == Regime::kRegularizedCE && method != DistributionMethod::kExact) {
       return absl::UnimplementedError(absl::StrCat(
-          "method: ", MethodName(method),
+          "method: ", DistributionMethodName(method),
           " is not implemented for Nystrom models (spec.approximation.kind = NYSTROM) in "
           "regime 2a (cross-entropy, lambda > 0) yet: it needs curvature-weighted "
           "(m C) x (m C) summaries of the training points, which the model does not keep"));
     }
     if (s.problem.regime != Regime::kRegularizedCE && s.nystrom.gram.size() == 0) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "method: ", MethodName(method),
+          "method: ", DistributionMethodName(method),
           " needs the PredictDistribution summaries of a Nystrom model, which model files "
           "of format version 2 lack: refit the model"));
     }

@@ -119,6 +119,11 @@ enum class DistributionMethod {
   kLaplacePosterior = 4,
 };
 
+// The wire name of `m` (ntk.v1.DistributionMethod without the prefix:
+// "EXACT", "LINEARIZED", "MONTE_CARLO", "LAPLACE_POSTERIOR"; kUnspecified:
+// "UNSPECIFIED"), for messages and reports.
+const char* DistributionMethodName(DistributionMethod m);
+
 // The method PredictDistribution uses for `requested` on a model of
 // `regime`: kUnspecified means EXACT for 2b/2c and LINEARIZED for 2a
 // (docs/model-contract.md "4. PredictDistribution"). The one place that rule lives.

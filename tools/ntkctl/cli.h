@@ -98,9 +98,20 @@ bool LoadData(int expected_features, LabelColumn auto_means, CsvData* out,
 bool CheckFormat(std::initializer_list<const char*> allowed, int* exit_code);
 // False (with *exit_code set) when --model is empty.
 bool RequireModel(int* exit_code);
-// The start of the commands on one model (get, delete, watch): RequireModel,
-// then Connect. On failure prints the error, sets *exit_code, returns null.
-std::unique_ptr<ntk::Client> ConnectForModel(double default_deadline_s, int* exit_code);
+
+// What a command that only talks to the server (list, get, delete, health,
+// watch) checks before it connects, and its deadline.
+struct ServerCommand {
+  bool table_or_json = false;  // --format must be table or json
+  bool needs_model = false;    // --model must be given (RequireModel)
+  double default_deadline_s = kShortDeadline;
+};
+
+// How those commands start, in one place: the checks of `command`
+// (--format, then --model), Connect, then `run` with the client. Returns
+// run's exit code, or that of the first step that failed (its error
+// printed).
+int RunOnServer(const ServerCommand& command, const std::function<int(ntk::Client&)>& run);
 
 // The checks predict and predict-dist start with: --format is table, json or
 // csv, --model and --data are given. False (with *exit_code set) otherwise.

@@ -197,9 +197,13 @@ bool RequireModel(int* exit_code) {
   return true;
 }
 
-std::unique_ptr<ntk::Client> ConnectForModel(double default_deadline_s, int* exit_code) {
-  if (!RequireModel(exit_code)) return nullptr;
-  return Connect(default_deadline_s, exit_code);
+int RunOnServer(const ServerCommand& command, const std::function<int(ntk::Client&)>& run) {
+  int rc = kExitOk;
+  if (command.table_or_json && !CheckFormat({"table", "json"}, &rc)) return rc;
+  if (command.needs_model && !RequireModel(&rc)) return rc;
+  std::unique_ptr<ntk::Client> client = Connect(command.default_deadline_s, &rc);
+  if (!client) return rc;
+  return run(*client);
 }
 
 void ReportAccuracy(const std::vector<int>& truth,

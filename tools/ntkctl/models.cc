@@ -21,55 +21,52 @@ namespace ntkctl {
 namespace {
 
 int RunList() {
-  int rc = kExitOk;
-  if (!CheckFormat({"table", "json"}, &rc)) return rc;
-  std::unique_ptr<ntk::Client> client = Connect(kShortDeadline, &rc);
-  if (!client) return rc;
-  absl::StatusOr<std::vector<ntk::v1::ModelInfo>> models = client->ListModels();
-  if (!models.ok()) return RpcError("list", models.status());
-  if (absl::GetFlag(FLAGS_format) == "json") {
-    for (const auto& m : *models) std::cout << ntkctl::ModelJson(m) << "\n";
-  } else {
-    std::cout << ntkctl::ModelTableHeader();
-    for (const auto& m : *models) std::cout << ntkctl::ModelTableRow(m);
-  }
-  return kExitOk;
+  const ServerCommand command{/*table_or_json=*/true, /*needs_model=*/false, kShortDeadline};
+  return RunOnServer(command, [](ntk::Client& client) {
+    absl::StatusOr<std::vector<ntk::v1::ModelInfo>> models = client.ListModels();
+    if (!models.ok()) return RpcError("list", models.status());
+    if (absl::GetFlag(FLAGS_format) == "json") {
+      for (const auto& m : *models) std::cout << ntkctl::ModelJson(m) << "\n";
+    } else {
+      std::cout << ntkctl::ModelTableHeader();
+      for (const auto& m : *models) std::cout << ntkctl::ModelTableRow(m);
+    }
+    return kExitOk;
+  });
 }
 
 int RunGet() {
-  int rc = kExitOk;
-  if (!CheckFormat({"table", "json"}, &rc)) return rc;
-  std::unique_ptr<ntk::Client> client = ConnectForModel(kShortDeadline, &rc);
-  if (!client) return rc;
-  absl::StatusOr<ntk::v1::ModelInfo> m =
-      client->GetModel(absl::GetFlag(FLAGS_model));
-  if (!m.ok()) return RpcError("get", m.status());
-  PrintModel(*m);
-  return kExitOk;
+  const ServerCommand command{/*table_or_json=*/true, /*needs_model=*/true, kShortDeadline};
+  return RunOnServer(command, [](ntk::Client& client) {
+    absl::StatusOr<ntk::v1::ModelInfo> m = client.GetModel(absl::GetFlag(FLAGS_model));
+    if (!m.ok()) return RpcError("get", m.status());
+    PrintModel(*m);
+    return kExitOk;
+  });
 }
 
 int RunDelete() {
-  int rc = kExitOk;
-  std::unique_ptr<ntk::Client> client = ConnectForModel(kShortDeadline, &rc);
-  if (!client) return rc;
-  absl::Status s = client->DeleteModel(absl::GetFlag(FLAGS_model));
-  if (!s.ok()) return RpcError("delete", s);
-  std::cout << "deleted " << absl::GetFlag(FLAGS_model) << "\n";
-  return kExitOk;
+  const ServerCommand command{/*table_or_json=*/false, /*needs_model=*/true, kShortDeadline};
+  return RunOnServer(command, [](ntk::Client& client) {
+    absl::Status s = client.DeleteModel(absl::GetFlag(FLAGS_model));
+    if (!s.ok()) return RpcError("delete", s);
+    std::cout << "deleted " << absl::GetFlag(FLAGS_model) << "\n";
+    return kExitOk;
+  });
 }
 
 int RunHealth() {
-  int rc = kExitOk;
-  std::unique_ptr<ntk::Client> client = Connect(kShortDeadline, &rc);
-  if (!client) return rc;
-  absl::Status s = client->Health(absl::GetFlag(FLAGS_service));
-  if (!s.ok()) {
-    std::cout << "NOT_SERVING (" << absl::StatusCodeToString(s.code()) << ": "
-              << s.message() << ")\n";
-    return kExitRpc;
-  }
-  std::cout << "SERVING\n";
-  return kExitOk;
+  const ServerCommand command{/*table_or_json=*/false, /*needs_model=*/false, kShortDeadline};
+  return RunOnServer(command, [](ntk::Client& client) {
+    absl::Status s = client.Health(absl::GetFlag(FLAGS_service));
+    if (!s.ok()) {
+      std::cout << "NOT_SERVING (" << absl::StatusCodeToString(s.code()) << ": "
+                << s.message() << ")\n";
+      return kExitRpc;
+    }
+    std::cout << "SERVING\n";
+    return kExitOk;
+  });
 }
 
 }  // namespace

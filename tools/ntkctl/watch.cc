@@ -16,11 +16,10 @@ namespace ntkctl {
 namespace {
 
 int RunWatch() {
-  int rc = kExitOk;
-  if (!CheckFormat({"table", "json"}, &rc)) return rc;
-  std::unique_ptr<ntk::Client> client = ConnectForModel(kLongDeadline, &rc);
-  if (!client) return rc;
-  return WatchFit(client.get(), absl::GetFlag(FLAGS_model));
+  const ServerCommand command{/*table_or_json=*/true, /*needs_model=*/true, kLongDeadline};
+  return RunOnServer(command, [](ntk::Client& client) {
+    return WatchFit(&client, absl::GetFlag(FLAGS_model));
+  });
 }
 
 }  // namespace

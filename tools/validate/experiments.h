@@ -158,6 +158,20 @@ struct TrainConfig {
   double momentum = 0;  // heavy ball; converges to the GD point (finite_mlp.h)
 };
 
+// The size of a matrix of differences (or of values), as every experiment
+// reports it: the root mean square and the largest absolute entry.
+struct Deviation {
+  double rms = 0;
+  double max = 0;
+};
+
+inline Deviation DeviationOf(const Eigen::MatrixXd& d) {
+  Deviation v;
+  v.rms = std::sqrt(d.squaredNorm() / static_cast<double>(d.size()));
+  v.max = d.cwiseAbs().maxCoeff();
+  return v;
+}
+
 // ---------------------------------------------------------- E1 and E2 ----
 
 struct WidthResult {
@@ -166,10 +180,8 @@ struct WidthResult {
   // Trained network vs. kernel prediction on the test points, centered
   // logits (probabilities depend only on them; for 2b the kernel logits are
   // defined only up to a constant per point).
-  double logit_rms = 0;
-  double logit_max = 0;
-  double prob_rms = 0;
-  double prob_max = 0;
+  Deviation logit;
+  Deviation prob;
   double logit_scale = 0;   // rms of the kernel's centered test logits
   int steps = 0;
   double gradient_norm = 0;  // remaining ||dL/dtheta|| at the end
@@ -210,12 +222,9 @@ inline absl::StatusOr<WidthResult> RunWidth(const Setting& s, const Dataset& dat
   WidthResult r;
   r.width = width;
   r.seed = seed;
-  const double count = static_cast<double>(dl.size());
-  r.logit_rms = std::sqrt(dl.squaredNorm() / count);
-  r.logit_max = dl.cwiseAbs().maxCoeff();
-  r.prob_rms = std::sqrt(dp.squaredNorm() / count);
-  r.prob_max = dp.cwiseAbs().maxCoeff();
-  r.logit_scale = std::sqrt(ker_logits.squaredNorm() / count);
+  r.logit = DeviationOf(dl);
+  r.prob = DeviationOf(dp);
+  r.logit_scale = DeviationOf(ker_logits).rms;
   r.steps = tr.steps;
   r.gradient_norm = tr.final_gradient_norm;
   r.converged = tr.converged;
@@ -246,8 +255,7 @@ struct TrajectoryPoint {
   double time = 0;            // gradient-flow time
   double loss = 0;            // objective
   double gradient_norm = 0;
-  double logit_rms = 0;       // rms of the centered training logits
-  double logit_max = 0;       // largest |centered training logit|
+  Deviation logit;            // of the centered training logits
   double ntk_change = 0;      // ||Theta_t - Theta_0||_F / ||Theta_0||_F (output 0, train x train)
 };
 
@@ -284,9 +292,7 @@ inline absl::StatusOr<std::vector<TrajectoryPoint>> RunTrajectory(
       t.time = p.time;
       t.loss = p.loss;
       t.gradient_norm = p.gradient_norm;
-      const Eigen::MatrixXd c = CenterRows(*p.train_logits);
-      t.logit_rms = std::sqrt(c.squaredNorm() / static_cast<double>(c.size()));
-      t.logit_max = c.cwiseAbs().maxCoeff();
+      t.logit = DeviationOf(CenterRows(*p.train_logits));
       t.ntk_change =
           (n.EmpiricalNtk(data.x_train, data.x_train, 0) - theta0).norm() / theta0_norm;
       out.push_back(t);
@@ -420,7 +426,7 @@ class AgreementAccumulator {
 inline absl::StatusOr<DistributionComparison> CompareDistribution(
     const Setting& s, const Dataset& data, const FittedModel& model,
     const std::vector<Eigen::MatrixXd>& ensemble, DistributionMethod method,
-    const char* method_name, int pred_samples, uint64_t pred_seed) {
+    int pred_samples, uint64_t pred_seed) {
   DistributionOptions opt;
   opt.method = method;
   opt.num_samples = pred_samples;
@@ -469,7 +475,7 @@ inline absl::StatusOr<DistributionComparison> CompareDistribution(
   }
   DistributionComparison out;
   out.setting = s.name;
-  out.method = method_name;
+  out.method = DistributionMethodName(method);
   out.logit_mean = lm.Result();
   out.logit_cov = lc.Result();
   out.prob_mean = pm.Result();

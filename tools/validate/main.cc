@@ -130,7 +130,8 @@ void RunWidthSweep(const Setting& s, const Dataset& data, const std::vector<int>
   std::vector<double> w, lr, pr;
   double scale = 0;
   for (int width : widths) {
-    double l_rms = 0, l_max = 0, p_rms = 0, p_max = 0, gmax = 0, sec = 0, steps = 0;
+    Deviation logit, prob;  // means over the seeds
+    double gmax = 0, sec = 0, steps = 0;
     int conv = 0;
     // Seeds in parallel (one network per thread; run with
     // OPENBLAS_NUM_THREADS=1 so the BLAS does not oversubscribe).
@@ -140,27 +141,27 @@ void RunWidthSweep(const Setting& s, const Dataset& data, const std::vector<int>
     for (int k = 0; k < seeds; ++k) {
       const absl::StatusOr<WidthResult>& r = results[k];
       if (!r.ok()) Die(r.status());
-      l_rms += r->logit_rms / seeds;
-      l_max += r->logit_max / seeds;
-      p_rms += r->prob_rms / seeds;
-      p_max += r->prob_max / seeds;
+      logit.rms += r->logit.rms / seeds;
+      logit.max += r->logit.max / seeds;
+      prob.rms += r->prob.rms / seeds;
+      prob.max += r->prob.max / seeds;
       steps += static_cast<double>(r->steps) / seeds;
       gmax = std::max(gmax, r->gradient_norm);
       conv += r->converged ? 1 : 0;
       sec += r->seconds;
       scale = r->logit_scale;
       *runs_csv << absl::StrFormat("%s,%d,%d,%.9g,%.9g,%.9g,%.9g,%d,%.6g,%d,%.4g\n",
-                                   s.name, width, r->seed, r->logit_rms, r->logit_max,
-                                   r->prob_rms, r->prob_max, r->steps, r->gradient_norm,
+                                   s.name, width, r->seed, r->logit.rms, r->logit.max,
+                                   r->prob.rms, r->prob.max, r->steps, r->gradient_norm,
                                    r->converged ? 1 : 0, r->seconds);
     }
-    std::printf("%7d %12.4e %12.4e %12.4e %12.4e %8.0f %10.2e %3d/%-2d %8.2f\n", width, l_rms,
-                l_max, p_rms, p_max, steps, gmax, conv, seeds, sec);
-    *summary_csv << absl::StrFormat("%s,%d,%.9g,%.9g,%.9g,%.9g\n", s.name, width, l_rms, l_max,
-                                    p_rms, p_max);
+    std::printf("%7d %12.4e %12.4e %12.4e %12.4e %8.0f %10.2e %3d/%-2d %8.2f\n", width,
+                logit.rms, logit.max, prob.rms, prob.max, steps, gmax, conv, seeds, sec);
+    *summary_csv << absl::StrFormat("%s,%d,%.9g,%.9g,%.9g,%.9g\n", s.name, width, logit.rms,
+                                    logit.max, prob.rms, prob.max);
     w.push_back(width);
-    lr.push_back(l_rms);
-    pr.push_back(p_rms);
+    lr.push_back(logit.rms);
+    pr.push_back(prob.rms);
   }
   std::printf("kernel logit scale (rms centered test logit): %.3f\n", scale);
   std::printf("log-log slope of logit_rms vs width: %.3f (all widths)", LogLogSlope(w, lr));
@@ -204,7 +205,7 @@ void RunE3(const std::vector<Setting>& settings, const Dataset& data) {
     if (!tr.ok()) Die(tr.status());
     for (const TrajectoryPoint& p : *tr) {
       csv << absl::StrFormat("%s,%d,%.9g,%.9g,%.6g,%.9g,%.9g,%.9g\n", s.name, p.step, p.time,
-                             p.loss, p.gradient_norm, p.logit_rms, p.logit_max, p.ntk_change);
+                             p.loss, p.gradient_norm, p.logit.rms, p.logit.max, p.ntk_change);
     }
     // Print a few rows: decades of time.
     double next_print = 0;
@@ -212,21 +213,11 @@ void RunE3(const std::vector<Setting>& settings, const Dataset& data) {
       const TrajectoryPoint& p = (*tr)[i];
       if (p.time >= next_print || i + 1 == tr->size()) {
         std::printf("%-28s %10.3g %10.4f %10.4f %10.3e %12.3e\n", s.name.c_str(), p.time,
-                    p.logit_rms, p.logit_max, p.ntk_change, p.gradient_norm);
+                    p.logit.rms, p.logit.max, p.ntk_change, p.gradient_norm);
         next_print = p.time > 0 ? p.time * 10 : 1;
       }
     }
     std::printf("%-28s (%.1f s)\n", "", seconds[k]);
-  }
-}
-
-const char* MethodName(DistributionMethod m) {
-  switch (m) {
-    case DistributionMethod::kExact: return "EXACT";
-    case DistributionMethod::kLinearized: return "LINEARIZED";
-    case DistributionMethod::kMonteCarlo: return "MONTE_CARLO";
-    case DistributionMethod::kLaplacePosterior: return "LAPLACE_POSTERIOR";
-    default: return "UNSPECIFIED";
   }
 }
 
@@ -267,11 +258,12 @@ void RunE4(const std::vector<Setting>& settings, const Dataset& data) {
       methods = {DistributionMethod::kLinearized, DistributionMethod::kMonteCarlo};
     }
     for (DistributionMethod m : methods) {
+      const char* method_name = DistributionMethodName(m);
       const int samples = m == DistributionMethod::kMonteCarlo
                               ? absl::GetFlag(FLAGS_e4_mc_samples)
                               : absl::GetFlag(FLAGS_e4_samples);
       absl::StatusOr<DistributionComparison> c =
-          CompareDistribution(s, data, **model, *ens, m, MethodName(m), samples, 77);
+          CompareDistribution(s, data, **model, *ens, m, samples, 77);
       if (!c.ok()) Die(c.status());
       const std::pair<const char*, const Agreement*> rows[] = {
           {"logit_mean", &c->logit_mean},
@@ -280,14 +272,14 @@ void RunE4(const std::vector<Setting>& settings, const Dataset& data) {
           {"prob_cov", &c->prob_cov}};
       for (const auto& [q, a] : rows) {
         std::printf("%-22s %-12s %-11s %9.2f %8.2f %12.3e %10.3e\n", s.name.c_str(),
-                    MethodName(m), q, a->max_abs_z, a->rms_z, a->max_abs_diff, a->scale);
-        csv << absl::StrFormat("%s,%s,%s,%.6g,%.6g,%.6g,%.6g,%d\n", s.name, MethodName(m), q,
+                    method_name, q, a->max_abs_z, a->rms_z, a->max_abs_diff, a->scale);
+        csv << absl::StrFormat("%s,%s,%s,%.6g,%.6g,%.6g,%.6g,%d\n", s.name, method_name, q,
                                a->max_abs_z, a->rms_z, a->max_abs_diff, a->scale, a->count);
       }
       std::printf("%-22s %-12s spread ratio ensemble/predicted: logit var %.3f, prob var %.3f\n",
-                  s.name.c_str(), MethodName(m), c->logit_var_ratio, c->prob_var_ratio);
+                  s.name.c_str(), method_name, c->logit_var_ratio, c->prob_var_ratio);
       csv << absl::StrFormat("%s,%s,logit_var_ratio,%.6g,,,,\n%s,%s,prob_var_ratio,%.6g,,,,\n",
-                             s.name, MethodName(m), c->logit_var_ratio, s.name, MethodName(m),
+                             s.name, method_name, c->logit_var_ratio, s.name, method_name,
                              c->prob_var_ratio);
       // Per-point values for the scatter plots.
       DistributionOptions opt;
@@ -306,7 +298,7 @@ void RunE4(const std::vector<Setting>& settings, const Dataset& data) {
         const PointDistribution& pd = pred->points[i];
         for (int k = 0; k < data.num_classes; ++k) {
           pts << absl::StrFormat(
-              "%s,%s,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", s.name, MethodName(m), i,
+              "%s,%s,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", s.name, method_name, i,
               k, mp.mean[k], pd.probability_mean[k], std::sqrt(mp.cov(k, k)),
               std::sqrt(std::max(0.0, pd.probability_covariance(k, k))), ml.mean[k],
               pd.logit_mean[k], std::sqrt(ml.cov(k, k)),

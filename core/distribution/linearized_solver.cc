@@ -415,4 +415,22 @@ absl::StatusOr<std::vector<MatrixXd>> ApplyLaplace(const LinearizedFactor& f,
   return checked;
 }
 
+absl::Status CholeskyInSteps(MatrixXd* a, const char* what, const ProgressFn& progress,
+                             const char* phase) {
+  const Steps steps(progress, phase);
+  const absl::Status st = CholeskyLowerInPlace(a, steps.KeepGoing(), BlockColumns(a->rows()));
+  if (st.code() == absl::StatusCode::kCancelled) return steps.Cancelled();
+  if (!st.ok()) {
+    return absl::InternalError(absl::StrFormat("%s: %s is not positive definite", phase, what));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SolveCholeskyInSteps(const MatrixXd& l, const ProgressFn& progress,
+                                  const char* phase, MatrixXd* x) {
+  const Steps steps(progress, phase);
+  if (absl::Status st = SolveChunked(l, false, steps, x); !st.ok()) return st;
+  return SolveChunked(l, true, steps, x);
+}
+
 }  // namespace ntk

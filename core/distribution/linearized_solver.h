@@ -121,6 +121,18 @@ absl::StatusOr<std::vector<Eigen::MatrixXd>> ApplyLaplace(
     const LinearizedFactor& factor, const Eigen::MatrixXd& theta_xq,
     const Eigen::VectorXd& theta_qq, const ProgressFn& progress = {});
 
+// The stepped dense work above, shared with the Nystrom 2a factors
+// (core/distribution/nystrom.cc). Both ask progress (phase `phase`) before
+// each step of at most ~kLinearizedStepFlops and return CANCELLED when it
+// says stop.
+// Lower Cholesky factor of the symmetric *a in place (its lower triangle
+// read); INTERNAL "<phase>: <what> is not positive definite" when it is not.
+absl::Status CholeskyInSteps(Eigen::MatrixXd* a, const char* what, const ProgressFn& progress,
+                             const char* phase);
+// *x := (L L^T)^{-1} *x for lower L, in column chunks.
+absl::Status SolveCholeskyInSteps(const Eigen::MatrixXd& l, const ProgressFn& progress,
+                                  const char* phase, Eigen::MatrixXd* x);
+
 }  // namespace ntk
 
 #endif  // NTK_CORE_DISTRIBUTION_LINEARIZED_SOLVER_H_

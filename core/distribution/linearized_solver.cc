@@ -433,4 +433,17 @@ absl::Status SolveCholeskyInSteps(const MatrixXd& l, const ProgressFn& progress,
   return SolveChunked(l, true, steps, x);
 }
 
+absl::Status InverseInSteps(MatrixXd* l, const ProgressFn& progress, const char* phase,
+                            MatrixXd* inv) {
+  const Steps steps(progress, phase);
+  const Index n = l->rows();
+  inv->setZero(n, n);
+  if (absl::Status st = AddScaledInverse(l, VectorXd::Ones(n), steps, inv); !st.ok()) return st;
+  // AddScaledInverse fills the lower triangle (and the diagonal blocks).
+  for (Index j = 0; j + 1 < n; ++j) {
+    inv->row(j).tail(n - j - 1) = inv->col(j).tail(n - j - 1).transpose();
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace ntk

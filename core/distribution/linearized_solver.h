@@ -132,6 +132,10 @@ absl::Status CholeskyInSteps(Eigen::MatrixXd* a, const char* what, const Progres
 // *x := (L L^T)^{-1} *x for lower L, in column chunks.
 absl::Status SolveCholeskyInSteps(const Eigen::MatrixXd& l, const ProgressFn& progress,
                                   const char* phase, Eigen::MatrixXd* x);
+// *inv := (L L^T)^{-1} (full, symmetric) for the lower factor L in *l, which
+// is overwritten (by L^{-1}): 2 n^3 / 3 flops, a third of solving against I.
+absl::Status InverseInSteps(Eigen::MatrixXd* l, const ProgressFn& progress, const char* phase,
+                            Eigen::MatrixXd* inv);
 
 }  // namespace ntk
 

@@ -229,7 +229,9 @@ absl::StatusOr<std::shared_ptr<const MonteCarloSamples>> GetNystromSamples(
 // 2a (docs/model-contract.md "6. Nystrom models", "PredictDistribution of
 // a Nystrom model"): the LINEARIZED (laplace false) or LAPLACE_POSTERIOR
 // factor (cache parts kNystrom2aLinearizedPart / kNystrom2aLaplacePart)
-// from the model's Newton summaries: (m C)^3 / 3 + 2 (m C)^3 flops in steps
+// from the model's Newton summaries: (m C)^3 / 3 for the Hessian's
+// factor, then 2 (m C)^3 (LINEARIZED, two triangular solves) or
+// 2 (m C)^3 / 3 (LAPLACE_POSTERIOR, the inverse) flops, in steps
 // of at most ~kLinearizedStepFlops. REQUIRES: regime 2a and the summaries
 // (state.nystrom.newton_hessian non-empty).
 absl::StatusOr<std::shared_ptr<const Nystrom2aFactors>> GetNystrom2aFactors(

@@ -200,11 +200,13 @@ absl::StatusOr<std::shared_ptr<const Nystrom2aFactors>> GetNystrom2aFactors(
           if (s.ok()) break;
           if (s.code() == absl::StatusCode::kCancelled) return s;
         }
-        f->solved = laplace ? MatrixXd(MatrixXd::Identity(m * C, m * C)) : ny.newton_cross;
-        if (s = SolveCholeskyInSteps(h, progress.fn(), "distribution: factor", &f->solved);
-            !s.ok()) {
-          return s;
+        if (laplace) {
+          s = InverseInSteps(&h, progress.fn(), "distribution: factor", &f->solved);
+        } else {
+          f->solved = ny.newton_cross;
+          s = SolveCholeskyInSteps(h, progress.fn(), "distribution: factor", &f->solved);
         }
+        if (!s.ok()) return s;
         return std::shared_ptr<const Nystrom2aFactors>(f);
       });
 }

@@ -88,14 +88,16 @@ Cost NystromDistributionCost(DistributionMethod method, Regime regime, double ro
     // 2a LINEARIZED / LAPLACE_POSTERIOR (Nystrom2aFactors): the factor
     // ((m C)^2 + m^2) and, while it is built, the Hessian's factor (m C)^2
     // and K_mm, Theta_mm (2 m^2); flops its Cholesky and two solves with
-    // m C right-hand sides, then per query the cross kernels and ~3 m^2 C^2.
+    // m C right-hand sides (LAPLACE: the inverse, a third of that), then per
+    // query the cross kernels and ~3 m^2 C^2.
     const double mc2 = (m * c) * (m * c);
     const double factors =
         static_cast<double>(Nystrom2aFactorBytes(static_cast<int64_t>(m),
                                                  static_cast<int64_t>(c))) / 8 +
         mc2 + 2 * m * m;
     const double per_point = (2 * c + 1) * c * m + 4 * m;
-    const double flops = mc2 * m * c * (1.0 / 3 + 2) + rows * (2 * m * d + 3 * m * m * c * c);
+    const double solve = method == DistributionMethod::kLaplacePosterior ? 2.0 / 3 : 2.0;
+    const double flops = mc2 * m * c * (1.0 / 3 + solve) + rows * (2 * m * d + 3 * m * m * c * c);
     return DistributionTotal(factors, per_point, flops, rows, d, c);
   }
   double factors = static_cast<double>(NystromFactorBytes(static_cast<int64_t>(m),

@@ -56,8 +56,8 @@
 // version-3 payload, then u8 has_selection (1: the version-4 selection
 // block follows), then the 2a PredictDistribution summaries
 // (docs/model-contract.md "6. Nystrom models", "PredictDistribution of a
-// Nystrom model"): u8 summary state (0 kept, 2 over the cap, 3 the fit
-// used F0 != 0; 1, "older file", is never written), i64 the cap in bytes
+// Nystrom model"): u8 summary state (0 kept, 1 an older file saved again,
+// 2 over the cap, 3 the fit used F0 != 0), i64 the cap in bytes
 // the fit used, mat newton_hessian and mat newton_cross ((m C) x (m C)
 // each when kept, else 0 x 0). 2a Nystrom files of versions 3 and 4 load
 // without them (their LINEARIZED and LAPLACE_POSTERIOR are refused: refit).

@@ -2,13 +2,15 @@
 // summaries cost (docs/model-contract.md "6. Nystrom models",
 // "PredictDistribution of a Nystrom model", 2a): one Fit with the summaries
 // (the default cap), one without (cap 0), and the first and second
-// LINEARIZED and LAPLACE_POSTERIOR calls on `queries` test rows. A plain
+// LINEARIZED and LAPLACE_POSTERIOR calls on `queries` test rows, and how
+// fast a first LINEARIZED call stops when told to. A plain
 // program (one run of each, wall and CPU seconds), not a Google Benchmark.
 //
 //   ./nystrom2a_bench --n=5000 --m=500 --queries=100
 //
 // Data: the first N Fashion-MNIST training images (bench_support.h; d = 784,
 // C = 10), the spec of fit_bench (bench_spec.h) with lambda = 1.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -83,6 +85,36 @@ int main(int argc, char** argv) {
       std::printf("%s %s call: %s\n",
                   method == ntk::DistributionMethod::kLinearized ? "LINEARIZED" : "LAPLACE",
                   which, Since(t0, cpu0).c_str());
+    }
+  }
+  // Stop latency: the longest gap between two progress calls of a first
+  // LINEARIZED call (no cache; a "stop" is seen at the next call), and a
+  // call told to stop after 2 s: how long from that "stop" to the return
+  // (docs/model-contract.md: within ~0.5 s).
+  for (const double stop_after : {1e9, 2.0}) {
+    ntk::DistributionOptions o;
+    o.method = ntk::DistributionMethod::kLinearized;
+    auto last = std::chrono::steady_clock::now();
+    const auto start = last;
+    double max_gap = 0;
+    std::chrono::steady_clock::time_point stopped{};
+    o.progress = [&](double, const char*) {
+      const auto now = std::chrono::steady_clock::now();
+      max_gap = std::max(max_gap, std::chrono::duration<double>(now - last).count());
+      last = now;
+      if (std::chrono::duration<double>(now - start).count() < stop_after) return true;
+      if (stopped == std::chrono::steady_clock::time_point{}) stopped = now;
+      return false;
+    };
+    const absl::Status s = model->PredictDistribution(test.features, o).status();
+    if (stop_after > 1e8) {
+      std::printf("first LINEARIZED call without cache: %s, longest gap between progress "
+                  "calls %.3f s\n", absl::StatusCodeToString(s.code()).c_str(), max_gap);
+    } else {
+      std::printf("stopped after 2 s: %s, %.3f s from the stop to the return\n",
+                  absl::StatusCodeToString(s.code()).c_str(),
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped)
+                      .count());
     }
   }
   return 0;

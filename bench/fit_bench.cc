@@ -25,6 +25,7 @@
 #include <Eigen/Dense>
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_spec.h"
 #include "bench/bench_support.h"
 #include "core/kernels/kernel.h"
 #include "core/model/model.h"
@@ -34,17 +35,7 @@ namespace {
 
 ntk::bench::Dataset* g_data = nullptr;  // the largest N; benchmarks take top rows
 
-ntk::ModelSpec Spec(bool regularized) {
-  ntk::ModelSpec spec;
-  spec.kernel.activation = ntk::Activation::kRelu;
-  spec.kernel.depth = 1;
-  spec.kernel.weight_variance = 2.0;
-  spec.kernel.bias_variance = 0.0;
-  spec.preprocessing.standardize = true;
-  spec.preprocessing.normalize_rows = true;
-  if (regularized) spec.training.regularization = 1.0;
-  return spec;
-}
+ntk::ModelSpec Spec(bool regularized) { return ntk::bench::FitBenchSpec(regularized ? 1.0 : 0); }
 
 ntk::TrainingData Data(int n) {
   ntk::TrainingData data;

@@ -91,6 +91,12 @@ absl::Status Execute(const ServerOptions& options, ModelRegistry* registry, RpcC
   // so the first EXACT PredictDistribution does no O(N^3) work (issue 10).
   // The cost model already counts Theta + K + the factor at the Fit's peak.
   fit_options.keep_distribution_factors = registry->cache() != nullptr;
+  // Nystrom 2a: the PredictDistribution summaries are kept under the core
+  // default cap, lowered to the memory budget (docs/model-contract.md
+  // "6. Nystrom models", "PredictDistribution of a Nystrom model").
+  if (const int64_t budget = MemoryBudgetBytes(options); budget > 0) {
+    fit_options.max_nystrom_summary_bytes = std::min(kDefaultNystromSummaryBytes, budget);
+  }
   FitOutputs outputs;
   // With selection: the cross-validation (phase "selection"), then the
   // chosen candidate's Fit; the report is kept in the model (ModelInfo.selection).

@@ -232,7 +232,9 @@ TEST(NystromTest, BadApproximationIsInvalidArgumentNamingTheField) {
 // Persistence keeps Z, beta and what Predict and PredictDistribution need,
 // not the training set: the file is O(m d + m C + m^2) doubles (Z and beta:
 // 8 * 30 * (5 + 3) = 1920 bytes; 2b/2c add two m x m summaries, 14400
-// bytes; plus the header and spec), below the 8 * 500 * 5 = 20000 bytes of X.
+// bytes, below the 8 * 500 * 5 = 20000 bytes of X; 2a two (m C) x (m C)
+// Newton summaries, 129600 bytes, independent of N; plus the header, spec
+// and the 2a block's 10 bytes).
 TEST(NystromTest, SerializeRoundTripPredictsTheSameBits) {
   const TrainingData data = testing::NystromBlobs(500, 71);
   const MatrixXd queries = testing::StdNormalMatrix(9, 5, 72, 1.0);
@@ -240,7 +242,8 @@ TEST(NystromTest, SerializeRoundTripPredictsTheSameBits) {
     const auto model = MustFit(Nystrom(Spec(r), 30, 3), data);
     ASSERT_NE(model, nullptr);
     const std::string bytes = model->Serialize();
-    const size_t summaries = r == Regime::kRegularizedCE ? 0 : 8u * 2 * 30 * 30;
+    const size_t summaries =
+        r == Regime::kRegularizedCE ? NystromSummaryBytes(30, 3) : 8u * 2 * 30 * 30;
     EXPECT_LT(bytes.size(), 8u * 30 * 8 + summaries + 1024);
     absl::StatusOr<std::unique_ptr<FittedModel>> loaded = FittedModel::Deserialize(bytes);
     ASSERT_TRUE(loaded.ok()) << loaded.status();
@@ -255,8 +258,8 @@ TEST(NystromTest, SerializeRoundTripPredictsTheSameBits) {
   }
 }
 
-// 2a Nystrom models have no distribution method yet
-// (tests/nystrom_distribution_test.cc covers 2b / 2c).
+// 2a Nystrom models have no MONTE_CARLO (it needs the training rows);
+// tests/nystrom_distribution_test.cc covers the methods that are built.
 TEST(NystromTest, PredictDistributionRefusesNamingTheMethod) {
   const auto model =
       MustFit(Nystrom(Spec(Regime::kRegularizedCE), 10), testing::NystromBlobs(30, 81));

@@ -41,6 +41,8 @@ namespace {
 // Working memory per query batch (doubles): batches are sized to stay
 // under this (~256 MB).
 constexpr double kBatchWorkDoubles = 32.0 * 1024 * 1024;
+// Flops per query batch of a Nystrom 2a model (~0.1-0.2 s on 2 cores).
+constexpr double kNystrom2aBatchFlops = 1e10;
 
 }  // namespace
 
@@ -118,8 +120,17 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
   std::shared_ptr<const PriorFactor> prior;
   std::shared_ptr<const MonteCarloSamples> samples;
   std::shared_ptr<const NystromFactors> nystrom;
+  std::shared_ptr<const Nystrom2aFactors> nystrom_2a;
   const MatrixXd* chol_k = nullptr;  // MONTE_CARLO's prior factor
-  if (state.is_nystrom()) {
+  if (state.is_nystrom() && is_2a) {
+    // docs/model-contract.md "6. Nystrom models", 2a: LINEARIZED and
+    // LAPLACE_POSTERIOR from the Newton summaries (FittedModel refuses the
+    // rest and models without them).
+    absl::StatusOr<std::shared_ptr<const Nystrom2aFactors>> f = GetNystrom2aFactors(
+        state, source, method == DistributionMethod::kLaplacePosterior, budget, progress);
+    if (!f.ok()) return f.status();
+    nystrom_2a = *f;
+  } else if (state.is_nystrom()) {
     // docs/model-contract.md "6. Nystrom models" (2b / 2c; FittedModel
     // refuses the others): every method from the one Nystrom factor.
     absl::StatusOr<std::shared_ptr<const NystromFactors>> f = GetNystromFactors(
@@ -166,8 +177,17 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
   double per_point = 4.0 * N + 1;
   if (lin) per_point = (5.0 * C + 3) * N;  // ApplyLinearized's 5 N C m + kernels
   if (samples) per_point = 3.0 * N + 2.0 * num_samples * C;
+  // Nystrom 2a: C products of m x m C per class step, and C^2 m-vectors per
+  // point; a batch is also kept under ~kNystrom2aBatchFlops of work, so that
+  // progress (asked per class step) is asked every ~kNystrom2aBatchFlops / C.
+  double max_batch = 1024;
+  if (nystrom_2a) {
+    const double m = static_cast<double>(N);
+    per_point = (2.0 * C + 1) * C * m + 4 * m;
+    max_batch = std::max(1.0, kNystrom2aBatchFlops / (3 * m * m * C * C));
+  }
   const Index batch = std::clamp<Index>(
-      static_cast<Index>(kBatchWorkDoubles / per_point), 1, 1024);
+      static_cast<Index>(std::min(kBatchWorkDoubles / per_point, max_batch)), 1, 1024);
 
   const KernelSpec& kspec = state.problem.spec.kernel;
   for (Index begin = 0; begin < M; begin += batch) {
@@ -187,7 +207,15 @@ absl::StatusOr<DistributionResult> ComputeDistribution(
       MonteCarloBatch(*chol_k, *samples, b, C, options.seed, &result.points);
       continue;
     }
-    if (nystrom) {
+    if (nystrom_2a) {
+      const absl::Status s =
+          method == DistributionMethod::kLaplacePosterior
+              ? Nystrom2aLaplaceBatch(*nystrom_2a, state.nystrom.beta, state.problem.lambda, b,
+                                      progress, &result.points)
+              : Nystrom2aLinearizedBatch(*nystrom_2a, state.nystrom.beta, b, progress,
+                                         &result.points);
+      if (!s.ok()) return s;
+    } else if (nystrom) {
       NystromExactBatch(*nystrom, b, C, &result.points);
     } else if (exact) {
       ExactBatch(*exact, b, C, &result.points);

@@ -18,6 +18,7 @@ int64_t ExactFactors::Bytes() const {
 int64_t PriorFactor::Bytes() const { return 8 * chol_k.size(); }
 int64_t MonteCarloSamples::Bytes() const { return 8 * z_and_dual.size(); }
 int64_t MatrixFactor::Bytes() const { return 8 * value.size(); }
+int64_t Nystrom2aFactors::Bytes() const { return 8 * (chol.size() + solved.size()); }
 int64_t NystromFactors::Bytes() const {
   return 8 * (chol_h.size() + chol_k.size() + w.size() + mean_beta.size());
 }

@@ -12,7 +12,8 @@
 // Cache key parts: "exact", "linearized" (LinearizedFactor,
 // linearized_solver.h), "prior", "ntk_train", "zero_f0_dual",
 // "mc/seed=<s>/S=<S>", and for Nystrom models "nystrom" (and their own
-// "mc/seed=<s>/S=<S>": a model is either exact or Nystrom).
+// "mc/seed=<s>/S=<S>": a model is either exact or Nystrom), or, 2a,
+// "nystrom2a/linearized" and "nystrom2a/laplace".
 //
 // Notation (docs/model-contract.md): K = NNGP kernel, Theta = NTK, N training points,
 // C classes, lambda the regularization.
@@ -83,6 +84,27 @@ struct NystromFactors : CacheEntry {
 
 // Bytes of NystromFactors for m centers and C classes.
 inline int64_t NystromFactorBytes(int64_t m, int64_t c) { return 8 * (3 * m * m + m * c); }
+
+// Cache key parts of Nystrom2aFactors, one per method.
+inline constexpr char kNystrom2aLinearizedPart[] = "nystrom2a/linearized";
+inline constexpr char kNystrom2aLaplacePart[] = "nystrom2a/laplace";
+
+// Nystrom models, 2a (docs/model-contract.md "6. Nystrom models",
+// "PredictDistribution of a Nystrom model"), from the model's Newton
+// summaries: with Hb = newton_hessian + lambda (I_C (x) Theta_mm), the
+// Newton Hessian of the fit in beta (index c m + a),
+//   LINEARIZED:        chol = L_K (K_mm + jitter I),       solved = Hb^{-1} newton_cross;
+//   LAPLACE_POSTERIOR: chol = L_T (Theta_mm + jitter I),   solved = Hb^{-1}.
+struct Nystrom2aFactors : CacheEntry {
+  Eigen::MatrixXd chol;    // m x m, lower
+  Eigen::MatrixXd solved;  // (m C) x (m C)
+  int64_t Bytes() const override;
+};
+
+// Bytes of Nystrom2aFactors for m centers and C classes.
+inline int64_t Nystrom2aFactorBytes(int64_t m, int64_t c) {
+  return 8 * ((m * c) * (m * c) + m * m);
+}
 
 // A matrix kept as a factor (Theta_XX, the F0 = 0 dual).
 struct MatrixFactor : CacheEntry {

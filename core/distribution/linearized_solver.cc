@@ -61,15 +61,15 @@ class Steps {
 };
 
 // Columns of an N x N operator applied per step (2 N^2 flops per column).
-Index ChunkColumns(Index n) {
+Index ChunkColumns(Index n, double step_flops = kLinearizedStepFlops) {
   const double per_column = 2.0 * static_cast<double>(n) * static_cast<double>(n);
-  return std::max<Index>(8, static_cast<Index>(kLinearizedStepFlops / std::max(1.0, per_column)));
+  return std::max<Index>(8, static_cast<Index>(step_flops / std::max(1.0, per_column)));
 }
 
 // Columns per step of the Cholesky and inverse blocks (~N^2 b flops each).
-Index BlockColumns(Index n) {
+Index BlockColumns(Index n, double step_flops = kLinearizedStepFlops) {
   const double nn = std::max(1.0, static_cast<double>(n) * static_cast<double>(n));
-  return std::clamp<Index>(static_cast<Index>(kLinearizedStepFlops / nn), 64, kCholeskyBlock);
+  return std::clamp<Index>(static_cast<Index>(step_flops / nn), 64, kCholeskyBlock);
 }
 
 // fn(begin, width) over column chunks of `cols`, asking steps first.
@@ -109,9 +109,9 @@ absl::Status FactorClass(const MatrixXd& packed, const VectorXd& theta_diag,
 // S^{-1}[J:, J] = L^{-1}[J:, J:]^T L^{-1}[J:, J] (dtrmm). N^3/3 + N^3/3
 // flops, like LAPACK dpotri.
 absl::Status AddScaledInverse(MatrixXd* l, const VectorXd& s, const Steps& steps,
-                              MatrixXd* m) {
+                              MatrixXd* m, double step_flops = kLinearizedStepFlops) {
   const Index n = l->rows();
-  const Index b = BlockColumns(n);
+  const Index b = BlockColumns(n, step_flops);
   for (Index j0 = 0; j0 < n; j0 += b) {
     if (!steps.Continue()) return steps.Cancelled();
     const Index bw = std::min(b, n - j0), r = n - j0;
@@ -166,8 +166,9 @@ absl::Status MultiplyK(const MatrixXd& packed, const MatrixXd& x, const Steps& s
 }
 
 // x <- L^{-1} x (transpose: L^{-T} x) for lower L, in column chunks.
-absl::Status SolveChunked(const MatrixXd& l, bool transpose, const Steps& steps, MatrixXd* x) {
-  return ForChunks(x->cols(), ChunkColumns(l.rows()), steps, [&](Index b, Index w) {
+absl::Status SolveChunked(const MatrixXd& l, bool transpose, const Steps& steps, MatrixXd* x,
+                          double step_flops = kLinearizedStepFlops) {
+  return ForChunks(x->cols(), ChunkColumns(l.rows(), step_flops), steps, [&](Index b, Index w) {
     ParallelColumnBlocks(w, [&](Index b2, Index w2) {
       auto blk = x->middleCols(b + b2, w2);
       if (transpose) {
@@ -413,6 +414,41 @@ absl::StatusOr<std::vector<MatrixXd>> ApplyLaplace(const LinearizedFactor& f,
     }
   }
   return checked;
+}
+
+absl::Status CholeskyInSteps(MatrixXd* a, const char* what, const ProgressFn& progress,
+                             const char* phase) {
+  const Steps steps(progress, phase);
+  const absl::Status st =
+      CholeskyLowerInPlace(a, steps.KeepGoing(), BlockColumns(a->rows(), kInStepsFlops));
+  if (st.code() == absl::StatusCode::kCancelled) return steps.Cancelled();
+  if (!st.ok()) {
+    return absl::InternalError(absl::StrFormat("%s: %s is not positive definite", phase, what));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SolveCholeskyInSteps(const MatrixXd& l, const ProgressFn& progress,
+                                  const char* phase, MatrixXd* x) {
+  const Steps steps(progress, phase);
+  if (absl::Status st = SolveChunked(l, false, steps, x, kInStepsFlops); !st.ok()) return st;
+  return SolveChunked(l, true, steps, x, kInStepsFlops);
+}
+
+absl::Status InverseInSteps(MatrixXd* l, const ProgressFn& progress, const char* phase,
+                            MatrixXd* inv) {
+  const Steps steps(progress, phase);
+  const Index n = l->rows();
+  inv->setZero(n, n);
+  if (absl::Status st = AddScaledInverse(l, VectorXd::Ones(n), steps, inv, kInStepsFlops);
+      !st.ok()) {
+    return st;
+  }
+  // AddScaledInverse fills the lower triangle (and the diagonal blocks).
+  for (Index j = 0; j + 1 < n; ++j) {
+    inv->row(j).tail(n - j - 1) = inv->col(j).tail(n - j - 1).transpose();
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace ntk

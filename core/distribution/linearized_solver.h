@@ -121,6 +121,26 @@ absl::StatusOr<std::vector<Eigen::MatrixXd>> ApplyLaplace(
     const LinearizedFactor& factor, const Eigen::MatrixXd& theta_xq,
     const Eigen::VectorXd& theta_qq, const ProgressFn& progress = {});
 
+// The stepped dense work above, shared with the Nystrom 2a factors
+// (core/distribution/nystrom.cc). They ask progress (phase `phase`) before
+// each step of at most ~kInStepsFlops (Cholesky and inverse blocks of at
+// least 64 columns: more above n ~ 5600) and return CANCELLED when it says
+// stop.
+// Flops per step: ~0.1 s on one core of this machine (~20 GFLOP/s measured
+// there), so a stop ends the work within ~0.5 s even without a second core.
+inline constexpr double kInStepsFlops = 2e9;
+// Lower Cholesky factor of the symmetric *a in place (its lower triangle
+// read); INTERNAL "<phase>: <what> is not positive definite" when it is not.
+absl::Status CholeskyInSteps(Eigen::MatrixXd* a, const char* what, const ProgressFn& progress,
+                             const char* phase);
+// *x := (L L^T)^{-1} *x for lower L, in column chunks.
+absl::Status SolveCholeskyInSteps(const Eigen::MatrixXd& l, const ProgressFn& progress,
+                                  const char* phase, Eigen::MatrixXd* x);
+// *inv := (L L^T)^{-1} (full, symmetric) for the lower factor L in *l, which
+// is overwritten (by L^{-1}): 2 n^3 / 3 flops, a third of solving against I.
+absl::Status InverseInSteps(Eigen::MatrixXd* l, const ProgressFn& progress, const char* phase,
+                            Eigen::MatrixXd* inv);
+
 }  // namespace ntk
 
 #endif  // NTK_CORE_DISTRIBUTION_LINEARIZED_SOLVER_H_

@@ -9,7 +9,8 @@
 //   laplace.cc      LAPLACE_POSTERIOR (2a): R&W algorithm 3.4 covariance
 //   monte_carlo.cc  MONTE_CARLO (all): S trained samples of F0
 //   nystrom.cc      Nystrom models, 2b / 2c: their factors, EXACT (also
-//                   LINEARIZED) and MONTE_CARLO sample sets
+//                   LINEARIZED) and MONTE_CARLO sample sets; 2a:
+//                   LINEARIZED and LAPLACE_POSTERIOR from Newton summaries
 //                   (docs/model-contract.md "6. Nystrom models")
 //   moments.h       logit samples -> probability moments and entropies
 //   distribution.cc the dispatch (ComputeDistribution)
@@ -224,6 +225,26 @@ void NystromExactBatch(const NystromFactors& f, const Batch& b, int C,
 absl::StatusOr<std::shared_ptr<const MonteCarloSamples>> GetNystromSamples(
     const NystromFactors& f, FactorSource& source, uint64_t seed, int S, int64_t budget,
     const Progress& progress);
+
+// 2a (docs/model-contract.md "6. Nystrom models", "PredictDistribution of
+// a Nystrom model"): the LINEARIZED (laplace false) or LAPLACE_POSTERIOR
+// factor (cache parts kNystrom2aLinearizedPart / kNystrom2aLaplacePart)
+// from the model's Newton summaries: (m C)^3 / 3 for the Hessian's
+// factor, then 2 (m C)^3 (LINEARIZED, two triangular solves) or
+// 2 (m C)^3 / 3 (LAPLACE_POSTERIOR, the inverse) flops, in steps
+// of at most ~kLinearizedStepFlops. REQUIRES: regime 2a and the summaries
+// (state.nystrom.newton_hessian non-empty).
+absl::StatusOr<std::shared_ptr<const Nystrom2aFactors>> GetNystrom2aFactors(
+    const State& state, FactorSource& source, bool laplace, int64_t budget,
+    const Progress& progress);
+// Per query ~3 m^2 C^2 (LINEARIZED) or 2 m^2 C^2 (LAPLACE_POSTERIOR) flops,
+// progress asked before each of C steps; mean Theta_xZ beta (Predict's).
+absl::Status Nystrom2aLinearizedBatch(const Nystrom2aFactors& f, const MatrixXd& beta,
+                                      const Batch& b, const Progress& progress,
+                                      std::vector<PointDistribution>* out);
+absl::Status Nystrom2aLaplaceBatch(const Nystrom2aFactors& f, const MatrixXd& beta,
+                                   double lambda, const Batch& b, const Progress& progress,
+                                   std::vector<PointDistribution>* out);
 
 }  // namespace ntk::distribution_internal
 

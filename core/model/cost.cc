@@ -41,6 +41,15 @@ Cost NystromFitCost(double n, double d, double c, double m, Regime regime) {
     // ~15 N x C and m x C workspaces.
     doubles += 3 * m * m + n * c * c + n * c + 15 * (n + m) * c;
     flops += kTypicalThetaProducts * 2 * n * m * c + 20 * m * m * m / 3;
+    // The PredictDistribution summaries when under the default cap
+    // (FitOptions::max_nystrom_summary_bytes; the server's is never larger):
+    // K_nm kept during the fit, the two (m C)^2 matrices, one m x 4096
+    // product block; 2 C (C + 1) N m^2 flops (NewtonSummaries).
+    if (NystromSummaryBytes(static_cast<int64_t>(m), static_cast<int64_t>(c)) <=
+        kDefaultNystromSummaryBytes) {
+      doubles += n * m + 2 * (m * c) * (m * c) + m * std::min(n, 4096.0);
+      flops += 2 * c * (c + 1) * n * m * m;
+    }
   } else {
     // Gram Theta_mn Theta_nm, the factored matrix, the right-hand sides,
     // and the PredictDistribution summary K_mn Theta_nm (kept in the model).
@@ -64,17 +73,33 @@ Cost DistributionTotal(double factors, double per_point, double flops, double ro
               flops};
 }
 
-// PredictDistribution of a Nystrom model with m centers (2b / 2c; the
-// methods core/distribution/nystrom.cc builds): NystromFactors
+// PredictDistribution of a Nystrom model with m centers (the methods
+// core/distribution/nystrom.cc builds; 2b / 2c below, 2a first): NystromFactors
 // (NystromFactorBytes) and, while they are built, K_mm, Theta_mm and H
 // (3 m^2); MONTE_CARLO adds its sample set (2 m S C). Flops: the two m x m
 // Cholesky factors and W (m^3 / 3 + m^3 / 3 + m^3), then per query the
 // cross kernels (2 m d), two triangular solves with L_H, one with L_K and
 // the product W g (~2.5 m^2 multiply-adds), MONTE_CARLO m S C per query
 // and 2 m^2 S C for the samples.
-Cost NystromDistributionCost(DistributionMethod method, double rows, double d, double c,
-                             double m, double s) {
+Cost NystromDistributionCost(DistributionMethod method, Regime regime, double rows, double d,
+                             double c, double m, double s) {
   const bool mc = method == DistributionMethod::kMonteCarlo;
+  if (regime == Regime::kRegularizedCE) {
+    // 2a LINEARIZED / LAPLACE_POSTERIOR (Nystrom2aFactors): the factor
+    // ((m C)^2 + m^2) and, while it is built, the Hessian's factor (m C)^2
+    // and K_mm, Theta_mm (2 m^2); flops its Cholesky and two solves with
+    // m C right-hand sides (LAPLACE: the inverse, a third of that), then per
+    // query the cross kernels and ~3 m^2 C^2.
+    const double mc2 = (m * c) * (m * c);
+    const double factors =
+        static_cast<double>(Nystrom2aFactorBytes(static_cast<int64_t>(m),
+                                                 static_cast<int64_t>(c))) / 8 +
+        mc2 + 2 * m * m;
+    const double per_point = (2 * c + 1) * c * m + 4 * m;
+    const double solve = method == DistributionMethod::kLaplacePosterior ? 2.0 / 3 : 2.0;
+    const double flops = mc2 * m * c * (1.0 / 3 + solve) + rows * (2 * m * d + 3 * m * m * c * c);
+    return DistributionTotal(factors, per_point, flops, rows, d, c);
+  }
   double factors = static_cast<double>(NystromFactorBytes(static_cast<int64_t>(m),
                                                           static_cast<int64_t>(c))) / 8 +
                    3 * m * m;
@@ -181,7 +206,7 @@ Cost DistributionCost(DistributionMethod requested, Regime regime, int64_t rows_
                              ? kDefaultMonteCarloSamples
                              : kDefaultNumSamples));
   if (num_centers > 0) {
-    return NystromDistributionCost(method, rows, d, c,
+    return NystromDistributionCost(method, regime, rows, d, c,
                                    static_cast<double>(std::min(num_centers, n_in)), s);
   }
   // The method's factors (the sizes its BudgetCheck names) and the training

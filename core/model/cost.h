@@ -30,7 +30,9 @@ struct Cost {
 // FittedModel::Fit of n rows, d features, c classes in `regime`
 // (docs/model-contract.md "2. Training objective"); num_centers m > 0: a
 // Nystrom fit with m centers ("6. Nystrom models": Theta_nm held once,
-// N m + a few m^2 doubles, never N^2), 0: the exact kernel.
+// N m + a few m^2 doubles, never N^2; 2a also K_nm and the 2 (m C)^2
+// PredictDistribution summaries when they are under
+// kDefaultNystromSummaryBytes), 0: the exact kernel.
 Cost FitCost(int64_t n, int64_t d, int64_t c, Regime regime, int64_t num_centers = 0);
 // The most expensive regime a spec may end in: 2a for cross-entropy (which
 // 2b never exceeds), 2c for the squared loss.

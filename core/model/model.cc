@@ -50,6 +50,7 @@ int64_t FittedModel::MemoryBytes() const {
                           s.nystrom.centers.size() + s.nystrom.centers_sq_norms.size() +
                           s.nystrom.beta.size() + s.nystrom.gram.size() +
                           s.nystrom.nngp_theta.size() + s.nystrom.mean_rhs.size() +
+                          s.nystrom.newton_hessian.size() + s.nystrom.newton_cross.size() +
                           ExpansionRowsDoubles(s);
   return static_cast<int64_t>(sizeof(FittedModel) + sizeof(State)) + 8 * doubles;
 }
@@ -151,6 +152,63 @@ absl::StatusOr<MatrixXd> ThetaQueryTimesDual(const FittedModel::State& s, const 
     out.middleRows(r0, rows).noalias() = k.ntk.transpose() * coef;
   }
   return out;
+}
+
+// docs/model-contract.md "6. Nystrom models", "PredictDistribution of a
+// Nystrom model": 2b/2c from the fit's m x m summaries; 2a LINEARIZED and
+// LAPLACE_POSTERIOR from its Newton summaries when the fit kept them
+// (EXACT is refused for 2a as for exact models, by ComputeDistribution);
+// 2a MONTE_CARLO is not built.
+absl::Status NystromDistributionAvailable(const FittedModel::State& s,
+                                          DistributionMethod method) {
+  using SummaryState = FittedModel::State::Nystrom::SummaryState;
+  const FittedModel::State::Nystrom& ny = s.nystrom;
+  if (s.problem.regime != Regime::kRegularizedCE) {
+    if (ny.gram.size() != 0) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "method: ", DistributionMethodName(method),
+        " needs the PredictDistribution summaries of a Nystrom model, which model files "
+        "of format version 2 lack: refit the model"));
+  }
+  if (method == DistributionMethod::kMonteCarlo) {
+    return absl::UnimplementedError(
+        "method: MONTE_CARLO is not implemented for Nystrom models (spec.approximation.kind "
+        "= NYSTROM) in regime 2a (cross-entropy, lambda > 0): each sample is a 2a Newton "
+        "solve over the training rows and targets, which a Nystrom model does not keep; use "
+        "LINEARIZED or LAPLACE_POSTERIOR");
+  }
+  if (method != DistributionMethod::kLinearized &&
+      method != DistributionMethod::kLaplacePosterior) {
+    return absl::OkStatus();
+  }
+  const int64_t m = ny.centers.rows(), c = s.problem.num_classes;
+  switch (ny.summary_state) {
+    case SummaryState::kKept:
+      return absl::OkStatus();
+    case SummaryState::kOldFormat:
+      return absl::FailedPreconditionError(absl::StrCat(
+          "method: ", DistributionMethodName(method),
+          " needs the 2a Newton summaries of a Nystrom model, which model files of format "
+          "version < 5 lack: refit the model"));
+    case SummaryState::kInitialOutputs:
+      return absl::FailedPreconditionError(absl::StrCat(
+          "method: ", DistributionMethodName(method),
+          " needs the 2a Newton summaries at the F0 = 0 solution, which a fit with "
+          "initial_train_outputs does not keep: refit without initial outputs"));
+    case SummaryState::kOverCap: {
+      const int64_t cap = ny.summary_cap_bytes;
+      const int64_t max_m = static_cast<int64_t>(
+          std::floor(std::sqrt(static_cast<double>(std::max<int64_t>(cap, 0)) / 16.0) /
+                     static_cast<double>(c)));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "method: ", DistributionMethodName(method), " needs the 2a Newton summaries of this Nystrom "
+          "model, 2 (m C)^2 doubles = ", NystromSummaryBytes(m, c),
+          " bytes for spec.approximation.num_centers = ", m, " and ", c,
+          " classes, over the cap of ", cap, " bytes under which a fit keeps them: refit "
+          "with spec.approximation.num_centers <= ", max_m));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -369,23 +427,8 @@ absl::StatusOr<DistributionResult> FittedModel::PredictDistribution(
   const State& s = *state_;
   if (absl::Status st = CheckQueries(features, s.num_features()); !st.ok()) return st;
   if (s.is_nystrom()) {
-    // docs/model-contract.md "6. Nystrom models", "PredictDistribution of a
-    // Nystrom model": derived for 2b/2c from the fit's m x m summaries; 2a
-    // (EXACT aside, refused as for exact models) is not built yet.
     const DistributionMethod method = ResolvedMethod(options.method, s.problem.regime);
-    if (s.problem.regime == Regime::kRegularizedCE && method != DistributionMethod::kExact) {
-      return absl::UnimplementedError(absl::StrCat(
-          "method: ", DistributionMethodName(method),
-          " is not implemented for Nystrom models (spec.approximation.kind = NYSTROM) in "
-          "regime 2a (cross-entropy, lambda > 0) yet: it needs curvature-weighted "
-          "(m C) x (m C) summaries of the training points, which the model does not keep"));
-    }
-    if (s.problem.regime != Regime::kRegularizedCE && s.nystrom.gram.size() == 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "method: ", DistributionMethodName(method),
-          " needs the PredictDistribution summaries of a Nystrom model, which model files "
-          "of format version 2 lack: refit the model"));
-    }
+    if (absl::Status st = NystromDistributionAvailable(s, method); !st.ok()) return st;
   }
   const MatrixXd x = features.rows() == 0
                          ? MatrixXd(0, s.num_features())

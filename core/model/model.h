@@ -63,6 +63,13 @@ struct FitStats {
   double condition_estimate = 0;  // of Theta_XX + jitter I (2b, 2c)
 };
 
+// The default cap on a Nystrom 2a model's PredictDistribution summaries
+// (FitOptions::max_nystrom_summary_bytes): 1 GiB.
+inline constexpr int64_t kDefaultNystromSummaryBytes = int64_t{1} << 30;
+// Bytes of those summaries for m centers and c classes: the curvature-
+// weighted Hessian and cross matrices, 2 (m c)^2 doubles.
+inline int64_t NystromSummaryBytes(int64_t m, int64_t c) { return 16 * (m * c) * (m * c); }
+
 struct FitOptions {
   // Initial outputs F0 at the training points (N x C). Empty: zero, which is
   // what Predict uses (docs/model-contract.md "3. Predict"). A real network's F0 makes the
@@ -86,6 +93,14 @@ struct FitOptions {
   // kept in the model, reported by Info() and persisted; FitWithSelection
   // (core/selection/selection.h) sets it. Not checked against the fit.
   std::optional<SelectionReport> selection;
+  // Nystrom 2a models (docs/model-contract.md "6. Nystrom models",
+  // "PredictDistribution of a Nystrom model"): the fit keeps the Newton
+  // summaries LINEARIZED and LAPLACE_POSTERIOR need (two (m C) x (m C)
+  // matrices, NystromSummaryBytes) only when they take at most this many
+  // bytes; above it the fit still succeeds without them and those methods
+  // are refused with FAILED_PRECONDITION. The server lowers it to its memory
+  // budget when that is smaller.
+  int64_t max_nystrom_summary_bytes = kDefaultNystromSummaryBytes;
 };
 
 // What Fit computed beyond the model, for the caller's caches.
@@ -225,9 +240,12 @@ class FittedModel {
   // docs/model-contract.md "4. PredictDistribution". INVALID_ARGUMENT naming
   // the field ("features: ...", "num_samples: ..." outside
   // [0, kMaxNumSamples], "method: ..."), FAILED_PRECONDITION for a method
-  // that does not apply (kExact for 2a, kLaplacePosterior for 2b/2c),
-  // RESOURCE_EXHAUSTED when the method's factors would exceed
-  // options.max_cache_bytes.
+  // that does not apply (kExact for 2a, kLaplacePosterior for 2b/2c) or
+  // whose summaries a Nystrom model lacks (older file, over the cap of
+  // FitOptions::max_nystrom_summary_bytes, or a fit with initial outputs;
+  // the message says which and what to do), UNIMPLEMENTED for kMonteCarlo on
+  // a Nystrom 2a model, RESOURCE_EXHAUSTED when the method's factors would
+  // exceed options.max_cache_bytes.
   absl::StatusOr<DistributionResult> PredictDistribution(
       const Eigen::MatrixXd& features, const DistributionOptions& options) const;
 

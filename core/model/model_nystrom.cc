@@ -17,10 +17,23 @@ absl::Status FitNystrom(FittedModel::State* s, const FitOptions& options,
   const std::vector<Eigen::Index> rows =
       SelectCenters(n, p.spec.approximation.num_centers, p.spec.approximation.seed);
   // 2b/2c keep K_mn Theta_nm for PredictDistribution (docs/model-contract.md
-  // "6. Nystrom models", "PredictDistribution"); 2a keeps no summary.
+  // "6. Nystrom models", "PredictDistribution of a Nystrom model"); 2a keeps
+  // the Newton summaries at the F0 = 0 solution when they fit under the cap
+  // (and then K_nm during the fit to accumulate them).
   const bool linear = p.regime != Regime::kRegularizedCE;
-  absl::StatusOr<NystromKernels> k =
-      ComputeNystromKernels(p.spec.kernel, s->x_train, rows, kernel_progress, linear);
+  using SummaryState = FittedModel::State::Nystrom::SummaryState;
+  SummaryState summary = SummaryState::kKept;
+  if (!linear) {
+    if (options.initial_train_outputs.size() != 0) {
+      summary = SummaryState::kInitialOutputs;
+    } else if (NystromSummaryBytes(static_cast<int64_t>(rows.size()), p.num_classes) >
+               options.max_nystrom_summary_bytes) {
+      summary = SummaryState::kOverCap;
+    }
+  }
+  const bool summaries_2a = !linear && summary == SummaryState::kKept;
+  absl::StatusOr<NystromKernels> k = ComputeNystromKernels(
+      p.spec.kernel, s->x_train, rows, kernel_progress, linear, summaries_2a);
   if (!k.ok()) return k.status();
   NystromSolveOptions so;
   so.initial_outputs = &options.initial_train_outputs;
@@ -37,6 +50,18 @@ absl::Status FitNystrom(FittedModel::State* s, const FitOptions& options,
   ny.centers_sq_norms = ny.centers.rowwise().squaredNorm();
   ny.beta = std::move(sol->beta);
   ny.num_train = n;
+  ny.summary_state = summary;
+  ny.summary_cap_bytes = options.max_nystrom_summary_bytes;
+  if (summaries_2a) {
+    const ProgressFn at_end = [&solve_progress](double, const char* phase) {
+      return ReportProgress(solve_progress, 1.0, phase);
+    };
+    if (absl::Status st = NewtonSummaries(*k, RowSoftmax(sol->logits), at_end,
+                                          &ny.newton_hessian, &ny.newton_cross);
+        !st.ok()) {
+      return st;
+    }
+  }
   if (linear) {
     ny.gram = std::move(sol->gram);
     ny.nngp_theta = std::move(k->nngp_theta);

@@ -63,6 +63,24 @@ struct FittedModel::State {
     // Theta_mn T (m x C, T = log Y or Y) when the fit used F0 != 0 (beta
     // then solved T - F0); empty: beta is the F0 = 0 solution.
     Eigen::MatrixXd mean_rhs;
+    // 2a PredictDistribution summaries (docs/model-contract.md
+    // "6. Nystrom models", "PredictDistribution of a Nystrom model"), at the
+    // fit's solution (F0 = 0), (m C) x (m C) each, index c m + a for class
+    // c and center a, with t_i = Theta(Z, x_i), k_i = K(Z, x_i) and
+    // W_i = diag(p_i) - p_i p_i^T:
+    // block (c, c') = Theta_mn diag_i(W_i[c, c']) Theta_nm = sum_i W_i[c, c'] t_i t_i^T
+    Eigen::MatrixXd newton_hessian;
+    // block (c, c') = Theta_mn diag_i(W_i[c, c']) K_nm = sum_i W_i[c, c'] t_i k_i^T
+    Eigen::MatrixXd newton_cross;
+    // Why a 2a model has no summaries (empty matrices above).
+    enum class SummaryState : uint8_t {
+      kKept = 0,          // present (2a), or not applicable (2b/2c)
+      kOldFormat = 1,     // a file of format version < 5
+      kOverCap = 2,       // NystromSummaryBytes(m, C) > summary_cap_bytes
+      kInitialOutputs = 3,  // the fit used F0 != 0, not the F0 = 0 solution
+    };
+    SummaryState summary_state = SummaryState::kKept;
+    int64_t summary_cap_bytes = 0;  // FitOptions::max_nystrom_summary_bytes of the fit
   } nystrom;
 
   bool is_nystrom() const { return problem.spec.nystrom(); }

@@ -2,7 +2,8 @@
 // (docs/model-contract.md "7. Model selection"): every candidate with its
 // held-out scores and the index of the one fitted. Computed by
 // core/selection/selection.h, kept by the FittedModel (FittedModelInfo::selection)
-// and persisted with it (core/model/serialize.h, format version 4).
+// and persisted with it (core/model/serialize.h, format version 4; 5 for
+// Nystrom 2a models).
 //
 // Thread safety: plain values.
 #ifndef NTK_CORE_MODEL_SELECTION_REPORT_H_

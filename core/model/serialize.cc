@@ -1,8 +1,8 @@
 // ntk/core/model/serialize.cc: FittedModel::Serialize / Deserialize in the format
 // documented in core/model/serialize.h.
 //
-// Why one file of ~450 lines: the writer and the reader of each format
-// version (1 exact, 2-3 Nystrom, 4 selection report) sit side by side so
+// Why one file of ~480 lines: the writer and the reader of each format
+// version (1 exact, 2-3 Nystrom, 4 selection report, 5 Nystrom 2a) sit side by side so
 // that a field added to one cannot be forgotten in the other; splitting them
 // by version would separate exactly what must change together.
 #include "core/model/serialize.h"
@@ -241,7 +241,12 @@ std::string FittedModel::Serialize() const {
   w.Raw(kModelMagic, 8);
   // Exact models keep version 1 (bit-identical to earlier builds' files);
   // Nystrom models need version 3, models with a selection report 4.
-  const uint32_t version = s.selection.has_value() ? 4 : s.is_nystrom() ? 3 : 1;
+  // Nystrom 2a models need 5 (their PredictDistribution summaries).
+  const bool nystrom_2a = s.is_nystrom() && s.problem.regime == Regime::kRegularizedCE;
+  const uint32_t version = nystrom_2a               ? 5
+                           : s.selection.has_value() ? 4
+                           : s.is_nystrom()          ? 3
+                                                     : 1;
   w.U32(version);
   w.U64(0);
   w.U32(static_cast<uint32_t>(spec.kernel.activation));
@@ -291,7 +296,15 @@ std::string FittedModel::Serialize() const {
     w.Mat(s.nystrom.nngp_theta);
     w.Mat(s.nystrom.mean_rhs);
   }
-  if (version >= 4) WriteSelection(*s.selection, &w);
+  if (version == 4) WriteSelection(*s.selection, &w);
+  if (version >= 5) {
+    w.U8(s.selection.has_value() ? 1 : 0);
+    if (s.selection.has_value()) WriteSelection(*s.selection, &w);
+    w.U8(static_cast<uint8_t>(s.nystrom.summary_state));
+    w.I64(s.nystrom.summary_cap_bytes);
+    w.Mat(s.nystrom.newton_hessian);
+    w.Mat(s.nystrom.newton_cross);
+  }
   std::string& bytes = w.bytes();
   const uint64_t payload = bytes.size() - kModelHeaderBytes;
   std::memcpy(&bytes[12], &payload, 8);
@@ -386,10 +399,19 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
     ny.nngp_theta = r.Mat();
     ny.mean_rhs = r.Mat();
   }
-  if (version >= 4) {
+  const bool has_selection = version == 4 || (version >= 5 && r.U8() != 0);
+  if (has_selection) {
     absl::StatusOr<SelectionReport> selection = ReadSelection(&r);
     if (!selection.ok()) return selection.status();
     state->selection = *std::move(selection);
+  }
+  using SummaryState = FittedModel::State::Nystrom::SummaryState;
+  uint8_t summary_state = static_cast<uint8_t>(SummaryState::kOldFormat);
+  if (version >= 5) {
+    summary_state = r.U8();
+    ny.summary_cap_bytes = r.I64();
+    ny.newton_hessian = r.Mat();
+    ny.newton_cross = r.Mat();
   }
   if (!r.ok()) return Corrupt("payload truncated");
   if (r.remaining() != 0) return Corrupt("trailing bytes in the payload");
@@ -410,6 +432,13 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
               : regime == 1 ? Regime::kUnregularizedCE
                             : Regime::kSquared;
   rs.regime_reason = RestoredRegimeReason(rs.regime);
+  if (summary_state > static_cast<uint8_t>(SummaryState::kInitialOutputs)) {
+    return Corrupt(absl::StrCat("unknown summary state ", static_cast<int>(summary_state)));
+  }
+  // Files before version 5 have no 2a summaries; the state only matters
+  // for Nystrom 2a models (kKept otherwise).
+  ny.summary_state = static_cast<SummaryState>(summary_state);
+  if (rs.regime != Regime::kRegularizedCE) ny.summary_state = SummaryState::kKept;
   if (approximation != static_cast<uint32_t>(ApproximationKind::kExactKernel) &&
       approximation != static_cast<uint32_t>(ApproximationKind::kNystrom)) {
     return Corrupt(absl::StrCat("unknown approximation kind ", approximation));
@@ -430,6 +459,11 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
         ny.nngp_theta.size() != ny.gram.size() ||
         !(ny.nngp_theta.size() == 0 || is(ny.nngp_theta, m, m)) ||
         !(ny.mean_rhs.size() == 0 || (ny.gram.size() != 0 && is(ny.mean_rhs, m, c))) ||
+        !((ny.newton_hessian.size() == 0 && ny.newton_cross.size() == 0 &&
+           (rs.regime != Regime::kRegularizedCE ||
+            ny.summary_state != SummaryState::kKept)) ||
+          (rs.regime == Regime::kRegularizedCE && ny.summary_state == SummaryState::kKept &&
+           is(ny.newton_hessian, m * c, m * c) && is(ny.newton_cross, m * c, m * c))) ||
         state->x_train.size() != 0 || state->problem.targets.size() != 0 ||
         state->train_logits.size() != 0 || state->dual.size() != 0 ||
         state->initial_train_outputs.size() != 0 ||

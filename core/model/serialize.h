@@ -52,6 +52,15 @@
 //   u32 activation, i32 depth, f64 weight_variance, f64 bias_variance,
 //   u32 loss, f64 regularization, f64 label_smoothing,
 //   f64 mean_nll, f64 std_nll, f64 mean_accuracy, f64 mean_ece
+// Version 5 (Nystrom models of regime 2a; others keep 1, 3 or 4): the
+// version-3 payload, then u8 has_selection (1: the version-4 selection
+// block follows), then the 2a PredictDistribution summaries
+// (docs/model-contract.md "6. Nystrom models", "PredictDistribution of a
+// Nystrom model"): u8 summary state (0 kept, 1 an older file saved again,
+// 2 over the cap, 3 the fit used F0 != 0), i64 the cap in bytes
+// the fit used, mat newton_hessian and mat newton_cross ((m C) x (m C)
+// each when kept, else 0 x 0). 2a Nystrom files of versions 3 and 4 load
+// without them (their LINEARIZED and LAPLACE_POSTERIOR are refused: refit).
 // The reader also checks that the shapes agree with each other and that
 // the enums are known (DATA_LOSS otherwise).
 //
@@ -68,7 +77,7 @@
 namespace ntk {
 
 inline constexpr char kModelMagic[8] = {'N', 'T', 'K', 'M', 'O', 'D', 'E', 'L'};
-inline constexpr uint32_t kModelFormatVersion = 4;
+inline constexpr uint32_t kModelFormatVersion = 5;
 inline constexpr size_t kModelHeaderBytes = 20;
 
 }  // namespace ntk

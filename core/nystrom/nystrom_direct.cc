@@ -73,7 +73,7 @@ absl::StatusOr<NystromKernels> ComputeNystromKernels(const KernelSpec& spec,
                                                      const MatrixXd& x,
                                                      const std::vector<Index>& center_rows,
                                                      const ProgressFn& progress,
-                                                     bool with_nngp_theta) {
+                                                     bool with_nngp_theta, bool keep_nngp_nm) {
   const Index n = x.rows();
   const Index m = static_cast<Index>(center_rows.size());
   MatrixXd z(m, x.cols());
@@ -88,9 +88,10 @@ absl::StatusOr<NystromKernels> ComputeNystromKernels(const KernelSpec& spec,
       return absl::CancelledError("fit cancelled");
     }
     k.theta_mm = std::move(km.ntk);
-    if (with_nngp_theta) nngp_mm = std::move(km.nngp);
+    if (with_nngp_theta || keep_nngp_nm) nngp_mm = std::move(km.nngp);
   }
   k.theta_nm.resize(n, m);
+  if (keep_nngp_nm) k.nngp_nm.resize(n, m);
   if (with_nngp_theta) k.nngp_theta = MatrixXd::Zero(m, m);
   const Index block = KernelBlockRows(m, x.cols(), spec.depth, with_nngp_theta);
   size_t next_center = 0;
@@ -102,6 +103,7 @@ absl::StatusOr<NystromKernels> ComputeNystromKernels(const KernelSpec& spec,
     // Centers first: the orientation Predict uses (CrossKernels(Z, x)).
     KernelMatrices km = CrossKernels(spec, z, x.middleRows(r0, rows), z_sq);
     k.theta_nm.middleRows(r0, rows) = km.ntk.transpose();
+    if (keep_nngp_nm) k.nngp_nm.middleRows(r0, rows) = km.nngp.transpose();
     if (!with_nngp_theta) continue;
     // The centers' columns take the TrainKernels values (as Theta_nm's
     // rows below), then K_mn Theta_nm += K_mb Theta_bm for this block.
@@ -116,6 +118,7 @@ absl::StatusOr<NystromKernels> ComputeNystromKernels(const KernelSpec& spec,
   }
   for (Index j = 0; j < m; ++j) {
     k.theta_nm.row(center_rows[static_cast<size_t>(j)]) = k.theta_mm.row(j);
+    if (keep_nngp_nm) k.nngp_nm.row(center_rows[static_cast<size_t>(j)]) = nngp_mm.row(j);
   }
   if (!k.theta_nm.allFinite() || !k.theta_mm.allFinite() || !std::isfinite(k.mean_diag)) {
     return absl::InvalidArgumentError(

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_format.h"
 #include "core/numerics/cholesky.h"
+#include "core/numerics/parallel.h"
 #include "core/nystrom/nystrom_solve.h"
 #include "core/training/newton_cg_preconditioner.h"  // BlockHessian
 #include "core/training/solver_util.h"
@@ -225,3 +226,55 @@ absl::StatusOr<NystromSolution> SolveNystromNewton(const NystromKernels& k, cons
 }
 
 }  // namespace ntk::nystrom_internal
+
+namespace ntk {
+
+namespace {
+// Flops per summary step (one class pair on one row block): progress is
+// asked between steps, so a cancelled fit stops within ~0.1 s.
+constexpr double kSummaryStepFlops = 2e9;
+}  // namespace
+
+absl::Status NewtonSummaries(const NystromKernels& k, const Eigen::MatrixXd& p,
+                             const ProgressFn& progress, Eigen::MatrixXd* hessian,
+                             Eigen::MatrixXd* cross) {
+  using Eigen::Index;
+  const Index n = k.theta_nm.rows(), m = k.theta_nm.cols(), c = p.cols();
+  hessian->setZero(m * c, m * c);
+  cross->setZero(m * c, m * c);
+  // Rows per block: one pair's two products, 4 rows m^2 flops, per step.
+  const double mm = std::max(1.0, static_cast<double>(m) * static_cast<double>(m));
+  const Index block = std::clamp<Index>(static_cast<Index>(kSummaryStepFlops / (4 * mm)), 1, 4096);
+  Eigen::MatrixXd tw;
+  for (Index r0 = 0; r0 < n; r0 += block) {
+    const Index rows = std::min(block, n - r0);
+    const auto t = k.theta_nm.middleRows(r0, rows);
+    const auto kn = k.nngp_nm.middleRows(r0, rows);
+    for (Index a = 0; a < c; ++a) {
+      for (Index b = a; b < c; ++b) {
+        if (!ReportProgress(progress, static_cast<double>(r0) / n, "summaries")) {
+          return absl::CancelledError("fit cancelled while accumulating the 2a summaries");
+        }
+        // W_i[a, b] = delta_ab p_ia - p_ia p_ib
+        Eigen::VectorXd w =
+            -(p.col(a).segment(r0, rows).array() * p.col(b).segment(r0, rows).array()).matrix();
+        if (a == b) w += p.col(a).segment(r0, rows);
+        tw.noalias() = t.transpose() * w.asDiagonal();  // m x rows
+        ParallelBlocks(m, 64, [&](int64_t j, int64_t width) {
+          hessian->block(a * m, b * m + j, m, width).noalias() += tw * t.middleCols(j, width);
+          cross->block(a * m, b * m + j, m, width).noalias() += tw * kn.middleCols(j, width);
+        });
+      }
+    }
+  }
+  // W_i is symmetric: block (b, a) = block (a, b) for both.
+  for (Index a = 0; a < c; ++a) {
+    for (Index b = a + 1; b < c; ++b) {
+      hessian->block(b * m, a * m, m, m) = hessian->block(a * m, b * m, m, m);
+      cross->block(b * m, a * m, m, m) = cross->block(a * m, b * m, m, m);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace ntk

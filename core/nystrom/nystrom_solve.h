@@ -55,6 +55,9 @@ struct NystromKernels {
   // asked for it: the 2b/2c PredictDistribution summary
   // (docs/model-contract.md "6. Nystrom models").
   Eigen::MatrixXd nngp_theta;
+  // K(X, Z) (N x m), only when ComputeNystromKernels was asked to keep it:
+  // what the 2a PredictDistribution summaries need (NewtonSummaries).
+  Eigen::MatrixXd nngp_nm;
 };
 
 // Theta_nm in blocks of rows (progress between them; CANCELLED when it
@@ -66,12 +69,30 @@ struct NystromKernels {
 // for non-finite kernel values. with_nngp_theta: also accumulate
 // K_mn Theta_nm over the same blocks (2 N m^2 flops, m^2 doubles; the
 // centers' rows of both factors are the TrainKernels values, as above).
+// keep_nngp_nm: also keep K_nm (N m doubles; its centers' rows are the
+// TrainKernels values, as Theta_nm's).
 // REQUIRES: center_rows ascending, distinct, in [0, N), non-empty.
 absl::StatusOr<NystromKernels> ComputeNystromKernels(const KernelSpec& spec,
                                                      const Eigen::MatrixXd& x,
                                                      const std::vector<Eigen::Index>& center_rows,
                                                      const ProgressFn& progress,
-                                                     bool with_nngp_theta = false);
+                                                     bool with_nngp_theta = false,
+                                                     bool keep_nngp_nm = false);
+
+// The 2a PredictDistribution summaries (docs/model-contract.md
+// "6. Nystrom models", "PredictDistribution of a Nystrom model") at the
+// probabilities p = softmax(F) (N x C) of a 2a solution: with W_i =
+// diag(p_i) - p_i p_i^T, t_i, k_i the rows of Theta_nm, K_nm, and index
+// c m + a (class c, center a), block (c, c') of
+//   *hessian = sum_i W_i[c, c'] t_i t_i^T,  *cross = sum_i W_i[c, c'] t_i k_i^T
+// ((m C) x (m C) each; the Newton Hessian is *hessian + lambda (I_C (x)
+// Theta_mm)). Accumulated over row blocks, the C (C + 1) / 2 distinct
+// blocks each (2 C (C + 1) N m^2 flops), asking progress between steps of
+// at most ~2e9 flops: CANCELLED when it says stop.
+// REQUIRES: k.nngp_nm kept (N x m); p N x C.
+absl::Status NewtonSummaries(const NystromKernels& k, const Eigen::MatrixXd& p,
+                             const ProgressFn& progress, Eigen::MatrixXd* hessian,
+                             Eigen::MatrixXd* cross);
 
 struct NystromSolveOptions {
   // F0 at the training points (N x C); nullptr or empty: zero. Not owned.

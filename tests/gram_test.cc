@@ -17,7 +17,7 @@ namespace {
 using Eigen::Index;
 using Eigen::MatrixXd;
 
-// n = 1000, d = 2000: column blocks of 500 (kGramBlockFlops / (2 n d)), so
+// n = 1000, d = 2000: column blocks of 500 (kFlopsPerStep / (2 n d)), so
 // two blocks, the case where block boundaries and the threads matter.
 MatrixXd TwoBlockRows() { return testing::StdNormalMatrix(1000, 2000, 7); }
 

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "core/numerics/parallel.h"
 #include "core/numerics/cholesky.h"
+#include "core/numerics/work_steps.h"
 
 namespace ntk {
 
@@ -420,7 +421,7 @@ absl::Status CholeskyInSteps(MatrixXd* a, const char* what, const ProgressFn& pr
                              const char* phase) {
   const Steps steps(progress, phase);
   const absl::Status st =
-      CholeskyLowerInPlace(a, steps.KeepGoing(), BlockColumns(a->rows(), kInStepsFlops));
+      CholeskyLowerInPlace(a, steps.KeepGoing(), BlockColumns(a->rows(), kFlopsPerStep));
   if (st.code() == absl::StatusCode::kCancelled) return steps.Cancelled();
   if (!st.ok()) {
     return absl::InternalError(absl::StrFormat("%s: %s is not positive definite", phase, what));
@@ -431,8 +432,8 @@ absl::Status CholeskyInSteps(MatrixXd* a, const char* what, const ProgressFn& pr
 absl::Status SolveCholeskyInSteps(const MatrixXd& l, const ProgressFn& progress,
                                   const char* phase, MatrixXd* x) {
   const Steps steps(progress, phase);
-  if (absl::Status st = SolveChunked(l, false, steps, x, kInStepsFlops); !st.ok()) return st;
-  return SolveChunked(l, true, steps, x, kInStepsFlops);
+  if (absl::Status st = SolveChunked(l, false, steps, x, kFlopsPerStep); !st.ok()) return st;
+  return SolveChunked(l, true, steps, x, kFlopsPerStep);
 }
 
 absl::Status InverseInSteps(MatrixXd* l, const ProgressFn& progress, const char* phase,
@@ -440,7 +441,7 @@ absl::Status InverseInSteps(MatrixXd* l, const ProgressFn& progress, const char*
   const Steps steps(progress, phase);
   const Index n = l->rows();
   inv->setZero(n, n);
-  if (absl::Status st = AddScaledInverse(l, VectorXd::Ones(n), steps, inv, kInStepsFlops);
+  if (absl::Status st = AddScaledInverse(l, VectorXd::Ones(n), steps, inv, kFlopsPerStep);
       !st.ok()) {
     return st;
   }

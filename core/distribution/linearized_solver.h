@@ -123,12 +123,9 @@ absl::StatusOr<std::vector<Eigen::MatrixXd>> ApplyLaplace(
 
 // The stepped dense work above, shared with the Nystrom 2a factors
 // (core/distribution/nystrom.cc). They ask progress (phase `phase`) before
-// each step of at most ~kInStepsFlops (Cholesky and inverse blocks of at
+// each step of at most ~kFlopsPerStep (core/numerics/work_steps.h) (Cholesky and inverse blocks of at
 // least 64 columns: more above n ~ 5600) and return CANCELLED when it says
 // stop.
-// Flops per step: ~0.1 s on one core of this machine (~20 GFLOP/s measured
-// there), so a stop ends the work within ~0.5 s even without a second core.
-inline constexpr double kInStepsFlops = 2e9;
 // Lower Cholesky factor of the symmetric *a in place (its lower triangle
 // read); INTERNAL "<phase>: <what> is not positive definite" when it is not.
 absl::Status CholeskyInSteps(Eigen::MatrixXd* a, const char* what, const ProgressFn& progress,

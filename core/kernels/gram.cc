@@ -9,6 +9,7 @@
 
 #include "core/numerics/linalg.h"
 #include "core/numerics/parallel.h"
+#include "core/numerics/work_steps.h"
 
 namespace ntk {
 
@@ -21,7 +22,7 @@ bool GramUpper(const Eigen::MatrixXd& x, const std::function<bool()>& keep_going
   if (n == 0) return !keep_going || keep_going();
   const double per_column = 2.0 * static_cast<double>(n) * static_cast<double>(std::max<Index>(d, 1));
   const Index width =
-      std::clamp<Index>(static_cast<Index>(kGramBlockFlops / per_column), 64, 1024);
+      std::clamp<Index>(static_cast<Index>(kFlopsPerStep / per_column), 64, 1024);
   std::atomic<bool> stop{false};
   ScopedSingleThreadedBlas one_blas_thread;
   ParallelBlocks(n, width, [&](int64_t j0, int64_t w) {

@@ -19,14 +19,11 @@
 
 namespace ntk {
 
-// Work of one column block of GramUpper, in flops: ~0.1 s of one core of
-// this machine, so a stopped fit ends within about that much after asking.
-inline constexpr double kGramBlockFlops = 2e9;
 
 // Resizes *g to n x n (n = x.rows()) and writes the upper triangle of
 // x x^T (the lower triangle of each diagonal block is written too; the
 // rest of the lower triangle is left as it was). Column blocks of
-// width clamp(kGramBlockFlops / (2 n d), 64, 1024), each one dgemm of rows
+// width clamp(kFlopsPerStep / (2 n d), 64, 1024) (core/numerics/work_steps.h), each one dgemm of rows
 // [0, block end) against the block's rows; keep_going (may be empty) is
 // asked before each block on the calling thread; once it returns false
 // the blocks left are skipped and the result is false (*g partial). The

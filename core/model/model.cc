@@ -17,6 +17,7 @@
 #include "core/model/direct_solver_hook.h"
 #include "core/model/model_state.h"
 #include "core/numerics/values.h"
+#include "core/numerics/work_steps.h"
 #include "core/training/solve.h"
 #include "core/training/solvers.h"
 
@@ -115,16 +116,14 @@ std::vector<int> RowArgmax(const MatrixXd& m) {
 
 // Rows of queries per cross-kernel block, so that the M x N cross kernels
 // (NNGP and NTK) stay under about 2 x 256 MiB at any M, and one block is at
-// most ~kPredictBlockFlops of work (the Gram part, 2 N d per query row,
-// plus the layer recursion, counted as 64 per layer and pair): the
-// cancellation check runs between blocks, so a stopped call ends within
-// one block (~0.1 s on one core of this machine at the limit).
-constexpr double kPredictBlockFlops = 2e9;
+// most ~kFlopsPerStep of work (N KernelPairFlops per query row,
+// core/numerics/work_steps.h): the cancellation check runs between blocks,
+// so a stopped call ends within one block.
 Index QueryBlockRows(Index n_train, Index d, int depth) {
   const Index budget = Index{32} << 20;  // doubles per kernel block
   const double per_row =
-      static_cast<double>(std::max<Index>(1, n_train)) * (2.0 * d + 64.0 * depth);
-  const Index by_flops = static_cast<Index>(kPredictBlockFlops / per_row);
+      static_cast<double>(std::max<Index>(1, n_train)) * KernelPairFlops(d, depth);
+  const Index by_flops = static_cast<Index>(kFlopsPerStep / per_row);
   return std::max<Index>(1, std::min(budget / std::max<Index>(1, n_train), by_flops));
 }
 

@@ -222,7 +222,7 @@ class FittedModel {
   // Probabilities, labels and centered logits at raw query rows (M x d).
   // INVALID_ARGUMENT ("features: ...") for a wrong column count or NaN/Inf.
   // `progress` (may be empty) is asked before each block of query rows (at
-  // most ~2e9 flops of kernel work each, kPredictBlockFlops); when it says
+  // most ~2e9 flops of kernel work each, kFlopsPerStep); when it says
   // stop the rest is skipped and the result is CANCELLED. The blocks depend
   // on the model and the number of rows only; splitting the rows over
   // several calls changes rounding only.

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/numerics/work_steps.h"
 #include "core/nystrom/nystrom_solve.h"
 #include "core/training/solver_util.h"
 
@@ -19,17 +20,15 @@ using solver_internal::InfNorm;
 namespace {
 
 // Training rows per Theta_nm block: the block's NNGP and NTK (2 m rows
-// doubles) stay under ~128 MiB, and its work under ~kBlockFlops (the cross
-// kernels, 2 d per pair plus the recursion, counted as 64 per layer and
-// pair; with the K_mn Theta_nm summary also 2 m per pair): progress (the
+// doubles) stay under ~128 MiB, and its work under ~kFlopsPerStep (the cross
+// kernels, KernelPairFlops per pair, core/numerics/work_steps.h; with the K_mn Theta_nm summary also 2 m per pair): progress (the
 // cancellation check) is asked between blocks, so a stopped fit ends
 // within one block (~0.1 s of a core; 1-2 s with the memory bound alone at
 // m ~ 2000, d = 784).
-constexpr double kBlockFlops = 2e9;
 Index KernelBlockRows(Index m, Index d, int depth, bool with_nngp_theta) {
   const double per_row = static_cast<double>(std::max<Index>(1, m)) *
-                         (2.0 * d + 64.0 * depth + (with_nngp_theta ? 2.0 * m : 0.0));
-  const Index by_flops = static_cast<Index>(kBlockFlops / per_row);
+                         (KernelPairFlops(d, depth) + (with_nngp_theta ? 2.0 * m : 0.0));
+  const Index by_flops = static_cast<Index>(kFlopsPerStep / per_row);
   return std::max<Index>(1, std::min((Index{8} << 20) / std::max<Index>(1, m), by_flops));
 }
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "core/numerics/cholesky.h"
 #include "core/numerics/parallel.h"
+#include "core/numerics/work_steps.h"
 #include "core/nystrom/nystrom_solve.h"
 #include "core/training/newton_cg_preconditioner.h"  // BlockHessian
 #include "core/training/solver_util.h"
@@ -229,11 +230,6 @@ absl::StatusOr<NystromSolution> SolveNystromNewton(const NystromKernels& k, cons
 
 namespace ntk {
 
-namespace {
-// Flops per summary step (one class pair on one row block): progress is
-// asked between steps, so a cancelled fit stops within ~0.1 s.
-constexpr double kSummaryStepFlops = 2e9;
-}  // namespace
 
 absl::Status NewtonSummaries(const NystromKernels& k, const Eigen::MatrixXd& p,
                              const ProgressFn& progress, Eigen::MatrixXd* hessian,
@@ -244,7 +240,7 @@ absl::Status NewtonSummaries(const NystromKernels& k, const Eigen::MatrixXd& p,
   cross->setZero(m * c, m * c);
   // Rows per block: one pair's two products, 4 rows m^2 flops, per step.
   const double mm = std::max(1.0, static_cast<double>(m) * static_cast<double>(m));
-  const Index block = std::clamp<Index>(static_cast<Index>(kSummaryStepFlops / (4 * mm)), 1, 4096);
+  const Index block = std::clamp<Index>(static_cast<Index>(kFlopsPerStep / (4 * mm)), 1, 4096);
   Eigen::MatrixXd tw;
   for (Index r0 = 0; r0 < n; r0 += block) {
     const Index rows = std::min(block, n - r0);

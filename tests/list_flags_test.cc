@@ -40,5 +40,27 @@ TEST(ParsePositiveIntListTest, BadEntryIsInvalidArgumentNamingFlagAndEntry) {
   EXPECT_THAT(ParsePositiveIntList("sizes", "1000,x1").status().message(), HasSubstr("'x1'"));
 }
 
+TEST(ParseNumberListTest, ValuesInOrderBlanksAllowed) {
+  absl::StatusOr<std::vector<double>> v = ParseNumberList("select_label_smoothings",
+                                                          "0.01, 0.1 ,1e-3,0");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_THAT(*v, ElementsAre(0.01, 0.1, 1e-3, 0.0));
+  v = ParseNumberList("select_depths", "");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_TRUE(v->empty());
+}
+
+// Not a number, or an empty entry inside the list: INVALID_ARGUMENT
+// naming the flag and the entry (ranges are the caller's to check).
+TEST(ParseNumberListTest, BadEntryIsInvalidArgumentNamingFlagAndEntry) {
+  for (const char* text : {"0.1,abc", "1,,2", "0.1;0.2", "1e"}) {
+    absl::StatusOr<std::vector<double>> v = ParseNumberList("select_regularizations", text);
+    ASSERT_FALSE(v.ok()) << text;
+    EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(v.status().message(), HasSubstr("--select_regularizations")) << text;
+  }
+  EXPECT_THAT(ParseNumberList("x", "1,x1").status().message(), HasSubstr("'x1'"));
+}
+
 }  // namespace
 }  // namespace ntk::tools

@@ -1,6 +1,6 @@
 // ntk/tools/common/list_flags.h: comma-separated list flags of the command-line
 // tools and benchmarks (ntk_validate --experiments/--widths, ntk_evaluate
-// --phases/--sizes, ntk_loadgen --targets/--concurrency), parsed one way.
+// --phases/--sizes/--select_*, ntk_loadgen --targets/--concurrency), parsed one way.
 //
 // Thread safety: pure functions. Ownership: results are returned by value.
 #ifndef NTK_TOOLS_COMMON_LIST_FLAGS_H_
@@ -21,6 +21,12 @@ bool ListHas(absl::string_view list, absl::string_view item);
 // skipped; INVALID_ARGUMENT naming --`flag` and the entry otherwise.
 absl::StatusOr<std::vector<int>> ParsePositiveIntList(absl::string_view flag,
                                                       absl::string_view text);
+
+// The comma-separated numbers of `text` in order (surrounding blanks
+// allowed, empty text: none); INVALID_ARGUMENT naming --`flag` and the
+// entry otherwise. Range checks are the caller's (or the server's).
+absl::StatusOr<std::vector<double>> ParseNumberList(absl::string_view flag,
+                                                    absl::string_view text);
 
 }  // namespace ntk::tools
 

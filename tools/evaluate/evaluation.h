@@ -62,6 +62,18 @@ struct NtkConfig {
     s.set_num_classes(num_classes);
     return s;
   }
+  // The config of a spec (the inverse of Spec, e.g. for the candidate a
+  // Fit with selection chose: ModelInfo.spec).
+  static NtkConfig FromSpec(const v1::ModelSpec& s) {
+    NtkConfig c;
+    c.activation = s.kernel().activation() == v1::ERF ? v1::ERF : v1::RELU;
+    c.depth = static_cast<int>(s.kernel().depth());
+    c.weight_variance = s.kernel().weight_variance();
+    c.bias_variance = s.kernel().bias_variance();
+    c.lambda = s.training().regularization();
+    c.label_smoothing = s.training().label_smoothing();
+    return c;
+  }
 };
 
 // Stage 1 of the search: depth 1-3 x {relu, erf} x (eps in {0.01, 0.05,
@@ -116,6 +128,10 @@ struct CallOptions {
   // so the full test set is not affordable at every N.
   int distribution_rows = 0;
   v1::DistributionMethod method = v1::METHOD_UNSPECIFIED;
+  // folds >= 2: Fit selects the settings itself (FitRequest.selection,
+  // docs/api.md "Model selection"), starting from the config given;
+  // Evaluation::config is then the chosen candidate.
+  v1::ModelSelection selection;
 };
 
 inline double SecondsSince(std::chrono::steady_clock::time_point t0) {
@@ -238,6 +254,7 @@ struct Evaluation {
   double predict_wall_seconds = 0; // all Predict chunks over the test set
   double distribution_wall_seconds = 0;
   std::string regime;
+  v1::SelectionReport selection;   // when CallOptions::selection selected (else empty)
   double jitter = 0, condition_estimate = 0, train_accuracy = 0, train_nll = 0;
   double fixed_point_residual = 0;
   ClassificationMetrics predict;   // from Predict
@@ -261,7 +278,8 @@ inline std::string MethodName(v1::DistributionMethod m) {
   return v1::DistributionMethod_Name(m);
 }
 
-// Fits `config` on `train` as model `id` (replacing any), evaluates it on
+// Fits `config` on `train` as model `id` (replacing any; with
+// o.selection, the candidate Fit's cross-validation chooses), evaluates it on
 // `test`, then deletes the model. `is_out` (empty, or one entry per test
 // row) marks out-of-distribution test points.
 inline absl::StatusOr<Evaluation> Evaluate(Client& client, const std::string& id,
@@ -274,11 +292,21 @@ inline absl::StatusOr<Evaluation> Evaluate(Client& client, const std::string& id
   e.model_id = id;
   e.n_train = static_cast<int>(train.y.size());
   e.num_classes = num_classes;
-  auto t0 = std::chrono::steady_clock::now();
-  absl::StatusOr<v1::ModelInfo> info =
-      client.Fit(id, config.Spec(num_classes), train.x, train.y, {}, /*replace=*/true);
+  auto t0 = std::chrono::steady_clock::now();  // the request's encoding included
+  v1::FitRequest request;
+  request.set_model_id(id);
+  *request.mutable_spec() = config.Spec(num_classes);
+  *request.mutable_features() = Client::ToProto(train.x);
+  request.mutable_labels()->Add(train.y.begin(), train.y.end());
+  request.set_replace(true);
+  if (o.selection.folds() >= 2) *request.mutable_selection() = o.selection;
+  absl::StatusOr<v1::ModelInfo> info = client.Fit(request);
   if (!info.ok()) return info.status();
   e.fit_wall_seconds = SecondsSince(t0);
+  if (info->has_selection()) {
+    e.selection = info->selection();
+    e.config = NtkConfig::FromSpec(info->spec());
+  }
   e.fit_server_seconds = info->stats().fit_seconds();
   e.regime = info->stats().regime();
   e.jitter = info->stats().jitter();

@@ -8,11 +8,17 @@
 //
 // Writes DIR/ntk.json (settings, CV tables, metrics per run) and
 // DIR/ntk_ood_scores.csv (per test point OOD scores), read by
-// tools/evaluate/report.py. Settings are chosen by 3-fold cross-validation
-// on training data only (validation NLL of Predict): stage 1 over
-// Stage1Grid(), stage 2 over the variances (Stage2Grid) of the winner.
+// tools/evaluate/report.py. Settings are chosen on training data only, by
+// the least cross-validated NLL of Predict:
+//   --selection=fit (default): every model's own Fit selects
+//     (FitRequest.selection, docs/api.md) over the --select_* grid on its
+//     own training rows, so the choice follows N;
+//   --selection=client: one two-stage 3-fold CV through plain Fits on the
+//     first --cv_n rows (stage 1 over Stage1Grid(), stage 2 over the
+//     variances (Stage2Grid) of the winner), reused at every N.
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <memory>
@@ -54,6 +60,23 @@ ABSL_FLAG(int, dist_max_train_2a, 2000,
 ABSL_FLAG(bool, also_lambda0, true,
           "when the CV picks lambda > 0, also evaluate the best lambda = 0 configuration "
           "(regime 2b, EXACT distribution)");
+ABSL_FLAG(std::string, selection, "fit",
+          "fit: each model's Fit chooses its settings (FitRequest.selection) by --select_folds "
+          "cross-validation over the --select_* grid on its own training rows; client: one "
+          "two-stage CV through plain Fits on the first --cv_n rows (--grid, --stage2), "
+          "reused at every N");
+ABSL_FLAG(int, select_folds, 3, "--selection=fit: folds (>= 2)");
+ABSL_FLAG(std::string, select_depths, "1,2,3,4", "--selection=fit: depths");
+ABSL_FLAG(std::string, select_bias_variances, "0,0.1", "--selection=fit: bias variances sb^2");
+ABSL_FLAG(std::string, select_label_smoothings, "0.01,0.05,0.1,0.2",
+          "--selection=fit: label smoothings eps (each > 0: with lambda = 0 and hard labels "
+          "eps = 0 has no minimizer)");
+ABSL_FLAG(std::string, select_regularizations, "0,0.01,0.1,1",
+          "--selection=fit: lambdas (0: regime 2b) for N <= --select_2a_max_n");
+ABSL_FLAG(int, select_2a_max_n, 2000,
+          "--selection=fit: above this N, lambda = 0 only: the 2a candidates' Newton solves "
+          "(C N_fold^2 per iteration, every candidate and fold) would take most of the run");
+ABSL_FLAG(uint64_t, select_seed, 1, "--selection=fit: fold assignment seed");
 ABSL_FLAG(std::string, grid, "full",
           "full: Stage1Grid + Stage2Grid; small: 4 configs (development); "
           "or a ';'-separated list of act,L,sw2,sb2,lambda,eps configs (stage 1; stage 2 still runs)");
@@ -135,6 +158,26 @@ std::string CvJson(const std::vector<CvScore>& scores, const NtkConfig& chosen,
                       ",\"grid\":[", absl::StrJoin(rows, ",\n"), "]}");
 }
 
+// FitRequest.selection's report (ModelInfo.selection) of a run.
+std::string SelectionJson(const v1::SelectionReport& r) {
+  std::vector<std::string> rows;
+  for (const v1::SelectionRow& row : r.rows()) {
+    rows.push_back(absl::StrCat(
+        "{\"config\":", ConfigJson(NtkConfig::FromSpec([&] {
+          v1::ModelSpec s;
+          *s.mutable_kernel() = row.kernel();
+          *s.mutable_training() = row.training();
+          return s;
+        }())),
+        ",\"mean_nll\":", N(row.mean_nll()), ",\"std_nll\":", N(row.std_nll()),
+        ",\"mean_accuracy\":", N(row.mean_accuracy()), ",\"mean_ece\":", N(row.mean_ece()),
+        "}"));
+  }
+  return absl::StrCat("{\"folds\":", r.folds(), ",\"chosen\":", r.chosen(),
+                      ",\"seconds\":", N(r.seconds()), ",\"rows\":[",
+                      absl::StrJoin(rows, ",\n"), "]}");
+}
+
 std::string EvaluationJson(const std::string& dataset, const std::string& variant,
                            const Evaluation& e) {
   std::string s = absl::StrCat(
@@ -148,6 +191,9 @@ std::string EvaluationJson(const std::string& dataset, const std::string& varian
       ",\"train_accuracy\":", N(e.train_accuracy), ",\"train_nll\":", N(e.train_nll),
       ",\"fixed_point_residual\":", N(e.fixed_point_residual),
       ",\"predict\":", MetricsJson(e.predict));
+  if (e.selection.rows_size() > 0) {
+    absl::StrAppend(&s, ",\"selection\":", SelectionJson(e.selection));
+  }
   if (e.has_distribution) {
     absl::StrAppend(&s, ",\"distribution_method\":", Q(e.distribution_method),
                     ",\"distribution_rows\":", e.distribution_rows,
@@ -276,6 +322,28 @@ int Main() {
     return 1;
   }
 
+  const std::string selection_mode = absl::GetFlag(FLAGS_selection);
+  if (selection_mode != "fit" && selection_mode != "client") {
+    std::fprintf(stderr, "--selection: expected fit or client, got '%s'\n",
+                 selection_mode.c_str());
+    return 1;
+  }
+  const absl::StatusOr<std::vector<int>> select_depths =
+      tools::ParsePositiveIntList("select_depths", absl::GetFlag(FLAGS_select_depths));
+  const absl::StatusOr<std::vector<double>> select_biases =
+      tools::ParseNumberList("select_bias_variances", absl::GetFlag(FLAGS_select_bias_variances));
+  const absl::StatusOr<std::vector<double>> select_eps = tools::ParseNumberList(
+      "select_label_smoothings", absl::GetFlag(FLAGS_select_label_smoothings));
+  const absl::StatusOr<std::vector<double>> select_lambdas = tools::ParseNumberList(
+      "select_regularizations", absl::GetFlag(FLAGS_select_regularizations));
+  for (const absl::Status& s : {select_depths.status(), select_biases.status(),
+                                select_eps.status(), select_lambdas.status()}) {
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s\n", s.ToString().c_str());
+      return 1;
+    }
+  }
+
   ClientOptions copts;
   copts.target = absl::GetFlag(FLAGS_target);
   copts.default_deadline = std::chrono::minutes(60);
@@ -365,13 +433,63 @@ int Main() {
 
   // choose, then variants: the configurations to evaluate on a dataset;
   // nullopt when a fixed configuration does not parse (main exits with 2).
+  // --selection=fit: the base config only (each Fit selects; see run_variants).
+  const bool fit_selects = absl::GetFlag(FLAGS_selection) == "fit";
   auto chosen_variants = [&](const std::string& name, const Dataset& cv_data,
                              const std::string& fixed)
       -> std::optional<std::vector<std::pair<std::string, NtkConfig>>> {
     NtkConfig chosen;
     std::optional<NtkConfig> best0;
+    if (fit_selects && fixed.empty()) return std::vector<std::pair<std::string, NtkConfig>>{
+        {"cv_choice", NtkConfig{}}};
     if (!choose(name, cv_data, fixed, &chosen, &best0)) return std::nullopt;
     return variants(chosen, best0);
+  };
+
+  // FitRequest.selection for a model of n training rows (--selection=fit).
+  auto selection_for = [&](int n) {
+    v1::ModelSelection sel;
+    sel.set_folds(static_cast<uint32_t>(absl::GetFlag(FLAGS_select_folds)));
+    sel.set_seed(absl::GetFlag(FLAGS_select_seed));
+    for (int d : *select_depths) sel.add_depths(static_cast<uint32_t>(d));
+    for (double v : *select_biases) sel.add_bias_variances(v);
+    for (double v : *select_eps) sel.add_label_smoothings(v);
+    for (double v : *select_lambdas) {
+      if (v == 0 || n <= absl::GetFlag(FLAGS_select_2a_max_n)) sel.add_regularizations(v);
+    }
+    if (sel.regularizations_size() == 0) sel.add_regularizations(0);
+    return sel;
+  };
+
+  // Runs `evaluate(variant, config, call)` for each variant. With
+  // --selection=fit and no fixed config, the one variant is the Fit that
+  // selects; when it chose lambda > 0, the best lambda = 0 candidate of its
+  // report follows as a plain Fit ("best_lambda0", --also_lambda0).
+  using EvaluateFn = std::function<std::optional<Evaluation>(
+      const std::string& variant, const NtkConfig& config, const CallOptions& call)>;
+  auto run_variants = [&](const std::vector<std::pair<std::string, NtkConfig>>& to_run, int n,
+                          bool fixed, const EvaluateFn& evaluate) {
+    for (const auto& [variant, config] : to_run) {
+      CallOptions c = call;
+      if (fit_selects && !fixed) c.selection = selection_for(n);
+      const std::optional<Evaluation> e = evaluate(variant, config, c);
+      if (!e || c.selection.folds() < 2 || e->config.lambda == 0 ||
+          !absl::GetFlag(FLAGS_also_lambda0)) {
+        continue;
+      }
+      const v1::SelectionRow* best0 = nullptr;
+      for (const v1::SelectionRow& row : e->selection.rows()) {
+        if (row.training().regularization() == 0 &&
+            (best0 == nullptr || row.mean_nll() < best0->mean_nll())) {
+          best0 = &row;
+        }
+      }
+      if (best0 == nullptr) continue;
+      v1::ModelSpec spec;
+      *spec.mutable_kernel() = best0->kernel();
+      *spec.mutable_training() = best0->training();
+      evaluate("best_lambda0", NtkConfig::FromSpec(spec), call);
+    }
   };
 
   if (has("digits")) {
@@ -379,21 +497,21 @@ int Main() {
     if (!digits.ok()) {
       record_error("digits", digits.status());
     } else {
-      const auto to_run =
-          chosen_variants("digits", digits->train, absl::GetFlag(FLAGS_digits_config));
+      const std::string fixed = absl::GetFlag(FLAGS_digits_config);
+      const auto to_run = chosen_variants("digits", digits->train, fixed);
       if (!to_run) return 2;
-      for (const auto& [variant, config] : *to_run) {
-        if (past_deadline("digits " + variant)) continue;
+      run_variants(*to_run, static_cast<int>(digits->train.y.size()), !fixed.empty(),
+                   [&](const std::string& variant, const NtkConfig& config,
+                       const CallOptions& c) -> std::optional<Evaluation> {
+        if (past_deadline("digits " + variant)) return std::nullopt;
         absl::StatusOr<Evaluation> e = Evaluate(**client, "eval-digits", config, digits->train,
-                                                digits->test, 10, call);
-        if (e.ok()) {
-          log_eval("digits " + variant, *e);
-          runs.push_back(EvaluationJson("digits", variant, *e));
-          write_json();
-        } else {
-          record_error("digits " + variant, e.status());
-        }
-      }
+                                                digits->test, 10, c);
+        if (!e.ok()) return record_error("digits " + variant, e.status()), std::nullopt;
+        log_eval("digits " + variant, *e);
+        runs.push_back(EvaluationJson("digits", variant, *e));
+        write_json();
+        return *std::move(e);
+      });
     }
   }
 
@@ -403,8 +521,9 @@ int Main() {
     if (!fm.ok()) {
       record_error("fmnist", fm.status());
     } else {
-      const auto to_run = chosen_variants("fmnist", Head(fm->train, absl::GetFlag(FLAGS_cv_n)),
-                                          absl::GetFlag(FLAGS_fmnist_config));
+      const std::string fixed = absl::GetFlag(FLAGS_fmnist_config);
+      const auto to_run =
+          chosen_variants("fmnist", Head(fm->train, absl::GetFlag(FLAGS_cv_n)), fixed);
       if (!to_run) return 2;
       if (has("ood")) {
         // First, while the machine is fresh: the OOD runs (small N).
@@ -413,48 +532,55 @@ int Main() {
         const Dataset ood_test = ood_rows > 0 ? Head(fm->test, ood_rows) : fm->test;
         std::vector<bool> is_out;
         for (int y : ood_test.y) is_out.push_back(y >= 8);
-        for (const auto& [variant, config] : *to_run) {
-          if (past_deadline("fmnist_ood " + variant)) continue;
+        run_variants(*to_run, static_cast<int>(train.y.size()), !fixed.empty(),
+                     [&](const std::string& variant, const NtkConfig& config,
+                         const CallOptions& c) -> std::optional<Evaluation> {
+          if (past_deadline("fmnist_ood " + variant)) return std::nullopt;
           absl::StatusOr<Evaluation> e = Evaluate(**client, "eval-fmnist-ood", config, train,
-                                                  ood_test, 8, call, is_out);
-          if (e.ok()) {
-            log_eval("fmnist_ood " + variant, *e);
-            runs.push_back(EvaluationJson("fmnist_ood", variant, *e));
-            write_json();
-            WriteOodCsv(out_dir + "/ntk_ood_scores_" + variant + ".csv", *e, ood_test.y);
-          } else {
-            record_error("fmnist_ood " + variant, e.status());
-          }
-        }
+                                                  ood_test, 8, c, is_out);
+          if (!e.ok()) return record_error("fmnist_ood " + variant, e.status()), std::nullopt;
+          log_eval("fmnist_ood " + variant, *e);
+          runs.push_back(EvaluationJson("fmnist_ood", variant, *e));
+          write_json();
+          WriteOodCsv(out_dir + "/ntk_ood_scores_" + variant + ".csv", *e, ood_test.y);
+          return *std::move(e);
+        });
       }
       if (has("fmnist")) {
         for (const int n : *sizes) {
           Dataset train = Head(fm->train, n);
-          for (const auto& [variant, config] : *to_run) {
-            if (past_deadline(absl::StrCat("fmnist ", variant, " N=", n))) continue;
-            CallOptions c = call;
+          run_variants(*to_run, n, !fixed.empty(),
+                       [&](const std::string& variant, const NtkConfig& config,
+                           const CallOptions& call_in) -> std::optional<Evaluation> {
+            if (past_deadline(absl::StrCat("fmnist ", variant, " N=", n))) return std::nullopt;
+            CallOptions c = call_in;
             c.distribution_rows = absl::GetFlag(FLAGS_dist_rows);
-            if (config.lambda > 0 && n > absl::GetFlag(FLAGS_dist_max_train_2a)) {
+            // A selecting Fit may choose lambda > 0 only where the grid has it.
+            const bool may_be_2a =
+                config.lambda > 0 ||
+                (c.selection.folds() >= 2 && n <= absl::GetFlag(FLAGS_select_2a_max_n));
+            if (may_be_2a && n > absl::GetFlag(FLAGS_dist_max_train_2a)) {
               c.distribution = false;
               Log("fmnist %s N=%d: PredictDistribution (LINEARIZED) not run: N > "
                   "--dist_max_train_2a=%d", variant, n, absl::GetFlag(FLAGS_dist_max_train_2a));
             }
             absl::StatusOr<Evaluation> e = Evaluate(
                 **client, absl::StrCat("eval-fmnist-", n), config, train, fm->test, 10, c);
-            if (e.ok()) {
-              if (!c.distribution) {
-                e->distribution_error = absl::StrCat(
-                    "not run: LINEARIZED at N > ", absl::GetFlag(FLAGS_dist_max_train_2a),
-                    " exceeds the time budget (C Cholesky factorizations and 13 C N^2 flops "
-                    "per point; 13 N^2 doubles of factors)");
-              }
-              log_eval("fmnist " + variant, *e);
-              runs.push_back(EvaluationJson("fmnist", variant, *e));
-              write_json();
-            } else {
+            if (!e.ok()) {
               record_error(absl::StrCat("fmnist ", variant, " N=", n), e.status());
+              return std::nullopt;
             }
-          }
+            if (!c.distribution) {
+              e->distribution_error = absl::StrCat(
+                  "not run: LINEARIZED at N > ", absl::GetFlag(FLAGS_dist_max_train_2a),
+                  " exceeds the time budget (C Cholesky factorizations and 13 C N^2 flops "
+                  "per point; 13 N^2 doubles of factors)");
+            }
+            log_eval("fmnist " + variant, *e);
+            runs.push_back(EvaluationJson("fmnist", variant, *e));
+            write_json();
+            return *std::move(e);
+          });
         }
       }
     }

@@ -9,12 +9,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/client.h"
+#include "tools/common/list_flags.h"
 #include "tools/ntkctl/cli.h"
 #include "tools/ntkctl/csv.h"
 #include "tools/ntkctl/output.h"
@@ -53,19 +53,16 @@ namespace ntkctl {
 namespace {
 
 // "--<flag>: ..." usage error unless every comma-separated item of `text`
-// parses as a number; empty text: no items (the spec's value).
+// parses as a number (tools/common/list_flags.h); empty text: no items
+// (the spec's value).
 bool ParseNumberList(const char* flag, const std::string& text, std::vector<double>* out,
                      int* rc) {
-  if (text.empty()) return true;
-  for (absl::string_view item : absl::StrSplit(text, ',')) {
-    double v = 0;
-    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(item), &v)) {
-      *rc = Usage(absl::StrCat("--", flag, ": expected comma-separated numbers, got '", item,
-                               "'"));
-      return false;
-    }
-    out->push_back(v);
+  absl::StatusOr<std::vector<double>> values = ntk::tools::ParseNumberList(flag, text);
+  if (!values.ok()) {
+    *rc = Usage(std::string(values.status().message()));
+    return false;
   }
+  *out = std::move(*values);
   return true;
 }
 

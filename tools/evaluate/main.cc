@@ -68,9 +68,14 @@ ABSL_FLAG(std::string, selection, "fit",
 ABSL_FLAG(int, select_folds, 3, "--selection=fit: folds (>= 2)");
 ABSL_FLAG(std::string, select_depths, "1,2,3,4", "--selection=fit: depths");
 ABSL_FLAG(std::string, select_bias_variances, "0,0.1", "--selection=fit: bias variances sb^2");
-ABSL_FLAG(std::string, select_label_smoothings, "0.01,0.05,0.1,0.2",
-          "--selection=fit: label smoothings eps (each > 0: with lambda = 0 and hard labels "
-          "eps = 0 has no minimizer)");
+ABSL_FLAG(std::string, select_label_smoothings, "0.001,0.002,0.005,0.01,0.02,0.05,0.1",
+          "--selection=fit, N > --select_2a_max_n (lambda = 0 only): label smoothings eps. In "
+          "2b the centered logits scale with log((1 - eps + eps/C) / (eps/C)), so this list "
+          "is a temperature grid, and each value costs only two triangular solves per fold");
+ABSL_FLAG(std::string, select_label_smoothings_2a, "0.01,0.05,0.2",
+          "--selection=fit, N <= --select_2a_max_n: label smoothings eps (each > 0: with "
+          "lambda = 0 and hard labels eps = 0 has no minimizer; every value multiplies the 2a "
+          "Newton solves)");
 ABSL_FLAG(std::string, select_regularizations, "0,0.01,0.1,1",
           "--selection=fit: lambdas (0: regime 2b) for N <= --select_2a_max_n");
 ABSL_FLAG(int, select_2a_max_n, 2000,
@@ -334,10 +339,13 @@ int Main() {
       tools::ParseNumberList("select_bias_variances", absl::GetFlag(FLAGS_select_bias_variances));
   const absl::StatusOr<std::vector<double>> select_eps = tools::ParseNumberList(
       "select_label_smoothings", absl::GetFlag(FLAGS_select_label_smoothings));
+  const absl::StatusOr<std::vector<double>> select_eps_2a = tools::ParseNumberList(
+      "select_label_smoothings_2a", absl::GetFlag(FLAGS_select_label_smoothings_2a));
   const absl::StatusOr<std::vector<double>> select_lambdas = tools::ParseNumberList(
       "select_regularizations", absl::GetFlag(FLAGS_select_regularizations));
   for (const absl::Status& s : {select_depths.status(), select_biases.status(),
-                                select_eps.status(), select_lambdas.status()}) {
+                                select_eps.status(), select_eps_2a.status(),
+                                select_lambdas.status()}) {
     if (!s.ok()) {
       std::fprintf(stderr, "%s\n", s.ToString().c_str());
       return 1;
@@ -453,9 +461,10 @@ int Main() {
     sel.set_seed(absl::GetFlag(FLAGS_select_seed));
     for (int d : *select_depths) sel.add_depths(static_cast<uint32_t>(d));
     for (double v : *select_biases) sel.add_bias_variances(v);
-    for (double v : *select_eps) sel.add_label_smoothings(v);
+    const bool small = n <= absl::GetFlag(FLAGS_select_2a_max_n);
+    for (double v : small ? *select_eps_2a : *select_eps) sel.add_label_smoothings(v);
     for (double v : *select_lambdas) {
-      if (v == 0 || n <= absl::GetFlag(FLAGS_select_2a_max_n)) sel.add_regularizations(v);
+      if (v == 0 || small) sel.add_regularizations(v);
     }
     if (sel.regularizations_size() == 0) sel.add_regularizations(0);
     return sel;

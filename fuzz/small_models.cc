@@ -25,7 +25,12 @@ std::unique_ptr<FittedModel> FitOne(int which) {
   } else {
     for (int i = 0; i < kRows; ++i) data.labels.push_back(i % kClasses);
   }
-  if (which == 0) spec.training.regularization = 1.0;
+  if (which == 0 || which == 3) spec.training.regularization = 1.0;
+  if (which >= 3) {  // Nystrom with 6 of the 12 rows as centers
+    spec.approximation.kind = ApproximationKind::kNystrom;
+    spec.approximation.num_centers = 6;
+    spec.approximation.seed = 1;
+  }
   if (which == 1) {
     spec.kernel.activation = Activation::kErf;
     spec.kernel.depth = 2;
@@ -41,7 +46,8 @@ std::unique_ptr<FittedModel> FitOne(int which) {
 
 const FittedModel& SmallModel(int which) {
   static const FittedModel* const models[kNumSmallModels] = {
-      FitOne(0).release(), FitOne(1).release(), FitOne(2).release()};
+      FitOne(0).release(), FitOne(1).release(), FitOne(2).release(), FitOne(3).release(),
+      FitOne(4).release()};
   return *models[((which % kNumSmallModels) + kNumSmallModels) % kNumSmallModels];
 }
 

@@ -13,6 +13,8 @@
 #   ./ntk.sh churn [seconds] [threads]  the churn test, longer (default 60 s, 48 clients)
 #   ./ntk.sh crash [sequences]      the kill -9 crash test, more sequences (default 20)
 #   ./ntk.sh bench                  install, build, run bench/ (see docs/performance.md)
+#   ./ntk.sh evaluate               install, build, run the evaluation of docs/evaluation.md
+#                                   (tools/evaluate/run.sh; ~50 min on 2 cores; QUICK=1: minutes)
 #   ./ntk.sh build                  install and build only
 #   ./ntk.sh deps                   install the packages only
 #
@@ -40,6 +42,8 @@ PKGS_BUILD=(g++ make cmake pkg-config protobuf-compiler protobuf-compiler-grpc
 PKGS_DATA=(python3 python3-numpy python3-scipy python3-sklearn python3-grpcio python3-protobuf
   python3-venv python3-setuptools python3-wheel python3-grpc-tools nghttp2-client
   dataset-fashion-mnist)
+# The evaluation's plots (tools/evaluate/report.py).
+PKGS_EVAL=(python3-matplotlib)
 # Sanitizer and fuzz builds: clang with libFuzzer and the sanitizer runtimes.
 PKGS_SANITIZE=(clang-14 libclang-rt-14-dev libomp-14-dev)
 
@@ -179,8 +183,11 @@ case "$verb" in
   test-long)
     install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build
     run_ctest -L long --output-on-failure "$@" ;;
+  evaluate)
+    install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}" "${PKGS_EVAL[@]}"; build
+    BUILD_DIR="$BUILD_DIR" SKIP_BUILD=1 exec "$ROOT/tools/evaluate/run.sh" ;;
   bench)
     install_pkgs "${PKGS_BUILD[@]}" "${PKGS_DATA[@]}"; build
     exec "$ROOT/bench/run.sh" "$BUILD_DIR" "$@" ;;
-  *) sed -n '2,22p' "$0"; [ "$verb" = help ] || exit 2 ;;
+  *) sed -n '2,23p' "$0"; [ "$verb" = help ] || exit 2 ;;
 esac

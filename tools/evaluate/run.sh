@@ -6,14 +6,16 @@
 # baselines (scripts/baselines.py), and writes the tables into
 # docs/evaluation.md and the plots into docs/img/eval_*.png.
 #
-#   tools/evaluate/run.sh            # full run (~40 min on 2 cores)
+#   tools/evaluate/run.sh            # full run (~50 min on 2 cores; ./ntk.sh evaluate installs first)
 #   QUICK=1 tools/evaluate/run.sh    # small development run (a few minutes)
 #
 # Environment: BUILD_DIR (default ./build), OUT (default $BUILD_DIR/eval),
 # SIZES (default 1000,5000,10000,20000), OOD_N (default 2000),
-# CV_N (default 3000), SKIP_NTK=1 / SKIP_BASELINES=1 (reuse the previous
-# output in $OUT), NO_REPORT=1, SKIP_BUILD=1 (use the binaries in $BUILD_DIR
-# as they are), NTK_ARGS / BASELINE_ARGS (extra flags).
+# CV_N (default 3000: the baselines' CV rows; the NTK's only with
+# NTK_ARGS=--selection=client, else each Fit selects on its own rows),
+# SKIP_NTK=1 / SKIP_BASELINES=1 (reuse the previous output in $OUT),
+# NO_REPORT=1, SKIP_BUILD=1 (use the binaries in $BUILD_DIR as they are),
+# NTK_ARGS / BASELINE_ARGS (extra flags).
 # Needs Debian's python3-sklearn, python3-matplotlib and the Fashion-MNIST
 # IDX files in /usr/share/datasets/fashion-mnist.
 set -euo pipefail

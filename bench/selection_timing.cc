@@ -69,7 +69,7 @@ std::vector<double> BruteForce(const ModelSpec& base, const TrainingData& data,
       Preprocessor::FitTo(base.preprocessing, data.features).Apply(data.features);
   const std::vector<int> fold = StratifiedFolds(StratificationLabels(data), o.folds, o.seed);
   std::vector<double> out;
-  for (ModelSpec spec : SelectionCandidates(base, o)) {
+  for (ModelSpec spec : SelectionCandidates(base, data, o)) {
     spec.preprocessing = PreprocessingSpec();
     double nll = 0;
     for (int f = 0; f < o.folds; ++f) {

@@ -178,7 +178,7 @@ absl::Status RunFit(RpcRunner* runner, ModelRegistry* registry, RpcCall& call, F
     cost.bytes = std::max(
         cost.bytes, SelectionCost(rows, job.data.features.cols(), classes, shape).bytes);
     what = absl::StrFormat("%s with selection (%d candidates x %d folds)", what,
-                           SelectionCandidates(*spec, selection).size(), selection.folds);
+                           SelectionCandidates(*spec, job.data, selection).size(), selection.folds);
   }
   absl::StatusOr<MemoryBudget::Reservation> reserved =
       runner->memory_budget()->Reserve(cost.bytes, what);

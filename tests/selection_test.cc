@@ -81,7 +81,7 @@ BruteForce BruteForceCv(const ModelSpec& base, const TrainingData& data,
   const std::vector<int> strata = StratificationLabels(data);
   const std::vector<int> fold = StratifiedFolds(strata, o.folds, o.seed);
   BruteForce out;
-  for (ModelSpec spec : SelectionCandidates(base, o)) {
+  for (ModelSpec spec : SelectionCandidates(base, data, o)) {
     spec.preprocessing = PreprocessingSpec();
     std::vector<double> nll;
     double acc = 0, ece = 0;
@@ -205,6 +205,32 @@ TEST(SelectionTest, CrossEntropyGridMatchesBruteForceFits) {
   ExpectMatchesBruteForce(BaseSpec(), data, o);
 }
 
+// One grid for both regimes on hard labels: lambda {0, 0.1} x eps {0,
+// 0.05} leaves out only (0, 0), which has no minimizer, and the other three
+// candidates (2b with eps 0.05; 2a with eps 0 and 0.05) are scored as plain
+// Fits would score them.
+TEST(SelectionTest, UnionGridLeavesOutOnlyTheUnfittableCombination) {
+  const TrainingData data = Blobs(90, 4, 3, 5);
+  SelectionOptions o;
+  o.folds = 3;
+  o.seed = 3;
+  o.depths = {1, 2};
+  o.regularizations = {0.0, 0.1};
+  o.label_smoothings = {0.0, 0.05};
+  const std::vector<ModelSpec> c = SelectionCandidates(BaseSpec(), data, o);
+  ASSERT_EQ(c.size(), 6u);  // 2 depths x 3 (lambda, eps) pairs
+  const std::vector<std::pair<double, double>> want = {{0.0, 0.05}, {0.1, 0.0}, {0.1, 0.05}};
+  for (size_t i = 0; i < c.size(); ++i) {
+    EXPECT_EQ(c[i].kernel.depth, i < 3 ? 1 : 2) << i;
+    EXPECT_EQ(*c[i].training.regularization, want[i % 3].first) << i;
+    EXPECT_EQ(*c[i].training.label_smoothing, want[i % 3].second) << i;
+  }
+  ExpectMatchesBruteForce(BaseSpec(), data, o);
+  // Soft targets have a 2b minimizer at eps = 0: nothing is left out.
+  const TrainingData soft = SoftBlobs(72, 4, 3, 21);
+  EXPECT_EQ(SelectionCandidates(BaseSpec(), soft, o).size(), 8u);
+}
+
 TEST(SelectionTest, SquaredLossGridMatchesBruteForceFits) {
   const TrainingData data = Blobs(60, 3, 2, 9);
   ModelSpec base = BaseSpec();
@@ -246,7 +272,8 @@ TEST(SelectionTest, SameSeedSameReportAndChosenSpecFitted) {
     EXPECT_EQ(ra.rows[i].mean_ece, rb.rows[i].mean_ece) << i;
   }
   // The model is the plain Fit of the chosen candidate on all rows.
-  const ModelSpec chosen = SelectionCandidates(BaseSpec(), o)[static_cast<size_t>(ra.chosen)];
+  const ModelSpec chosen =
+      SelectionCandidates(BaseSpec(), data, o)[static_cast<size_t>(ra.chosen)];
   auto plain = FittedModel::Fit(chosen, data);
   ASSERT_TRUE(plain.ok());
   const Eigen::MatrixXd q = testing::StdNormalMatrix(5, 4, 8);
@@ -328,11 +355,18 @@ TEST(SelectionTest, BadInputNamesTheField) {
   });
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("selection.bias_variances[1]"));
-  // lambda = 0 with eps = 0 and hard labels: 2b has no solution.
+  // lambda = 0 with eps = 0 and hard labels: 2b has no solution. From
+  // the lists, the combination is left out, and a grid of nothing else is
+  // refused; with the base spec's explicit eps = 0 the candidate is named.
   s = Refusal(data, [](SelectionOptions* o) {
-    o->regularizations = {1, 0};
+    o->regularizations = {0};
     o->label_smoothings = {0};
   });
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("every combination of selection.regularizations"));
+  ModelSpec eps0 = BaseSpec();
+  eps0.training.label_smoothing = 0.0;
+  s = Refusal(data, [](SelectionOptions* o) { o->regularizations = {1, 0}; }, eps0);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("selection: candidate 1"));
   // Over the byte limit: refused up front with the estimate.

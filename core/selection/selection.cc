@@ -84,7 +84,15 @@ absl::StatusOr<std::vector<TrainingProblem>> ResolveCandidates(
 
 }  // namespace
 
-std::vector<ModelSpec> SelectionCandidates(const ModelSpec& base, const SelectionOptions& o) {
+std::vector<ModelSpec> SelectionCandidates(const ModelSpec& base, const TrainingData& data,
+                                           const SelectionOptions& o) {
+  // lambda = 0 and eps = 0, both from the lists, under cross-entropy on
+  // hard labels: no minimizer (docs/model-contract.md "2b. Unregularized").
+  const bool hard_ce = base.training.loss == Loss::kCrossEntropy && data.targets.size() == 0;
+  auto unfittable = [hard_ce](const std::optional<double>& lambda,
+                              const std::optional<double>& eps) {
+    return hard_ce && lambda && eps && *lambda == 0 && *eps == 0;
+  };
   // An empty list: the base spec's value only (std::nullopt = leave it).
   auto or_base = [](const auto& list) {
     using T = typename std::decay_t<decltype(list)>::value_type;
@@ -97,6 +105,7 @@ std::vector<ModelSpec> SelectionCandidates(const ModelSpec& base, const Selectio
     for (const auto& bias : or_base(o.bias_variances)) {
       for (const auto& lambda : or_base(o.regularizations)) {
         for (const auto& eps : or_base(o.label_smoothings)) {
+          if (unfittable(lambda, eps)) continue;
           ModelSpec s = base;
           if (depth) s.kernel.depth = *depth;
           if (bias) s.kernel.bias_variance = *bias;
@@ -133,12 +142,19 @@ absl::Status ValidateSelection(const ModelSpec& base, const TrainingData& data,
         CheckList("bias_variances", o.bias_variances, "a finite number >= 0", finite_nonneg)}) {
     if (!s.ok()) return s;
   }
-  return ResolveCandidates(SelectionCandidates(base, o), data).status();
+  const std::vector<ModelSpec> candidates = SelectionCandidates(base, data, o);
+  if (candidates.empty()) {
+    return absl::InvalidArgumentError(
+        "selection: every combination of selection.regularizations and "
+        "selection.label_smoothings is left out: lambda = 0 with eps = 0 has no minimizer on "
+        "hard labels; add a lambda > 0 or an eps > 0");
+  }
+  return ResolveCandidates(candidates, data).status();
 }
 
 SelectionShape SelectionShapeOf(const ModelSpec& base, const TrainingData& data,
                                 const SelectionOptions& o) {
-  const std::vector<ModelSpec> candidates = SelectionCandidates(base, o);
+  const std::vector<ModelSpec> candidates = SelectionCandidates(base, data, o);
   const absl::StatusOr<std::vector<TrainingProblem>> problems =
       ResolveCandidates(candidates, data);
   SelectionShape shape;
@@ -172,7 +188,7 @@ absl::StatusOr<SelectionReport> SelectModel(const ModelSpec& base, const Trainin
     return absl::InvalidArgumentError("selection.folds: must be at least 2 to select, got 0");
   }
   if (absl::Status s = ValidateSelection(base, data, o); !s.ok()) return s;
-  const std::vector<ModelSpec> candidates = SelectionCandidates(base, o);
+  const std::vector<ModelSpec> candidates = SelectionCandidates(base, data, o);
   absl::StatusOr<std::vector<TrainingProblem>> problems = ResolveCandidates(candidates, data);
   if (!problems.ok()) return problems.status();
   const int64_t c = (*problems)[0].num_classes;
@@ -232,7 +248,7 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FitWithSelection(const ModelSpec& b
                                                               const FitOptions& fit_options,
                                                               FitOutputs* outputs) {
   if (o.folds == 0) return FittedModel::Fit(base, data, fit_options, outputs);
-  const std::vector<ModelSpec> candidates = SelectionCandidates(base, o);
+  const std::vector<ModelSpec> candidates = SelectionCandidates(base, data, o);
   const double units = static_cast<double>(candidates.size()) * o.folds;
   const double share = units / (units + 1);
   SelectionOptions sel = o;

@@ -15,7 +15,11 @@
 //
 // Candidates are the cartesian product of the lists in the order depths,
 // bias_variances, regularizations, label_smoothings (the last varies
-// fastest); an empty list means the base spec's own value only.
+// fastest); an empty list means the base spec's own value only. One
+// combination is left out: lambda = 0 with eps = 0 (both from the lists)
+// under cross-entropy on hard labels, which has no minimizer
+// (docs/model-contract.md "2b. Unregularized"), so that one grid can hold
+// 2a candidates with eps = 0 and 2b candidates with eps > 0.
 //
 // Shared work (the result equals plain Fits of each candidate on each
 // fold's training rows, up to rounding; tests/selection_test.cc):
@@ -70,8 +74,10 @@ struct SelectionOptions {
 };
 
 // The candidates' specs in report order: the base spec with the list
-// values set (depth, bias_variance, regularization, label_smoothing).
-std::vector<ModelSpec> SelectionCandidates(const ModelSpec& base, const SelectionOptions& options);
+// values set (depth, bias_variance, regularization, label_smoothing), the
+// combination above left out (which needs `data`: hard labels or targets).
+std::vector<ModelSpec> SelectionCandidates(const ModelSpec& base, const TrainingData& data,
+                                           const SelectionOptions& options);
 
 // What the cross-validation of these candidates will do (for SelectionCost).
 // REQUIRES: ValidateSelection(base, data, options).ok().
@@ -89,7 +95,9 @@ SelectionShape SelectionShapeOf(const ModelSpec& base, const TrainingData& data,
 //     value out of range (depth in [1, kMaxDepth], lambda finite >= 0,
 //     eps in [0, 1), bias variance finite >= 0);
 //   - "selection: candidate i (...): <reason>" for a candidate Fit would
-//     refuse on these rows (e.g. lambda = 0 with eps = 0 and hard labels);
+//     refuse on these rows;
+//   - "selection: every combination ... is left out" when the lists hold
+//     only lambda = 0 with eps = 0 on hard labels;
 //   - UNIMPLEMENTED "selection: ..." for a Nystrom base spec.
 absl::Status ValidateSelection(const ModelSpec& base, const TrainingData& data,
                                const SelectionOptions& options);

@@ -24,8 +24,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "client/client.h"
 #include "tools/evaluate/datasets.h"
 #include "core/numerics/metrics.h"
@@ -75,6 +77,21 @@ struct NtkConfig {
     return c;
   }
 };
+
+// "relu,2,2,0,0,0.1" (act,depth,sw2,sb2,lambda,eps) -> config; the
+// --*_config and --grid flags of ntk_evaluate.
+inline absl::StatusOr<NtkConfig> ParseConfig(const std::string& text) {
+  std::vector<std::string> f = absl::StrSplit(text, ',');
+  NtkConfig c;
+  if (f.size() != 6 || (f[0] != "relu" && f[0] != "erf") || !absl::SimpleAtoi(f[1], &c.depth) ||
+      !absl::SimpleAtod(f[2], &c.weight_variance) || !absl::SimpleAtod(f[3], &c.bias_variance) ||
+      !absl::SimpleAtod(f[4], &c.lambda) || !absl::SimpleAtod(f[5], &c.label_smoothing)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: want act,depth,sw2,sb2,lambda,eps, got ", text));
+  }
+  c.activation = f[0] == "erf" ? v1::ERF : v1::RELU;
+  return c;
+}
 
 // Stage 1 of the search: depth 1-3 x {relu, erf} x (eps in {0.01, 0.05,
 // 0.1, 0.2} with lambda = 0, or lambda in {0.01, 0.1, 1} with eps = 0), at

@@ -39,6 +39,7 @@
 #include "tools/common/list_flags.h"
 #include "tools/evaluate/datasets.h"
 #include "tools/evaluate/evaluation.h"
+#include "tools/evaluate/json_output.h"
 #include "core/numerics/metrics.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "ntk_server address");
@@ -109,125 +110,6 @@ void Log(const absl::FormatSpec<Args...>& fmt, const Args&... args) {
   std::fprintf(stderr, "[evaluate %7.1fs] %s\n", SecondsSince(kStart),
                absl::StrFormat(fmt, args...).c_str());
   std::fflush(stderr);
-}
-
-// ---- a minimal JSON writer -----------------------------------------------------
-std::string Q(const std::string& s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += c;
-    } else if (c == '\n') {
-      o += "\\n";
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      o += absl::StrFormat("\\u%04x", c);
-    } else {
-      o += c;
-    }
-  }
-  return o + "\"";
-}
-std::string N(double v) { return std::isfinite(v) ? absl::StrFormat("%.17g", v) : "null"; }
-
-std::string ConfigJson(const NtkConfig& c) {
-  return absl::StrCat("{\"activation\":", Q(c.activation == v1::ERF ? "erf" : "relu"),
-                      ",\"depth\":", c.depth, ",\"weight_variance\":", N(c.weight_variance),
-                      ",\"bias_variance\":", N(c.bias_variance), ",\"lambda\":", N(c.lambda),
-                      ",\"label_smoothing\":", N(c.label_smoothing), ",\"name\":", Q(c.Name()),
-                      "}");
-}
-
-std::string MetricsJson(const ClassificationMetrics& m) {
-  std::vector<std::string> bins;
-  for (const ReliabilityBin& b : m.reliability) {
-    bins.push_back(absl::StrCat("{\"count\":", b.count, ",\"confidence\":", N(b.mean_confidence),
-                                ",\"accuracy\":", N(b.accuracy), "}"));
-  }
-  return absl::StrCat("{\"n\":", m.n, ",\"accuracy\":", N(m.accuracy), ",\"nll\":", N(m.nll),
-                      ",\"brier\":", N(m.brier), ",\"ece\":", N(m.ece), ",\"reliability\":[",
-                      absl::StrJoin(bins, ","), "]}");
-}
-
-std::string CvJson(const std::vector<CvScore>& scores, const NtkConfig& chosen,
-                   const std::optional<NtkConfig>& best_lambda0, int n, int folds) {
-  std::vector<std::string> rows;
-  for (const CvScore& s : scores) {
-    rows.push_back(absl::StrCat("{\"config\":", ConfigJson(s.config), ",\"val_nll\":",
-                                N(s.error.empty() ? s.val_nll : NAN), ",\"val_accuracy\":",
-                                N(s.error.empty() ? s.val_accuracy : NAN), ",\"seconds\":",
-                                N(s.seconds), ",\"error\":", Q(s.error), "}"));
-  }
-  return absl::StrCat("{\"n\":", n, ",\"folds\":", folds, ",\"chosen\":", ConfigJson(chosen),
-                      ",\"best_lambda0\":", best_lambda0 ? ConfigJson(*best_lambda0) : "null",
-                      ",\"grid\":[", absl::StrJoin(rows, ",\n"), "]}");
-}
-
-// FitRequest.selection's report (ModelInfo.selection) of a run.
-std::string SelectionJson(const v1::SelectionReport& r) {
-  std::vector<std::string> rows;
-  for (const v1::SelectionRow& row : r.rows()) {
-    rows.push_back(absl::StrCat(
-        "{\"config\":", ConfigJson(NtkConfig::FromSpec([&] {
-          v1::ModelSpec s;
-          *s.mutable_kernel() = row.kernel();
-          *s.mutable_training() = row.training();
-          return s;
-        }())),
-        ",\"mean_nll\":", N(row.mean_nll()), ",\"std_nll\":", N(row.std_nll()),
-        ",\"mean_accuracy\":", N(row.mean_accuracy()), ",\"mean_ece\":", N(row.mean_ece()),
-        "}"));
-  }
-  return absl::StrCat("{\"folds\":", r.folds(), ",\"chosen\":", r.chosen(),
-                      ",\"seconds\":", N(r.seconds()), ",\"rows\":[",
-                      absl::StrJoin(rows, ",\n"), "]}");
-}
-
-std::string EvaluationJson(const std::string& dataset, const std::string& variant,
-                           const Evaluation& e) {
-  std::string s = absl::StrCat(
-      "{\"dataset\":", Q(dataset), ",\"method\":\"ntk\",\"variant\":", Q(variant),
-      ",\"config\":", ConfigJson(e.config),
-      ",\"n_train\":", e.n_train, ",\"n_test\":", e.n_test, ",\"num_classes\":", e.num_classes,
-      ",\"fit_seconds\":", N(e.fit_wall_seconds), ",\"fit_server_seconds\":",
-      N(e.fit_server_seconds), ",\"predict_seconds\":", N(e.predict_wall_seconds),
-      ",\"distribution_seconds\":", N(e.distribution_wall_seconds), ",\"regime\":", Q(e.regime),
-      ",\"jitter\":", N(e.jitter), ",\"condition_estimate\":", N(e.condition_estimate),
-      ",\"train_accuracy\":", N(e.train_accuracy), ",\"train_nll\":", N(e.train_nll),
-      ",\"fixed_point_residual\":", N(e.fixed_point_residual),
-      ",\"predict\":", MetricsJson(e.predict));
-  if (e.selection.rows_size() > 0) {
-    absl::StrAppend(&s, ",\"selection\":", SelectionJson(e.selection));
-  }
-  if (e.has_distribution) {
-    absl::StrAppend(&s, ",\"distribution_method\":", Q(e.distribution_method),
-                    ",\"distribution_rows\":", e.distribution_rows,
-                    ",\"distribution\":", MetricsJson(e.distribution),
-                    ",\"predict_on_distribution_rows\":",
-                    MetricsJson(e.predict_on_distribution_rows));
-  } else {
-    absl::StrAppend(&s, ",\"distribution_error\":", Q(e.distribution_error));
-  }
-  if (!e.ood.empty()) {
-    std::vector<std::string> a;
-    for (const Evaluation::OodScore& o : e.ood) a.push_back(absl::StrCat(Q(o.name), ":", N(o.auroc)));
-    absl::StrAppend(&s, ",\"ood_auroc\":{", absl::StrJoin(a, ","), "}");
-  }
-  return s + "}";
-}
-
-// "relu,2,2,0,0,0.1" -> config.
-absl::StatusOr<NtkConfig> ParseConfig(const std::string& text) {
-  std::vector<std::string> f = absl::StrSplit(text, ',');
-  NtkConfig c;
-  if (f.size() != 6 || (f[0] != "relu" && f[0] != "erf") || !absl::SimpleAtoi(f[1], &c.depth) ||
-      !absl::SimpleAtod(f[2], &c.weight_variance) || !absl::SimpleAtod(f[3], &c.bias_variance) ||
-      !absl::SimpleAtod(f[4], &c.lambda) || !absl::SimpleAtod(f[5], &c.label_smoothing)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("config: want act,depth,sw2,sb2,lambda,eps, got ", text));
-  }
-  c.activation = f[0] == "erf" ? v1::ERF : v1::RELU;
-  return c;
 }
 
 // Two-stage CV (see the file comment). Returns the winner; fills `scores`
@@ -371,7 +253,7 @@ int Main() {
   auto write_json = [&]() {
     const std::string file = out_dir + "/ntk.json";
     std::ofstream f(file + ".tmp");
-    f << "{\"total_seconds\":" << N(SecondsSince(kStart)) << ",\"cv\":{"
+    f << "{\"total_seconds\":" << JsonNumber(SecondsSince(kStart)) << ",\"cv\":{"
       << absl::StrJoin(cvs, ",\n") << "},\n\"runs\":[" << absl::StrJoin(runs, ",\n")
       << "],\n\"errors\":[" << absl::StrJoin(errors, ",\n") << "]}\n";
     f.close();
@@ -385,15 +267,15 @@ int Main() {
     const double deadline = absl::GetFlag(FLAGS_deadline_unix);
     if (deadline <= 0 || absl::ToUnixSeconds(absl::Now()) < deadline) return false;
     Log("%s: not run (time budget)", what);
-    errors.push_back(absl::StrCat("{\"what\":", Q(what), ",\"status\":",
-                                  Q("not run: the time budget of the evaluation run was exhausted"),
+    errors.push_back(absl::StrCat("{\"what\":", JsonString(what), ",\"status\":",
+                                  JsonString("not run: the time budget of the evaluation run was exhausted"),
                                   "}"));
     write_json();
     return true;
   };
   auto record_error = [&](const std::string& what, const absl::Status& s) {
     Log("%s: %s", what, s.ToString());
-    errors.push_back(absl::StrCat("{\"what\":", Q(what), ",\"status\":", Q(s.ToString()), "}"));
+    errors.push_back(absl::StrCat("{\"what\":", JsonString(what), ",\"status\":", JsonString(s.ToString()), "}"));
   };
   auto log_eval = [&](const std::string& what, const Evaluation& e) {
     Log("%s [%s] N=%d: Predict acc %.4f NLL %.4f Brier %.4f ECE %.4f | %s acc %.4f NLL %.4f "
@@ -432,7 +314,7 @@ int Main() {
     }
     std::vector<CvScore> scores;
     *chosen = SelectConfig(**client, cv_data, 10, name, &scores, best0);
-    cvs.push_back(absl::StrCat(Q(name), ":",
+    cvs.push_back(absl::StrCat(JsonString(name), ":",
                                CvJson(scores, *chosen, *best0, static_cast<int>(cv_data.y.size()),
                                       absl::GetFlag(FLAGS_cv_folds))));
     write_json();

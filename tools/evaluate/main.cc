@@ -74,9 +74,9 @@ ABSL_FLAG(std::string, select_label_smoothings, "0.001,0.002,0.005,0.01,0.02,0.0
           "2b the centered logits scale with log((1 - eps + eps/C) / (eps/C)), so this list "
           "is a temperature grid, and each value costs only two triangular solves per fold");
 ABSL_FLAG(std::string, select_label_smoothings_2a, "0.01,0.05,0.2",
-          "--selection=fit, N <= --select_2a_max_n: label smoothings eps (each > 0: with "
-          "lambda = 0 and hard labels eps = 0 has no minimizer; every value multiplies the 2a "
-          "Newton solves)");
+          "--selection=fit, N <= --select_2a_max_n: label smoothings eps (0 may be in it: "
+          "selection leaves out lambda = 0 with eps = 0, which has no minimizer on hard "
+          "labels; every value multiplies the 2a Newton solves)");
 ABSL_FLAG(std::string, select_regularizations, "0,0.01,0.1,1",
           "--selection=fit: lambdas (0: regime 2b) for N <= --select_2a_max_n");
 ABSL_FLAG(int, select_2a_max_n, 2000,

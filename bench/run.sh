@@ -15,6 +15,9 @@
 #                    brute-force loop of plain Fits vs one 2b fit, bench/selection_timing.cc;
 #                    not in the default list; NTK_BENCH_SELECTION_N=5000 [quick 300],
 #                    NTK_BENCH_SELECTION_BRUTE=1: the brute force takes hours at 5000),
+#                    criteria (issue 14: CV against the Laplace evidence on the 2a grid,
+#                    test scores of each choice, bench/selection_criteria.cc; not in the
+#                    default list; NTK_BENCH_CRITERIA_N=2000 [quick 300], ~10 min at 2000),
 #                    h2load (bench/h2load_bench.py: Predict and OIP ModelInfer under
 #                    h2load at concurrency 1-64, rows/s and p50/p99; not in the default
 #                    list; ~6 min, --quick ~1 min; needs nghttp2-client),
@@ -242,6 +245,13 @@ if want selection; then
   [ "$MODE" = quick ] && SEL_N=${NTK_BENCH_SELECTION_N:-300}
   step selection 43200 "$BIN/selection_timing" --n="$SEL_N" \
     --brute="${NTK_BENCH_SELECTION_BRUTE:-1}"
+fi
+
+# ---- issue 14: the selection criteria, CV against the Laplace evidence ----
+if want criteria; then
+  CRIT_N=${NTK_BENCH_CRITERIA_N:-2000}
+  [ "$MODE" = quick ] && CRIT_N=${NTK_BENCH_CRITERIA_N:-300}
+  step criteria 14400 "$BIN/selection_criteria" --n="$CRIT_N"
 fi
 
 # ---- other benchmarks (e.g. kernel_bench) with their defaults ----

@@ -272,6 +272,8 @@ SelectionOptions SelectionOptionsFromProto(const v1::ModelSelection& p) {
   o.label_smoothings.assign(p.label_smoothings().begin(), p.label_smoothings().end());
   o.bias_variances.assign(p.bias_variances().begin(), p.bias_variances().end());
   o.seed = p.seed();
+  // An unknown value stays unknown: ValidateSelection refuses it by name.
+  o.criterion = static_cast<SelectionCriterion>(p.criterion());
   return o;
 }
 
@@ -282,14 +284,23 @@ void SelectionReportToProto(const SelectionReport& r, v1::SelectionReport* out) 
     KernelSpecToProto(row.kernel, w->mutable_kernel());
     TrainingToProto(row.training.loss, row.training.regularization.value_or(0),
                     row.training.label_smoothing.value_or(0), w->mutable_training());
-    w->set_mean_nll(row.mean_nll);
-    w->set_std_nll(row.std_nll);
-    w->set_mean_accuracy(row.mean_accuracy);
-    w->set_mean_ece(row.mean_ece);
+    // Not computed (core's NaN): CV columns left 0 when no folds ran,
+    // log_evidence unset unless the criterion computed it.
+    if (r.folds >= 2) {
+      w->set_mean_nll(row.mean_nll);
+      w->set_std_nll(row.std_nll);
+      w->set_mean_accuracy(row.mean_accuracy);
+      w->set_mean_ece(row.mean_ece);
+    }
+    if (r.criterion == SelectionCriterion::kLaplaceEvidence) {
+      w->set_log_evidence(row.log_evidence);
+    }
   }
   out->set_chosen(static_cast<uint32_t>(r.chosen));
   out->set_folds(static_cast<uint32_t>(r.folds));
   out->set_seconds(r.seconds);
+  out->set_criterion(r.criterion == SelectionCriterion::kLaplaceEvidence ? v1::LAPLACE_EVIDENCE
+                                                                          : v1::CROSS_VALIDATION);
 }
 
 void ResolvedSpecToProto(const FittedModelInfo& r, v1::ModelSpec* out) {

@@ -170,15 +170,16 @@ absl::Status RunFit(RpcRunner* runner, ModelRegistry* registry, RpcCall& call, F
       rows, job.data.features.cols(), classes, spec->training.loss == Loss::kSquared,
       spec->nystrom() && rows > 0 ? ResolveNumCenters(spec->approximation.num_centers, rows) : 0);
   std::string what = call.log().method;
-  if (selection.folds != 0) {
+  if (SelectionRequested(selection)) {
     // Bad grids are refused before anything is reserved; the estimate is
     // the larger of the cross-validation's and the final fit's.
     if (absl::Status s = ValidateSelection(*spec, job.data, selection); !s.ok()) return s;
     const SelectionShape shape = SelectionShapeOf(*spec, job.data, selection);
     cost.bytes = std::max(
         cost.bytes, SelectionCost(rows, job.data.features.cols(), classes, shape).bytes);
-    what = absl::StrFormat("%s with selection (%d candidates x %d folds)", what,
-                           SelectionCandidates(*spec, job.data, selection).size(), selection.folds);
+    what = absl::StrFormat("%s with selection (%d candidates x %d folds, %s)", what,
+                           SelectionCandidates(*spec, job.data, selection).size(), selection.folds,
+                           SelectionCriterionName(selection.criterion));
   }
   absl::StatusOr<MemoryBudget::Reservation> reserved =
       runner->memory_budget()->Reserve(cost.bytes, what);

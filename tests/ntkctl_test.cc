@@ -241,6 +241,34 @@ TEST_F(NtkctlTest, FitWithSelectionPrintsTheTable) {
   EXPECT_THAT(bad.err, HasSubstr("INVALID_ARGUMENT"));
   EXPECT_THAT(bad.err, HasSubstr("selection.regularizations[1]"));
   EXPECT_EQ(Ctl({"delete", "--model=digits-select"}).exit_code, 0);
+
+  // The Laplace evidence: no folds needed, a log_evidence column, the
+  // greatest one chosen; an unknown criterion is a usage error.
+  ProcessResult ev = FitDigits("digits-evidence", {"--select_criterion=evidence",
+                                                   "--select_depths=1,2",
+                                                   "--select_regularizations=0.1,1"});
+  ASSERT_EQ(ev.exit_code, 0) << ev.err;
+  EXPECT_THAT(ev.out, HasSubstr("selection: 4 candidates, Laplace evidence on all rows"));
+  EXPECT_THAT(ev.out, HasSubstr("log_evidence"));
+  double best = -1e300;
+  int best_row = -1, chosen_row = -1;
+  static const std::regex row_re("^ +([0-3])(\\*?) .* (-?[0-9.e+]+)$");
+  for (const std::string& line : Lines(ev.out)) {
+    std::smatch r;
+    if (!std::regex_search(line, r, row_re)) continue;
+    const double e = std::stod(r[3].str());
+    if (e > best) {
+      best = e;
+      best_row = std::stoi(r[1].str());
+    }
+    if (r[2].str() == "*") chosen_row = std::stoi(r[1].str());
+  }
+  EXPECT_GE(best_row, 0) << ev.out;
+  EXPECT_EQ(chosen_row, best_row) << ev.out;
+  ProcessResult bogus = FitDigits("digits-evidence2", {"--select_criterion=marginal"});
+  EXPECT_EQ(bogus.exit_code, 2) << bogus.err;
+  EXPECT_THAT(bogus.err, HasSubstr("--select_criterion"));
+  EXPECT_EQ(Ctl({"delete", "--model=digits-evidence"}).exit_code, 0);
 }
 
 // A server that wants TLS and a bearer token: ntkctl's --tls_ca and

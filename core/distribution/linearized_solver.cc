@@ -256,19 +256,21 @@ int64_t LinearizedFactor::Bytes() const {
   return 8 * doubles;
 }
 
-absl::StatusOr<std::shared_ptr<const LinearizedFactor>> PrepareLinearized(
-    MatrixXd theta, MatrixXd nngp, const MatrixXd& p, double lambda, bool keep_class_factors,
-    const ProgressFn& progress) {
+namespace {
+
+// The argument checks of PrepareLinearized and LaplaceLogDet.
+absl::Status CheckFactorArgs(const MatrixXd& theta, const MatrixXd* nngp, const MatrixXd& p,
+                             double lambda) {
   const Index n = theta.rows();
   if (n == 0 || theta.cols() != n) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "linearized: theta must be square and non-empty, got %d x %d", theta.rows(),
         theta.cols()));
   }
-  if (nngp.rows() != n || nngp.cols() != n) {
+  if (nngp != nullptr && (nngp->rows() != n || nngp->cols() != n)) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "linearized: nngp must be %d x %d like theta, got %d x %d", n, n, nngp.rows(),
-        nngp.cols()));
+        "linearized: nngp must be %d x %d like theta, got %d x %d", n, n, nngp->rows(),
+        nngp->cols()));
   }
   if (p.rows() != n || p.cols() < 1) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -281,7 +283,47 @@ absl::StatusOr<std::shared_ptr<const LinearizedFactor>> PrepareLinearized(
     return absl::InvalidArgumentError(
         absl::StrFormat("linearized: lambda must be finite and > 0, got %g", lambda));
   }
-  const Index c_count = p.cols();
+  return absl::OkStatus();
+}
+
+// Factors every S_c (appending L_c to *chol_c when it is not null) and
+// M = sum_c E_c into *m (lower factor L_M); returns
+// log det(I + (Theta' (x) I) W) = sum_c log det S_c + log det M
+// (docs/model-contract.md "7. Model selection", "Laplace evidence").
+// Theta is read from the strict lower triangle of `packed` and theta_diag.
+absl::StatusOr<double> FactorClassesAndM(const MatrixXd& packed, const VectorXd& theta_diag,
+                                         const MatrixXd& sqrt_p, double lambda, Steps& steps,
+                                         std::vector<MatrixXd>* chol_c, MatrixXd* m) {
+  const Index n = packed.rows();
+  const Index c_count = sqrt_p.cols();
+  double log_det = 0;
+  // M's lower triangle accumulates sum_c D^{1/2} S_c^{-1} D^{1/2}.
+  *m = MatrixXd::Zero(n, n);
+  MatrixXd work(n, n);
+  for (Index c = 0; c < c_count; ++c) {
+    steps.set_fraction(static_cast<double>(c) / c_count);
+    const VectorXd s = sqrt_p.col(c);
+    if (absl::Status st = FactorClass(packed, theta_diag, s, lambda, steps, &work); !st.ok()) {
+      return st;
+    }
+    log_det += 2 * work.diagonal().array().log().sum();
+    if (chol_c != nullptr) chol_c->push_back(work);
+    if (absl::Status st = AddScaledInverse(&work, s, steps, m); !st.ok()) return st;
+  }
+  work.resize(0, 0);
+  steps.set_fraction(1.0);
+  const absl::Status st = CholeskyLowerInPlace(m, steps.KeepGoing(), BlockColumns(n));
+  if (st.code() == absl::StatusCode::kCancelled) return steps.Cancelled();
+  if (!st.ok()) return NotPositiveDefinite("M = sum_c E_c");
+  return log_det + 2 * m->diagonal().array().log().sum();
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const LinearizedFactor>> PrepareLinearized(
+    MatrixXd theta, MatrixXd nngp, const MatrixXd& p, double lambda, bool keep_class_factors,
+    const ProgressFn& progress) {
+  if (absl::Status st = CheckFactorArgs(theta, &nngp, p, lambda); !st.ok()) return st;
   auto f = std::make_shared<LinearizedFactor>();
   A::sqrt_p(*f) = p.array().sqrt();
   A::lambda(*f) = lambda;
@@ -292,26 +334,20 @@ absl::StatusOr<std::shared_ptr<const LinearizedFactor>> PrepareLinearized(
   MatrixXd& packed = A::packed(*f);
   packed = std::move(theta);
   Steps steps(progress, "linearized: factor");
-  // M's lower triangle accumulates sum_c D^{1/2} S_c^{-1} D^{1/2}.
-  MatrixXd m = MatrixXd::Zero(n, n);
-  MatrixXd work(n, n);
-  for (Index c = 0; c < c_count; ++c) {
-    steps.set_fraction(static_cast<double>(c) / c_count);
-    const VectorXd s = A::sqrt_p(*f).col(c);
-    if (absl::Status st = FactorClass(packed, A::theta_diag(*f), s, lambda, steps, &work);
-        !st.ok()) {
-      return st;
-    }
-    if (keep_class_factors) A::chol_c(*f).push_back(work);
-    if (absl::Status st = AddScaledInverse(&work, s, steps, &m); !st.ok()) return st;
-  }
-  work.resize(0, 0);
-  steps.set_fraction(1.0);
-  const absl::Status st = CholeskyLowerInPlace(&m, steps.KeepGoing(), BlockColumns(n));
-  if (st.code() == absl::StatusCode::kCancelled) return steps.Cancelled();
-  if (!st.ok()) return NotPositiveDefinite("M = sum_c E_c");
-  A::chol_m(*f) = std::move(m);
+  absl::StatusOr<double> log_det =
+      FactorClassesAndM(packed, A::theta_diag(*f), A::sqrt_p(*f), lambda, steps,
+                        keep_class_factors ? &A::chol_c(*f) : nullptr, &A::chol_m(*f));
+  if (!log_det.ok()) return log_det.status();
   return std::shared_ptr<const LinearizedFactor>(std::move(f));
+}
+
+absl::StatusOr<double> LaplaceLogDet(const MatrixXd& theta, const MatrixXd& p, double lambda,
+                                     const ProgressFn& progress) {
+  if (absl::Status st = CheckFactorArgs(theta, nullptr, p, lambda); !st.ok()) return st;
+  const MatrixXd sqrt_p = p.array().sqrt();
+  Steps steps(progress, "laplace evidence: factor");
+  MatrixXd m;
+  return FactorClassesAndM(theta, theta.diagonal(), sqrt_p, lambda, steps, nullptr, &m);
 }
 
 // Two passes over the classes (see linearized_solver.h for the names):

@@ -103,6 +103,16 @@ absl::StatusOr<std::shared_ptr<const LinearizedFactor>> PrepareLinearized(
     Eigen::MatrixXd theta, Eigen::MatrixXd nngp, const Eigen::MatrixXd& p,
     double lambda, bool keep_class_factors, const ProgressFn& progress = {});
 
+// log det(I + (Theta_XX / lambda (x) I_C) W) with W as above: the Hessian
+// term of the Laplace evidence (docs/model-contract.md "7. Model
+// selection"), = sum_c log det S_c + log det M (the matrix determinant
+// lemma with W = D - Pi Pi^T and sum_c D_c = I). Factors each S_c and M as
+// Prepare does, keeping nothing: (C + 1/3) N^3 flops, 2 N^2 doubles beyond
+// theta. theta: Theta_XX (its lower triangle and diagonal are read).
+// Errors as PrepareLinearized (phase "laplace evidence: factor").
+absl::StatusOr<double> LaplaceLogDet(const Eigen::MatrixXd& theta, const Eigen::MatrixXd& p,
+                                     double lambda, const ProgressFn& progress = {});
+
 // LINEARIZED: per query j (column j of theta_xq = Theta_Xq and
 // nngp_xq = K_Xq, N x m; nngp_qq(j) = K(x_j, x_j)) the C x C covariance of
 // the trained logits f(x_j), not centered.

@@ -159,16 +159,26 @@ Cost SelectionCost(int64_t n_in, int64_t d_in, int64_t c_in, const SelectionShap
   const Cost solve = FitCost(n_in - static_cast<int64_t>(n - n_tr), 0, c_in,
                              shape.newton_candidates > 0 ? Regime::kRegularizedCE
                                                          : Regime::kSquared);
-  const double doubles = 2 * n * d + 2 * n * n + n_tr * n_te + 4 * n_te * c +
-                         static_cast<double>(solve.bytes) / 8;
+  const double fold_work = n_tr * n_te + 4 * n_te * c + static_cast<double>(solve.bytes) / 8;
+  // The evidence: the 2a solve on all rows, then M and one work matrix.
+  const double evidence_work =
+      shape.evidence
+          ? static_cast<double>(FitCost(n_in, 0, c_in, Regime::kRegularizedCE).bytes) / 8 +
+                2 * n * n
+          : 0;
+  const double doubles = 2 * n * d + 2 * n * n + std::max(fold_work, evidence_work);
   const double per_fold =
       static_cast<double>(shape.factorizations) * n_tr * n_tr * n_tr / 3 +
       static_cast<double>(shape.direct_candidates) * 2 * n_tr * n_tr * c +
       static_cast<double>(shape.newton_candidates) * kTypicalThetaProducts * n_tr * n_tr * c +
       static_cast<double>(shape.direct_candidates + shape.newton_candidates) * n_tr * n_te * c;
+  const double evidence_flops =
+      shape.evidence ? static_cast<double>(shape.newton_candidates) *
+                           (kTypicalThetaProducts * n * n * c + (c + 1.0 / 3) * n * n * n)
+                     : 0;
   const double flops = static_cast<double>(shape.bias_variances) * n * n *
                            (d + static_cast<double>(shape.max_depth)) +
-                       folds * per_fold;
+                       (shape.folds >= 2 ? folds * per_fold : 0) + evidence_flops;
   return Cost{Bytes(doubles), flops};
 }
 

@@ -53,13 +53,18 @@ struct SelectionShape {
   int64_t factorizations = 0;
   int64_t direct_candidates = 0;
   int64_t newton_candidates = 0;
+  // LAPLACE_EVIDENCE: each candidate (all 2a) also fitted on all rows and
+  // its log det (core/selection/evidence.h) computed.
+  bool evidence = false;
 };
 // The cross-validation of n rows, d features, c classes: Theta and K of
 // all rows (2 n^2), one fold's training block and its factor (2 n_tr^2,
 // n_tr = n - floor(n / folds)), the held-out cross block, and the 2a
 // solver's workspace; flops count the shared work (one recursion per bias
-// variance, one factorization per shift and fold). The final fit on all
-// rows is FitCost and runs after this memory is freed.
+// variance, one factorization per shift and fold). With evidence: the
+// larger of one fold's work and the all-rows 2a solve plus the log det's
+// 2 n^2, and (c + 1/3) n^3 flops per candidate. The final fit on all rows
+// is FitCost and runs after this memory is freed.
 Cost SelectionCost(int64_t n, int64_t d, int64_t c, const SelectionShape& shape);
 
 // FittedModel::Predict of `rows` queries on a model of n training rows, d

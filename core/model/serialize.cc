@@ -2,7 +2,7 @@
 // documented in core/model/serialize.h.
 //
 // Why one file of ~480 lines: the writer and the reader of each format
-// version (1 exact, 2-3 Nystrom, 4 selection report, 5 Nystrom 2a) sit side by side so
+// version (1 exact, 2-3 Nystrom, 4 selection report, 5 Nystrom 2a, 6 evidence) sit side by side so
 // that a field added to one cannot be forgotten in the other; splitting them
 // by version would separate exactly what must change together.
 #include "core/model/serialize.h"
@@ -164,7 +164,8 @@ absl::Status Corrupt(const std::string& what) {
 // Bytes of one selection row in the file (serialize.h, version 4).
 constexpr size_t kSelectionRowBytes = 4 + 4 + 8 + 8 + 4 + 8 + 8 + 4 * 8;
 
-void WriteSelection(const SelectionReport& report, Writer* w) {
+// Version 6 appends the criterion and each row's log evidence.
+void WriteSelection(const SelectionReport& report, uint32_t version, Writer* w) {
   w->U32(static_cast<uint32_t>(report.folds));
   w->U32(static_cast<uint32_t>(report.chosen));
   w->F64(report.seconds);
@@ -182,11 +183,15 @@ void WriteSelection(const SelectionReport& report, Writer* w) {
     w->F64(row.mean_accuracy);
     w->F64(row.mean_ece);
   }
+  if (version >= 6) {
+    w->U32(static_cast<uint32_t>(report.criterion));
+    for (const SelectionRow& row : report.rows) w->F64(row.log_evidence);
+  }
 }
 
 // The selection block; DATA_LOSS for unknown enums or a chosen index out
 // of range (a CRC-valid file written by something else).
-absl::StatusOr<SelectionReport> ReadSelection(Reader* r) {
+absl::StatusOr<SelectionReport> ReadSelection(uint32_t version, Reader* r) {
   SelectionReport report;
   report.folds = static_cast<int>(r->U32());
   const uint32_t chosen = r->U32();
@@ -222,6 +227,15 @@ absl::StatusOr<SelectionReport> ReadSelection(Reader* r) {
     row.training.loss = static_cast<Loss>(loss);
     report.rows.push_back(row);
   }
+  if (version >= 6) {
+    const uint32_t criterion = r->U32();
+    if (criterion != static_cast<uint32_t>(SelectionCriterion::kCrossValidation) &&
+        criterion != static_cast<uint32_t>(SelectionCriterion::kLaplaceEvidence)) {
+      return Corrupt(absl::StrCat("selection: unknown criterion ", criterion));
+    }
+    report.criterion = static_cast<SelectionCriterion>(criterion);
+    for (SelectionRow& row : report.rows) row.log_evidence = r->F64();
+  }
   return report;
 }
 
@@ -241,9 +255,13 @@ std::string FittedModel::Serialize() const {
   w.Raw(kModelMagic, 8);
   // Exact models keep version 1 (bit-identical to earlier builds' files);
   // Nystrom models need version 3, models with a selection report 4.
-  // Nystrom 2a models need 5 (their PredictDistribution summaries).
+  // Nystrom 2a models need 5 (their PredictDistribution summaries), models
+  // selected by the Laplace evidence 6 (the report's criterion and evidence).
   const bool nystrom_2a = s.is_nystrom() && s.problem.regime == Regime::kRegularizedCE;
-  const uint32_t version = nystrom_2a               ? 5
+  const bool evidence = s.selection.has_value() &&
+                        s.selection->criterion == SelectionCriterion::kLaplaceEvidence;
+  const uint32_t version = evidence                 ? 6
+                           : nystrom_2a             ? 5
                            : s.selection.has_value() ? 4
                            : s.is_nystrom()          ? 3
                                                      : 1;
@@ -296,10 +314,10 @@ std::string FittedModel::Serialize() const {
     w.Mat(s.nystrom.nngp_theta);
     w.Mat(s.nystrom.mean_rhs);
   }
-  if (version == 4) WriteSelection(*s.selection, &w);
+  if (version == 4) WriteSelection(*s.selection, version, &w);
   if (version >= 5) {
     w.U8(s.selection.has_value() ? 1 : 0);
-    if (s.selection.has_value()) WriteSelection(*s.selection, &w);
+    if (s.selection.has_value()) WriteSelection(*s.selection, version, &w);
     w.U8(static_cast<uint8_t>(s.nystrom.summary_state));
     w.I64(s.nystrom.summary_cap_bytes);
     w.Mat(s.nystrom.newton_hessian);
@@ -401,7 +419,7 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FittedModel::Deserialize(
   }
   const bool has_selection = version == 4 || (version >= 5 && r.U8() != 0);
   if (has_selection) {
-    absl::StatusOr<SelectionReport> selection = ReadSelection(&r);
+    absl::StatusOr<SelectionReport> selection = ReadSelection(version, &r);
     if (!selection.ok()) return selection.status();
     state->selection = *std::move(selection);
   }

@@ -61,6 +61,11 @@
 // the fit used, mat newton_hessian and mat newton_cross ((m C) x (m C)
 // each when kept, else 0 x 0). 2a Nystrom files of versions 3 and 4 load
 // without them (their LINEARIZED and LAPLACE_POSTERIOR are refused: refit).
+// Version 6 (models chosen by the Laplace evidence, selection criterion
+// LAPLACE_EVIDENCE; exact models only, as selection is): the version-5
+// layout, its selection block extended after the R rows by
+//   u32 criterion (0 cross-validation, 1 Laplace evidence), R x f64 log_evidence
+// (an exact model writes summary state 0, cap 0 and two 0 x 0 matrices).
 // The reader also checks that the shapes agree with each other and that
 // the enums are known (DATA_LOSS otherwise).
 //
@@ -77,7 +82,7 @@
 namespace ntk {
 
 inline constexpr char kModelMagic[8] = {'N', 'T', 'K', 'M', 'O', 'D', 'E', 'L'};
-inline constexpr uint32_t kModelFormatVersion = 5;
+inline constexpr uint32_t kModelFormatVersion = 6;
 inline constexpr size_t kModelHeaderBytes = 20;
 
 }  // namespace ntk

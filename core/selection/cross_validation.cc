@@ -1,6 +1,6 @@
-// ntk/core/selection/cross_validation.cc: every candidate on every fold,
-// sharing the work selection.h lists (docs/model-contract.md
-// "7. Model selection"). Each (candidate, fold) computes what a plain
+// ntk/core/selection/cross_validation.cc: every candidate on every fold
+// (and on all rows for the Laplace evidence), sharing the work selection.h
+// lists (docs/model-contract.md "7. Model selection"). Each (candidate, fold) computes what a plain
 // FittedModel::Fit of the candidate on the fold's training rows followed by
 // Predict on its held-out rows computes: the same training problem
 // (DecideTrainingProblem on the fold's rows), the same jitter policy and
@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "core/kernels/kernel.h"
 #include "core/numerics/metrics.h"
+#include "core/selection/evidence.h"
 #include "core/selection/selection_internal.h"
 #include "core/training/solve.h"
 #include "core/training/solver_util.h"
@@ -84,6 +85,37 @@ FoldScores Score(const HeldOut& h, const MatrixXd& dual) {
     s.nll = nll / static_cast<double>(p.rows());
   }
   return s;
+}
+
+// 2a ("2a. Regularized") for candidates sharing Theta and targets: lambdas
+// in decreasing order, each Newton solve warm-started from the previous
+// lambda's dual, all with one preconditioner eigenbasis; on_solved(i,
+// problem, dual) after each. Errors of the solves and of on_solved pass
+// through annotate(i, problem, status).
+using Annotator =
+    std::function<absl::Status(int, const TrainingProblem&, const absl::Status&)>;
+absl::Status SolveByDecreasingLambda(
+    const MatrixXd& theta, const ThetaEigenbasis& basis, const SelectionOptions& options,
+    const Progress& progress, std::vector<std::pair<int, TrainingProblem>>* group,
+    const Annotator& annotate,
+    const std::function<absl::Status(int, const TrainingProblem&, const MatrixXd&)>& on_solved) {
+  std::stable_sort(group->begin(), group->end(), [](const auto& a, const auto& b) {
+    return a.second.lambda > b.second.lambda;
+  });
+  MatrixXd warm;
+  for (const auto& [i, p] : *group) {
+    SolveOptions so;
+    so.warm_start_dual = warm.size() != 0 ? &warm : nullptr;
+    so.eigenbasis = &basis;
+    so.tolerance = options.tolerance;
+    so.max_newton_iterations = options.max_iterations;
+    so.progress = progress.AsSolverProgress();
+    absl::StatusOr<SolverSolution> sol = Solve(p, theta, so);
+    if (!sol.ok()) return annotate(i, p, sol.status());
+    if (absl::Status s = on_solved(i, p, sol->dual); !s.ok()) return annotate(i, p, s);
+    warm = std::move(sol->dual);
+  }
+  return absl::OkStatus();
 }
 
 // The candidates `which` (one depth and bias variance) on fold f of theta.
@@ -166,27 +198,18 @@ class FoldEvaluator {
     return absl::OkStatus();
   }
 
-  // 2a ("2a. Regularized"): lambdas in decreasing order, each Newton solve
-  // warm-started from the previous lambda's dual; one eigenbasis per fold.
+  // 2a ("2a. Regularized"): SolveByDecreasingLambda, one eigenbasis per fold.
   absl::Status Newton(const MatrixXd& theta_tr, const ThetaEigenbasis& basis,
                       std::vector<std::pair<int, TrainingProblem>>* group) {
-    std::stable_sort(group->begin(), group->end(), [](const auto& a, const auto& b) {
-      return a.second.lambda > b.second.lambda;
-    });
-    MatrixXd warm;
-    for (const auto& [i, p] : *group) {
-      SolveOptions so;
-      so.warm_start_dual = warm.size() != 0 ? &warm : nullptr;
-      so.eigenbasis = &basis;
-      so.tolerance = options_.tolerance;
-      so.max_newton_iterations = options_.max_iterations;
-      so.progress = progress_->AsSolverProgress();
-      absl::StatusOr<SolverSolution> sol = Solve(p, theta_tr, so);
-      if (!sol.ok()) return Annotate(i, &p, sol.status());
-      Record(i, Score(held_, sol->dual));
-      warm = std::move(sol->dual);
-    }
-    return absl::OkStatus();
+    return SolveByDecreasingLambda(
+        theta_tr, basis, options_, *progress_, group,
+        [this](int i, const TrainingProblem& p, const absl::Status& s) {
+          return Annotate(i, &p, s);
+        },
+        [this](int i, const TrainingProblem&, const MatrixXd& dual) {
+          Record(i, Score(held_, dual));
+          return absl::OkStatus();
+        });
   }
 
   void Record(int i, const FoldScores& s) {
@@ -210,6 +233,42 @@ class FoldEvaluator {
   int f_ = 0;
 };
 
+// LAPLACE_EVIDENCE: each candidate (all 2a, eps 0) fitted on all rows,
+// lambdas in decreasing order with warm starts and one eigenbasis as the
+// folds do, then its evidence (evidence.h).
+absl::Status EvidenceOnAllRows(const MatrixXd& theta, const std::vector<int>& which,
+                               const std::vector<ModelSpec>& candidates, const TrainingData& data,
+                               const MatrixXd& x, const SelectionOptions& options,
+                               Progress* progress, std::vector<double>* log_evidence) {
+  TrainingData all;
+  all.features = x;
+  all.labels = data.labels;
+  all.targets = data.targets;
+  std::vector<std::pair<int, TrainingProblem>> group;
+  for (const int i : which) {
+    absl::StatusOr<TrainingProblem> p = DecideTrainingProblem(candidates[i], all);
+    if (!p.ok()) return p.status();
+    group.emplace_back(i, *std::move(p));
+  }
+  const ThetaEigenbasis basis =
+      ComputeThetaEigenbasis(theta, RegularizedCEOptions().preconditioner_rank);
+  return SolveByDecreasingLambda(
+      theta, basis, options, *progress, &group,
+      [](int i, const TrainingProblem& p, const absl::Status& s) {
+        if (s.code() == absl::StatusCode::kCancelled) return Cancelled();
+        return absl::Status(s.code(), absl::StrCat("selection: ", DescribeCandidate(i, p),
+                                                   ", all rows (evidence): ", s.message()));
+      },
+      [&](int i, const TrainingProblem& p, const MatrixXd& dual) {
+        absl::StatusOr<LaplaceEvidence> e =
+            ComputeLaplaceEvidence(p, theta, dual, progress->AsSolverProgress());
+        if (!e.ok()) return e.status();
+        (*log_evidence)[static_cast<size_t>(i)] = e->log_evidence;
+        progress->Done();
+        return absl::OkStatus();
+      });
+}
+
 }  // namespace
 
 std::string DescribeCandidate(int index, const TrainingProblem& p) {
@@ -218,14 +277,18 @@ std::string DescribeCandidate(int index, const TrainingProblem& p) {
       p.spec.kernel.depth, p.spec.kernel.bias_variance, p.lambda, p.label_smoothing);
 }
 
-absl::StatusOr<std::vector<std::vector<FoldScores>>> CrossValidate(
-    const std::vector<ModelSpec>& candidates, const TrainingData& data, const MatrixXd& x,
-    const std::vector<int>& strata, const std::vector<int>& fold,
-    const SelectionOptions& options) {
+absl::StatusOr<Evaluation> EvaluateCandidates(const std::vector<ModelSpec>& candidates,
+                                              const TrainingData& data, const MatrixXd& x,
+                                              const std::vector<int>& strata,
+                                              const std::vector<int>& fold,
+                                              const SelectionOptions& options) {
   const int folds = options.folds;
-  std::vector<std::vector<FoldScores>> scores(candidates.size(),
-                                              std::vector<FoldScores>(folds));
-  Progress progress(options.progress, static_cast<int>(candidates.size()) * folds);
+  const bool evidence = options.criterion == SelectionCriterion::kLaplaceEvidence;
+  Evaluation out;
+  out.scores.assign(candidates.size(), std::vector<FoldScores>(static_cast<size_t>(folds)));
+  if (evidence) out.log_evidence.assign(candidates.size(), 0.0);
+  Progress progress(options.progress,
+                    static_cast<int>(candidates.size()) * (folds + (evidence ? 1 : 0)));
   // bias variance -> depth -> candidates (only depth and bias variance
   // change the kernel; activation and weight variance are the base spec's).
   std::map<double, std::map<int, std::vector<int>>> by_kernel;
@@ -233,7 +296,7 @@ absl::StatusOr<std::vector<std::vector<FoldScores>>> CrossValidate(
     const KernelSpec& k = candidates[i].kernel;
     by_kernel[k.bias_variance][k.depth].push_back(static_cast<int>(i));
   }
-  FoldEvaluator evaluator(candidates, options, &progress, &scores);
+  FoldEvaluator evaluator(candidates, options, &progress, &out.scores);
   const std::function<bool()> keep_going = [&progress] { return progress.KeepGoing(); };
   for (const auto& [bias, depths] : by_kernel) {
     // One recursion per bias variance: depth after depth (ExtendTrainKernels).
@@ -256,9 +319,16 @@ absl::StatusOr<std::vector<std::vector<FoldScores>>> CrossValidate(
           return s;
         }
       }
+      if (evidence) {
+        if (absl::Status s = EvidenceOnAllRows(k.ntk, which, candidates, data, x, options,
+                                               &progress, &out.log_evidence);
+            !s.ok()) {
+          return s;
+        }
+      }
     }
   }
-  return scores;
+  return out;
 }
 
 }  // namespace ntk::selection_internal

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -23,6 +24,30 @@ namespace ntk {
 namespace {
 
 using selection_internal::FoldScores;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// LAPLACE_EVIDENCE needs the categorical likelihood of a 2a model
+// (evidence.h): every candidate 2a on hard labels with eps = 0.
+absl::Status CheckEvidenceCandidates(const std::vector<TrainingProblem>& problems,
+                                     const TrainingData& data) {
+  if (data.targets.size() != 0) {
+    return absl::InvalidArgumentError(
+        "selection.criterion: LAPLACE_EVIDENCE needs hard labels (the categorical "
+        "likelihood), got soft targets");
+  }
+  for (size_t i = 0; i < problems.size(); ++i) {
+    const TrainingProblem& p = problems[i];
+    if (p.regime != Regime::kRegularizedCE || p.label_smoothing != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "selection.criterion: LAPLACE_EVIDENCE needs every candidate in regime 2a "
+          "(cross-entropy, lambda > 0) with label_smoothing 0; ",
+          selection_internal::DescribeCandidate(static_cast<int>(i), p), " is regime ",
+          RegimeName(p.regime)));
+    }
+  }
+  return absl::OkStatus();
+}
 
 // "selection.<list>[i]: must be <what>, got v" unless ok(v).
 template <typename T, typename Ok>
@@ -84,6 +109,14 @@ absl::StatusOr<std::vector<TrainingProblem>> ResolveCandidates(
 
 }  // namespace
 
+const char* SelectionCriterionName(SelectionCriterion c) {
+  return c == SelectionCriterion::kLaplaceEvidence ? "laplace_evidence" : "cross_validation";
+}
+
+bool SelectionRequested(const SelectionOptions& o) {
+  return o.folds != 0 || o.criterion != SelectionCriterion::kCrossValidation;
+}
+
 std::vector<ModelSpec> SelectionCandidates(const ModelSpec& base, const TrainingData& data,
                                            const SelectionOptions& o) {
   // lambda = 0 and eps = 0, both from the lists, under cross-entropy on
@@ -129,6 +162,12 @@ absl::Status ValidateSelection(const ModelSpec& base, const TrainingData& data,
         "selection: model selection is not implemented for Nystrom models "
         "(spec.approximation.kind = NYSTROM)");
   }
+  if (o.criterion != SelectionCriterion::kCrossValidation &&
+      o.criterion != SelectionCriterion::kLaplaceEvidence) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "selection.criterion: unknown value ", static_cast<int>(o.criterion),
+        " (CROSS_VALIDATION = 0, LAPLACE_EVIDENCE = 1)"));
+  }
   if (absl::Status s = CheckFolds(data, o.folds); !s.ok()) return s;
   const auto finite_nonneg = [](double v) { return std::isfinite(v) && v >= 0; };
   const std::string depth_range = absl::StrCat("in [1, ", kMaxDepth, "]");
@@ -149,7 +188,12 @@ absl::Status ValidateSelection(const ModelSpec& base, const TrainingData& data,
         "selection.label_smoothings is left out: lambda = 0 with eps = 0 has no minimizer on "
         "hard labels; add a lambda > 0 or an eps > 0");
   }
-  return ResolveCandidates(candidates, data).status();
+  absl::StatusOr<std::vector<TrainingProblem>> problems = ResolveCandidates(candidates, data);
+  if (!problems.ok()) return problems.status();
+  if (o.criterion == SelectionCriterion::kLaplaceEvidence) {
+    return CheckEvidenceCandidates(*problems, data);
+  }
+  return absl::OkStatus();
 }
 
 SelectionShape SelectionShapeOf(const ModelSpec& base, const TrainingData& data,
@@ -159,6 +203,7 @@ SelectionShape SelectionShapeOf(const ModelSpec& base, const TrainingData& data,
       ResolveCandidates(candidates, data);
   SelectionShape shape;
   shape.folds = o.folds;
+  shape.evidence = o.criterion == SelectionCriterion::kLaplaceEvidence;
   std::set<double> biases;
   std::set<std::pair<int, double>> kernels;
   std::set<std::tuple<int, double, double>> factors;  // (depth, bias, shift)
@@ -184,10 +229,12 @@ SelectionShape SelectionShapeOf(const ModelSpec& base, const TrainingData& data,
 absl::StatusOr<SelectionReport> SelectModel(const ModelSpec& base, const TrainingData& data,
                                             const SelectionOptions& o) {
   const auto start = std::chrono::steady_clock::now();
-  if (o.folds == 0) {
-    return absl::InvalidArgumentError("selection.folds: must be at least 2 to select, got 0");
-  }
   if (absl::Status s = ValidateSelection(base, data, o); !s.ok()) return s;
+  const bool evidence = o.criterion == SelectionCriterion::kLaplaceEvidence;
+  if (o.folds == 0 && !evidence) {
+    return absl::InvalidArgumentError(
+        "selection.folds: must be at least 2 to select by cross-validation, got 0");
+  }
   const std::vector<ModelSpec> candidates = SelectionCandidates(base, data, o);
   absl::StatusOr<std::vector<TrainingProblem>> problems = ResolveCandidates(candidates, data);
   if (!problems.ok()) return problems.status();
@@ -197,21 +244,25 @@ absl::StatusOr<SelectionReport> SelectModel(const ModelSpec& base, const Trainin
   if (o.max_bytes > 0 && cost.bytes > o.max_bytes) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "selection: needs an estimated %d bytes (%.0f MiB; %.3g flops) for %d candidates x %d "
-        "folds, over the limit of %d bytes",
-        cost.bytes, cost.bytes / 1048576.0, cost.flops, candidates.size(), o.folds, o.max_bytes));
+        "folds%s, over the limit of %d bytes",
+        cost.bytes, cost.bytes / 1048576.0, cost.flops, candidates.size(), o.folds,
+        evidence ? " and the Laplace evidence on all rows" : "", o.max_bytes));
   }
   // Preprocessing statistics of all rows (unsupervised; the final fit uses
   // the same), so that one kernel per (depth, bias variance) serves every fold.
   const Eigen::MatrixXd x =
       Preprocessor::FitTo(base.preprocessing, data.features).Apply(data.features);
   const std::vector<int> strata = StratificationLabels(data);
-  const std::vector<int> fold = StratifiedFolds(strata, o.folds, o.seed);
-  absl::StatusOr<std::vector<std::vector<FoldScores>>> scores =
-      selection_internal::CrossValidate(candidates, data, x, strata, fold, o);
-  if (!scores.ok()) return scores.status();
+  const std::vector<int> fold =
+      o.folds >= 2 ? StratifiedFolds(strata, o.folds, o.seed) : std::vector<int>();
+  absl::StatusOr<selection_internal::Evaluation> evaluation =
+      selection_internal::EvaluateCandidates(candidates, data, x, strata, fold, o);
+  if (!evaluation.ok()) return evaluation.status();
+  const std::vector<std::vector<FoldScores>>& scores = evaluation->scores;
 
   SelectionReport report;
   report.folds = o.folds;
+  report.criterion = o.criterion;
   for (size_t i = 0; i < candidates.size(); ++i) {
     const TrainingProblem& p = (*problems)[i];
     SelectionRow row;
@@ -219,21 +270,28 @@ absl::StatusOr<SelectionReport> SelectModel(const ModelSpec& base, const Trainin
     row.training.loss = p.loss();
     row.training.regularization = p.lambda;
     row.training.label_smoothing = p.label_smoothing;
-    double sum = 0, sum_sq = 0;
-    for (const FoldScores& s : (*scores)[i]) {
-      sum += s.nll;
-      row.mean_accuracy += s.accuracy / o.folds;
-      row.mean_ece += s.ece / o.folds;
+    if (o.folds >= 2) {
+      double sum = 0, sum_sq = 0;
+      for (const FoldScores& s : scores[i]) {
+        sum += s.nll;
+        row.mean_accuracy += s.accuracy / o.folds;
+        row.mean_ece += s.ece / o.folds;
+      }
+      row.mean_nll = sum / o.folds;
+      for (const FoldScores& s : scores[i]) {
+        sum_sq += (s.nll - row.mean_nll) * (s.nll - row.mean_nll);
+      }
+      row.std_nll = std::sqrt(sum_sq / o.folds);
+    } else {
+      row.mean_nll = row.std_nll = row.mean_accuracy = row.mean_ece = kNaN;
     }
-    row.mean_nll = sum / o.folds;
-    for (const FoldScores& s : (*scores)[i]) {
-      sum_sq += (s.nll - row.mean_nll) * (s.nll - row.mean_nll);
-    }
-    row.std_nll = std::sqrt(sum_sq / o.folds);
+    if (evidence) row.log_evidence = evaluation->log_evidence[i];
     report.rows.push_back(row);
   }
   for (size_t i = 1; i < report.rows.size(); ++i) {
-    if (report.rows[i].mean_nll < report.rows[report.chosen].mean_nll) {
+    const SelectionRow& r = report.rows[i];
+    const SelectionRow& best = report.rows[static_cast<size_t>(report.chosen)];
+    if (evidence ? r.log_evidence > best.log_evidence : r.mean_nll < best.mean_nll) {
       report.chosen = static_cast<int>(i);
     }
   }
@@ -247,9 +305,11 @@ absl::StatusOr<std::unique_ptr<FittedModel>> FitWithSelection(const ModelSpec& b
                                                               const SelectionOptions& o,
                                                               const FitOptions& fit_options,
                                                               FitOutputs* outputs) {
-  if (o.folds == 0) return FittedModel::Fit(base, data, fit_options, outputs);
+  if (!SelectionRequested(o)) return FittedModel::Fit(base, data, fit_options, outputs);
+  const bool evidence = o.criterion == SelectionCriterion::kLaplaceEvidence;
   const std::vector<ModelSpec> candidates = SelectionCandidates(base, data, o);
-  const double units = static_cast<double>(candidates.size()) * o.folds;
+  // Progress units: one per (candidate, fold) solve and per evidence.
+  const double units = static_cast<double>(candidates.size()) * (o.folds + (evidence ? 1 : 0));
   const double share = units / (units + 1);
   SelectionOptions sel = o;
   const ProgressFn& progress = fit_options.progress;

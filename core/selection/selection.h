@@ -2,8 +2,9 @@
 // (docs/model-contract.md "7. Model selection"): stratified k-fold
 // cross-validation over a grid of (depth, lambda, eps, bias variance),
 // choosing the candidate with the least mean held-out NLL of the mean
-// predictor (Predict's probabilities, "3. Predict"), then the ordinary Fit
-// of that candidate on all rows.
+// predictor (Predict's probabilities, "3. Predict"), or (criterion
+// LAPLACE_EVIDENCE, 2a candidates) the greatest Laplace evidence on all
+// rows (evidence.h), then the ordinary Fit of that candidate on all rows.
 //
 //   SelectionOptions sel;
 //   sel.folds = 5;
@@ -56,7 +57,15 @@
 namespace ntk {
 
 struct SelectionOptions {
-  int folds = 0;  // >= 2 selects; 0: no selection (FitWithSelection = Fit)
+  // >= 2: cross-validate with this many folds; 0: no folds (no selection
+  // at all under kCrossValidation: FitWithSelection = Fit).
+  int folds = 0;
+  // kCrossValidation: choose the least mean held-out NLL (needs folds >= 2).
+  // kLaplaceEvidence: choose the greatest Laplace evidence of each candidate
+  // fitted on all rows (core/selection/evidence.h; every candidate 2a on
+  // hard labels with eps 0); with folds >= 2 the cross-validation scores
+  // are computed too and reported beside it.
+  SelectionCriterion criterion = SelectionCriterion::kCrossValidation;
   std::vector<int> depths;               // each list empty: the spec's value
   std::vector<double> regularizations;
   std::vector<double> label_smoothings;
@@ -72,6 +81,11 @@ struct SelectionOptions {
   double tolerance = 1e-12;
   int max_iterations = 100;
 };
+
+// Whether `options` asks for a selection at all: folds != 0, or a criterion
+// other than cross-validation (an unknown one included, which
+// ValidateSelection refuses).
+bool SelectionRequested(const SelectionOptions& options);
 
 // The candidates' specs in report order: the base spec with the list
 // values set (depth, bias_variance, regularization, label_smoothing), the
@@ -98,6 +112,9 @@ SelectionShape SelectionShapeOf(const ModelSpec& base, const TrainingData& data,
 //     refuse on these rows;
 //   - "selection: every combination ... is left out" when the lists hold
 //     only lambda = 0 with eps = 0 on hard labels;
+//   - "selection.criterion: unknown value N" for a value not in the enum;
+//   - "selection.criterion: ..." under kLaplaceEvidence for soft targets or
+//     a candidate that is not 2a with eps 0, naming it;
 //   - UNIMPLEMENTED "selection: ..." for a Nystrom base spec.
 absl::Status ValidateSelection(const ModelSpec& base, const TrainingData& data,
                                const SelectionOptions& options);
@@ -107,15 +124,17 @@ absl::Status ValidateSelection(const ModelSpec& base, const TrainingData& data,
 // every candidate on every fold. CANCELLED when progress says stop; the
 // solvers' errors otherwise (a candidate that fails on a fold fails the
 // selection, naming the candidate).
-// REQUIRES: options.folds >= 2 (else INVALID_ARGUMENT).
+// REQUIRES: options.folds >= 2 or criterion kLaplaceEvidence (else
+// INVALID_ARGUMENT).
 absl::StatusOr<SelectionReport> SelectModel(const ModelSpec& base, const TrainingData& data,
                                             const SelectionOptions& options);
 
 // SelectModel, then FittedModel::Fit of the chosen candidate on all rows
 // with fit_options (its progress gets phase "selection" over [0, s) and the
-// Fit's own phases over [s, 1], s = U / (U + 1) with U = candidates x folds
-// solves), the report kept in the model (FittedModelInfo::selection).
-// options.folds == 0: FittedModel::Fit as is (no report).
+// Fit's own phases over [s, 1], s = U / (U + 1) with U = candidates x
+// (folds + 1 under kLaplaceEvidence) solves), the report kept in the model
+// (FittedModelInfo::selection).
+// options.folds == 0 under kCrossValidation: FittedModel::Fit as is (no report).
 absl::StatusOr<std::unique_ptr<FittedModel>> FitWithSelection(
     const ModelSpec& base, const TrainingData& data, const SelectionOptions& options,
     const FitOptions& fit_options = {}, FitOutputs* outputs = nullptr);

@@ -28,12 +28,20 @@ struct FoldScores {
 // with the values `problem` resolved.
 std::string DescribeCandidate(int index, const TrainingProblem& problem);
 
-// scores[candidate][fold] for every candidate on every fold: rows with
-// fold[i] == f are held out, the others train. x: the preprocessed
-// features of all rows; strata: StratificationLabels(data).
+struct Evaluation {
+  // scores[candidate][fold]: rows with fold[i] == f held out, the others
+  // train. Empty inner vectors when options.folds == 0.
+  std::vector<std::vector<FoldScores>> scores;
+  // log_evidence[candidate] on all rows (evidence.h); empty unless
+  // options.criterion is kLaplaceEvidence.
+  std::vector<double> log_evidence;
+};
+
+// Every candidate on every fold, and on all rows for the evidence. x: the
+// preprocessed features of all rows; strata: StratificationLabels(data).
 // REQUIRES: ValidateSelection(candidates' base, data, options).ok(),
-// fold[i] in [0, options.folds).
-absl::StatusOr<std::vector<std::vector<FoldScores>>> CrossValidate(
+// fold[i] in [0, options.folds) (fold may be empty when folds == 0).
+absl::StatusOr<Evaluation> EvaluateCandidates(
     const std::vector<ModelSpec>& candidates, const TrainingData& data,
     const Eigen::MatrixXd& x, const std::vector<int>& strata, const std::vector<int>& fold,
     const SelectionOptions& options);

@@ -43,6 +43,10 @@ ABSL_FLAG(std::string, select_label_smoothings, "",
 ABSL_FLAG(std::string, select_bias_variances, "",
           "model selection: bias variances (empty: --bias_variance)");
 ABSL_FLAG(uint64_t, select_seed, 0, "model selection: fold assignment seed");
+ABSL_FLAG(std::string, select_criterion, "cv",
+          "model selection criterion: cv (least mean held-out NLL over --select_folds) or "
+          "evidence (greatest Laplace evidence on all rows; 2a candidates, hard labels, eps 0; "
+          "with --select_folds >= 2 the CV scores are reported beside it)");
 ABSL_FLAG(bool, standardize, false, "z-score each feature with training statistics");
 ABSL_FLAG(bool, normalize_rows, false, "scale each row to L2 norm sqrt(d)");
 ABSL_FLAG(int32_t, num_classes, 0, "number of classes (0: 1 + the largest label)");
@@ -71,12 +75,24 @@ bool ParseNumberList(const char* flag, const std::string& text, std::vector<doub
 bool FillSelection(ntk::v1::ModelSelection* sel, int* rc) {
   const bool any = IsSet("select_folds") || IsSet("select_depths") ||
                    IsSet("select_regularizations") || IsSet("select_label_smoothings") ||
-                   IsSet("select_bias_variances") || IsSet("select_seed");
+                   IsSet("select_bias_variances") || IsSet("select_seed") ||
+                   IsSet("select_criterion");
   if (!any) return true;
-  if (absl::GetFlag(FLAGS_select_folds) < 2) {
-    *rc = Usage("the --select_* flags need --select_folds=K with K >= 2");
+  const std::string criterion = absl::GetFlag(FLAGS_select_criterion);
+  if (criterion != "cv" && criterion != "evidence") {
+    *rc = Usage(absl::StrCat("--select_criterion: expected cv or evidence, got \"", criterion,
+                             "\""));
     return false;
   }
+  const bool evidence = criterion == "evidence";
+  if (absl::GetFlag(FLAGS_select_folds) < 2 &&
+      !(evidence && absl::GetFlag(FLAGS_select_folds) == 0)) {
+    *rc = Usage(
+        "the --select_* flags need --select_folds=K with K >= 2 (or 0 with "
+        "--select_criterion=evidence)");
+    return false;
+  }
+  sel->set_criterion(evidence ? ntk::v1::LAPLACE_EVIDENCE : ntk::v1::CROSS_VALIDATION);
   sel->set_folds(static_cast<uint32_t>(absl::GetFlag(FLAGS_select_folds)));
   sel->set_seed(absl::GetFlag(FLAGS_select_seed));
   std::vector<double> depths, lambdas, eps, biases;
@@ -286,7 +302,10 @@ Model selection (docs/cli.md "Model selection"): k-fold cross-validation over
 the cartesian product of the lists (an empty list: the flag above), choosing
 the least mean held-out NLL, then the chosen spec fitted on all rows; the
 summary ends with the table of every candidate (* = chosen).
-  --select_folds=K       folds (>= 2; 0: no selection)
+  --select_folds=K       folds (>= 2; 0: no selection, or evidence only)
+  --select_criterion=C   cv (default) | evidence: the greatest Laplace evidence
+                         of each candidate fitted on all rows (every candidate
+                         lambda > 0, cross-entropy, hard labels, eps 0)
   --select_depths=1,2,3  depths to try
   --select_regularizations=0,0.01,0.1   lambdas to try
   --select_label_smoothings=0.01,0.1    eps values to try
@@ -297,7 +316,7 @@ summary ends with the table of every candidate (* = chosen).
        {"model", "data", "labels", "targets", "header", "rows", "label_column",
         "activation", "depth", "weight_variance", "bias_variance", "loss",
         "regularization", "label_smoothing", "approximation", "num_centers",
-        "approx_seed", "standardize", "normalize_rows",
+        "approx_seed", "standardize", "normalize_rows", "select_criterion",
         "num_classes", "class_names", "replace", "format", "select_folds", "select_depths",
         "select_regularizations", "select_label_smoothings", "select_bias_variances",
         "select_seed"},

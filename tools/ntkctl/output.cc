@@ -119,19 +119,31 @@ std::string ModelSummary(const ntk::v1::ModelInfo& info) {
 }
 
 std::string SelectionTable(const ntk::v1::SelectionReport& r) {
+  const bool evidence = r.criterion() == ntk::v1::LAPLACE_EVIDENCE;
+  const std::string how =
+      evidence ? absl::StrCat("Laplace evidence on all rows (greatest chosen)",
+                              r.folds() >= 2 ? absl::StrFormat("; %d-fold CV beside it", r.folds())
+                                             : std::string())
+               : absl::StrFormat("%d-fold cross-validation (held-out NLL of the mean predictor)",
+                                 r.folds());
   std::string out = absl::StrFormat(
-      "\nselection: %d candidates, %d-fold cross-validation, %.3f s (held-out NLL of the mean "
-      "predictor; * = chosen)\n%4s %5s %9s %9s %9s %21s %8s %8s\n",
-      r.rows_size(), r.folds(), r.seconds(), "#", "depth", "bias_var", "lambda", "eps",
-      "nll mean +- std", "accuracy", "ece");
+      "\nselection: %d candidates, %s, %.3f s; * = chosen\n%4s %5s %9s %9s %9s %21s %8s %8s%s\n",
+      r.rows_size(), how, r.seconds(), "#", "depth", "bias_var", "lambda", "eps",
+      "nll mean +- std", "accuracy", "ece", evidence ? absl::StrFormat(" %13s", "log_evidence") : "");
   for (int i = 0; i < r.rows_size(); ++i) {
     const ntk::v1::SelectionRow& row = r.rows(i);
+    // Without folds the CV columns were not computed: "-".
+    const std::string cv =
+        r.folds() >= 2 ? absl::StrFormat("%10.5f +- %7.5f %8.4f %8.4f", row.mean_nll(),
+                                         row.std_nll(), row.mean_accuracy(), row.mean_ece())
+                       : absl::StrFormat("%21s %8s %8s", "-", "-", "-");
     absl::StrAppend(
-        &out, absl::StrFormat("%3d%s %5d %9.4g %9.4g %9.4g %10.5f +- %7.5f %8.4f %8.4f\n", i,
+        &out, absl::StrFormat("%3d%s %5d %9.4g %9.4g %9.4g %s", i,
                               static_cast<uint32_t>(i) == r.chosen() ? "*" : " ",
                               row.kernel().depth(), row.kernel().bias_variance(),
                               row.training().regularization(), row.training().label_smoothing(),
-                              row.mean_nll(), row.std_nll(), row.mean_accuracy(), row.mean_ece()));
+                              cv),
+        evidence ? absl::StrFormat(" %13.6g", row.log_evidence()) : "", "\n");
   }
   return out;
 }

@@ -2,7 +2,7 @@
 // (bench/run.sh BUILD --only=selection; docs/model-contract.md
 // "7. Model selection").
 //
-//   selection_timing --n=5000 [--folds=5] [--brute=1] [--seed=0]
+//   selection_timing --n=5000 [--folds=5] [--brute=1] [--seed=0] [--parts=2b,2a]
 //
 // Times, in one run on the first n training images (pixels / 255,
 // standardized; bench/bench_support.h TrainingSet):
@@ -16,7 +16,9 @@
 //   (3) one 2b Fit on all rows at the largest depth (eps 0.1).
 // and prints wall and CPU seconds, the ratios (targets: (1) <= 0.1 x (2);
 // the 2b part <= 10 x (3)) and the largest relative difference between the
-// NLLs of (1) and (2). Wall time is only meaningful on an idle machine.
+// NLLs of (1) and (2). --parts=2b runs only the 2b part of (1) and (3)
+// (the brute force needs both parts). Wall time is only meaningful on an
+// idle machine.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -100,6 +102,12 @@ int Main(int argc, char** argv) {
   const int folds = static_cast<int>(bench::TakeIntFlag(&argc, argv, "folds", 5));
   const bool brute = bench::TakeIntFlag(&argc, argv, "brute", 1) != 0;
   const uint64_t seed = static_cast<uint64_t>(bench::TakeIntFlag(&argc, argv, "seed", 0));
+  const std::string parts = bench::TakeStringFlag(&argc, argv, "parts", "2b,2a");
+  const bool only_2b = parts == "2b";
+  if (parts != "2b" && parts != "2b,2a") {
+    std::fprintf(stderr, "--parts: expected 2b or 2b,2a, got %s\n", parts.c_str());
+    return 2;
+  }
   const bench::Dataset ds = bench::TrainingSet(n);
   TrainingData data;
   data.features = ds.features;
@@ -112,6 +120,7 @@ int Main(int argc, char** argv) {
   std::vector<double> nll;
   Seconds sel_2b, sel_2a;
   for (const bool part_2b : {true, false}) {
+    if (only_2b && !part_2b) continue;
     absl::StatusOr<SelectionReport> r;
     const Seconds s = Timed([&] { r = SelectModel(base, data, Grid(folds, seed, part_2b)); });
     if (!r.ok()) {
@@ -141,7 +150,7 @@ int Main(int argc, char** argv) {
               fit.cpu);
   std::printf("ratio 2b part of the selection / one 2b fit: wall %.2f, cpu %.2f (target <= 10)\n",
               sel_2b.wall / fit.wall, sel_2b.cpu / fit.cpu);
-  if (brute) {
+  if (brute && !only_2b) {
     std::vector<double> ref;
     const Seconds b = Timed([&] {
       for (const bool part_2b : {true, false}) {

@@ -19,7 +19,9 @@
 //   - selection: a plain loop (own kernels, a cold Newton solve per
 //     candidate) gives the same evidences to 1e-8 relative (the 2a solves
 //     stop at 1e-12 relative residual; the evidence's terms are O(N), so
-//     its absolute error is ~1e-10, against values of ~ -50).
+//     its absolute error is ~1e-10, against values of ~ -25).
+// Measured (this machine, 2026-12-08): log det 7.2e-16 relative, brute
+// force 6.0e-11, plain loop 3.1e-13.
 #include <algorithm>
 #include <cmath>
 #include <cstring>

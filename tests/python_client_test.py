@@ -165,6 +165,18 @@ def inside(address, secured_address):
             chosen.spec.training.regularization != rows[best].training.regularization):
         fail("selection chose %d, least NLL is %d: %s" % (chosen.selection.chosen, best, chosen))
     c.delete("sel")
+    # The Laplace evidence criterion: no folds, the greatest evidence chosen.
+    sel = pb.ModelSelection(depths=[1, 2], regularizations=[0.1, 1.0],
+                            criterion=pb.LAPLACE_EVIDENCE)
+    chosen = c.fit(X, y, "sel-ev", selection=sel)
+    rows = chosen.selection.rows
+    if (len(rows) != 4 or chosen.selection.criterion != pb.LAPLACE_EVIDENCE or
+            not all(r.HasField("log_evidence") for r in rows)):
+        fail("evidence selection report: %s" % chosen.selection)
+    best = max(range(4), key=lambda i: rows[i].log_evidence)
+    if chosen.selection.chosen != best:
+        fail("evidence selection chose %d, greatest is %d" % (chosen.selection.chosen, best))
+    c.delete("sel-ev")
     print("fit with selection: ok")
 
     # Background fit: FITTING at once, then watch() to READY; same model.

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "core/selection/selection.h"
 #include "core/training/spec.h"
 
 namespace ntk::fuzz {
@@ -37,7 +38,12 @@ std::unique_ptr<FittedModel> FitOne(int which) {
     spec.preprocessing.standardize = true;
     spec.class_names = {"a", "b", "c"};
   }
-  absl::StatusOr<std::unique_ptr<FittedModel>> m = FittedModel::Fit(spec, data);
+  SelectionOptions selection;  // which == 5: chosen by the Laplace evidence
+  if (which == 5) {
+    selection.criterion = SelectionCriterion::kLaplaceEvidence;
+    selection.regularizations = {0.1, 1.0};
+  }
+  absl::StatusOr<std::unique_ptr<FittedModel>> m = FitWithSelection(spec, data, selection);
   if (!m.ok()) std::abort();
   return *std::move(m);
 }
@@ -47,7 +53,7 @@ std::unique_ptr<FittedModel> FitOne(int which) {
 const FittedModel& SmallModel(int which) {
   static const FittedModel* const models[kNumSmallModels] = {
       FitOne(0).release(), FitOne(1).release(), FitOne(2).release(), FitOne(3).release(),
-      FitOne(4).release()};
+      FitOne(4).release(), FitOne(5).release()};
   return *models[((which % kNumSmallModels) + kNumSmallModels) % kNumSmallModels];
 }
 

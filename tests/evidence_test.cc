@@ -38,7 +38,7 @@
 #include "core/selection/selection.h"
 #include "core/training/solve.h"
 #include "core/training/solvers.h"
-#include "tests/testing/server_fixture.h"
+#include "tests/testing/server_fixture.h"  // MakeBlobs
 #include "tests/testing/test_data.h"
 
 namespace ntk {
@@ -336,57 +336,6 @@ TEST(EvidenceSelectionTest, BadInputNamesTheField) {
   s = SelectModel(BaseSpec(), data, o).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("selection.folds: must be at least 2"));
-}
-
-TEST(EvidenceSelectionE2eTest, OverGrpcReportsAndSurvivesRestart) {
-  testing::TempDir dir;
-  const testing::Blobs blobs = testing::MakeBlobs(60, 4, 3, 4);
-  v1::FitRequest req;
-  req.set_model_id("ev");
-  *req.mutable_spec() = testing::SmallSpec();
-  req.mutable_spec()->mutable_training()->clear_label_smoothing();
-  *req.mutable_features() = Client::ToProto(blobs.x);
-  for (int y : blobs.y) req.add_labels(y);
-  v1::ModelSelection* sel = req.mutable_selection();
-  sel->set_criterion(v1::LAPLACE_EVIDENCE);
-  sel->add_depths(1);
-  sel->add_depths(2);
-  sel->add_regularizations(0.01);
-  sel->add_regularizations(1.0);
-  v1::ModelInfo fitted;
-  {
-    auto s = testing::InProcessServer::Start(testing::TestServerOptions(dir.path()));
-    ASSERT_NE(s, nullptr);
-    auto c = s->Connect();
-    auto info = c->Fit(req);
-    ASSERT_TRUE(info.ok()) << info.status();
-    const v1::SelectionReport& r = info->selection();
-    ASSERT_EQ(r.rows_size(), 4);
-    EXPECT_EQ(r.criterion(), v1::LAPLACE_EVIDENCE);
-    EXPECT_EQ(r.folds(), 0u);
-    int argmax = 0;
-    for (int i = 0; i < r.rows_size(); ++i) {
-      ASSERT_TRUE(r.rows(i).has_log_evidence()) << i;
-      EXPECT_TRUE(std::isfinite(r.rows(i).log_evidence())) << i;
-      EXPECT_EQ(r.rows(i).mean_nll(), 0.0) << i;  // no folds: not computed
-      if (r.rows(i).log_evidence() > r.rows(argmax).log_evidence()) argmax = i;
-    }
-    EXPECT_EQ(r.chosen(), static_cast<uint32_t>(argmax));
-    EXPECT_EQ(info->spec().training().regularization(),
-              r.rows(argmax).training().regularization());
-    fitted = *info;
-    v1::FitRequest bad = req;
-    bad.set_model_id("bad");
-    bad.mutable_selection()->set_criterion(static_cast<v1::SelectionCriterion>(5));
-    auto refused = c->Fit(bad);
-    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(refused.status().message(), HasSubstr("selection.criterion: unknown value 5"));
-  }
-  auto s = testing::InProcessServer::Start(testing::TestServerOptions(dir.path()));
-  ASSERT_NE(s, nullptr);
-  auto again = s->Connect()->GetModel("ev");
-  ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(again->selection().SerializeAsString(), fitted.selection().SerializeAsString());
 }
 
 }  // namespace

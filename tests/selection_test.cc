@@ -380,6 +380,7 @@ TEST(SelectionTest, BadInputNamesTheField) {
   EXPECT_THAT(s.message(), HasSubstr("selection"));
 }
 
+// Over gRPC with both criteria; the reports survive a restart.
 TEST(SelectionE2eTest, FitWithSelectionOverGrpcReportsAndPersists) {
   testing::TempDir dir;
   const testing::Blobs blobs = testing::MakeBlobs(60, 4, 3, 4);
@@ -395,7 +396,7 @@ TEST(SelectionE2eTest, FitWithSelectionOverGrpcReportsAndPersists) {
   sel->add_regularizations(0.1);
   sel->add_regularizations(1.0);
   sel->set_seed(5);
-  v1::ModelInfo fitted;
+  v1::ModelInfo fitted, fitted_ev;
   {
     auto s = testing::InProcessServer::Start(testing::TestServerOptions(dir.path()));
     ASSERT_NE(s, nullptr);
@@ -421,12 +422,49 @@ TEST(SelectionE2eTest, FitWithSelectionOverGrpcReportsAndPersists) {
     auto refused = c->Fit(bad);
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(refused.status().message(), HasSubstr("selection.folds"));
+
+    // The Laplace evidence (tests/evidence_test.cc checks its values): no
+    // folds, so the CV columns are 0 (not computed) and log_evidence set;
+    // the greatest is chosen. An unknown criterion is refused by value.
+    v1::FitRequest ev = req;
+    ev.set_model_id("ev");
+    ev.mutable_selection()->set_folds(0);
+    ev.mutable_selection()->set_criterion(v1::LAPLACE_EVIDENCE);
+    auto ev_info = c->Fit(ev);
+    ASSERT_TRUE(ev_info.ok()) << ev_info.status();
+    const v1::SelectionReport& re = ev_info->selection();
+    ASSERT_EQ(re.rows_size(), 4);
+    EXPECT_EQ(re.criterion(), v1::LAPLACE_EVIDENCE);
+    EXPECT_EQ(re.folds(), 0u);
+    int argmax = 0;
+    for (int i = 0; i < re.rows_size(); ++i) {
+      ASSERT_TRUE(re.rows(i).has_log_evidence()) << i;
+      EXPECT_TRUE(std::isfinite(re.rows(i).log_evidence())) << i;
+      EXPECT_EQ(re.rows(i).mean_nll(), 0.0) << i;
+      EXPECT_FALSE(r.rows(i).has_log_evidence()) << i;  // the CV report has none
+      if (re.rows(i).log_evidence() > re.rows(argmax).log_evidence()) argmax = i;
+    }
+    EXPECT_EQ(re.chosen(), static_cast<uint32_t>(argmax));
+    EXPECT_EQ(ev_info->spec().kernel().depth(), re.rows(argmax).kernel().depth());
+    EXPECT_EQ(ev_info->spec().training().regularization(),
+              re.rows(argmax).training().regularization());
+    fitted_ev = *ev_info;
+    bad = ev;
+    bad.set_model_id("bad");
+    bad.mutable_selection()->set_criterion(static_cast<v1::SelectionCriterion>(5));
+    refused = c->Fit(bad);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(refused.status().message(), HasSubstr("selection.criterion: unknown value 5"));
   }
   auto s = testing::InProcessServer::Start(testing::TestServerOptions(dir.path()));
   ASSERT_NE(s, nullptr);
   auto again = s->Connect()->GetModel("sel");
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->selection().SerializeAsString(), fitted.selection().SerializeAsString());
+  auto again_ev = s->Connect()->GetModel("ev");
+  ASSERT_TRUE(again_ev.ok()) << again_ev.status();
+  EXPECT_EQ(again_ev->selection().SerializeAsString(),
+            fitted_ev.selection().SerializeAsString());
 }
 
 }  // namespace

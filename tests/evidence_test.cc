@@ -38,7 +38,7 @@
 #include "core/selection/selection.h"
 #include "core/training/solve.h"
 #include "core/training/solvers.h"
-#include "tests/testing/server_fixture.h"  // MakeBlobs
+#include "tests/testing/server_fixture.h"  // BlobsData
 #include "tests/testing/test_data.h"
 
 namespace ntk {
@@ -49,13 +49,6 @@ using Eigen::Index;
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
-TrainingData Blobs(int n, int d, int classes, uint64_t seed) {
-  const testing::Blobs b = testing::MakeBlobs(n, d, classes, seed);
-  TrainingData data;
-  data.features = b.x;
-  data.labels = b.y;
-  return data;
-}
 
 // I + (Theta / lambda (x) I_C) W, class-major (row c * N + i).
 MatrixXd DenseIPlusKW(const MatrixXd& theta, const MatrixXd& p, double lambda) {
@@ -154,19 +147,26 @@ double BruteForceLaplace(const MatrixXd& theta, const std::vector<int>& labels, 
          0.5 * log_det_h;
 }
 
+// The evidence of `spec` fitted the plain way on `data` with `theta`: its
+// own training problem and a cold 2a solve.
+absl::StatusOr<LaplaceEvidence> EvidenceOfColdFit(const ModelSpec& spec, const TrainingData& data,
+                                                  const MatrixXd& theta) {
+  absl::StatusOr<TrainingProblem> p = DecideTrainingProblem(spec, data);
+  if (!p.ok()) return p.status();
+  absl::StatusOr<SolverSolution> sol = Solve(*p, theta);
+  if (!sol.ok()) return sol.status();
+  return ComputeLaplaceEvidence(*p, theta, sol->dual);
+}
+
 TEST(LaplaceEvidenceTest, EqualsTheLaplaceApproximationByBruteForce) {
-  const TrainingData data = Blobs(5, 3, 3, 11);
+  const TrainingData data = testing::BlobsData(5, 3, 3, 11);
   const KernelSpec spec = testing::Spec(Activation::kRelu, 1, 2.0, 0.1);
   const MatrixXd theta = TrainKernels(spec, data.features).ntk;
   for (const double lambda : {0.05, 0.5}) {
     ModelSpec s;
     s.kernel = spec;
     s.training.regularization = lambda;
-    absl::StatusOr<TrainingProblem> p = DecideTrainingProblem(s, data);
-    ASSERT_TRUE(p.ok()) << p.status();
-    absl::StatusOr<SolverSolution> sol = Solve(*p, theta);
-    ASSERT_TRUE(sol.ok()) << sol.status();
-    absl::StatusOr<LaplaceEvidence> e = ComputeLaplaceEvidence(*p, theta, sol->dual);
+    absl::StatusOr<LaplaceEvidence> e = EvidenceOfColdFit(s, data, theta);
     ASSERT_TRUE(e.ok()) << e.status();
     const double brute = BruteForceLaplace(theta, data.labels, 3, lambda);
     EXPECT_NEAR(e->log_evidence, brute, 1e-6 * std::abs(brute)) << "lambda " << lambda;
@@ -175,7 +175,7 @@ TEST(LaplaceEvidenceTest, EqualsTheLaplaceApproximationByBruteForce) {
 }
 
 TEST(LaplaceEvidenceTest, RefusesWhatHasNoCategoricalLikelihood) {
-  const TrainingData data = Blobs(30, 3, 3, 2);
+  const TrainingData data = testing::BlobsData(30, 3, 3, 2);
   const MatrixXd theta = TrainKernels(testing::Spec(Activation::kRelu, 1, 2.0, 0.0),
                                       data.features).ntk;
   ModelSpec s;
@@ -216,12 +216,8 @@ std::vector<double> PlainEvidences(const ModelSpec& base, const TrainingData& da
   pre.features = x;
   std::vector<double> out;
   for (const ModelSpec& spec : SelectionCandidates(base, data, o)) {
-    const MatrixXd theta = TrainKernels(spec.kernel, x).ntk;
-    absl::StatusOr<TrainingProblem> p = DecideTrainingProblem(spec, pre);
-    EXPECT_TRUE(p.ok()) << p.status();
-    absl::StatusOr<SolverSolution> sol = Solve(*p, theta);
-    EXPECT_TRUE(sol.ok()) << sol.status();
-    absl::StatusOr<LaplaceEvidence> e = ComputeLaplaceEvidence(*p, theta, sol->dual);
+    absl::StatusOr<LaplaceEvidence> e =
+        EvidenceOfColdFit(spec, pre, TrainKernels(spec.kernel, x).ntk);
     EXPECT_TRUE(e.ok()) << e.status();
     out.push_back(e.ok() ? e->log_evidence : std::numeric_limits<double>::quiet_NaN());
   }
@@ -229,7 +225,7 @@ std::vector<double> PlainEvidences(const ModelSpec& base, const TrainingData& da
 }
 
 TEST(EvidenceSelectionTest, ChoosesTheArgmaxOfPlainEvidences) {
-  const TrainingData data = Blobs(60, 4, 3, 2);
+  const TrainingData data = testing::BlobsData(60, 4, 3, 2);
   const SelectionOptions o = EvidenceGrid();
   absl::StatusOr<SelectionReport> report = SelectModel(BaseSpec(), data, o);
   ASSERT_TRUE(report.ok()) << report.status();
@@ -250,7 +246,7 @@ TEST(EvidenceSelectionTest, ChoosesTheArgmaxOfPlainEvidences) {
 }
 
 TEST(EvidenceSelectionTest, WithFoldsReportsTheSameCvBesideIt) {
-  const TrainingData data = Blobs(60, 4, 3, 2);
+  const TrainingData data = testing::BlobsData(60, 4, 3, 2);
   SelectionOptions both = EvidenceGrid();
   both.folds = 3;
   both.seed = 4;
@@ -273,7 +269,7 @@ TEST(EvidenceSelectionTest, WithFoldsReportsTheSameCvBesideIt) {
 }
 
 TEST(EvidenceSelectionTest, FitsTheChosenSpecAndPersistsTheReport) {
-  const TrainingData data = Blobs(60, 4, 3, 2);
+  const TrainingData data = testing::BlobsData(60, 4, 3, 2);
   const SelectionOptions o = EvidenceGrid();
   auto model = FitWithSelection(BaseSpec(), data, o);
   ASSERT_TRUE(model.ok()) << model.status();
@@ -302,7 +298,7 @@ TEST(EvidenceSelectionTest, FitsTheChosenSpecAndPersistsTheReport) {
 }
 
 TEST(EvidenceSelectionTest, BadInputNamesTheField) {
-  const TrainingData data = Blobs(60, 4, 3, 2);
+  const TrainingData data = testing::BlobsData(60, 4, 3, 2);
   SelectionOptions o = EvidenceGrid();
   o.criterion = static_cast<SelectionCriterion>(7);
   absl::Status s = SelectModel(BaseSpec(), data, o).status();

@@ -39,18 +39,11 @@ using ::testing::HasSubstr;
 
 constexpr double kNllRelTol = 1e-8;  // see the file comment
 
-TrainingData Blobs(int n, int d, int classes, uint64_t seed) {
-  const testing::Blobs b = testing::MakeBlobs(n, d, classes, seed);
-  TrainingData data;
-  data.features = b.x;
-  data.labels = b.y;
-  return data;
-}
 
 // Rows on the simplex with argmax mostly the blob label: softmax of 2 e_y
 // plus N(0, 1) logits.
 TrainingData SoftBlobs(int n, int d, int classes, uint64_t seed) {
-  TrainingData data = Blobs(n, d, classes, seed);
+  TrainingData data = testing::BlobsData(n, d, classes, seed);
   Eigen::MatrixXd logits = testing::StdNormalMatrix(n, classes, seed + 1);
   for (int i = 0; i < n; ++i) logits(i, data.labels[static_cast<size_t>(i)]) += 2.0;
   const Eigen::VectorXd top = logits.rowwise().maxCoeff();
@@ -194,7 +187,7 @@ TEST(SelectionTest, FoldsAreStratifiedBalancedAndSeeded) {
 }
 
 TEST(SelectionTest, CrossEntropyGridMatchesBruteForceFits) {
-  const TrainingData data = Blobs(90, 4, 3, 5);
+  const TrainingData data = testing::BlobsData(90, 4, 3, 5);
   SelectionOptions o;
   o.folds = 3;
   o.seed = 7;
@@ -210,7 +203,7 @@ TEST(SelectionTest, CrossEntropyGridMatchesBruteForceFits) {
 // candidates (2b with eps 0.05; 2a with eps 0 and 0.05) are scored as plain
 // Fits would score them.
 TEST(SelectionTest, UnionGridLeavesOutOnlyTheUnfittableCombination) {
-  const TrainingData data = Blobs(90, 4, 3, 5);
+  const TrainingData data = testing::BlobsData(90, 4, 3, 5);
   SelectionOptions o;
   o.folds = 3;
   o.seed = 3;
@@ -232,7 +225,7 @@ TEST(SelectionTest, UnionGridLeavesOutOnlyTheUnfittableCombination) {
 }
 
 TEST(SelectionTest, SquaredLossGridMatchesBruteForceFits) {
-  const TrainingData data = Blobs(60, 3, 2, 9);
+  const TrainingData data = testing::BlobsData(60, 3, 2, 9);
   ModelSpec base = BaseSpec();
   base.training.loss = Loss::kSquared;
   SelectionOptions o;
@@ -254,7 +247,7 @@ TEST(SelectionTest, SoftTargetsStratifyByArgmaxAndScoreAgainstTargets) {
 }
 
 TEST(SelectionTest, SameSeedSameReportAndChosenSpecFitted) {
-  const TrainingData data = Blobs(60, 4, 3, 2);
+  const TrainingData data = testing::BlobsData(60, 4, 3, 2);
   SelectionOptions o;
   o.folds = 3;
   o.seed = 99;
@@ -299,7 +292,7 @@ TEST(SelectionTest, SameSeedSameReportAndChosenSpecFitted) {
 }
 
 TEST(SelectionTest, ProgressCoversTheSearchAndCancels) {
-  const TrainingData data = Blobs(60, 4, 3, 2);
+  const TrainingData data = testing::BlobsData(60, 4, 3, 2);
   SelectionOptions o;
   o.folds = 3;
   o.regularizations = {0.1, 1.0};
@@ -331,7 +324,7 @@ absl::Status Refusal(const TrainingData& data, void (*edit)(SelectionOptions*),
 }
 
 TEST(SelectionTest, BadInputNamesTheField) {
-  TrainingData data = Blobs(60, 4, 3, 2);
+  TrainingData data = testing::BlobsData(60, 4, 3, 2);
   for (int i = 0; i < 58; ++i) data.labels[static_cast<size_t>(i)] %= 2;  // class 2: 2 rows
   data.labels[58] = data.labels[59] = 2;
   absl::Status s = Refusal(data, [](SelectionOptions* o) { o->folds = 1; });
@@ -340,7 +333,7 @@ TEST(SelectionTest, BadInputNamesTheField) {
   s = Refusal(data, [](SelectionOptions*) {});  // 3 folds, smallest class 2 rows
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("selection.folds: 3 folds exceed the smallest class count 2"));
-  data = Blobs(60, 4, 3, 2);
+  data = testing::BlobsData(60, 4, 3, 2);
   s = Refusal(data, [](SelectionOptions* o) { o->depths = {1, 0}; });
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("selection.depths[1]"));

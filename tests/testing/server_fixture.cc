@@ -17,6 +17,7 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
@@ -231,6 +232,14 @@ Blobs MakeBlobs(int n, int d, int classes, uint64_t seed) {
     for (int j = 0; j < d; ++j) b.x(i, j) = centers(c, j) + normal(rng);
   }
   return b;
+}
+
+TrainingData BlobsData(int n, int d, int classes, uint64_t seed) {
+  Blobs b = MakeBlobs(n, d, classes, seed);
+  TrainingData data;
+  data.features = std::move(b.x);
+  data.labels = std::move(b.y);
+  return data;
 }
 
 Eigen::MatrixXd SoftTargets(const std::vector<int>& y, int classes, double eps) {

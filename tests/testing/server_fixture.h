@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "client/client.h"
+#include "core/training/spec.h"
 #include "proto/ntk/v1/ntk.grpc.pb.h"
 #include "server/options.h"
 #include "server/server.h"
@@ -137,6 +138,8 @@ struct Blobs {
   std::vector<int> y;     // n labels in [0, classes)
 };
 Blobs MakeBlobs(int n, int d, int classes, uint64_t seed);
+// The same rows as core's TrainingData (features and hard labels).
+TrainingData BlobsData(int n, int d, int classes, uint64_t seed);
 
 // Soft targets (rows on the simplex) for labels y: (1 - eps) one-hot + eps / C.
 Eigen::MatrixXd SoftTargets(const std::vector<int>& y, int classes, double eps);
